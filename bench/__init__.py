@@ -1,0 +1,1 @@
+"""Benchmark harness: instance sizes, solve speed, plan quality (python -m bench)."""

@@ -1,0 +1,247 @@
+"""What a user would do without the optimizer, as plans to compare against.
+
+* greedy: inference first, from the cheapest site within each service's latency limit;
+  then jobs earliest-deadline-first, each on its cheapest feasible site-hours (marginal
+  energy + carbon cost with green supply used first, plus migration and data transfer).
+* carbon_agnostic: inference from the nearest site; each job on its current site, else
+  its data-origin site, else the eligible site with the most devices, as soon as possible.
+
+Both respect device capacity, the grid connection and every job rule, use green supply
+first and no battery. They are also the optimizer's fallback when HiGHS finds no plan, and
+the greedy plan is its first incumbent.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from optimizer.plan import KG_PER_T, KW_PER_MW, Schedule, facility_mw
+from optimizer.rules import Option, job_options
+from optimizer.scenario.types import Scenario
+
+Mode = Literal["greedy", "carbon_agnostic"]
+EPS = 1e-9
+
+
+@dataclass
+class _State:
+    """Free devices and power headroom as the planner fills the fleet."""
+
+    sc: Scenario
+    free: np.ndarray  # [s, a, h] devices
+    load: np.ndarray  # [s, h] facility MW so far
+
+    @classmethod
+    def start(cls, sc: Scenario) -> _State:
+        zero = np.zeros((len(sc.sites), len(sc.accelerators), sc.hours), dtype=np.int64)
+        _, fac = facility_mw(sc, zero)  # idle load of every available device
+        return cls(sc, sc.capacity.astype(np.int64).copy(), fac)
+
+    def headroom(self, s: int | np.ndarray, h: np.ndarray) -> np.ndarray:
+        sc = self.sc
+        return sc.grid_limit_mw[s] + sc.green_available_mw[s, h] - self.load[s, h]
+
+    def cost(self, s: int, h: np.ndarray, mw: float) -> np.ndarray:
+        """Marginal cost of `mw` more at site s in hours h: green left first, then grid."""
+        sc = self.sc
+        green_left = np.maximum(sc.green_available_mw[s, h] - self.load[s, h], 0.0)
+        on_green = np.minimum(mw, green_left)
+        grid_price = (
+            sc.grid_price_cny_per_mwh[s, h]
+            + sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh[s, h] / KG_PER_T
+        )
+        return on_green * sc.green_price_cny_per_mwh[s, h] + (mw - on_green) * grid_price
+
+    def take(self, s: int, a: int, h: np.ndarray, devices: int | np.ndarray) -> None:
+        sc = self.sc
+        self.free[s, a, h] -= devices
+        self.load[s, h] += (
+            np.asarray(devices) * (sc.busy_kw[a] - sc.idle_kw[a]) / KW_PER_MW * sc.pue[s]
+        )
+
+
+def plan_baseline(sc: Scenario, mode: Mode) -> Schedule:
+    sched = Schedule.empty(sc)
+    st = _State.start(sc)
+    _place_inference(sc, st, sched, mode)
+    _place_jobs(sc, st, sched, mode)
+    return sched
+
+
+# --------------------------------------------------------------------------- inference
+def _place_inference(sc: Scenario, st: _State, sched: Schedule, mode: Mode) -> None:
+    demand = sc.demand_tokens_per_s
+    for k, svc in enumerate(sc.services):
+        types = [(sc.accelerator_index[a], tp) for a, tp in svc.throughput_tokens_per_s.items()]
+        for r, region in enumerate(sc.demand_regions):
+            if not np.any(demand[k, r] > 0):
+                continue
+            sites = [
+                (s, sc.latency_ms[(site.site_id, region)])
+                for s, site in enumerate(sc.sites)
+                if (site.site_id, region) in sc.latency_ms
+                and sc.latency_ms[(site.site_id, region)] <= svc.latency_limit_ms
+                and any(sc.installed_devices[s, a] > 0 for a, _ in types)
+            ]
+            if not sites:
+                continue
+            for h in np.flatnonzero(demand[k, r] > 0):
+                left = float(demand[k, r, h])
+                for s, a, tp in _service_order(sc, st, sites, types, int(h), mode):
+                    if left <= EPS:
+                        break
+                    # spare throughput of devices this service already holds here
+                    spare = (
+                        sched.svc_devices[k, s, :, h] @ _tp_vector(sc, types)
+                        - sched.flows[k, :, s, h].sum()
+                    )
+                    use = min(left, max(spare, 0.0))
+                    if use > EPS:
+                        sched.flows[k, r, s, h] += use
+                        left -= use
+                    if left <= EPS:
+                        break
+                    mw_per_dev = (sc.busy_kw[a] - sc.idle_kw[a]) / KW_PER_MW * sc.pue[s]
+                    by_power = (
+                        math.floor(st.headroom(s, np.array([h]))[0] / mw_per_dev + EPS)
+                        if mw_per_dev > 0
+                        else 10**9
+                    )
+                    n = min(math.ceil(left / tp - EPS), int(st.free[s, a, h]), by_power)
+                    if n <= 0:
+                        continue
+                    st.take(s, a, np.array([h]), n)
+                    sched.svc_devices[k, s, a, h] += n
+                    served = min(left, n * tp)
+                    sched.flows[k, r, s, h] += served
+                    left -= served
+
+
+def _tp_vector(sc: Scenario, types: list[tuple[int, float]]) -> np.ndarray:
+    v = np.zeros(len(sc.accelerators))
+    for a, tp in types:
+        v[a] = tp
+    return v
+
+
+def _service_order(
+    sc: Scenario,
+    st: _State,
+    sites: list[tuple[int, float]],
+    types: list[tuple[int, float]],
+    h: int,
+    mode: Mode,
+) -> list[tuple[int, int, float]]:
+    cands = [
+        (s, a, tp, lat) for s, lat in sites for a, tp in types if sc.installed_devices[s, a] > 0
+    ]
+    if mode == "carbon_agnostic":
+        return [(s, a, tp) for s, a, tp, _ in sorted(cands, key=lambda c: (c[3], -c[2]))]
+
+    def cost_per_token(c: tuple[int, int, float, float]) -> float:
+        s, a, tp, _ = c
+        mw = (sc.busy_kw[a] - sc.idle_kw[a]) / KW_PER_MW * sc.pue[s]
+        return float(st.cost(s, np.array([h]), mw)[0]) / tp
+
+    return [(s, a, tp) for s, a, tp, _ in sorted(cands, key=cost_per_token)]
+
+
+# --------------------------------------------------------------------------- jobs
+def _place_jobs(sc: Scenario, st: _State, sched: Schedule, mode: Mode) -> None:
+    order = sorted(
+        range(len(sc.jobs)),
+        key=lambda j: (sc.jobs[j].deadline, sc.jobs[j].release, sc.jobs[j].job_id),
+    )
+    for j in order:
+        job = sc.jobs[j]
+        opts, _ = job_options(sc, job)
+        if not opts:
+            continue
+        if mode == "carbon_agnostic":
+            best = _agnostic_choice(sc, st, j, opts)
+        else:
+            best = None
+            for o in opts:
+                hours, cost = _best_hours(sc, st, j, o, cheapest=True)
+                if hours is None:
+                    continue
+                total = cost + o.migration_cost_cny + o.transfer_cost_cny
+                if best is None or total < best[2] - EPS:
+                    best = (o, hours, total)
+        if best is None:
+            continue
+        o, hours, _ = best
+        st.take(o.site, o.accelerator, hours, job.gang)
+        sched.job_site[j] = o.site
+        sched.job_acc[j] = o.accelerator
+        sched.job_hours[j] = np.sort(hours)
+
+
+def _agnostic_choice(
+    sc: Scenario, st: _State, j: int, opts: list[Option]
+) -> tuple[Option, np.ndarray, float] | None:
+    job = sc.jobs[j]
+    home = job.current_site or job.data_origin_site
+    if home is not None and home in sc.site_index:
+        home_s = sc.site_index[home]
+        ranked = sorted(
+            opts,
+            key=lambda o: (o.site != home_s, -int(sc.installed_devices[o.site, o.accelerator])),
+        )
+    else:
+        ranked = sorted(opts, key=lambda o: -int(sc.installed_devices[o.site, o.accelerator]))
+    for o in ranked:
+        hours, cost = _best_hours(sc, st, j, o, cheapest=False)
+        if hours is not None:
+            return o, hours, cost
+    return None
+
+
+def _best_hours(
+    sc: Scenario, st: _State, j: int, o: Option, *, cheapest: bool
+) -> tuple[np.ndarray | None, float]:
+    """The option's hours: cheapest (greedy) or earliest (as soon as possible) feasible ones."""
+    job = sc.jobs[j]
+    hours = np.arange(o.window_start, o.window_end)
+    mw = (
+        job.gang
+        * (sc.busy_kw[o.accelerator] - sc.idle_kw[o.accelerator])
+        / KW_PER_MW
+        * sc.pue[o.site]
+    )
+    ok = (st.free[o.site, o.accelerator, hours] >= job.gang) & (
+        st.headroom(o.site, hours) >= mw - EPS
+    )
+    cost = st.cost(o.site, hours, mw)
+    if job.preemptible:
+        idx = np.flatnonzero(ok)
+        if idx.size < o.run_hours:
+            return None, math.inf
+        pick = (
+            idx[np.argsort(cost[idx], kind="stable")[: o.run_hours]]
+            if cheapest
+            else idx[: o.run_hours]
+        )
+        return hours[pick], float(cost[pick].sum())
+    # contiguous: a block of run_hours starting in [start_min, start_max], all hours feasible
+    D = o.run_hours
+    bad = np.concatenate([[0], np.cumsum(~ok)])
+    csum = np.concatenate([[0.0], np.cumsum(np.where(ok, cost, 0.0))])
+    best_t, best_c = -1, math.inf
+    for t in range(o.start_min, o.start_max + 1):
+        i = t - o.window_start
+        if bad[i + D] - bad[i] > 0:
+            continue
+        c = csum[i + D] - csum[i]
+        if not cheapest:
+            best_t, best_c = t, c
+            break
+        if c < best_c - EPS:
+            best_t, best_c = t, c
+    if best_t < 0:
+        return None, math.inf
+    return np.arange(best_t, best_t + D), float(best_c)

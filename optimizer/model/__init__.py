@@ -1,0 +1,1 @@
+"""The MILP: one module per concern, assembled by `build.build_model`."""

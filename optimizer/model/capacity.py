@@ -1,0 +1,58 @@
+"""Device capacity per site, accelerator type and hour."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.model.core import LinearModel, Terms
+from optimizer.model.sets import ModelData
+
+
+def add_to_model(m: LinearModel, d: ModelData) -> None:
+    r"""Busy devices per site, type and hour, within the devices available then.
+
+    .. math::
+
+        b_{s,a,h} = \sum \text{use}_{s,a,h}  \quad \forall (s,a) \in F, h   && \text{(device\_use)}
+
+        0 \le b_{s,a,h} \le \lfloor n_{s,a}\, \alpha_{s,a,h} \rfloor         && \text{(bound: device\_capacity)}
+
+    ====================  ===========================  ========  ================================================
+    symbol                name                         unit      meaning
+    ====================  ===========================  ========  ================================================
+    :math:`b_{s,a,h}`     ``v_busy``                   devices   devices of type a busy at site s in hour h
+    use                   registered ``device_use``    devices   gangs of jobs running and inference devices
+    :math:`n_{s,a}`       fleet                        devices   installed devices
+    :math:`\alpha_{s,a,h}` availability                fraction  share available (maintenance, outages)
+    :math:`F`             FLEET                        \-        (site, type) pairs with devices installed
+    ====================  ===========================  ========  ================================================
+    """
+    sc = d.sc
+    A, H = d.A, d.H
+    fs, fa = np.nonzero(sc.installed_devices > 0)
+    pair_of = np.full(d.S * A, -1, dtype=np.int64)
+    pair_of[fs * A + fa] = np.arange(fs.size)
+    s = np.repeat(fs, H)
+    a = np.repeat(fa, H)
+    h = np.tile(np.arange(H), fs.size)
+    busy = m.add_variables(
+        "v_busy",
+        s.size,
+        ub=sc.capacity[s, a, h].astype(float),
+        index={"site": s, "accelerator": a, "hour": h},
+        doc="busy devices per site, type and hour",
+    )
+    terms = [
+        Terms(pair_of[t.keys // H] * H + t.keys % H, t.cols, -t.coefs)
+        for t in m.registered("device_use")
+    ]
+    terms.append(Terms(np.arange(s.size), busy.cols(), np.ones(s.size)))
+    m.add_keyed_constraints(
+        "device_use",
+        s.size,
+        terms,
+        lo=0.0,
+        hi=0.0,
+        index={"site": s, "accelerator": a, "hour": h},
+        doc="busy devices are the jobs' gangs plus the inference devices",
+    )

@@ -1,0 +1,76 @@
+"""Energy supply of each site and hour: grid import and contracted green supply."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from optimizer.model.core import LinearModel
+from optimizer.model.sets import ModelData
+
+KG_PER_T = 1000.0
+
+
+def add_to_model(m: LinearModel, d: ModelData) -> None:
+    r"""Grid and green supply, the site power balance, and their costs.
+
+    .. math::
+
+        0 \le g_{s,h} \le \bar G_s, \qquad 0 \le e_{s,h} \le \bar E_{s,h}
+
+        \sum \text{balance}_{s,h} = g_{s,h} + e_{s,h} + \ldots - P^{fac}_{s,h} = 0   && \text{(power\_balance)}
+
+        \text{cost} \mathrel{+}= \sum_{s,h} \left( p^{grid}_{s,h} g_{s,h} + p^{green}_{s,h} e_{s,h}
+            + \frac{p^{CO_2}}{1000}\, \varepsilon_{s,h}\, g_{s,h} \right)
+
+    Green supply not used is curtailed (reported, not a variable). Hours are one hour
+    long, so MW in an hour are MWh. Emissions priced here are contract-based: grid import
+    times grid intensity; green supply counts zero.
+
+    =======================  ==========================  ============  =====================================
+    symbol                   name                        unit          meaning
+    =======================  ==========================  ============  =====================================
+    :math:`g_{s,h}`          ``v_grid_mw``               MW            grid import
+    :math:`e_{s,h}`          ``v_green_mw``              MW            green supply used
+    :math:`\bar G_s`         grid_limit_mw               MW            grid connection limit
+    :math:`\bar E_{s,h}`     green_available_mw          MW            green supply available
+    :math:`p^{grid}_{s,h}`   grid_price_cny_per_mwh      CNY/MWh       time-of-use grid price
+    :math:`p^{green}_{s,h}`  green_price_cny_per_mwh     CNY/MWh       green energy price
+    :math:`\varepsilon_{s,h}` grid_carbon_kg_per_mwh     kgCO2/MWh     grid carbon intensity
+    :math:`p^{CO_2}`         carbon_price_cny_per_t      CNY/t         carbon price
+    =======================  ==========================  ============  =====================================
+    """
+    sc = d.sc
+    S, H = d.S, d.H
+    index = {"site": np.repeat(np.arange(S), H), "hour": np.tile(np.arange(H), S)}
+    grid = m.add_variables(
+        "v_grid_mw",
+        S * H,
+        ub=np.repeat(sc.grid_limit_mw, H),
+        index=index,
+        doc="grid import per site and hour",
+    )
+    green = m.add_variables(
+        "v_green_mw",
+        S * H,
+        ub=sc.green_available_mw.reshape(-1),
+        index=index,
+        doc="green supply used per site and hour",
+    )
+    m.register("power_balance", np.arange(S * H), grid.cols(), 1.0)
+    m.register("power_balance", np.arange(S * H), green.cols(), 1.0)
+    m.add_keyed_constraints(
+        "power_balance",
+        S * H,
+        m.registered("power_balance"),
+        lo=0.0,
+        hi=0.0,
+        index=index,
+        doc="supply = facility power (+ battery charge - discharge)",
+    )
+    m.add_cost("grid_energy", grid.cols(), sc.grid_price_cny_per_mwh.reshape(-1))
+    m.add_cost("green_energy", green.cols(), sc.green_price_cny_per_mwh.reshape(-1))
+    m.add_cost(
+        "carbon",
+        grid.cols(),
+        sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh.reshape(-1) / KG_PER_T,
+    )

@@ -1,0 +1,37 @@
+"""The objective: the sum of every cost term the other modules registered."""
+
+from __future__ import annotations
+
+from optimizer.model.core import LinearModel
+from optimizer.model.sets import ModelData
+
+COST_TERMS = (
+    "grid_energy",
+    "green_energy",
+    "carbon",
+    "migration",
+    "data_transfer",
+    "unplaced",
+    "unmet_demand",
+    "policy_violation",
+)
+
+
+def add_to_model(m: LinearModel, d: ModelData) -> None:
+    r"""Minimise total cost.
+
+    .. math::
+
+        \min\; \underbrace{\sum p^{grid} g + \sum p^{green} e}_{\text{energy}}
+            + \underbrace{p^{CO_2} \sum \varepsilon g / 1000}_{\text{carbon}}
+            + \text{migration} + \text{data transfer}
+            + \underbrace{\sum \pi_j u_j + \sum \rho_k q}_{\text{unplaced work, unmet demand}}
+            + \text{policy violations}
+
+    Each term is registered by the module that owns its variables (``m.add_cost``); this
+    module only checks that no unknown category slipped in, so the plan's cost breakdown
+    always adds up to the objective.
+    """
+    unknown = set(m.costs) - set(COST_TERMS)
+    if unknown:
+        raise ValueError(f"cost terms without a category in the objective: {sorted(unknown)}")

@@ -1,0 +1,535 @@
+"""The scenario directory format: one manifest and a CSV table per entity, declared once.
+
+`data/README.md` documents these tables; `tests/test_schema_docs.py` checks that the
+documentation and this declaration agree, so the code is the single source of truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+REQUIRED: Any = object()
+"""Marker default: the column must be present and non-empty in every row."""
+
+DType = Literal["str", "float", "int", "bool", "timestamp", "list"]
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: DType
+    unit: str
+    default: Any
+    meaning: str
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    file: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    meaning: str
+    optional: bool = False
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def _c(
+    name: str,
+    dtype: DType,
+    unit: str,
+    default: Any,
+    meaning: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    min_exclusive: bool = False,
+) -> Column:
+    return Column(name, dtype, unit, default, meaning, min, max, min_exclusive)
+
+
+MANIFEST_FILE = "scenario.toml"
+
+SITES = Table(
+    "sites",
+    "sites.csv",
+    ("site_id",),
+    (
+        _c("site_id", "str", "", REQUIRED, "unique site (datacenter) id"),
+        _c("name", "str", "", "", "display name"),
+        _c("hub", "str", "", "", "hub or market area the site belongs to (grouping only)"),
+        _c(
+            "zone",
+            "str",
+            "",
+            "",
+            "grid price and emission zone; what-if price changes can target it",
+        ),
+        _c(
+            "residency_region",
+            "str",
+            "",
+            "",
+            "data-residency region; jobs' `allowed_regions` name these",
+        ),
+        _c("lat", "float", "deg", None, "latitude", min=-90, max=90),
+        _c("lon", "float", "deg", None, "longitude", min=-180, max=180),
+        _c(
+            "pue",
+            "float",
+            "-",
+            REQUIRED,
+            "power usage effectiveness: facility power / IT power",
+            min=1.0,
+            max=3.0,
+        ),
+        _c("grid_limit_mw", "float", "MW", REQUIRED, "grid connection limit on import", min=0),
+        _c("battery_mwh", "float", "MWh", 0.0, "battery energy capacity (0 = no battery)", min=0),
+        _c("battery_mw", "float", "MW", 0.0, "battery charge and discharge power limit", min=0),
+        _c(
+            "battery_efficiency",
+            "float",
+            "-",
+            0.9,
+            "battery round-trip efficiency",
+            min=0,
+            max=1,
+            min_exclusive=True,
+        ),
+        _c(
+            "battery_initial_soc",
+            "float",
+            "fraction",
+            0.5,
+            "state of charge at the start, as a share of battery_mwh; the end must be at least this",
+            min=0,
+            max=1,
+        ),
+        _c(
+            "min_green_share",
+            "float",
+            "fraction",
+            0.0,
+            "minimum green energy / facility energy at this site over the horizon",
+            min=0,
+            max=1,
+        ),
+    ),
+    "One row per datacenter site.",
+)
+
+ACCELERATORS = Table(
+    "accelerators",
+    "accelerators.csv",
+    ("accelerator",),
+    (
+        _c("accelerator", "str", "", REQUIRED, "accelerator type name, e.g. H100, Ascend-910B"),
+        _c(
+            "busy_kw",
+            "float",
+            "kW",
+            REQUIRED,
+            "power per device at load, its share of the server included",
+            min=0,
+        ),
+        _c(
+            "idle_kw",
+            "float",
+            "kW",
+            REQUIRED,
+            "power per available idle device, server share included",
+            min=0,
+        ),
+        _c(
+            "relative_throughput",
+            "float",
+            "-",
+            1.0,
+            "training throughput per device relative to the work unit of jobs (reference device = 1)",
+            min=0,
+            min_exclusive=True,
+        ),
+    ),
+    "One row per accelerator type.",
+)
+
+FLEETS = Table(
+    "fleets",
+    "fleets.csv",
+    ("site_id", "accelerator"),
+    (
+        _c("site_id", "str", "", REQUIRED, "site"),
+        _c("accelerator", "str", "", REQUIRED, "accelerator type"),
+        _c(
+            "devices",
+            "int",
+            "devices",
+            REQUIRED,
+            "installed devices of this type at this site",
+            min=0,
+        ),
+    ),
+    "Installed devices per site and accelerator type.",
+)
+
+SITE_SERIES = Table(
+    "site_series",
+    "site_series.csv",
+    ("site_id", "timestamp"),
+    (
+        _c("site_id", "str", "", REQUIRED, "site"),
+        _c(
+            "timestamp",
+            "timestamp",
+            "ISO 8601",
+            REQUIRED,
+            "hour start, with UTC offset (or local time in the scenario's zone)",
+        ),
+        _c(
+            "grid_price_cny_per_mwh",
+            "float",
+            "CNY/MWh",
+            REQUIRED,
+            "grid energy price (time-of-use)",
+        ),
+        _c(
+            "grid_carbon_kg_per_mwh", "float", "kgCO2/MWh", REQUIRED, "grid carbon intensity", min=0
+        ),
+        _c(
+            "green_available_mw",
+            "float",
+            "MW",
+            REQUIRED,
+            "contracted green (wind, solar, hydro) supply available",
+            min=0,
+        ),
+        _c("green_price_cny_per_mwh", "float", "CNY/MWh", 0.0, "price of green energy used"),
+    ),
+    "Hourly series per site; every site covers every hour of the horizon exactly once.",
+)
+
+AVAILABILITY = Table(
+    "availability",
+    "availability.csv",
+    ("site_id", "accelerator", "timestamp"),
+    (
+        _c("site_id", "str", "", REQUIRED, "site"),
+        _c("accelerator", "str", "", REQUIRED, "accelerator type"),
+        _c("timestamp", "timestamp", "ISO 8601", REQUIRED, "hour start"),
+        _c(
+            "available_fraction",
+            "float",
+            "fraction",
+            REQUIRED,
+            "share of the installed devices available (maintenance, outages)",
+            min=0,
+            max=1,
+        ),
+    ),
+    "Optional. Device availability per site, type and hour; a (site, type) pair listed must cover every hour; pairs not listed are fully available. Capacity = floor(devices x available_fraction).",
+    optional=True,
+)
+
+LATENCY = Table(
+    "latency",
+    "latency.csv",
+    ("site_id", "demand_region"),
+    (
+        _c("site_id", "str", "", REQUIRED, "site"),
+        _c("demand_region", "str", "", REQUIRED, "region where inference users are"),
+        _c(
+            "latency_ms",
+            "float",
+            "ms",
+            REQUIRED,
+            "network round-trip latency from the site to the region",
+            min=0,
+        ),
+    ),
+    "Latency from sites to demand regions; a missing pair means the site cannot serve that region.",
+)
+
+JOBS = Table(
+    "jobs",
+    "jobs.csv",
+    ("job_id",),
+    (
+        _c("job_id", "str", "", REQUIRED, "unique job id"),
+        _c("kind", "str", "", "batch", "training | finetune | batch"),
+        _c(
+            "accelerators",
+            "list",
+            "",
+            REQUIRED,
+            "acceptable accelerator types, `;`-separated; the whole gang uses one type",
+        ),
+        _c(
+            "gang",
+            "int",
+            "devices",
+            REQUIRED,
+            "devices the job needs at once, all on one site",
+            min=1,
+        ),
+        _c(
+            "work_device_hours",
+            "float",
+            "device-h",
+            REQUIRED,
+            "work in reference device-hours (divided by relative_throughput on other types)",
+            min=0,
+            min_exclusive=True,
+        ),
+        _c(
+            "release",
+            "timestamp",
+            "ISO 8601",
+            None,
+            "earliest start (rounded up to the hour); empty = horizon start",
+        ),
+        _c(
+            "deadline",
+            "timestamp",
+            "ISO 8601",
+            REQUIRED,
+            "work must be done by then (rounded down to the hour); may lie beyond the horizon",
+        ),
+        _c(
+            "preemptible", "bool", "", True, "may pause between hours; false = one contiguous block"
+        ),
+        _c(
+            "allowed_regions",
+            "list",
+            "",
+            "",
+            "`;`-separated residency regions the job may run in; empty = anywhere",
+        ),
+        _c(
+            "data_origin_site",
+            "str",
+            "",
+            "",
+            "site where the job's data lives (transfer cost when run elsewhere)",
+        ),
+        _c(
+            "data_gb",
+            "float",
+            "GB",
+            0.0,
+            "data to move when the job runs away from its data or is migrated",
+            min=0,
+        ),
+        _c("current_site", "str", "", "", "site where the job runs now (empty = not running)"),
+        _c(
+            "lost_hours_on_move",
+            "float",
+            "h",
+            1.0,
+            "run hours lost (checkpoint restore) when a running job moves",
+            min=0,
+        ),
+        _c(
+            "priority",
+            "float",
+            "-",
+            1.0,
+            "multiplies the unplaced penalty",
+            min=0,
+            min_exclusive=True,
+        ),
+        _c(
+            "unplaced_penalty_cny",
+            "float",
+            "CNY",
+            None,
+            "cost of leaving the job unplaced; empty = policy rate x work x priority",
+            min=0,
+        ),
+    ),
+    "Training, fine-tuning and batch jobs.",
+)
+
+SERVICES = Table(
+    "services",
+    "services.csv",
+    ("service_id",),
+    (
+        _c("service_id", "str", "", REQUIRED, "unique inference service id"),
+        _c(
+            "latency_limit_ms",
+            "float",
+            "ms",
+            REQUIRED,
+            "served only from sites within this latency of the user region",
+            min=0,
+        ),
+        _c(
+            "unmet_penalty_cny_per_mtoken",
+            "float",
+            "CNY/Mtoken",
+            None,
+            "cost of demand left unserved; empty = policy default",
+            min=0,
+        ),
+    ),
+    "Inference services.",
+)
+
+SERVICE_THROUGHPUT = Table(
+    "service_throughput",
+    "service_throughput.csv",
+    ("service_id", "accelerator"),
+    (
+        _c("service_id", "str", "", REQUIRED, "service"),
+        _c("accelerator", "str", "", REQUIRED, "accelerator type able to serve it"),
+        _c(
+            "tokens_per_s_per_device",
+            "float",
+            "tokens/s",
+            REQUIRED,
+            "throughput of one device of this type for this service",
+            min=0,
+            min_exclusive=True,
+        ),
+    ),
+    "Per-device throughput of each service on each accelerator type; types not listed cannot serve it.",
+)
+
+SERVICE_DEMAND = Table(
+    "service_demand",
+    "service_demand.csv",
+    ("service_id", "demand_region", "timestamp"),
+    (
+        _c("service_id", "str", "", REQUIRED, "service"),
+        _c("demand_region", "str", "", REQUIRED, "region the requests come from"),
+        _c("timestamp", "timestamp", "ISO 8601", REQUIRED, "hour start"),
+        _c("tokens_per_s", "float", "tokens/s", REQUIRED, "mean demand in that hour", min=0),
+    ),
+    "Hourly demand per service and region; a (service, region) pair listed must cover every hour.",
+)
+
+TABLES: tuple[Table, ...] = (
+    SITES,
+    ACCELERATORS,
+    FLEETS,
+    SITE_SERIES,
+    AVAILABILITY,
+    LATENCY,
+    JOBS,
+    SERVICES,
+    SERVICE_THROUGHPUT,
+    SERVICE_DEMAND,
+)
+TABLES_BY_NAME = {t.name: t for t in TABLES}
+
+# The manifest: top-level keys and [policy] keys. (key, type, unit, default, meaning)
+MANIFEST_KEYS: tuple[Column, ...] = (
+    _c("name", "str", "", REQUIRED, "scenario name"),
+    _c("timezone", "str", "IANA", REQUIRED, "zone of the sites' local time, e.g. Asia/Shanghai"),
+    _c("start", "timestamp", "ISO 8601", REQUIRED, "first hour of the horizon"),
+    _c("hours", "int", "h", REQUIRED, "horizon length", min=1, max=744),
+    _c("description", "str", "", "", "free text"),
+)
+
+POLICY_KEYS: tuple[Column, ...] = (
+    _c(
+        "carbon_price_cny_per_t",
+        "float",
+        "CNY/tCO2",
+        0.0,
+        "price on contract-based emissions (grid import x intensity)",
+        min=0,
+    ),
+    _c(
+        "min_green_share",
+        "float",
+        "fraction",
+        0.0,
+        "fleet-wide minimum green energy / facility energy",
+        min=0,
+        max=1,
+    ),
+    _c(
+        "carbon_budget_t",
+        "float",
+        "tCO2",
+        None,
+        "cap on contract-based emissions over the horizon; absent = none",
+        min=0,
+    ),
+    _c(
+        "plan_stability_weight",
+        "float",
+        "-",
+        1.0,
+        "multiplies the migration cost of running jobs; higher = fewer moves",
+        min=0,
+    ),
+    _c(
+        "transfer_price_cny_per_gb",
+        "float",
+        "CNY/GB",
+        0.05,
+        "price of moving a job's data between sites",
+        min=0,
+    ),
+    _c(
+        "lost_hour_cost_cny_per_device_hour",
+        "float",
+        "CNY/device-h",
+        15.0,
+        "value of a device-hour lost when a running job moves",
+        min=0,
+    ),
+    _c(
+        "unplaced_penalty_cny_per_device_hour",
+        "float",
+        "CNY/device-h",
+        200.0,
+        "default cost of leaving a job's work undone",
+        min=0,
+    ),
+    _c(
+        "unmet_penalty_cny_per_mtoken",
+        "float",
+        "CNY/Mtoken",
+        100.0,
+        "default cost of inference demand left unserved",
+        min=0,
+    ),
+    _c(
+        "green_shortfall_penalty_cny_per_mwh",
+        "float",
+        "CNY/MWh",
+        20000.0,
+        "cost per MWh by which a green-share minimum is missed (keeps the model feasible, reported as a violation)",
+        min=0,
+    ),
+    _c(
+        "carbon_excess_penalty_cny_per_t",
+        "float",
+        "CNY/tCO2",
+        20000.0,
+        "cost per tonne above the carbon budget (reported as a violation)",
+        min=0,
+    ),
+)
+
+JOB_KINDS = ("training", "finetune", "batch")

@@ -1,0 +1,270 @@
+"""The validated, immutable input of the optimizer: sites, fleets, workloads and hourly series.
+
+Entities are frozen dataclasses; hourly data are read-only NumPy arrays indexed by the
+order of `Scenario.sites`, `Scenario.accelerators`, `Scenario.services`,
+`Scenario.demand_regions` and the hour (0 .. hours-1). Build one with
+`optimizer.scenario.load_scenario` or `scenario_from_tables`, never by hand: those run
+every check.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input, and where."""
+
+    file: str
+    message: str
+    row: int | None = None  # 1-based data row (the header is not counted)
+    column: str | None = None
+    hour: str | None = None  # ISO timestamp of the hour concerned
+
+    def location(self) -> str:
+        parts = [self.file]
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.column:
+            parts.append(f"column {self.column}")
+        if self.hour:
+            parts.append(f"hour {self.hour}")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return f"{self.location()}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "row": self.row,
+            "column": self.column,
+            "hour": self.hour,
+            "message": self.message,
+        }
+
+
+class InputValidationError(ValueError):
+    """The input has problems; `problems` lists every one of them."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the input:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Battery:
+    energy_mwh: float
+    power_mw: float
+    round_trip_efficiency: float
+    initial_soc: float  # fraction of energy_mwh
+
+    @property
+    def initial_mwh(self) -> float:
+        return self.energy_mwh * self.initial_soc
+
+
+@dataclass(frozen=True)
+class Site:
+    site_id: str
+    name: str
+    hub: str
+    zone: str
+    residency_region: str
+    lat: float | None
+    lon: float | None
+    pue: float
+    grid_limit_mw: float
+    battery: Battery | None
+    min_green_share: float
+
+
+@dataclass(frozen=True)
+class Accelerator:
+    accelerator: str
+    busy_kw: float
+    idle_kw: float
+    relative_throughput: float
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    kind: str
+    accelerators: tuple[str, ...]
+    gang: int
+    work_device_hours: float
+    release: int  # hour index, >= 0 (earlier releases are clamped to the horizon start)
+    deadline: int  # hour index, exclusive; may exceed the horizon
+    preemptible: bool
+    allowed_regions: tuple[str, ...]
+    data_origin_site: str | None
+    data_gb: float
+    current_site: str | None
+    lost_hours_on_move: float
+    priority: float
+    unplaced_penalty_cny: float | None  # None: policy rate x work x priority
+
+
+@dataclass(frozen=True)
+class Service:
+    service_id: str
+    latency_limit_ms: float
+    throughput_tokens_per_s: Mapping[str, float]  # accelerator -> tokens/s per device
+    unmet_penalty_cny_per_mtoken: float | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    carbon_price_cny_per_t: float = 0.0
+    min_green_share: float = 0.0
+    carbon_budget_t: float | None = None
+    plan_stability_weight: float = 1.0
+    transfer_price_cny_per_gb: float = 0.05
+    lost_hour_cost_cny_per_device_hour: float = 15.0
+    unplaced_penalty_cny_per_device_hour: float = 200.0
+    unmet_penalty_cny_per_mtoken: float = 100.0
+    green_shortfall_penalty_cny_per_mwh: float = 20000.0
+    carbon_excess_penalty_cny_per_t: float = 20000.0
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=float, copy=True)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class Scenario:
+    """A complete planning problem. Arrays: [site, hour], [site, accelerator, hour],
+    [service, demand region, hour]."""
+
+    name: str
+    timezone: str
+    start: pd.Timestamp
+    hours: int
+    policy: Policy
+    sites: tuple[Site, ...]
+    accelerators: tuple[Accelerator, ...]
+    fleet: Mapping[tuple[str, str], int]
+    grid_price_cny_per_mwh: np.ndarray
+    grid_carbon_kg_per_mwh: np.ndarray
+    green_available_mw: np.ndarray
+    green_price_cny_per_mwh: np.ndarray
+    available_fraction: np.ndarray
+    latency_ms: Mapping[tuple[str, str], float]
+    demand_regions: tuple[str, ...]
+    jobs: tuple[Job, ...]
+    services: tuple[Service, ...]
+    demand_tokens_per_s: np.ndarray
+    description: str = ""
+    fingerprint: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        for name in (
+            "grid_price_cny_per_mwh",
+            "grid_carbon_kg_per_mwh",
+            "green_available_mw",
+            "green_price_cny_per_mwh",
+            "available_fraction",
+            "demand_tokens_per_s",
+        ):
+            object.__setattr__(self, name, _readonly(getattr(self, name)))
+
+    # --- indices -------------------------------------------------------------------
+    @cached_property
+    def site_ids(self) -> tuple[str, ...]:
+        return tuple(s.site_id for s in self.sites)
+
+    @cached_property
+    def accelerator_names(self) -> tuple[str, ...]:
+        return tuple(a.accelerator for a in self.accelerators)
+
+    @cached_property
+    def site_index(self) -> dict[str, int]:
+        return {s: i for i, s in enumerate(self.site_ids)}
+
+    @cached_property
+    def accelerator_index(self) -> dict[str, int]:
+        return {a: i for i, a in enumerate(self.accelerator_names)}
+
+    @cached_property
+    def region_index(self) -> dict[str, int]:
+        return {r: i for i, r in enumerate(self.demand_regions)}
+
+    @cached_property
+    def timestamps(self) -> pd.DatetimeIndex:
+        """Hour starts of the horizon, timezone-aware in the scenario's zone."""
+        return pd.date_range(self.start, periods=self.hours, freq="h", tz=self.timezone)
+
+    def timestamp(self, hour: int) -> pd.Timestamp:
+        """Start of `hour` (may lie beyond the horizon, e.g. a deadline)."""
+        return (self.start + pd.Timedelta(hours=hour)).tz_convert(self.timezone)
+
+    # --- derived quantities ----------------------------------------------------------
+    @cached_property
+    def installed_devices(self) -> np.ndarray:
+        """[site, accelerator] installed devices."""
+        out = np.zeros((len(self.sites), len(self.accelerators)), dtype=np.int64)
+        for (s, a), n in self.fleet.items():
+            out[self.site_index[s], self.accelerator_index[a]] = n
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def capacity(self) -> np.ndarray:
+        """[site, accelerator, hour] devices available: floor(installed x available_fraction)."""
+        cap = np.floor(self.installed_devices[:, :, None] * self.available_fraction + 1e-9)
+        out = cap.astype(np.int64)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def busy_kw(self) -> np.ndarray:
+        return np.array([a.busy_kw for a in self.accelerators], dtype=float)
+
+    @cached_property
+    def idle_kw(self) -> np.ndarray:
+        return np.array([a.idle_kw for a in self.accelerators], dtype=float)
+
+    @cached_property
+    def pue(self) -> np.ndarray:
+        return np.array([s.pue for s in self.sites], dtype=float)
+
+    @cached_property
+    def grid_limit_mw(self) -> np.ndarray:
+        return np.array([s.grid_limit_mw for s in self.sites], dtype=float)
+
+    def job_penalty_cny(self, job: Job, work_device_hours: float | None = None) -> float:
+        """Cost of leaving `job` unplaced (its work over this horizon undone)."""
+        if job.unplaced_penalty_cny is not None:
+            return job.unplaced_penalty_cny
+        work = job.work_device_hours if work_device_hours is None else work_device_hours
+        return self.policy.unplaced_penalty_cny_per_device_hour * work * job.priority
+
+    def service_penalty_cny_per_mtoken(self, service: Service) -> float:
+        if service.unmet_penalty_cny_per_mtoken is not None:
+            return service.unmet_penalty_cny_per_mtoken
+        return self.policy.unmet_penalty_cny_per_mtoken
+
+    def size(self) -> dict[str, int]:
+        return {
+            "sites": len(self.sites),
+            "hours": self.hours,
+            "jobs": len(self.jobs),
+            "services": len(self.services),
+        }
+
+
+def run_hours_needed(work_device_hours: float, gang: int, relative_throughput: float) -> int:
+    """Whole hours a gang of `gang` devices of a type with `relative_throughput` needs."""
+    return max(1, math.ceil(work_device_hours / (gang * relative_throughput) - 1e-9))

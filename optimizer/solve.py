@@ -1,0 +1,196 @@
+"""The one HiGHS adapter: settings mapped to HiGHS options in one place, a typed result.
+
+Time limit, relative gap, threads and seed are settings. At the time limit the best plan
+found is accepted with its gap when `allow_nonoptimal` is set (the default); progress is
+reported through a callback and a solve can be cancelled from another thread.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import highspy
+import numpy as np
+
+from optimizer.model.core import LinearModel
+
+Backend = Literal["pyomo", "matrix"]
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    time_limit_s: float = 60.0
+    mip_rel_gap: float = 1e-3
+    threads: int = 1
+    seed: int = 0
+    backend: Backend = "pyomo"
+    allow_nonoptimal: bool = True
+    mip_start: bool = True  # hand HiGHS the greedy (or previous) plan as a first incumbent
+    tight: bool = True  # disaggregated x <= y rows (tighter LP relaxation, more rows)
+    presolve: bool = True
+    log_to_console: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SolveResult:
+    status: str  # optimal | feasible | infeasible | interrupted | error
+    termination: str  # HiGHS model status, verbatim
+    objective: float | None
+    bound: float | None
+    gap: float | None
+    x: np.ndarray | None  # values in model column order
+    nodes: int = 0
+    mip_start_accepted: bool | None = None
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "termination": self.termination,
+            "objective_cny": self.objective,
+            "bound_cny": self.bound,
+            "gap": self.gap,
+            "nodes": self.nodes,
+            "mip_start_accepted": self.mip_start_accepted,
+        }
+
+
+_first_highs = [True]
+
+
+def _construct_quietly() -> highspy.Highs:
+    """HiGHS prints a banner on stdout the first time a solver is built in a process;
+    keep it out of the CLI's output and the service's logs."""
+    if not _first_highs[0]:
+        return highspy.Highs()
+    _first_highs[0] = False
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            return highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def new_highs(settings: SolverSettings) -> highspy.Highs:
+    h = _construct_quietly() if not settings.log_to_console else highspy.Highs()
+    h.setOptionValue("output_flag", bool(settings.log_to_console))
+    h.setOptionValue("time_limit", float(settings.time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(settings.mip_rel_gap))
+    h.setOptionValue("threads", int(settings.threads))
+    h.setOptionValue("random_seed", int(settings.seed))
+    h.setOptionValue("presolve", "on" if settings.presolve else "off")
+    return h
+
+
+def solve_loaded(
+    h: highspy.Highs,
+    m: LinearModel,
+    col_map: np.ndarray,
+    settings: SolverSettings,
+    *,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+    progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> SolveResult:
+    """Solve the model already passed to `h`. `col_map[i]` is the model column of HiGHS column i."""
+    t0 = time.perf_counter()
+    accepted: bool | None = None
+    if start is not None and settings.mip_start:
+        pos = np.full(m.n_cols, -1, dtype=np.int64)
+        pos[col_map] = np.arange(col_map.size)
+        cols, vals = start
+        hc = pos[cols]
+        ok = hc >= 0
+        status = h.setSolution(int(ok.sum()), hc[ok].astype(np.int32), vals[ok].astype(np.float64))
+        accepted = status == highspy.HighsStatus.kOk
+
+    last = [0.0]
+
+    def on_progress(e: Any) -> None:
+        now = time.perf_counter()
+        if progress is not None and now - last[0] >= 0.25:
+            last[0] = now
+            out = e.data_out
+            progress(
+                {
+                    "phase": "solve",
+                    "elapsed_s": float(out.running_time),
+                    "objective_cny": _finite(out.mip_primal_bound),
+                    "bound_cny": _finite(out.mip_dual_bound),
+                    "gap": _finite(out.mip_gap),
+                    "nodes": int(out.mip_node_count),
+                }
+            )
+
+    def on_interrupt(e: Any) -> None:
+        if cancel is not None and cancel.is_set():
+            e.interrupt()
+
+    if progress is not None:
+        h.cbMipImprovingSolution.subscribe(on_progress)
+        h.cbMipLogging.subscribe(on_progress)
+    if cancel is not None:
+        h.cbMipInterrupt.subscribe(on_interrupt)
+        h.cbSimplexInterrupt.subscribe(on_interrupt)
+        h.cbIpmInterrupt.subscribe(on_interrupt)
+    h.run()
+    t1 = time.perf_counter()
+    ms = h.getModelStatus()
+    term = h.modelStatusToString(ms)
+    info = h.getInfo()
+    has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    nodes = int(getattr(info, "mip_node_count", 0) or 0)
+    objective = float(info.objective_function_value) if has_sol else None
+    is_mip = bool(m.integrality().any())
+    bound = _finite(info.mip_dual_bound) if is_mip else objective
+    gap = _finite(info.mip_gap) if is_mip and has_sol else (0.0 if has_sol else None)
+    if ms == highspy.HighsModelStatus.kOptimal:
+        status = "optimal"
+    elif cancel is not None and cancel.is_set():
+        status = "interrupted"
+    elif has_sol and settings.allow_nonoptimal:
+        status = "feasible"
+    elif ms in (
+        highspy.HighsModelStatus.kInfeasible,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible,
+    ):
+        status = "infeasible"
+    else:
+        status = "error" if not has_sol else "feasible_rejected"
+    x = None
+    if has_sol:
+        vals = np.asarray(h.getSolution().col_value, dtype=float)
+        x = np.zeros(m.n_cols)
+        x[col_map] = vals
+        if status == "optimal" and gap is not None and gap < 0:
+            gap = 0.0
+    return SolveResult(
+        status=status,
+        termination=term,
+        objective=objective,
+        bound=bound,
+        gap=gap,
+        x=x,
+        nodes=nodes,
+        mip_start_accepted=accepted,
+        timings_s={"solve": t1 - t0},
+    )
+
+
+def _finite(v: float) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) and abs(v) < 1e29 else None

@@ -1,0 +1,1 @@
+"""greenopt service: HTTP API, storage, scheduler and solve runners around the optimizer."""

@@ -1,0 +1,226 @@
+"""The `greenopt` command: plan and validate from the shell; serve, schedule and work as
+processes of the service. Heavy imports happen inside the commands so `greenopt plan`
+does not pay for the web stack."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Energy-aware placement of GPU workloads."
+)
+scenario_app = typer.Typer(no_args_is_help=True, help="Build and check scenarios.")
+app.add_typer(scenario_app, name="scenario")
+console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 140)
+
+EXIT_BAD_INPUT = 2
+EXIT_INVALID_PLAN = 3
+
+
+def _print_problems(err: Exception) -> None:
+    problems = getattr(err, "problems", None)
+    if problems is None:
+        console.print(f"[red]error:[/red] {err}")
+        return
+    console.print(f"[red]{len(problems)} problem(s) in the input:[/red]")
+    for p in problems:
+        console.print(f"  - {p}", markup=False, highlight=False)
+
+
+@app.command()
+def plan(
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="scenario directory")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="where to write the plan bundle")],
+    time_limit: Annotated[float, typer.Option("--time-limit", help="solver time limit, s")] = 60.0,
+    gap: Annotated[float, typer.Option("--gap", help="relative MIP gap to stop at")] = 1e-3,
+    threads: Annotated[int, typer.Option("--threads", help="HiGHS threads")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="HiGHS random seed")] = 0,
+    carbon_price: Annotated[
+        float | None, typer.Option("--carbon-price", help="override the carbon price, CNY/t")
+    ] = None,
+    min_green_share: Annotated[
+        float | None,
+        typer.Option("--min-green-share", help="override the fleet minimum green share (0-1)"),
+    ] = None,
+    carbon_budget: Annotated[
+        float | None, typer.Option("--carbon-budget", help="override the carbon budget, t")
+    ] = None,
+    stability: Annotated[
+        float | None, typer.Option("--stability-weight", help="override the plan-stability weight")
+    ] = None,
+    backend: Annotated[str, typer.Option("--backend", help="pyomo (default) or matrix")] = "pyomo",
+    no_validate: Annotated[
+        bool, typer.Option("--no-validate", help="skip the independent check of the plan")
+    ] = False,
+) -> None:
+    """Solve a scenario and write a plan bundle; prints a summary against the baselines."""
+    from optimizer import InputValidationError, SolverSettings, load_scenario, optimize
+    from optimizer.whatif import with_policy
+
+    t0 = time.perf_counter()
+    try:
+        sc = load_scenario(scenario)
+        overrides = {
+            k: v
+            for k, v in {
+                "carbon_price_cny_per_t": carbon_price,
+                "min_green_share": min_green_share,
+                "carbon_budget_t": carbon_budget,
+                "plan_stability_weight": stability,
+            }.items()
+            if v is not None
+        }
+        if overrides:
+            sc = with_policy(sc, **overrides)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    t_validate = time.perf_counter() - t0
+    if backend not in ("pyomo", "matrix"):
+        console.print("[red]--backend must be pyomo or matrix[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    settings = SolverSettings(
+        time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, seed=seed, backend=backend
+    )  # type: ignore[arg-type]
+    console.print(
+        f"[bold]{sc.name}[/bold]: {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, "
+        f"{len(sc.services)} services (fingerprint {sc.fingerprint})"
+    )
+    with console.status("planning...") as status:
+
+        def progress(ev: dict[str, Any]) -> None:
+            if ev.get("phase") == "solve" and ev.get("objective_cny") is not None:
+                g = ev.get("gap")
+                status.update(
+                    f"solving: {ev['elapsed_s']:.1f} s, best {ev['objective_cny']:,.0f} CNY, "
+                    f"bound {ev.get('bound_cny') or float('nan'):,.0f}, gap {g if g is not None else float('nan'):.2%}, "
+                    f"nodes {ev.get('nodes', 0)}"
+                )
+            else:
+                status.update(f"{ev.get('phase')}... ({ev.get('elapsed_s', 0.0):.1f} s)")
+
+        result = optimize(sc, settings, progress=progress, validate_s=t_validate)
+    if not no_validate:
+        from optimizer.validate import validate_plan
+
+        t = time.perf_counter()
+        report = validate_plan(sc, result)
+        result.summary["timings_s"]["check"] = time.perf_counter() - t
+        result.summary["validation"] = {"ok": report.ok, "violations": len(report.violations)}
+        if not report.ok:
+            console.print(f"[red]the plan failed the independent check:[/red]\n{report}")
+    result.write_bundle(out_dir)
+    _summary_table(result.summary)
+    console.print(f"plan bundle written to [bold]{out_dir}[/bold]")
+    if not no_validate and not result.summary["validation"]["ok"]:
+        raise typer.Exit(EXIT_INVALID_PLAN)
+
+
+def _summary_table(s: dict[str, Any]) -> None:
+    base = s.get("baselines", {})
+    t = Table(
+        title=f"plan: {s['status']}  gap {s['gap'] if s['gap'] is not None else float('nan'):.3%}"
+    )
+    t.add_column("")
+    t.add_column("optimizer", justify="right")
+    for name in base:
+        t.add_column(name.replace("_", "-"), justify="right")
+    for name in base:
+        t.add_column(f"vs {name.replace('_', '-')}", justify="right")
+    rows = [
+        ("total cost, CNY", "total_cost_cny", "{:,.0f}"),
+        ("energy cost, CNY", "energy_cost_cny", "{:,.0f}"),
+        ("carbon cost, CNY", "carbon_cost_cny", "{:,.0f}"),
+        ("migration cost, CNY", "migration_cost_cny", "{:,.0f}"),
+        ("emissions (contract), t", "emissions_t", "{:,.2f}"),
+        ("emissions (location), t", "emissions_location_t", "{:,.2f}"),
+        ("green share", "green_share", "{:.1%}"),
+        ("grid, MWh", "grid_mwh", "{:,.1f}"),
+        ("green used, MWh", "green_mwh", "{:,.1f}"),
+        ("curtailed, MWh", "curtailed_mwh", "{:,.1f}"),
+        ("jobs unplaced", "unplaced", "{:d}"),
+        ("jobs moved", "moved_jobs", "{:d}"),
+        ("demand served", "served_share", "{:.2%}"),
+    ]
+    for label, key, fmt in rows:
+        mine = s.get(key)
+        cells = [fmt.format(mine) if mine is not None else "-"]
+        cells += [fmt.format(b[key]) if key in b else "-" for b in base.values()]
+        for b in base.values():
+            other = b.get(key)
+            if (
+                isinstance(mine, float)
+                and isinstance(other, float)
+                and abs(other) > 1e-12
+                and key.endswith(("_cny", "_t", "_mwh"))
+            ):
+                cells.append(f"{(mine - other) / abs(other):+.1%}")
+            else:
+                cells.append("")
+        t.add_row(label, *cells)
+    out.print(t)
+    tim = s.get("timings_s", {})
+    ms = s.get("model_size", {})
+    out.print(
+        "timings (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in tim.items())
+        + f"\nmodel: {ms.get('variables', 0):,} variables ({ms.get('binaries', 0):,} binary, "
+        f"{ms.get('integers', 0):,} integer), {ms.get('constraints', 0):,} constraints, {ms.get('nonzeros', 0):,} nonzeros"
+    )
+
+
+@app.command()
+def validate(
+    scenario: Annotated[Path, typer.Option("--scenario", "-s", help="scenario directory")],
+    plan_dir: Annotated[Path, typer.Option("--plan", "-p", help="plan bundle directory")],
+) -> None:
+    """Check a plan bundle against its scenario: every limit and every total, recomputed."""
+    from optimizer import InputValidationError, load_scenario
+    from optimizer.plan import Plan
+    from optimizer.validate import validate_plan
+
+    try:
+        sc = load_scenario(scenario)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if not (plan_dir / "summary.json").is_file():
+        console.print(f"[red]{plan_dir} is not a plan bundle (no summary.json)[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    report = validate_plan(sc, Plan.read_bundle(plan_dir))
+    if report.ok:
+        out.print(f"[green]plan is valid[/green]: {sum(report.checked.values()):,} items checked")
+        return
+    out.print(str(report), markup=False)
+    raise typer.Exit(EXIT_INVALID_PLAN)
+
+
+@scenario_app.command("check")
+def scenario_check(scenario: Annotated[Path, typer.Argument(help="scenario directory")]) -> None:
+    """Validate a scenario directory and list every problem."""
+    from optimizer import InputValidationError, load_scenario
+
+    try:
+        sc = load_scenario(scenario)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    out.print(
+        f"[green]ok[/green]: {sc.name}, {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, {len(sc.services)} services"
+    )
+
+
+def main() -> None:
+    app(prog_name="greenopt")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
