@@ -232,7 +232,12 @@ def assemble_plan(
     zeros = np.zeros((S, H))
     ch = zeros if sched.charge_mw is None else sched.charge_mw
     dis = zeros if sched.discharge_mw is None else sched.discharge_mw
-    soc = zeros if sched.soc_mwh is None else sched.soc_mwh
+    if sched.soc_mwh is None:
+        # a battery the planner leaves idle keeps its initial charge (not an empty battery)
+        soc0 = np.array([b.battery.initial_mwh if b.battery else 0.0 for b in sc.sites])
+        soc = np.repeat(soc0.reshape(S, 1), H, axis=1)
+    else:
+        soc = sched.soc_mwh
     need = fac + ch - dis
     avail = sc.green_available_mw
     green_pref = avail if sched.green_mw is None else sched.green_mw
