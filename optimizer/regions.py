@@ -1,0 +1,365 @@
+"""Region packs: the sites, grid zones, tariffs, fleets, demand regions and typical-year
+hourly profiles of one part of the world, read from a directory of CSV files.
+
+A pack is found by name under the data directory (``<repo>/data/regions/<name>``, or
+``$GREENOPT_DATA_DIR/regions/<name>``) or by path. Nothing here knows any particular
+region: China's "East Data West Computing" clusters are one pack among others. The file
+formats are described in data/REGIONS.md; every figure's source is in the pack's SOURCES.md.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DATA_DIR_ENV = "GREENOPT_DATA_DIR"
+MANIFEST_FILE = "region.toml"
+HOURS_PER_YEAR = 8760
+MONTHS = 12
+HOURS_PER_DAY = 24
+KW_PER_MW = 1000.0
+W_PER_KW = 1000.0
+# days before each month in a non-leap year: profiles are a typical (non-leap) year
+_DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+_DAYS_BEFORE_MONTH = np.concatenate([[0], np.cumsum(_DAYS_IN_MONTH)[:-1]])
+
+# file -> required columns (extra columns, e.g. notes, are allowed and kept)
+REQUIRED_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "sites.csv": (
+            "site_id", "name", "hub", "site_class", "zone", "residency_region", "lat", "lon",
+            "climate_zone", "pue", "pue_cap", "pue_cap_rule", "grid_limit_mw", "pv_contract_mw",
+            "wind_contract_mw", "data_origin_weight", "source", "confidence",
+        ),
+        "grid_zones.csv": (
+            "zone_id", "name", "ef_kg_per_mwh", "ef_confidence", "ef_fossil_kg_per_mwh",
+            "ci_floor_kg_per_mwh", "wind_share", "solar_share", "price_basis_local_per_mwh",
+            "price_basis_confidence", "price_adder_local_per_mwh", "green_price_local_per_mwh",
+            "tou_scheme_id", "source",
+        ),
+        "climate_zones.csv": (
+            "climate_zone", "pv_cf_target", "pv_cf_min", "pv_cf_max", "wind_cf_target",
+            "wind_cf_min", "wind_cf_max", "source", "confidence",
+        ),
+        "tou_bands.csv": ("scheme_id", "month", "hour", "band", "multiplier"),
+        "tou_schemes.csv": ("scheme_id", "name", "confidence", "source"),
+        "accelerators.csv": (
+            "accelerator", "name", "board_power_w", "node_overhead_factor", "idle_fraction",
+            "relative_throughput", "relative_inference_throughput", "software_stack", "source",
+        ),
+        "fleets.csv": ("site_id", "accelerator", "devices"),
+        "demand_regions.csv": ("demand_region", "lat", "lon", "weight", "source"),
+        "latency.csv": ("site_id", "demand_region", "latency_ms"),
+        "profiles_8760.csv": ("site_id", "hour_of_year", "pv_pu", "wind_pu", "carbon_kg_per_mwh"),
+    }
+)
+MANIFEST_KEYS = ("name", "timezone", "currency", "fx_cny_per_unit", "min_peak_valley_ratio")
+
+
+class RegionPackError(ValueError):
+    """A region pack is missing files or has inconsistent data; `problems` lists them all."""
+
+    def __init__(self, path: Path, problems: list[str]):
+        self.path = path
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"region pack {path}: {len(self.problems)} problem(s):\n{lines}")
+
+
+def data_dir() -> Path:
+    """The data directory: $GREENOPT_DATA_DIR if set, else the repository's data/."""
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    return Path(__file__).resolve().parents[1] / "data"
+
+
+def regions_dir() -> Path:
+    return data_dir() / "regions"
+
+
+def available_regions() -> list[str]:
+    """Names of the packs in the data directory."""
+    root = regions_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / MANIFEST_FILE).is_file())
+
+
+def resolve_region(region: str | Path) -> Path:
+    """Directory of a pack given by name (in the data directory) or by path."""
+    if isinstance(region, Path) or os.sep in str(region) or str(region).startswith("."):
+        path = Path(region).expanduser().resolve()
+    else:
+        path = regions_dir() / str(region)
+        if not path.is_dir() and Path(region).is_dir():
+            path = Path(region).resolve()
+    if not (path / MANIFEST_FILE).is_file():
+        known = ", ".join(available_regions()) or "none"
+        raise RegionPackError(path, [f"no {MANIFEST_FILE} here; packs in {regions_dir()}: {known}"])
+    return path
+
+
+def hour_of_year(timestamps: pd.DatetimeIndex, timezone: str) -> np.ndarray:
+    """Row of a typical-year (non-leap, local wall-clock) profile for each timestamp.
+
+    Any date of any year maps by its local month, day and hour; 29 February reuses 28
+    February.
+    """
+    local = timestamps.tz_convert(timezone) if timestamps.tz is not None else timestamps.tz_localize(timezone)
+    month = local.month.to_numpy() - 1
+    day = np.minimum(local.day.to_numpy(), _DAYS_IN_MONTH[month])
+    doy0 = _DAYS_BEFORE_MONTH[month] + day - 1
+    return (doy0 * HOURS_PER_DAY + local.hour.to_numpy()).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class RegionPack:
+    """One region pack, validated. Tables are shared between loads: treat them as read-only.
+
+    Money: the pack's ``*_local_*`` columns are in ``currency``; the derived ``*_cny_*``
+    columns are converted at ``fx_cny_per_unit``.
+    """
+
+    name: str
+    path: Path
+    title: str
+    timezone: str
+    currency: str
+    fx_cny_per_unit: float
+    min_peak_valley_ratio: float
+    meta: Mapping[str, Any]
+    sites: pd.DataFrame
+    grid_zones: pd.DataFrame
+    climate_zones: pd.DataFrame
+    tou_bands: pd.DataFrame
+    tou_schemes: pd.DataFrame
+    accelerators: pd.DataFrame
+    fleets: pd.DataFrame
+    demand_regions: pd.DataFrame
+    latency: pd.DataFrame
+    profiles: pd.DataFrame = field(repr=False)
+
+    @cached_property
+    def site_ids(self) -> tuple[str, ...]:
+        return tuple(self.sites["site_id"])
+
+    @cached_property
+    def reference_accelerator(self) -> str:
+        """The type whose relative training throughput is 1: jobs' work unit."""
+        acc = self.accelerators
+        return str(acc.loc[np.isclose(acc["relative_throughput"], 1.0), "accelerator"].iloc[0])
+
+    def profile(self, column: str) -> np.ndarray:
+        """[site (in `sites` order), hour_of_year] array of a profile column."""
+        return self._profile_arrays[column]
+
+    @cached_property
+    def _profile_arrays(self) -> Mapping[str, np.ndarray]:
+        pos = {s: i for i, s in enumerate(self.site_ids)}
+        si = self.profiles["site_id"].map(pos).to_numpy()
+        hi = self.profiles["hour_of_year"].to_numpy()
+        out = {}
+        for col in ("pv_pu", "wind_pu", "carbon_kg_per_mwh"):
+            arr = np.zeros((len(pos), HOURS_PER_YEAR))
+            arr[si, hi] = self.profiles[col].to_numpy(dtype=float)
+            arr.flags.writeable = False
+            out[col] = arr
+        return MappingProxyType(out)
+
+    def tou_multipliers(self, scheme_id: str) -> np.ndarray:
+        """[month 0..11, hour 0..23] price multipliers of a scheme."""
+        return self._tou_arrays[scheme_id]
+
+    @cached_property
+    def _tou_arrays(self) -> Mapping[str, np.ndarray]:
+        out = {}
+        for scheme, g in self.tou_bands.groupby("scheme_id"):
+            arr = np.full((MONTHS, HOURS_PER_DAY), np.nan)
+            arr[g["month"].to_numpy() - 1, g["hour"].to_numpy()] = g["multiplier"].to_numpy(dtype=float)
+            arr.flags.writeable = False
+            out[str(scheme)] = arr
+        return MappingProxyType(out)
+
+    def hour_of_year(self, timestamps: pd.DatetimeIndex) -> np.ndarray:
+        return hour_of_year(timestamps, self.timezone)
+
+    def facility_mw_at_full_load(self) -> pd.Series:
+        """Facility power of each site with every device busy (MW), indexed by site_id."""
+        busy = self.accelerators.set_index("accelerator")["busy_kw"]
+        kw = self.fleets["devices"] * self.fleets["accelerator"].map(busy)
+        it_mw = kw.groupby(self.fleets["site_id"]).sum() / KW_PER_MW
+        return (it_mw * self.sites.set_index("site_id")["pue"]).reindex(self.site_ids).fillna(0.0)
+
+
+def load_region(region: str | Path) -> RegionPack:
+    """Load and validate a region pack by name or path; raises `RegionPackError` listing every problem."""
+    path = resolve_region(region)
+    stamp = tuple(
+        (f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(path.iterdir()) if f.is_file()
+    )
+    return _load(str(path), stamp)
+
+
+@lru_cache(maxsize=8)
+def _load(path_str: str, _stamp: tuple[tuple[str, int, int], ...]) -> RegionPack:
+    # `_stamp` (file names, mtimes, sizes) makes an edited pack load afresh
+    path = Path(path_str)
+    problems: list[str] = []
+    meta: dict[str, Any] = {}
+    try:
+        meta = tomllib.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        problems.append(f"{MANIFEST_FILE}: not valid TOML: {exc}")
+    for key in MANIFEST_KEYS:
+        if key not in meta:
+            problems.append(f"{MANIFEST_FILE}: key {key!r} missing")
+    tables: dict[str, pd.DataFrame] = {}
+    for file, cols in REQUIRED_COLUMNS.items():
+        fpath = path / file
+        if not fpath.is_file():
+            problems.append(f"{file}: file missing")
+            continue
+        df = pd.read_csv(fpath, keep_default_na=False, na_values=[""])
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            problems.append(f"{file}: columns missing: {', '.join(missing)}")
+            continue
+        tables[file] = df
+    if problems:
+        raise RegionPackError(path, problems)
+    tz = str(meta["timezone"])
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(tz)
+    except Exception:  # zoneinfo and pytz raise different types for unknown zones
+        raise RegionPackError(path, [f"{MANIFEST_FILE}: unknown timezone {tz!r}"]) from None
+    fx = float(meta["fx_cny_per_unit"])
+
+    sites = tables["sites.csv"]
+    zones = tables["grid_zones.csv"].copy()
+    zones["flat_price_cny_per_mwh"] = (zones["price_basis_local_per_mwh"] + zones["price_adder_local_per_mwh"]) * fx
+    zones["green_price_cny_per_mwh"] = zones["green_price_local_per_mwh"] * fx
+    acc = tables["accelerators.csv"].copy()
+    acc["busy_kw"] = acc["board_power_w"] / W_PER_KW * acc["node_overhead_factor"]
+    acc["idle_kw"] = acc["busy_kw"] * acc["idle_fraction"]
+    pack = RegionPack(
+        name=str(meta["name"]),
+        path=path,
+        title=str(meta.get("title", meta["name"])),
+        timezone=tz,
+        currency=str(meta["currency"]),
+        fx_cny_per_unit=fx,
+        min_peak_valley_ratio=float(meta["min_peak_valley_ratio"]),
+        meta=MappingProxyType(dict(meta)),
+        sites=sites,
+        grid_zones=zones,
+        climate_zones=tables["climate_zones.csv"],
+        tou_bands=tables["tou_bands.csv"],
+        tou_schemes=tables["tou_schemes.csv"],
+        accelerators=acc,
+        fleets=tables["fleets.csv"],
+        demand_regions=tables["demand_regions.csv"],
+        latency=tables["latency.csv"],
+        profiles=tables["profiles_8760.csv"],
+    )
+    problems = check_pack(pack)
+    if problems:
+        raise RegionPackError(path, problems)
+    return pack
+
+
+def _unique(problems: list[str], file: str, df: pd.DataFrame, key: list[str]) -> None:
+    dup = df.duplicated(subset=key, keep="first")
+    for r in np.flatnonzero(dup.to_numpy())[:5]:
+        vals = ", ".join(f"{k}={df[k].iloc[r]}" for k in key)
+        problems.append(f"{file} row {r + 1}: duplicate key ({vals})")
+
+
+def _refs(problems: list[str], file: str, values: pd.Series, known: set[str], what: str) -> None:
+    for r, v in enumerate(values):
+        if v not in known:
+            problems.append(f"{file} row {r + 1}: unknown {what} {v!r}")
+
+
+def check_pack(pack: RegionPack) -> list[str]:
+    """Every inconsistency of a loaded pack (references, coverage, ranges, PUE caps)."""
+    p: list[str] = []
+    s, z, cz = pack.sites, pack.grid_zones, pack.climate_zones
+    _unique(p, "sites.csv", s, ["site_id"])
+    _unique(p, "grid_zones.csv", z, ["zone_id"])
+    _unique(p, "climate_zones.csv", cz, ["climate_zone"])
+    _unique(p, "accelerators.csv", pack.accelerators, ["accelerator"])
+    _unique(p, "fleets.csv", pack.fleets, ["site_id", "accelerator"])
+    _unique(p, "demand_regions.csv", pack.demand_regions, ["demand_region"])
+    _unique(p, "latency.csv", pack.latency, ["site_id", "demand_region"])
+    _unique(p, "tou_bands.csv", pack.tou_bands, ["scheme_id", "month", "hour"])
+    site_ids = set(s["site_id"])
+    accs = set(pack.accelerators["accelerator"])
+    regions = set(pack.demand_regions["demand_region"])
+    _refs(p, "sites.csv", s["zone"], set(z["zone_id"]), "zone")
+    _refs(p, "sites.csv", s["climate_zone"], set(cz["climate_zone"]), "climate_zone")
+    _refs(p, "grid_zones.csv", z["tou_scheme_id"], set(pack.tou_bands["scheme_id"]), "TOU scheme")
+    _refs(p, "tou_schemes.csv", pack.tou_schemes["scheme_id"], set(pack.tou_bands["scheme_id"]), "TOU scheme")
+    _refs(p, "fleets.csv", pack.fleets["site_id"], site_ids, "site")
+    _refs(p, "fleets.csv", pack.fleets["accelerator"], accs, "accelerator")
+    _refs(p, "latency.csv", pack.latency["site_id"], site_ids, "site")
+    _refs(p, "latency.csv", pack.latency["demand_region"], regions, "demand region")
+
+    # PUE within the stated cap: `le` means <=, `lt` strictly below; an empty cap = none stated
+    pue = s["pue"].to_numpy(dtype=float)
+    cap = s["pue_cap"].to_numpy(dtype=float)
+    rule = s["pue_cap_rule"].astype(str).to_numpy()
+    for r in range(len(s)):
+        if not 1.0 <= pue[r] < 3.0:
+            p.append(f"sites.csv row {r + 1}: pue {pue[r]} outside [1, 3)")
+        if np.isnan(cap[r]):
+            continue
+        if rule[r] not in ("le", "lt"):
+            p.append(f"sites.csv row {r + 1}: pue_cap_rule {rule[r]!r} must be le or lt")
+        elif (rule[r] == "le" and pue[r] > cap[r]) or (rule[r] == "lt" and pue[r] >= cap[r]):
+            p.append(f"sites.csv row {r + 1}: pue {pue[r]} breaks its cap ({rule[r]} {cap[r]})")
+    for col in ("grid_limit_mw", "pv_contract_mw", "wind_contract_mw", "data_origin_weight"):
+        for bad in np.flatnonzero((s[col] < 0).to_numpy()):
+            p.append(f"sites.csv row {bad + 1}: negative {col}")
+    if (pack.fleets["devices"] < 0).any():
+        p.append("fleets.csv: negative device count")
+    ref = np.isclose(pack.accelerators["relative_throughput"], 1.0)
+    if ref.sum() != 1:
+        p.append("accelerators.csv: exactly one type must have relative_throughput 1 (the work unit)")
+    elif not np.isclose(pack.accelerators.loc[ref, "relative_inference_throughput"].iloc[0], 1.0):
+        p.append("accelerators.csv: the reference type (relative_throughput 1) must have relative_inference_throughput 1")
+    if (pack.demand_regions["weight"] <= 0).any():
+        p.append("demand_regions.csv: weights must be positive")
+
+    # coverage: latency for every site x region, TOU for every month x hour, 8760 h per site
+    have = set(zip(pack.latency["site_id"], pack.latency["demand_region"], strict=True))
+    for sid in s["site_id"]:
+        for reg in pack.demand_regions["demand_region"]:
+            if (sid, reg) not in have:
+                p.append(f"latency.csv: no row for site {sid}, region {reg}")
+    for scheme, g in pack.tou_bands.groupby("scheme_id"):
+        if len(g) != MONTHS * HOURS_PER_DAY or set(g["month"]) != set(range(1, 13)) or set(g["hour"]) != set(range(24)):
+            p.append(f"tou_bands.csv: scheme {scheme} does not cover 24 h in each of 12 months")
+        if (g["multiplier"] <= 0).any():
+            p.append(f"tou_bands.csv: scheme {scheme} has a non-positive multiplier")
+    counts = pack.profiles.groupby("site_id")["hour_of_year"].nunique()
+    for sid in s["site_id"]:
+        if counts.get(sid, 0) != HOURS_PER_YEAR:
+            p.append(f"profiles_8760.csv: site {sid} has {counts.get(sid, 0)} of {HOURS_PER_YEAR} hours")
+    _refs(p, "profiles_8760.csv", pd.Series(counts.index), site_ids, "site")
+    prof = pack.profiles
+    for col in ("pv_pu", "wind_pu"):
+        if ((prof[col] < 0) | (prof[col] > 1)).any() or prof[col].isna().any():
+            p.append(f"profiles_8760.csv: {col} outside [0, 1]")
+    if (prof["carbon_kg_per_mwh"] < 0).any() or prof["carbon_kg_per_mwh"].isna().any():
+        p.append("profiles_8760.csv: negative or missing carbon_kg_per_mwh")
+    return p
