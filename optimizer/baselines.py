@@ -1,10 +1,16 @@
 """What a user would do without the optimizer, as plans to compare against.
 
-* greedy: inference first, from the cheapest site within each service's latency limit;
-  then jobs earliest-deadline-first, each on its cheapest feasible site-hours (marginal
-  energy + carbon cost with green supply used first, plus migration and data transfer).
-* carbon_agnostic: inference from the nearest site; each job on its current site, else
-  its data-origin site, else the eligible site with the most devices, as soon as possible.
+* greedy: jobs earliest-deadline-first, each on its cheapest feasible site-hours (marginal
+  energy + carbon cost with green supply used first, plus migration and data transfer);
+  then inference, each region's demand from the cheapest site within the latency limit.
+* carbon_agnostic: each job on its current site, else its data-origin site, else the
+  eligible site with the most devices, as soon as possible; then inference from the
+  nearest site.
+
+Jobs go first because gangs need whole blocks of devices while inference can take any
+devices left within its latency limit; placing inference first crowded gangs out of their
+windows (29 of 300 jobs unplaced on the M benchmark instance against 18, the 18 being jobs
+no site can run at all).
 
 Both respect device capacity, the grid connection and every job rule, use green supply
 first and no battery. They are also the optimizer's fallback when HiGHS finds no plan, and
@@ -20,10 +26,11 @@ from typing import Literal
 import numpy as np
 
 from optimizer.plan import KG_PER_T, KW_PER_MW, Schedule, facility_mw
-from optimizer.rules import Option, job_options
+from optimizer.rules import Option, job_options, work_in_horizon
 from optimizer.scenario.types import Scenario
 
 Mode = Literal["greedy", "carbon_agnostic"]
+Order = Literal["deadline", "big_first"]
 EPS = 1e-9
 
 
@@ -64,12 +71,35 @@ class _State:
         )
 
 
-def plan_baseline(sc: Scenario, mode: Mode) -> Schedule:
+def plan_baseline(sc: Scenario, mode: Mode, order: Order = "deadline") -> Schedule:
     sched = Schedule.empty(sc)
     st = _State.start(sc)
+    _place_jobs(sc, st, sched, mode, order)
     _place_inference(sc, st, sched, mode)
-    _place_jobs(sc, st, sched, mode)
     return sched
+
+
+def job_order(sc: Scenario, order: Order) -> list[int]:
+    """Jobs in the order a planner places them.
+
+    deadline: earliest deadline first (the greedy baseline). big_first: most device-hours
+    in this horizon first, so that large gangs find whole blocks before small jobs fragment
+    the fleet (the order of first-fit-decreasing bin packing).
+    """
+    if order == "deadline":
+        return sorted(
+            range(len(sc.jobs)),
+            key=lambda j: (sc.jobs[j].deadline, sc.jobs[j].release, sc.jobs[j].job_id),
+        )
+    return sorted(
+        range(len(sc.jobs)),
+        key=lambda j: (
+            sc.jobs[j].preemptible,
+            -work_in_horizon(sc, sc.jobs[j]),
+            sc.jobs[j].deadline,
+            sc.jobs[j].job_id,
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- inference
@@ -151,12 +181,8 @@ def _service_order(
 
 
 # --------------------------------------------------------------------------- jobs
-def _place_jobs(sc: Scenario, st: _State, sched: Schedule, mode: Mode) -> None:
-    order = sorted(
-        range(len(sc.jobs)),
-        key=lambda j: (sc.jobs[j].deadline, sc.jobs[j].release, sc.jobs[j].job_id),
-    )
-    for j in order:
+def _place_jobs(sc: Scenario, st: _State, sched: Schedule, mode: Mode, order: Order) -> None:
+    for j in job_order(sc, order):
         job = sc.jobs[j]
         opts, _ = job_options(sc, job)
         if not opts:

@@ -799,14 +799,18 @@ def unplaced_reason(
         return "cannot run anywhere: " + "; ".join(why)
     cap = sc.capacity
     headroom = sc.grid_limit_mw[:, None] - grid + (sc.green_available_mw - green)
-    best = (-1, None, "")
+    best: tuple[int, Any, str] = (-1, None, "")
     for o in opts:
         hours = np.arange(o.window_start, o.window_end)
         room_dev = (
             cap[o.site, o.accelerator, hours] - busy[o.site, o.accelerator, hours] >= job.gang
         )
         room_pow = headroom[o.site, hours] >= job_mw(sc, job.gang, o.accelerator, o.site) - TOL
-        n_dev, n_both = int(room_dev.sum()), int((room_dev & room_pow).sum())
+        if job.preemptible:
+            n_dev, n_both = int(room_dev.sum()), int((room_dev & room_pow).sum())
+        else:  # a block must fit: count the longest run of hours with room among allowed starts
+            n_dev = _longest_block(room_dev, o)
+            n_both = _longest_block(room_dev & room_pow, o)
         if n_both > best[0]:
             limit = "devices" if n_dev < o.run_hours else "power"
             best = (n_both, o, limit)
@@ -819,9 +823,22 @@ def unplaced_reason(
             if limit == "devices"
             else "grid and green power headroom"
         )
+        block = "" if job.preemptible else " in one block"
         return (
-            f"deadline cannot be met: needs {o.run_hours} h of {job.gang} devices between "
+            f"deadline cannot be met: needs {o.run_hours} h{block} of {job.gang} devices between "
             f"{sc.timestamp(o.window_start).isoformat()} and {sc.timestamp(o.window_end).isoformat()}, "
             f"but the best option ({where}) has {word} in only {n} h"
         )
     return f"left unplaced: running it would cost more than its unplaced penalty ({sc.job_penalty_cny(job, work_in_horizon(sc, job)):.0f} CNY)"
+
+
+def _longest_block(room: np.ndarray, o: Any) -> int:
+    """Longest run of hours with room that starts at an allowed block start of option `o`."""
+    best = 0
+    for t in range(o.start_min, o.start_max + 1):
+        i = t - o.window_start
+        n = 0
+        while i + n < room.size and room[i + n] and n < o.run_hours:
+            n += 1
+        best = max(best, n)
+    return best

@@ -16,9 +16,10 @@ from optimizer.baselines import plan_baseline
 from optimizer.model import matrix_backend, pyomo_backend
 from optimizer.model.build import build_model
 from optimizer.model.extract import schedule_from_solution, solution_from_schedule
+from optimizer.model.rounding import fix_integers, round_devices
 from optimizer.plan import Plan, Schedule, assemble_plan
 from optimizer.scenario.types import Scenario
-from optimizer.solve import ProgressFn, SolverSettings, new_highs, solve_loaded
+from optimizer.solve import ProgressFn, SolverSettings, new_highs, resolve_fixed, solve_loaded
 
 BASELINES = ("greedy", "carbon_agnostic")
 
@@ -53,6 +54,11 @@ def optimize(
     phase("build")
     t = time.perf_counter()
     m, d = build_model(sc, tight=settings.tight)
+    n_devices = m.vars["v_devices"].size
+    rounding = settings.integer_devices == "round" or (
+        settings.integer_devices == "auto" and n_devices > settings.exact_device_limit
+    )
+    m.vars["v_devices"].integer = not rounding
     timings["build_arrays"] = time.perf_counter() - t
     h = new_highs(settings)
     if settings.backend == "pyomo":
@@ -71,7 +77,7 @@ def optimize(
         timings["handover"] = time.perf_counter() - t
     timings["build"] = timings["build_arrays"] + timings.get("build_pyomo", 0.0)
 
-    start_sched = _schedule_of(warm_start) or baseline_scheds["greedy"]
+    start_sched = _schedule_of(warm_start) or _best_start(sc, baseline_scheds["greedy"])
     start = solution_from_schedule(m, d, start_sched)
     phase("solve")
     res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
@@ -79,19 +85,26 @@ def optimize(
     if res.status == "interrupted":
         raise SolveCancelled("the solve was cancelled")
 
-    phase("extract")
-    t = time.perf_counter()
     solver: dict[str, Any] = res.info() | {
         "settings": settings.as_dict(),
         "fixed_cost_cny": m.fixed_cost,
+        "integer_devices": "rounded" if rounding else "exact",
     }
+    x, status = res.x, res.status
+    if rounding and x is not None and status in ("optimal", "feasible"):
+        phase("rounding")
+        t = time.perf_counter()
+        x, status = _round_and_resolve(h, m, d, col_map, x, res, solver, settings)
+        timings["rounding"] = time.perf_counter() - t
+
+    phase("extract")
+    t = time.perf_counter()
     # the solver sees only what decisions can change; put the fixed penalties back
     for key in ("objective_cny", "bound_cny"):
         if solver[key] is not None:
             solver[key] += m.fixed_cost
-    if res.x is not None and res.status in ("optimal", "feasible"):
-        sched = schedule_from_solution(m, d, res.x)
-        status = res.status
+    if x is not None and status in ("optimal", "feasible"):
+        sched = schedule_from_solution(m, d, x)
     else:
         sched = baseline_scheds["greedy"]
         status = "fallback"
@@ -108,6 +121,47 @@ def optimize(
     timings["total"] = time.perf_counter() - t_all + validate_s
     plan.summary["timings_s"] = timings
     return plan
+
+
+def _round_and_resolve(
+    h: Any,
+    m: Any,
+    d: Any,
+    col_map: Any,
+    x: Any,
+    res: Any,
+    solver: dict[str, Any],
+    settings: SolverSettings,
+) -> tuple[Any, str]:
+    """Whole inference devices, then the LP of everything else with every integer fixed.
+
+    The objective is the re-solved LP's; the bound stays the relaxed MILP's dual bound,
+    valid for the full MILP; the gap is recomputed from the two.
+    """
+    devices = round_devices(m, d, x)
+    lb, ub = fix_integers(m, x, devices)
+    x2, obj2, term = resolve_fixed(h, m, col_map, lb, ub)
+    solver["rounding_termination"] = term
+    if x2 is None or obj2 is None:
+        # cannot happen with devices rounded within capacity and power; keep the relaxed
+        # plan's jobs and fall back honestly rather than report a plan we cannot check
+        return None, "fallback"
+    solver["relaxed_objective_cny"] = solver["objective_cny"]
+    solver["objective_cny"] = obj2
+    bound = solver["bound_cny"]
+    gap = (obj2 - bound) / abs(obj2) if bound is not None and obj2 else None
+    solver["gap"] = gap
+    optimal = res.status == "optimal" and gap is not None and gap <= settings.mip_rel_gap
+    return x2, "optimal" if optimal else "feasible"
+
+
+def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
+    """The better of the greedy plan and a big-jobs-first greedy, as HiGHS' first incumbent."""
+    big = plan_baseline(sc, "greedy", order="big_first")
+    objective = {
+        id(s): assemble_plan(sc, s, status="start").summary["objective_cny"] for s in (greedy, big)
+    }
+    return min((greedy, big), key=lambda s: objective[id(s)])
 
 
 def _schedule_of(warm: Plan | Schedule | None) -> Schedule | None:

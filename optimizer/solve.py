@@ -28,13 +28,19 @@ ProgressFn = Callable[[dict[str, Any]], None]
 @dataclass(frozen=True)
 class SolverSettings:
     time_limit_s: float = 60.0
-    mip_rel_gap: float = 1e-3
+    mip_rel_gap: float = 5e-3  # prices and forecasts are not more accurate than 0.5%
     threads: int = 1
     seed: int = 0
     backend: Backend = "pyomo"
     allow_nonoptimal: bool = True
     mip_start: bool = True  # hand HiGHS the greedy (or previous) plan as a first incumbent
     tight: bool = True  # disaggregated x <= y rows (tighter LP relaxation, more rows)
+    # inference devices: "exact" keeps them integer in the MILP; "round" solves them
+    # continuous, rounds them up afterwards and re-solves the LP with every integer fixed
+    # (optimizer/model/rounding.py); "auto" rounds when there are more than
+    # exact_device_limit of them
+    integer_devices: Literal["auto", "exact", "round"] = "auto"
+    exact_device_limit: int = 4000
     presolve: bool = True
     log_to_console: bool = False
 
@@ -189,6 +195,25 @@ def solve_loaded(
         mip_start_accepted=accepted,
         timings_s={"solve": t1 - t0},
     )
+
+
+def resolve_fixed(
+    h: highspy.Highs, m: LinearModel, col_map: np.ndarray, lb: np.ndarray, ub: np.ndarray
+) -> tuple[np.ndarray | None, float | None, str]:
+    """Re-solve the loaded model as an LP with new column bounds (integers fixed by them)."""
+    n = col_map.size
+    idx = np.arange(n, dtype=np.int32)
+    h.changeColsBounds(n, idx, lb[col_map].astype(np.float64), ub[col_map].astype(np.float64))
+    h.changeColsIntegrality(n, idx, np.zeros(n, dtype=np.uint8))
+    h.setOptionValue("time_limit", 1e9)  # an LP with every decision fixed; it must finish
+    h.run()
+    term = h.modelStatusToString(h.getModelStatus())
+    info = h.getInfo()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None, None, term
+    x = np.zeros(m.n_cols)
+    x[col_map] = np.asarray(h.getSolution().col_value, dtype=float)
+    return x, float(info.objective_function_value), term
 
 
 def _finite(v: float) -> float | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.core import LinearModel
+from optimizer.model.inference import KTOKENS
 from optimizer.model.sets import ModelData
 from optimizer.plan import Schedule
 
@@ -56,7 +57,7 @@ def schedule_from_solution(m: LinearModel, d: ModelData, x: np.ndarray) -> Sched
         idx["service"][nz], idx["site"][nz], idx["accelerator"][nz], idx["hour"][nz]
     ] = n[nz]
     flow = m.vars["v_flow"]
-    fv = np.maximum(flow.values(x), 0.0)
+    fv = np.maximum(flow.values(x), 0.0) / KTOKENS
     fi = flow.index
     sched.flows[fi["service"], fi["region"], fi["site"], fi["hour"]] = fv
 

@@ -10,6 +10,7 @@ from optimizer.model.sets import ModelData
 
 SECONDS_PER_HOUR = 3600.0
 TOKENS_PER_MTOKEN = 1e6
+KTOKENS = 1e-3  # the model counts thousands of tokens/s: keeps coefficients near 1 for HiGHS
 
 
 def add_to_model(m: LinearModel, d: ModelData) -> None:
@@ -25,7 +26,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
 
         \text{use}_{s,a,h} \mathrel{+}= n_{k,s,a,h}                        && \text{(registered: device\_use)}
 
-        \text{cost} \mathrel{+}= \sum 3600 \cdot 10^{-6}\, \rho_k\, q_{k,r,h}
+        \text{cost} \mathrel{+}= \sum 3600 \cdot 10^{-3}\, \rho_k\, q_{k,r,h}
 
     :math:`R` holds only routes with latency(s, r) within the service's limit, so latency
     is respected by construction.
@@ -34,8 +35,8 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     symbol                  name                 unit          meaning
     ======================  ===================  ============  ==========================================
     :math:`n_{k,s,a,h}`     ``v_devices``        devices       devices of type a serving k at site s
-    :math:`f_{k,r,s,h}`     ``v_flow``           tokens/s      demand of region r served from site s
-    :math:`q_{k,r,h}`       ``v_unmet``          tokens/s      demand left unserved
+    :math:`f_{k,r,s,h}`     ``v_flow``           ktokens/s     demand of region r served from site s
+    :math:`q_{k,r,h}`       ``v_unmet``          ktokens/s     demand left unserved
     :math:`\tau_{k,a}`      throughput           tokens/s      per-device throughput of k on type a
     :math:`\Delta_{k,r,h}`  demand               tokens/s      demand of region r
     :math:`\rho_k`          unmet penalty        CNY/Mtoken    cost of unserved demand
@@ -44,7 +45,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     sc = d.sc
     S, H = d.S, d.H
     R = len(sc.demand_regions)
-    demand = sc.demand_tokens_per_s
+    demand = sc.demand_tokens_per_s * KTOKENS
 
     # flows: routes x hours with demand
     n_routes = d.route_service.size
@@ -89,7 +90,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         serve_keys.size,
         rows=np.concatenate([f_row, n_row]),
         cols=np.concatenate([f.cols(), n.cols()]),
-        vals=np.concatenate([np.ones(rt.size), -d.svc_opt_tokens_per_s[ot]]),
+        vals=np.concatenate([np.ones(rt.size), -d.svc_opt_tokens_per_s[ot] * KTOKENS]),
         hi=0.0,
         index={
             "service": serve_keys // (S * H),
@@ -123,7 +124,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         doc="each region's demand is served or unmet",
     )
     rho = np.array([sc.service_penalty_cny_per_mtoken(k) for k in sc.services])
-    per_q = SECONDS_PER_HOUR / TOKENS_PER_MTOKEN * rho[kk] if kk.size else np.zeros(0)
+    per_q = SECONDS_PER_HOUR / TOKENS_PER_MTOKEN / KTOKENS * rho[kk] if kk.size else np.zeros(0)
     # demand no site can reach is unmet whatever the plan: a constant (see jobs.py)
     reachable = np.zeros(kk.size, dtype=bool)
     reachable[np.searchsorted(krh, f_krh)] = True
