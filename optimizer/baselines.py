@@ -35,7 +35,7 @@ EPS = 1e-9
 
 
 @dataclass
-class _State:
+class FleetState:
     """Free devices and power headroom as the planner fills the fleet."""
 
     sc: Scenario
@@ -43,7 +43,7 @@ class _State:
     load: np.ndarray  # [s, h] facility MW so far
 
     @classmethod
-    def start(cls, sc: Scenario) -> _State:
+    def start(cls, sc: Scenario) -> FleetState:
         zero = np.zeros((len(sc.sites), len(sc.accelerators), sc.hours), dtype=np.int64)
         _, fac = facility_mw(sc, zero)  # idle load of every available device
         return cls(sc, sc.capacity.astype(np.int64).copy(), fac)
@@ -73,7 +73,7 @@ class _State:
 
 def plan_baseline(sc: Scenario, mode: Mode, order: Order = "deadline") -> Schedule:
     sched = Schedule.empty(sc)
-    st = _State.start(sc)
+    st = FleetState.start(sc)
     _place_jobs(sc, st, sched, mode, order)
     _place_inference(sc, st, sched, mode)
     return sched
@@ -103,7 +103,7 @@ def job_order(sc: Scenario, order: Order) -> list[int]:
 
 
 # --------------------------------------------------------------------------- inference
-def _place_inference(sc: Scenario, st: _State, sched: Schedule, mode: Mode) -> None:
+def _place_inference(sc: Scenario, st: FleetState, sched: Schedule, mode: Mode) -> None:
     demand = sc.demand_tokens_per_s
     for k, svc in enumerate(sc.services):
         types = [(sc.accelerator_index[a], tp) for a, tp in svc.throughput_tokens_per_s.items()]
@@ -160,7 +160,7 @@ def _tp_vector(sc: Scenario, types: list[tuple[int, float]]) -> np.ndarray:
 
 def _service_order(
     sc: Scenario,
-    st: _State,
+    st: FleetState,
     sites: list[tuple[int, float]],
     types: list[tuple[int, float]],
     h: int,
@@ -181,7 +181,7 @@ def _service_order(
 
 
 # --------------------------------------------------------------------------- jobs
-def _place_jobs(sc: Scenario, st: _State, sched: Schedule, mode: Mode, order: Order) -> None:
+def _place_jobs(sc: Scenario, st: FleetState, sched: Schedule, mode: Mode, order: Order) -> None:
     for j in job_order(sc, order):
         job = sc.jobs[j]
         opts, _ = job_options(sc, job)
@@ -192,7 +192,7 @@ def _place_jobs(sc: Scenario, st: _State, sched: Schedule, mode: Mode, order: Or
         else:
             best = None
             for o in opts:
-                hours, cost = _best_hours(sc, st, j, o, cheapest=True)
+                hours, cost = best_hours(sc, st, j, o, cheapest=True)
                 if hours is None:
                     continue
                 total = cost + o.migration_cost_cny + o.transfer_cost_cny
@@ -208,7 +208,7 @@ def _place_jobs(sc: Scenario, st: _State, sched: Schedule, mode: Mode, order: Or
 
 
 def _agnostic_choice(
-    sc: Scenario, st: _State, j: int, opts: list[Option]
+    sc: Scenario, st: FleetState, j: int, opts: list[Option]
 ) -> tuple[Option, np.ndarray, float] | None:
     job = sc.jobs[j]
     home = job.current_site or job.data_origin_site
@@ -221,16 +221,26 @@ def _agnostic_choice(
     else:
         ranked = sorted(opts, key=lambda o: -int(sc.installed_devices[o.site, o.accelerator]))
     for o in ranked:
-        hours, cost = _best_hours(sc, st, j, o, cheapest=False)
+        hours, cost = best_hours(sc, st, j, o, cheapest=False)
         if hours is not None:
             return o, hours, cost
     return None
 
 
-def _best_hours(
-    sc: Scenario, st: _State, j: int, o: Option, *, cheapest: bool
+def best_hours(
+    sc: Scenario,
+    st: FleetState,
+    j: int,
+    o: Option,
+    *,
+    cheapest: bool,
+    prefer: np.ndarray | None = None,
 ) -> tuple[np.ndarray | None, float]:
-    """The option's hours: cheapest (greedy) or earliest (as soon as possible) feasible ones."""
+    """The option's hours: cheapest (greedy) or earliest (as soon as possible) feasible ones.
+
+    `prefer` (one weight per window hour, higher first) ranks hours before cost does: the
+    LP-guided heuristic passes the LP's run values there.
+    """
     job = sc.jobs[j]
     hours = np.arange(o.window_start, o.window_end)
     mw = (
@@ -247,17 +257,19 @@ def _best_hours(
         idx = np.flatnonzero(ok)
         if idx.size < o.run_hours:
             return None, math.inf
-        pick = (
-            idx[np.argsort(cost[idx], kind="stable")[: o.run_hours]]
-            if cheapest
-            else idx[: o.run_hours]
-        )
+        if prefer is not None:
+            pick = idx[np.lexsort((cost[idx], -prefer[idx]))[: o.run_hours]]
+        elif cheapest:
+            pick = idx[np.argsort(cost[idx], kind="stable")[: o.run_hours]]
+        else:
+            pick = idx[: o.run_hours]
         return hours[pick], float(cost[pick].sum())
     # contiguous: a block of run_hours starting in [start_min, start_max], all hours feasible
     D = o.run_hours
     bad = np.concatenate([[0], np.cumsum(~ok)])
     csum = np.concatenate([[0.0], np.cumsum(np.where(ok, cost, 0.0))])
-    best_t, best_c = -1, math.inf
+    psum = np.concatenate([[0.0], np.cumsum(prefer)]) if prefer is not None else None
+    best_t, best_c, best_p = -1, math.inf, -math.inf
     for t in range(o.start_min, o.start_max + 1):
         i = t - o.window_start
         if bad[i + D] - bad[i] > 0:
@@ -266,8 +278,9 @@ def _best_hours(
         if not cheapest:
             best_t, best_c = t, c
             break
-        if c < best_c - EPS:
-            best_t, best_c = t, c
+        p = psum[i + D] - psum[i] if psum is not None else 0.0
+        if p > best_p + EPS or (p >= best_p - EPS and c < best_c - EPS):
+            best_t, best_c, best_p = t, c, p
     if best_t < 0:
         return None, math.inf
     return np.arange(best_t, best_t + D), float(best_c)

@@ -55,7 +55,12 @@ DATA_GB_MEDIAN = {"training": 2000.0, "finetune": 200.0, "batch": 50.0}
 DATA_GB_SIGMA = 1.0
 # accelerator sets a job accepts, by kind: (rule, probability); rules in `_accelerator_set`
 ACCELERATOR_SET_PROBS = {
-    "training": (("reference", 0.45), ("reference+best", 0.25), ("fast", 0.20), ("single_other", 0.10)),
+    "training": (
+        ("reference", 0.45),
+        ("reference+best", 0.25),
+        ("fast", 0.20),
+        ("single_other", 0.10),
+    ),
     "finetune": (("reference+best", 0.20), ("fast", 0.30), ("any", 0.40), ("single_other", 0.10)),
     "batch": (("fast", 0.20), ("any", 0.70), ("single_other", 0.10)),
 }
@@ -67,8 +72,30 @@ QUEUED_AT_START_SHARE = 0.25  # jobs already waiting at the start (release = sta
 RELEASE_SPAN = 0.8  # other jobs arrive within this share of the horizon
 # submissions by local hour: office hours dominate (trace papers show a daytime peak)
 SUBMIT_WEIGHT_BY_HOUR = (
-    0.3, 0.2, 0.2, 0.2, 0.2, 0.3, 0.5, 0.8, 1.2, 1.6, 1.8, 1.7,
-    1.3, 1.5, 1.8, 1.8, 1.7, 1.5, 1.2, 1.0, 0.9, 0.8, 0.6, 0.4,
+    0.3,
+    0.2,
+    0.2,
+    0.2,
+    0.2,
+    0.3,
+    0.5,
+    0.8,
+    1.2,
+    1.6,
+    1.8,
+    1.7,
+    1.3,
+    1.5,
+    1.8,
+    1.8,
+    1.7,
+    1.5,
+    1.2,
+    1.0,
+    0.9,
+    0.8,
+    0.6,
+    0.4,
 )
 RESIDENCY_SHARE = 0.15  # jobs whose data may not leave their region
 RESIDENCY_SECOND_REGION_SHARE = 0.3  # of those, allowed one more region
@@ -78,6 +105,7 @@ SCALE_ITERATIONS = 4  # passes to reach the target work after clipping durations
 # bounds on that scaling: beyond them the drawn run times would lose their trace-like shape,
 # so a workload too small (or too large) for the fleet stays so, and utilisation differs
 RUN_TIME_SCALE_BOUNDS = (1.0 / 8.0, 3.0)
+
 
 # --- inference services ------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -117,8 +145,30 @@ WEEKEND_FACTOR = 0.85  # weekend demand of user-facing services
 # user demand by local hour, relative (evening peak at 21 h; night trough at 4 h): shaped
 # like published diurnal traffic curves of consumer internet services (assumption)
 DIURNAL_BY_HOUR = (
-    0.75, 0.55, 0.42, 0.35, 0.32, 0.33, 0.40, 0.55, 0.75, 0.92, 1.00, 1.00,
-    0.92, 0.95, 1.00, 1.00, 0.98, 0.95, 0.95, 1.00, 1.08, 1.12, 1.05, 0.92,
+    0.75,
+    0.55,
+    0.42,
+    0.35,
+    0.32,
+    0.33,
+    0.40,
+    0.55,
+    0.75,
+    0.92,
+    1.00,
+    1.00,
+    0.92,
+    0.95,
+    1.00,
+    1.00,
+    0.98,
+    0.95,
+    0.95,
+    1.00,
+    1.08,
+    1.12,
+    1.05,
+    0.92,
 )
 # latency-bound demand may take at most this share of a site's inference capacity at the
 # peak hour: the rest stays for jobs and batch inference, so demand stays servable
@@ -168,7 +218,9 @@ def build_scenario(
     w = _World.make(pack, sites, stamps)
     tables: dict[str, pd.DataFrame] = {
         "sites": _sites_table(w),
-        "accelerators": pack.accelerators[["accelerator", "busy_kw", "idle_kw", "relative_throughput"]].copy(),
+        "accelerators": pack.accelerators[
+            ["accelerator", "busy_kw", "idle_kw", "relative_throughput"]
+        ].copy(),
         "fleets": w.fleets,
         "site_series": _site_series(w, iso, carbon_mode),
         "latency": w.latency[["site_id", "demand_region", "latency_ms"]],
@@ -176,7 +228,11 @@ def build_scenario(
     jobs, job_work = _jobs(w, rng_jobs, n_jobs)
     tables["jobs"] = jobs
     services, throughput, demand = _services(w, rng_services, n_services, job_work, iso)
-    tables["services"], tables["service_throughput"], tables["service_demand"] = services, throughput, demand
+    tables["services"], tables["service_throughput"], tables["service_demand"] = (
+        services,
+        throughput,
+        demand,
+    )
     avail = _maintenance(w, rng_maint, iso)
     if len(avail):
         tables["availability"] = avail
@@ -235,7 +291,9 @@ def select_sites(pack: RegionPack, n_sites: int | None) -> pd.DataFrame:
     out = pd.DataFrame(rows).reset_index(drop=True)
     if n <= len(base):
         # keep the pack's own order for readability
-        out = out.sort_values("site_id", key=lambda c: c.map({s: i for i, s in enumerate(base["site_id"])})).reset_index(drop=True)
+        out = out.sort_values(
+            "site_id", key=lambda c: c.map({s: i for i, s in enumerate(base["site_id"])})
+        ).reset_index(drop=True)
     return out
 
 
@@ -268,7 +326,9 @@ class _World:
         a_pos = {a: i for i, a in enumerate(accels)}
         base_dev = np.zeros((len(pack.site_ids), len(accels)), dtype=np.int64)
         fl = pack.fleets
-        base_dev[fl["site_id"].map(pos).to_numpy(), fl["accelerator"].map(a_pos).to_numpy()] = fl["devices"].to_numpy()
+        base_dev[fl["site_id"].map(pos).to_numpy(), fl["accelerator"].map(a_pos).to_numpy()] = fl[
+            "devices"
+        ].to_numpy()
         devices = base_dev[base_pos]
         si, ai = np.nonzero(devices)
         fleets = pd.DataFrame(
@@ -282,7 +342,9 @@ class _World:
         r_pos = {r: i for i, r in enumerate(regions)}
         base_lat = np.full((len(pack.site_ids), len(regions)), np.inf)
         lt = pack.latency
-        base_lat[lt["site_id"].map(pos).to_numpy(), lt["demand_region"].map(r_pos).to_numpy()] = lt["latency_ms"].to_numpy(dtype=float)
+        base_lat[lt["site_id"].map(pos).to_numpy(), lt["demand_region"].map(r_pos).to_numpy()] = lt[
+            "latency_ms"
+        ].to_numpy(dtype=float)
         lat_ms = base_lat[base_pos]
         s_idx, r_idx = np.nonzero(np.isfinite(lat_ms))
         latency = pd.DataFrame(
@@ -353,7 +415,10 @@ def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
     green_price = np.empty((S, H))
     for i, zone_id in enumerate(s["zone"]):
         z = zones.loc[zone_id]
-        price[i] = z["flat_price_cny_per_mwh"] * pack.tou_multipliers(str(z["tou_scheme_id"]))[month0, hour]
+        price[i] = (
+            z["flat_price_cny_per_mwh"]
+            * pack.tou_multipliers(str(z["tou_scheme_id"]))[month0, hour]
+        )
         green_price[i] = z["green_price_cny_per_mwh"]
         if carbon_mode == "annual_avg":
             carbon[i] = z["ef_kg_per_mwh"]
@@ -361,7 +426,10 @@ def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
         carbon = pack.profile("carbon_kg_per_mwh")[w.base_pos][:, w.hoy]
     pv = pack.profile("pv_pu")[w.base_pos][:, w.hoy]
     wind = pack.profile("wind_pu")[w.base_pos][:, w.hoy]
-    green = s["pv_contract_mw"].to_numpy(dtype=float)[:, None] * pv + s["wind_contract_mw"].to_numpy(dtype=float)[:, None] * wind
+    green = (
+        s["pv_contract_mw"].to_numpy(dtype=float)[:, None] * pv
+        + s["wind_contract_mw"].to_numpy(dtype=float)[:, None] * wind
+    )
     return pd.DataFrame(
         {
             "site_id": np.repeat(s["site_id"].to_numpy(dtype=object), H),
@@ -389,7 +457,9 @@ def _accelerator_set(w: _World, rule: str, rng: np.random.Generator) -> list[int
     if rule == "reference+best":
         return [ref, int(others[0])]
     if rule == "fast":
-        return [int(a) for a in range(len(w.accels)) if w.rel_train[a] >= FAST_MIN_RELATIVE_THROUGHPUT]
+        return [
+            int(a) for a in range(len(w.accels)) if w.rel_train[a] >= FAST_MIN_RELATIVE_THROUGHPUT
+        ]
     if rule == "single_other":
         return [int(rng.choice(others))]
     return list(range(len(w.accels)))  # "any"
@@ -461,16 +531,24 @@ def _draw_jobs(w: _World, rng: np.random.Generator, n_jobs: int) -> list[_JobDra
         # never larger than the largest pool it could use (the validator's rule), in powers of two
         cap = int(w.devices[np.ix_(ok_sites, np.array(accs))].max())
         gang = min(gang, 2 ** int(math.floor(math.log2(cap)))) if cap >= 1 else 1
-        duration = float(np.exp(math.log(DURATION_MEDIAN_H[kind]) + DURATION_SIGMA[kind] * rng.standard_normal()))
+        duration = float(
+            np.exp(math.log(DURATION_MEDIAN_H[kind]) + DURATION_SIGMA[kind] * rng.standard_normal())
+        )
         slack = SLACK_MIN[kind] + float(rng.exponential(SLACK_SCALE[kind]))
         current = ""
         u = rng.random()
         if u < RUNNING_SHARE:
             # running now on a site where its gang fits in the pool running jobs may hold
-            fits = [(s, a) for s in np.flatnonzero(ok_sites) for a in accs if running_free[s, a] >= gang]
+            fits = [
+                (s, a) for s in np.flatnonzero(ok_sites) for a in accs if running_free[s, a] >= gang
+            ]
             if fits:
                 prefer = [f for f in fits if f[0] == origin]
-                s, a = prefer[0] if prefer and rng.random() < 0.5 else fits[int(rng.integers(len(fits)))]
+                s, a = (
+                    prefer[0]
+                    if prefer and rng.random() < 0.5
+                    else fits[int(rng.integers(len(fits)))]
+                )
                 running_free[s, a] -= gang
                 current = str(site_ids[s])
                 release = -int(rng.integers(1, RUNNING_SINCE_MAX_H + 1))
@@ -492,14 +570,18 @@ def _draw_jobs(w: _World, rng: np.random.Generator, n_jobs: int) -> list[_JobDra
                 release_h=release,
                 current_site=current,
                 preemptible=bool(rng.random() >= NON_PREEMPTIBLE_SHARE[kind]),
-                data_gb=float(np.exp(math.log(DATA_GB_MEDIAN[kind]) + DATA_GB_SIGMA * rng.standard_normal())),
+                data_gb=float(
+                    np.exp(math.log(DATA_GB_MEDIAN[kind]) + DATA_GB_SIGMA * rng.standard_normal())
+                ),
                 priority=float(priorities[int(rng.choice(len(priorities), p=priority_p))]),
             )
         )
     return draws
 
 
-def _realise(w: _World, draws: list[_JobDraw], scale: float) -> tuple[list[tuple[float, int]], float]:
+def _realise(
+    w: _World, draws: list[_JobDraw], scale: float
+) -> tuple[list[tuple[float, int]], float]:
     """(work in reference device-hours, deadline hour) per job at a run-time scale, and the
     total work due within the horizon.
 
@@ -521,9 +603,20 @@ def _realise(w: _World, draws: list[_JobDraw], scale: float) -> tuple[list[tuple
 def _jobs(w: _World, rng: np.random.Generator, n_jobs: int) -> tuple[pd.DataFrame, float]:
     """The jobs table and their reference device-hours due within the horizon."""
     cols = [
-        "job_id", "kind", "accelerators", "gang", "work_device_hours", "release", "deadline",
-        "preemptible", "allowed_regions", "data_origin_site", "data_gb", "current_site",
-        "lost_hours_on_move", "priority",
+        "job_id",
+        "kind",
+        "accelerators",
+        "gang",
+        "work_device_hours",
+        "release",
+        "deadline",
+        "preemptible",
+        "allowed_regions",
+        "data_origin_site",
+        "data_gb",
+        "current_site",
+        "lost_hours_on_move",
+        "priority",
     ]
     if n_jobs == 0:
         return pd.DataFrame(columns=cols), 0.0
@@ -611,7 +704,9 @@ def _services(
 
     # hourly shapes (local time), normalised to mean 1 over the window
     base = np.array(DIURNAL_BY_HOUR)[w.local_hour]
-    weekend = np.where(w.stamps.tz_convert(w.pack.timezone).dayofweek.to_numpy() >= 5, WEEKEND_FACTOR, 1.0)
+    weekend = np.where(
+        w.stamps.tz_convert(w.pack.timezone).dayofweek.to_numpy() >= 5, WEEKEND_FACTOR, 1.0
+    )
     shapes = np.empty((K, H))
     for k, t in enumerate(tier_of):
         s = (t.flat + (1.0 - t.flat) * base) * (weekend if t.flat < 1.0 else 1.0)
@@ -641,7 +736,9 @@ def _services(
             if stack_locked[k] and w.stack[a] != ref_stack:
                 continue
             tp_rows.append((ids[k], acc, round(tokens_ref[k] * w.rel_infer[a], 3)))
-    throughput = pd.DataFrame(tp_rows, columns=["service_id", "accelerator", "tokens_per_s_per_device"])
+    throughput = pd.DataFrame(
+        tp_rows, columns=["service_id", "accelerator", "tokens_per_s_per_device"]
+    )
     kk, rr = np.nonzero(per_region > 0)
     demand = pd.DataFrame(
         {
@@ -663,7 +760,9 @@ def _quota(shares: list[float], n: int) -> list[int]:
     return [int(x) for x in out]
 
 
-def _cap_latency_bound(w: _World, tier_of: list[Tier], per_region: np.ndarray, shapes: np.ndarray) -> np.ndarray:
+def _cap_latency_bound(
+    w: _World, tier_of: list[Tier], per_region: np.ndarray, shapes: np.ndarray
+) -> np.ndarray:
     """Keep latency-bound peak demand within what nearby sites can serve.
 
     Tightest tier first, each region's peak is spread over the sites within the tier's limit,
@@ -725,4 +824,3 @@ def _maintenance(w: _World, rng: np.random.Generator, iso: np.ndarray) -> pd.Dat
             )
         )
     return pd.concat(frames, ignore_index=True)
-

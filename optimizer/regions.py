@@ -36,25 +36,64 @@ _DAYS_BEFORE_MONTH = np.concatenate([[0], np.cumsum(_DAYS_IN_MONTH)[:-1]])
 REQUIRED_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
         "sites.csv": (
-            "site_id", "name", "hub", "site_class", "zone", "residency_region", "lat", "lon",
-            "climate_zone", "pue", "pue_cap", "pue_cap_rule", "grid_limit_mw", "pv_contract_mw",
-            "wind_contract_mw", "data_origin_weight", "source", "confidence",
+            "site_id",
+            "name",
+            "hub",
+            "site_class",
+            "zone",
+            "residency_region",
+            "lat",
+            "lon",
+            "climate_zone",
+            "pue",
+            "pue_cap",
+            "pue_cap_rule",
+            "grid_limit_mw",
+            "pv_contract_mw",
+            "wind_contract_mw",
+            "data_origin_weight",
+            "source",
+            "confidence",
         ),
         "grid_zones.csv": (
-            "zone_id", "name", "ef_kg_per_mwh", "ef_confidence", "ef_fossil_kg_per_mwh",
-            "ci_floor_kg_per_mwh", "wind_share", "solar_share", "price_basis_local_per_mwh",
-            "price_basis_confidence", "price_adder_local_per_mwh", "green_price_local_per_mwh",
-            "tou_scheme_id", "source",
+            "zone_id",
+            "name",
+            "ef_kg_per_mwh",
+            "ef_confidence",
+            "ef_fossil_kg_per_mwh",
+            "ci_floor_kg_per_mwh",
+            "wind_share",
+            "solar_share",
+            "price_basis_local_per_mwh",
+            "price_basis_confidence",
+            "price_adder_local_per_mwh",
+            "green_price_local_per_mwh",
+            "tou_scheme_id",
+            "source",
         ),
         "climate_zones.csv": (
-            "climate_zone", "pv_cf_target", "pv_cf_min", "pv_cf_max", "wind_cf_target",
-            "wind_cf_min", "wind_cf_max", "source", "confidence",
+            "climate_zone",
+            "pv_cf_target",
+            "pv_cf_min",
+            "pv_cf_max",
+            "wind_cf_target",
+            "wind_cf_min",
+            "wind_cf_max",
+            "source",
+            "confidence",
         ),
         "tou_bands.csv": ("scheme_id", "month", "hour", "band", "multiplier"),
         "tou_schemes.csv": ("scheme_id", "name", "confidence", "source"),
         "accelerators.csv": (
-            "accelerator", "name", "board_power_w", "node_overhead_factor", "idle_fraction",
-            "relative_throughput", "relative_inference_throughput", "software_stack", "source",
+            "accelerator",
+            "name",
+            "board_power_w",
+            "node_overhead_factor",
+            "idle_fraction",
+            "relative_throughput",
+            "relative_inference_throughput",
+            "software_stack",
+            "source",
         ),
         "fleets.csv": ("site_id", "accelerator", "devices"),
         "demand_regions.csv": ("demand_region", "lat", "lon", "weight", "source"),
@@ -115,7 +154,11 @@ def hour_of_year(timestamps: pd.DatetimeIndex, timezone: str) -> np.ndarray:
     Any date of any year maps by its local month, day and hour; 29 February reuses 28
     February.
     """
-    local = timestamps.tz_convert(timezone) if timestamps.tz is not None else timestamps.tz_localize(timezone)
+    local = (
+        timestamps.tz_convert(timezone)
+        if timestamps.tz is not None
+        else timestamps.tz_localize(timezone)
+    )
     month = local.month.to_numpy() - 1
     day = np.minimum(local.day.to_numpy(), _DAYS_IN_MONTH[month])
     doy0 = _DAYS_BEFORE_MONTH[month] + day - 1
@@ -185,7 +228,9 @@ class RegionPack:
         out = {}
         for scheme, g in self.tou_bands.groupby("scheme_id"):
             arr = np.full((MONTHS, HOURS_PER_DAY), np.nan)
-            arr[g["month"].to_numpy() - 1, g["hour"].to_numpy()] = g["multiplier"].to_numpy(dtype=float)
+            arr[g["month"].to_numpy() - 1, g["hour"].to_numpy()] = g["multiplier"].to_numpy(
+                dtype=float
+            )
             arr.flags.writeable = False
             out[str(scheme)] = arr
         return MappingProxyType(out)
@@ -205,7 +250,9 @@ def load_region(region: str | Path) -> RegionPack:
     """Load and validate a region pack by name or path; raises `RegionPackError` listing every problem."""
     path = resolve_region(region)
     stamp = tuple(
-        (f.name, f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(path.iterdir()) if f.is_file()
+        (f.name, f.stat().st_mtime_ns, f.stat().st_size)
+        for f in sorted(path.iterdir())
+        if f.is_file()
     )
     return _load(str(path), stamp)
 
@@ -246,7 +293,9 @@ def _load(path_str: str, _stamp: tuple[tuple[str, int, int], ...]) -> RegionPack
 
     sites = tables["sites.csv"]
     zones = tables["grid_zones.csv"].copy()
-    zones["flat_price_cny_per_mwh"] = (zones["price_basis_local_per_mwh"] + zones["price_adder_local_per_mwh"]) * fx
+    zones["flat_price_cny_per_mwh"] = (
+        zones["price_basis_local_per_mwh"] + zones["price_adder_local_per_mwh"]
+    ) * fx
     zones["green_price_cny_per_mwh"] = zones["green_price_local_per_mwh"] * fx
     acc = tables["accelerators.csv"].copy()
     acc["busy_kw"] = acc["board_power_w"] / W_PER_KW * acc["node_overhead_factor"]
@@ -308,7 +357,13 @@ def check_pack(pack: RegionPack) -> list[str]:
     _refs(p, "sites.csv", s["zone"], set(z["zone_id"]), "zone")
     _refs(p, "sites.csv", s["climate_zone"], set(cz["climate_zone"]), "climate_zone")
     _refs(p, "grid_zones.csv", z["tou_scheme_id"], set(pack.tou_bands["scheme_id"]), "TOU scheme")
-    _refs(p, "tou_schemes.csv", pack.tou_schemes["scheme_id"], set(pack.tou_bands["scheme_id"]), "TOU scheme")
+    _refs(
+        p,
+        "tou_schemes.csv",
+        pack.tou_schemes["scheme_id"],
+        set(pack.tou_bands["scheme_id"]),
+        "TOU scheme",
+    )
     _refs(p, "fleets.csv", pack.fleets["site_id"], site_ids, "site")
     _refs(p, "fleets.csv", pack.fleets["accelerator"], accs, "accelerator")
     _refs(p, "latency.csv", pack.latency["site_id"], site_ids, "site")
@@ -334,9 +389,13 @@ def check_pack(pack: RegionPack) -> list[str]:
         p.append("fleets.csv: negative device count")
     ref = np.isclose(pack.accelerators["relative_throughput"], 1.0)
     if ref.sum() != 1:
-        p.append("accelerators.csv: exactly one type must have relative_throughput 1 (the work unit)")
+        p.append(
+            "accelerators.csv: exactly one type must have relative_throughput 1 (the work unit)"
+        )
     elif not np.isclose(pack.accelerators.loc[ref, "relative_inference_throughput"].iloc[0], 1.0):
-        p.append("accelerators.csv: the reference type (relative_throughput 1) must have relative_inference_throughput 1")
+        p.append(
+            "accelerators.csv: the reference type (relative_throughput 1) must have relative_inference_throughput 1"
+        )
     if (pack.demand_regions["weight"] <= 0).any():
         p.append("demand_regions.csv: weights must be positive")
 
@@ -347,14 +406,20 @@ def check_pack(pack: RegionPack) -> list[str]:
             if (sid, reg) not in have:
                 p.append(f"latency.csv: no row for site {sid}, region {reg}")
     for scheme, g in pack.tou_bands.groupby("scheme_id"):
-        if len(g) != MONTHS * HOURS_PER_DAY or set(g["month"]) != set(range(1, 13)) or set(g["hour"]) != set(range(24)):
+        if (
+            len(g) != MONTHS * HOURS_PER_DAY
+            or set(g["month"]) != set(range(1, 13))
+            or set(g["hour"]) != set(range(24))
+        ):
             p.append(f"tou_bands.csv: scheme {scheme} does not cover 24 h in each of 12 months")
         if (g["multiplier"] <= 0).any():
             p.append(f"tou_bands.csv: scheme {scheme} has a non-positive multiplier")
     counts = pack.profiles.groupby("site_id")["hour_of_year"].nunique()
     for sid in s["site_id"]:
         if counts.get(sid, 0) != HOURS_PER_YEAR:
-            p.append(f"profiles_8760.csv: site {sid} has {counts.get(sid, 0)} of {HOURS_PER_YEAR} hours")
+            p.append(
+                f"profiles_8760.csv: site {sid} has {counts.get(sid, 0)} of {HOURS_PER_YEAR} hours"
+            )
     _refs(p, "profiles_8760.csv", pd.Series(counts.index), site_ids, "site")
     prof = pack.profiles
     for col in ("pv_pu", "wind_pu"):

@@ -41,6 +41,9 @@ class SolverSettings:
     # exact_device_limit of them
     integer_devices: Literal["auto", "exact", "round"] = "auto"
     exact_device_limit: int = 4000
+    # with devices rounded, jobs whose gang is at most this share of the site's devices of
+    # their type are solved continuous first and rounded to whole gangs after
+    relax_gang_share: float = 0.02
     presolve: bool = True
     log_to_console: bool = False
 
@@ -214,6 +217,24 @@ def resolve_fixed(
     x = np.zeros(m.n_cols)
     x[col_map] = np.asarray(h.getSolution().col_value, dtype=float)
     return x, float(info.objective_function_value), term
+
+
+def solve_relaxation(
+    h: highspy.Highs, m: LinearModel, col_map: np.ndarray
+) -> tuple[np.ndarray | None, float | None]:
+    """The LP relaxation of the loaded model (integrality dropped): its solution and value.
+
+    Its value is a valid lower bound on the MILP. The caller restores integrality to go on
+    with the MILP on the same loaded model.
+    """
+    n = col_map.size
+    h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.zeros(n, dtype=np.uint8))
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None, None
+    x = np.zeros(m.n_cols)
+    x[col_map] = np.asarray(h.getSolution().col_value, dtype=float)
+    return x, float(h.getInfo().objective_function_value)
 
 
 def _finite(v: float) -> float | None:

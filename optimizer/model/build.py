@@ -8,6 +8,7 @@ balance) comes before the module that builds the row summing them.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import Any
 
 from optimizer.model import (
     battery,
@@ -37,10 +38,18 @@ MODULES: tuple[ModuleType, ...] = (
 )
 
 
-def build_model(sc: Scenario, *, tight: bool = True) -> tuple[LinearModel, ModelData]:
-    """The linear model of `sc` (backend-neutral sparse blocks) and its index sets."""
-    d = build_sets(sc, tight=tight)
+def build_model(sc: Scenario, *, tight: bool = True, **sets: Any) -> tuple[LinearModel, ModelData]:
+    """The linear model of `sc` (backend-neutral sparse blocks) and its index sets.
+
+    `sets` go to `build_sets`: a subset of job options, services merged into classes, or a
+    fixed job plan.
+    """
+    d = build_sets(sc, tight=tight, **sets)
+    return build_from_sets(d), d
+
+
+def build_from_sets(d: ModelData) -> LinearModel:
     m = LinearModel()
     for module in MODULES:
         module.add_to_model(m, d)
-    return m, d
+    return m

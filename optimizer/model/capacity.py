@@ -47,12 +47,14 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         for t in m.registered("device_use")
     ]
     terms.append(Terms(np.arange(s.size), busy.cols(), np.ones(s.size)))
+    # with the job plan fixed, the jobs' devices are a constant on the right-hand side
+    fixed = 0.0 if d.fixed_job_use is None else d.fixed_job_use[s, a, h].astype(float)
     m.add_keyed_constraints(
         "device_use",
         s.size,
         terms,
-        lo=0.0,
-        hi=0.0,
+        lo=fixed,
+        hi=fixed,
         index={"site": s, "accelerator": a, "hour": h},
         doc="busy devices are the jobs' gangs plus the inference devices",
     )

@@ -28,10 +28,18 @@ class VarBlock:
     integer: bool
     index: dict[str, np.ndarray]
     doc: str = ""
+    relaxed: np.ndarray | None = None  # integer elements solved as continuous (bool mask)
 
     @property
     def size(self) -> int:
         return int(self.lb.shape[0])
+
+    def integral(self) -> np.ndarray:
+        """Per element: is it integer in the model as it will be solved?"""
+        out = np.full(self.size, self.integer, dtype=bool)
+        if self.integer and self.relaxed is not None:
+            out &= ~self.relaxed
+        return out
 
     def cols(self, positions: np.ndarray | None = None) -> np.ndarray:
         """Global column numbers of the block's elements (all, or at `positions`)."""
@@ -201,9 +209,7 @@ class LinearModel:
 
     def integrality(self) -> np.ndarray:
         return (
-            np.concatenate(
-                [np.full(b.size, 1 if b.integer else 0, dtype=np.int32) for b in self.vars.values()]
-            )
+            np.concatenate([b.integral().astype(np.int32) for b in self.vars.values()])
             if self.vars
             else np.zeros(0, np.int32)
         )
@@ -224,14 +230,13 @@ class LinearModel:
         return rows, cols, vals
 
     def size(self) -> dict[str, int]:
-        n_int = int(sum(b.size for b in self.vars.values() if b.integer))
+        n_int = int(sum(int(b.integral().sum()) for b in self.vars.values()))
         return {
             "variables": self.n_cols,
             "binaries": int(
                 sum(
-                    int(np.count_nonzero((b.lb == 0) & (b.ub == 1)))
+                    int(np.count_nonzero(b.integral() & (b.lb == 0) & (b.ub == 1)))
                     for b in self.vars.values()
-                    if b.integer
                 )
             ),
             "integers": n_int,

@@ -1,5 +1,9 @@
 """Inference services: integer devices per site and hour, serving each demand region only
-from sites within the service's latency limit; a service may split across sites."""
+from sites within the service's latency limit; a service may split across sites.
+
+The rows are written over serving units (`optimizer.model.sets`): one service each when
+devices are whole, classes of interchangeable services when they are relaxed.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,9 @@ import numpy as np
 from optimizer.model.core import LinearModel
 from optimizer.model.sets import ModelData
 
-SECONDS_PER_HOUR = 3600.0
-TOKENS_PER_MTOKEN = 1e6
-KTOKENS = 1e-3  # the model counts thousands of tokens/s: keeps coefficients near 1 for HiGHS
-
 
 def add_to_model(m: LinearModel, d: ModelData) -> None:
-    r"""Devices and flows of inference services.
+    r"""Devices and flows of inference services (over serving units k).
 
     .. math::
 
@@ -26,63 +26,59 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
 
         \text{use}_{s,a,h} \mathrel{+}= n_{k,s,a,h}                        && \text{(registered: device\_use)}
 
-        \text{cost} \mathrel{+}= \sum 3600 \cdot 10^{-3}\, \rho_k\, q_{k,r,h}
+        \text{cost} \mathrel{+}= \sum \rho_k\, q_{k,r,h}
 
     :math:`R` holds only routes with latency(s, r) within the service's limit, so latency
-    is respected by construction.
+    is respected by construction. A unit is one service measured in ktokens/s, or a class
+    of services measured in device-equivalents of their fastest type.
 
     ======================  ===================  ============  ==========================================
     symbol                  name                 unit          meaning
     ======================  ===================  ============  ==========================================
     :math:`n_{k,s,a,h}`     ``v_devices``        devices       devices of type a serving k at site s
-    :math:`f_{k,r,s,h}`     ``v_flow``           ktokens/s     demand of region r served from site s
-    :math:`q_{k,r,h}`       ``v_unmet``          ktokens/s     demand left unserved
-    :math:`\tau_{k,a}`      throughput           tokens/s      per-device throughput of k on type a
-    :math:`\Delta_{k,r,h}`  demand               tokens/s      demand of region r
-    :math:`\rho_k`          unmet penalty        CNY/Mtoken    cost of unserved demand
+    :math:`f_{k,r,s,h}`     ``v_flow``           demand unit   demand of region r served from site s
+    :math:`q_{k,r,h}`       ``v_unmet``          demand unit   demand left unserved
+    :math:`\tau_{k,a}`      throughput           unit/device   throughput of one device of type a
+    :math:`\Delta_{k,r,h}`  demand               demand unit   demand of region r
+    :math:`\rho_k`          unmet penalty        CNY/unit-h    cost of unserved demand (from CNY/Mtoken)
     ======================  ===================  ============  ==========================================
     """
     sc = d.sc
     S, H = d.S, d.H
     R = len(sc.demand_regions)
-    demand = sc.demand_tokens_per_s * KTOKENS
+    demand = d.unit_demand
 
     # flows: routes x hours with demand
-    n_routes = d.route_service.size
+    n_routes = d.route_unit.size
     rt = np.repeat(np.arange(n_routes), H)
     hh = np.tile(np.arange(H), n_routes)
-    has = demand[d.route_service[rt], d.route_region[rt], hh] > 0
+    has = demand[d.route_unit[rt], d.route_region[rt], hh] > 0
     rt, hh = rt[has], hh[has]
-    f_k, f_r, f_s = d.route_service[rt], d.route_region[rt], d.route_site[rt]
+    f_k, f_r, f_s = d.route_unit[rt], d.route_region[rt], d.route_site[rt]
     f = m.add_variables(
         "v_flow",
         rt.size,
-        index={"service": f_k, "region": f_r, "site": f_s, "hour": hh},
-        doc="tokens/s of a region's demand served from a site",
+        index={"unit": f_k, "region": f_r, "site": f_s, "hour": hh},
+        doc="demand of a region served from a site",
     )
-    # serve rows: one per (service, site, hour) that has flows
+    # serve rows: one per (unit, site, hour) that has flows
     ksh = (f_k * S + f_s) * H + hh
     serve_keys, f_row = np.unique(ksh, return_inverse=True)
-    # devices: service options x hours where the (service, site, hour) has a serve row
-    n_o = d.svc_opt_service.size
+    # devices: unit options x hours where the (unit, site, hour) has a serve row
+    n_o = d.uopt_unit.size
     ot = np.repeat(np.arange(n_o), H)
     oh = np.tile(np.arange(H), n_o)
-    okey = (d.svc_opt_service[ot] * S + d.svc_opt_site[ot]) * H + oh
-    pos = np.searchsorted(serve_keys, okey)
-    pos_c = np.minimum(pos, max(serve_keys.size - 1, 0))
-    keep = (
-        (serve_keys.size > 0) & (serve_keys[pos_c] == okey)
-        if serve_keys.size
-        else np.zeros(okey.size, bool)
-    )
-    ot, oh, n_row = ot[keep], oh[keep], pos_c[keep]
-    n_s, n_a = d.svc_opt_site[ot], d.svc_opt_acc[ot]
+    okey = (d.uopt_unit[ot] * S + d.uopt_site[ot]) * H + oh
+    pos = np.minimum(np.searchsorted(serve_keys, okey), max(serve_keys.size - 1, 0))
+    keep = serve_keys[pos] == okey if serve_keys.size else np.zeros(okey.size, bool)
+    ot, oh, n_row = ot[keep], oh[keep], pos[keep]
+    n_s, n_a = d.uopt_site[ot], d.uopt_acc[ot]
     n = m.add_variables(
         "v_devices",
         ot.size,
         ub=sc.capacity[n_s, n_a, oh].astype(float),
         integer=True,
-        index={"service": d.svc_opt_service[ot], "site": n_s, "accelerator": n_a, "hour": oh},
+        index={"unit": d.uopt_unit[ot], "site": n_s, "accelerator": n_a, "hour": oh},
         doc="devices serving an inference service",
     )
     m.add_constraints(
@@ -90,10 +86,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         serve_keys.size,
         rows=np.concatenate([f_row, n_row]),
         cols=np.concatenate([f.cols(), n.cols()]),
-        vals=np.concatenate([np.ones(rt.size), -d.svc_opt_tokens_per_s[ot] * KTOKENS]),
+        vals=np.concatenate([np.ones(rt.size), -d.uopt_throughput[ot]]),
         hi=0.0,
         index={
-            "service": serve_keys // (S * H),
+            "unit": serve_keys // (S * H),
             "site": (serve_keys // H) % S,
             "hour": serve_keys % H,
         },
@@ -107,7 +103,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         "v_unmet",
         kk.size,
         ub=demand[kk, rr, h2],
-        index={"service": kk, "region": rr, "hour": h2},
+        index={"unit": kk, "region": rr, "hour": h2},
         doc="demand left unserved",
     )
     krh = (kk * R + rr) * H + h2  # sorted, as np.nonzero is row-major
@@ -120,11 +116,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         vals=np.ones(rt.size + kk.size),
         lo=demand[kk, rr, h2],
         hi=demand[kk, rr, h2],
-        index={"service": kk, "region": rr, "hour": h2},
+        index={"unit": kk, "region": rr, "hour": h2},
         doc="each region's demand is served or unmet",
     )
-    rho = np.array([sc.service_penalty_cny_per_mtoken(k) for k in sc.services])
-    per_q = SECONDS_PER_HOUR / TOKENS_PER_MTOKEN / KTOKENS * rho[kk] if kk.size else np.zeros(0)
+    per_q = d.unit_unmet_cny[kk]
     # demand no site can reach is unmet whatever the plan: a constant (see jobs.py)
     reachable = np.zeros(kk.size, dtype=bool)
     reachable[np.searchsorted(krh, f_krh)] = True

@@ -50,15 +50,18 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     ========================  ===================  ==============  ==========================================
     """
     sc = d.sc
+    if d.fixed_job_use is not None:
+        _fixed(m)
+        return
     n_jobs = len(sc.jobs)
-    n_opt = d.opt_job.size
+    n_opt = d.opts.job.size
     cap = sc.capacity
-    gang_o = d.job_gang[d.opt_job] if n_opt else np.zeros(0, np.int64)
+    gang_o = d.job_gang[d.opts.job] if n_opt else np.zeros(0, np.int64)
 
     # hours in each option's window where the site can hold the whole gang
-    win_len = np.maximum(d.opt_window_end - d.opt_window_start, 0)
-    w_opt, w_hour = ragged_arange(d.opt_window_start, win_len)
-    w_ok = cap[d.opt_site[w_opt], d.opt_acc[w_opt], w_hour] >= gang_o[w_opt]
+    win_len = np.maximum(d.opts.window_end - d.opts.window_start, 0)
+    w_opt, w_hour = ragged_arange(d.opts.window_start, win_len)
+    w_ok = cap[d.opts.site[w_opt], d.opts.acc[w_opt], w_hour] >= gang_o[w_opt]
 
     ub = np.ones(n_opt)
     use_keys: list[np.ndarray] = []
@@ -70,22 +73,22 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         n_opt,
         ub=ub,
         integer=True,
-        index={"job": d.opt_job, "site": d.opt_site, "accelerator": d.opt_acc},
+        index={"job": d.opts.job, "site": d.opts.site, "accelerator": d.opts.acc},
         doc="job runs on option (site, accelerator)",
     )
 
     # --- preemptible options: choose D hours among the allowed ones
-    pre = d.opt_preemptible
+    pre = d.opts.preemptible
     sel = pre[w_opt] & w_ok
     p_opt, p_hour = w_opt[sel], w_hour[sel]
     n_allowed = np.bincount(p_opt, minlength=n_opt)
-    short = pre & (n_allowed < d.opt_run_hours)
-    exact = pre & (n_allowed == d.opt_run_hours)
-    free = pre & (n_allowed > d.opt_run_hours)
+    short = pre & (n_allowed < d.opts.run_hours)
+    exact = pre & (n_allowed == d.opts.run_hours)
+    free = pre & (n_allowed > d.opts.run_hours)
     ub[short] = 0.0
     # exact: the hours are implied by the assignment
     e_sel = exact[p_opt]
-    use_keys.append(d.sah_key(d.opt_site[p_opt[e_sel]], d.opt_acc[p_opt[e_sel]], p_hour[e_sel]))
+    use_keys.append(d.sah_key(d.opts.site[p_opt[e_sel]], d.opts.acc[p_opt[e_sel]], p_hour[e_sel]))
     use_cols.append(y.cols(p_opt[e_sel]))
     use_gang.append(gang_o[p_opt[e_sel]])
     # free: x variables
@@ -107,7 +110,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         free_ids.size,
         rows=np.concatenate([row_of[x_opt], np.arange(free_ids.size)]),
         cols=np.concatenate([x.cols(), y.cols(free_ids)]),
-        vals=np.concatenate([np.ones(x_opt.size), -d.opt_run_hours[free_ids].astype(float)]),
+        vals=np.concatenate([np.ones(x_opt.size), -d.opts.run_hours[free_ids].astype(float)]),
         lo=0.0,
         hi=0.0,
         index={"option": free_ids},
@@ -125,7 +128,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
             index={"option": x_opt, "hour": x_hour},
             doc="a job runs only on the option it is assigned to (tightens the LP relaxation)",
         )
-    use_keys.append(d.sah_key(d.opt_site[x_opt], d.opt_acc[x_opt], x_hour))
+    use_keys.append(d.sah_key(d.opts.site[x_opt], d.opts.acc[x_opt], x_hour))
     use_cols.append(x.cols())
     use_gang.append(gang_o[x_opt])
 
@@ -137,10 +140,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     first = np.zeros(n_opt + 1, dtype=np.int64)
     np.cumsum(np.bincount(cw_opt, minlength=n_opt), out=first[1:])
     bad_prefix = np.concatenate([[0], np.cumsum(cw_bad.astype(np.int64))])
-    n_starts = np.where(con, np.maximum(d.opt_start_max - d.opt_start_min + 1, 0), 0)
-    s_opt, s_t = ragged_arange(d.opt_start_min, n_starts)
-    base = first[s_opt] + (s_t - d.opt_window_start[s_opt])
-    bad_in_block = bad_prefix[base + d.opt_run_hours[s_opt]] - bad_prefix[base]
+    n_starts = np.where(con, np.maximum(d.opts.start_max - d.opts.start_min + 1, 0), 0)
+    s_opt, s_t = ragged_arange(d.opts.start_min, n_starts)
+    base = first[s_opt] + (s_t - d.opts.window_start[s_opt])
+    bad_in_block = bad_prefix[base + d.opts.run_hours[s_opt]] - bad_prefix[base]
     good = bad_in_block == 0
     s_opt, s_t = s_opt[good], s_t[good]
     k_starts = np.bincount(s_opt, minlength=n_opt)
@@ -149,9 +152,9 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     multi = con & (k_starts > 1)
     # single start: block implied by the assignment
     one = single[s_opt]
-    b_opt, b_hour = ragged_arange(s_t[one], d.opt_run_hours[s_opt[one]])
+    b_opt, b_hour = ragged_arange(s_t[one], d.opts.run_hours[s_opt[one]])
     b_opt = s_opt[one][b_opt]
-    use_keys.append(d.sah_key(d.opt_site[b_opt], d.opt_acc[b_opt], b_hour))
+    use_keys.append(d.sah_key(d.opts.site[b_opt], d.opts.acc[b_opt], b_hour))
     use_cols.append(y.cols(b_opt))
     use_gang.append(gang_o[b_opt])
     # several starts: z variables
@@ -179,9 +182,9 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         index={"option": multi_ids},
         doc="a contiguous job starts exactly once on the chosen option",
     )
-    zb, zb_hour = ragged_arange(z_t, d.opt_run_hours[z_opt])
+    zb, zb_hour = ragged_arange(z_t, d.opts.run_hours[z_opt])
     zb_opt = z_opt[zb]
-    use_keys.append(d.sah_key(d.opt_site[zb_opt], d.opt_acc[zb_opt], zb_hour))
+    use_keys.append(d.sah_key(d.opts.site[zb_opt], d.opts.acc[zb_opt], zb_hour))
     use_cols.append(z.cols(zb))
     use_gang.append(gang_o[zb_opt])
 
@@ -203,7 +206,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     m.add_constraints(
         "assign_once",
         n_jobs,
-        rows=np.concatenate([d.opt_job, np.arange(n_jobs)]),
+        rows=np.concatenate([d.opts.job, np.arange(n_jobs)]),
         cols=np.concatenate([y.cols(), u.cols()]),
         vals=np.ones(n_opt + n_jobs),
         lo=1.0,
@@ -213,7 +216,16 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     )
     # work with no usable option is unplaced whatever the plan: a constant, kept out of the
     # objective so that the gap measures only what decisions can change
-    usable = np.bincount(d.opt_job[ub > 0], minlength=n_jobs) > 0
+    usable = np.bincount(d.opts.job[ub > 0], minlength=n_jobs) > 0
     u.lb[~usable] = 1.0
     m.fixed_cost += float(d.job_penalty_cny[~usable].sum())
     m.add_cost("unplaced", u.cols(np.flatnonzero(usable)), d.job_penalty_cny[usable])
+
+
+def _fixed(m: LinearModel) -> None:
+    """The job plan is decided: empty blocks keep the model's shape (see capacity.py)."""
+    empty = np.zeros(0, dtype=np.int64)
+    for name in ("v_assign", "v_run", "v_start", "v_unplaced"):
+        m.add_variables(name, 0, index={})
+    m.meta["implied_option"] = empty
+    m.meta["implied_hour"] = empty

@@ -33,8 +33,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     :math:`w`          plan_stability_weight                \-            weight on moving running jobs
     =================  ===================================  ============  =================================
     """
+    if d.fixed_job_use is not None:
+        return
     y = m.vars["v_assign"]
-    moved = np.flatnonzero(d.opt_moved)
-    m.add_cost("migration", y.cols(moved), d.opt_migration_cny[moved])
-    away = np.flatnonzero(d.opt_transfer_cny > 0)
-    m.add_cost("data_transfer", y.cols(away), d.opt_transfer_cny[away])
+    moved = np.flatnonzero(d.opts.moved)
+    m.add_cost("migration", y.cols(moved), d.opts.migration_cny[moved])
+    away = np.flatnonzero(d.opts.transfer_cny > 0)
+    m.add_cost("data_transfer", y.cols(away), d.opts.transfer_cny[away])

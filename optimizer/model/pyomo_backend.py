@@ -10,6 +10,7 @@ faster than the persistent interfaces (see bench/README.md).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import highspy
 import numpy as np
@@ -32,14 +33,18 @@ def to_pyomo(m: LinearModel) -> pyo.ConcreteModel:
     for block in m.vars.values():
         lb = [_bound(v) for v in block.lb]
         ub = [_bound(v) for v in block.ub]
-        if block.integer:
-            domain = (
-                pyo.Binary
-                if all(a == 0 and b == 1 for a, b in zip(lb, ub, strict=True))
-                else pyo.Integers
-            )
-        else:
+        integral = block.integral()
+        domain: Any
+        if block.size and integral.all():
+            binary = all(a == 0 and b == 1 for a, b in zip(lb, ub, strict=True))
+            domain = pyo.Binary if binary else pyo.Integers
+        elif not integral.any():
             domain = pyo.Reals
+        else:  # some elements solved as continuous: a domain per element
+
+            def domain(_m: Any, i: int, integral: np.ndarray = integral) -> Any:
+                return pyo.Integers if integral[i] else pyo.Reals
+
         var = pyo.Var(
             range(block.size),
             domain=domain,

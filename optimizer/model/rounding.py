@@ -1,15 +1,21 @@
 """Whole inference devices from a solution in which they were continuous.
 
-Large instances are solved with the inference devices `v_devices` relaxed to continuous
-values (the job decisions stay binary): HiGHS' rounding heuristics spend minutes on tens of
-thousands of general integers and rarely find a good point, while rounding them here is
-quick. Each (service, site, type, hour) is floored, then rounded up, largest fraction
-first, where devices and power allow; throughput still missing (hours in which the relaxed
-solution filled a site exactly with fractions of devices) is placed on other devices within
-the service's latency limit. `optimizer.planner` then fixes every integer decision and
-re-solves the remaining LP (flows, unmet demand, grid, green, battery), so the plan is
-feasible for the full MILP. The relaxed model's dual bound stays a valid bound for the
-MILP, so the reported gap is honest.
+Large instances are solved with the inference devices relaxed to continuous values and
+interchangeable services merged into classes (`optimizer.model.sets`); the job decisions
+stay binary. HiGHS' rounding heuristics spent minutes on tens of thousands of general
+integers (overrunning the time limit) and rarely found a good point, while rounding them
+here takes a second:
+
+1. split each class's devices and flows back over its services, in proportion to each
+   service's share of the class's demand in each region and hour;
+2. floor every (service, site, type, hour), then round up, largest fraction first, where
+   devices and power allow;
+3. throughput still missing (hours in which the relaxed solution filled a site exactly with
+   fractions of devices) goes to other devices within the service's latency limit.
+
+`optimizer.planner` then fixes the job plan and these devices and re-solves the remaining
+LP (flows, unmet demand, grid, green, battery), so the plan is feasible for the full MILP.
+The relaxed model's dual bound stays a valid bound for the MILP, so the gap is honest.
 """
 
 from __future__ import annotations
@@ -17,115 +23,106 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.core import LinearModel
-from optimizer.model.inference import KTOKENS
 from optimizer.model.power import KW_PER_MW
 from optimizer.model.sets import ModelData
 
 EPS = 1e-6
 
 
-def round_devices(m: LinearModel, d: ModelData, x: np.ndarray) -> np.ndarray:
-    """Whole devices for every `v_devices` element, given a solution `x` with them fractional."""
-    sc = d.sc
-    S, A, H = d.S, d.A, d.H
-    dev = m.vars["v_devices"]
-    k, s, a, h = (dev.index[c] for c in ("service", "site", "accelerator", "hour"))
-    cont = np.maximum(dev.values(x), 0.0)
-    whole = np.floor(cont + EPS)
-    # devices left per (site, type, hour) once the jobs and the floored devices are placed
-    busy = m.vars["v_busy"]
-    used = np.zeros((S, A, H))
-    used[busy.index["site"], busy.index["accelerator"], busy.index["hour"]] = np.maximum(
-        busy.values(x), 0.0
+def disaggregate(m1: LinearModel, d1: ModelData, x1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Continuous devices [service, site, type, hour] and flows [service, region, site, hour]
+    (tokens/s) of each service, from a solution over merged serving units."""
+    sc = d1.sc
+    K, S, A, R, H = len(sc.services), d1.S, d1.A, len(sc.demand_regions), d1.H
+    U = d1.unit_demand.shape[0]
+    N = np.zeros((U, S, A, H))
+    dev = m1.vars["v_devices"]
+    N[dev.index["unit"], dev.index["site"], dev.index["accelerator"], dev.index["hour"]] = (
+        np.maximum(dev.values(x1), 0.0)
     )
-    np.add.at(used, (s, a, h), whole - cont)  # busy counted fractional devices; count floored ones
-    free = np.floor(sc.capacity - used + EPS)
-    # power headroom per (site, hour) under the grid connection and the green supply
-    mw_per_device = sc.pue[s] * (sc.busy_kw[a] - sc.idle_kw[a]) / KW_PER_MW
+    G = np.zeros((U, R, S, H))
+    flow = m1.vars["v_flow"]
+    G[flow.index["unit"], flow.index["region"], flow.index["site"], flow.index["hour"]] = (
+        np.maximum(flow.values(x1), 0.0)
+    )
+    u = d1.unit_of_service
+    # each service's share of its unit's demand per (region, hour), in the unit's measure
+    own = sc.demand_tokens_per_s / d1.service_scale[:, None, None]  # [k, r, h]
+    total = d1.unit_demand[u]  # [k, r, h]
+    share = np.divide(own, total, out=np.zeros_like(own), where=total > 0)
+    g = G[u] * share[:, :, None, :]  # [k, r, s, h]
+    served_k = g.sum(axis=1)  # [k, s, h]
+    served_u = G.sum(axis=1)[u]  # [k, s, h]
+    part = np.divide(served_k, served_u, out=np.zeros_like(served_k), where=served_u > EPS)
+    devices = N[u] * part[:, :, None, :]  # [k, s, a, h]
+    flows = g * d1.service_scale[:, None, None, None]
+    return devices, flows
+
+
+def round_devices(
+    d2: ModelData, job_use: np.ndarray, devices: np.ndarray, flows: np.ndarray
+) -> np.ndarray:
+    """Whole devices [service, site, type, hour] for continuous `devices` within what the
+    jobs (`job_use` [site, type, hour]) leave of the devices and of the power."""
+    sc = d2.sc
+    S, H = d2.S, d2.H
+    whole = np.floor(devices + EPS)
+    busy = job_use + whole.sum(axis=0)
+    free = sc.capacity - busy
+    it_kw = np.einsum("sah,a->sh", busy, sc.busy_kw) + np.einsum(
+        "sah,a->sh", sc.capacity - busy, sc.idle_kw
+    )
     headroom = (
-        sc.grid_limit_mw[:, None]
-        + sc.green_available_mw
-        - m.vars["v_facility_mw"].values(x).reshape(S, H)
+        sc.grid_limit_mw[:, None] + sc.green_available_mw - it_kw / KW_PER_MW * sc.pue[:, None]
     )
-    headroom -= np.bincount(
-        s * H + h, weights=(whole - cont) * mw_per_device, minlength=S * H
-    ).reshape(S, H)
+    mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type] per device
 
-    def room(i: int) -> bool:
-        return bool(free[s[i], a[i], h[i]] >= 1 and headroom[s[i], h[i]] >= mw_per_device[i] - EPS)
+    def try_add(k: int, s: int, a: int, h: int) -> bool:
+        if free[s, a, h] >= 1 and headroom[s, h] >= mw[s, a] - EPS:
+            whole[k, s, a, h] += 1
+            free[s, a, h] -= 1
+            headroom[s, h] -= mw[s, a]
+            return True
+        return False
 
-    def add(i: int, n: int = 1) -> None:
-        whole[i] += n
-        free[s[i], a[i], h[i]] -= n
-        headroom[s[i], h[i]] -= n * mw_per_device[i]
+    frac = devices - whole
+    cand = np.flatnonzero(frac.reshape(-1) > EPS)
+    for flat in cand[np.argsort(-frac.reshape(-1)[cand], kind="stable")]:
+        try_add(*(int(v) for v in np.unravel_index(flat, frac.shape)))
 
-    frac = cont - whole
-    for i in np.argsort(-frac, kind="stable"):
-        if frac[i] <= EPS:
-            break
-        if room(int(i)):
-            add(int(i))
-
-    # throughput the relaxed plan had and the whole devices lack, per (service, hour),
-    # placed on other devices within latency of the regions that lose it
-    tp = d.svc_opt_tokens_per_s
-    tp_of = {
-        (int(kk), int(ss), int(aa)): t
-        for kk, ss, aa, t in zip(d.svc_opt_service, d.svc_opt_site, d.svc_opt_acc, tp, strict=True)
-    }
-    tpe = (
-        np.array([tp_of[(int(kk), int(ss), int(aa))] for kk, ss, aa in zip(k, s, a, strict=True)])
-        if k.size
-        else np.zeros(0)
-    )
-    lost = np.bincount(
-        (k * S + s) * H + h, weights=(cont - whole) * tpe, minlength=len(sc.services) * S * H
-    ).reshape(len(sc.services), S, H)
-    if not np.any(lost > EPS):
-        return whole
-    flow = m.vars["v_flow"]
-    fv = flow.values(x) / KTOKENS
-    fk, fr, fs, fh = (flow.index[c] for c in ("service", "region", "site", "hour"))
-    element = {
-        (int(kk), int(ss), int(aa), int(hh)): i
-        for i, (kk, ss, aa, hh) in enumerate(zip(k, s, a, h, strict=True))
-    }
-    reach = {}  # (service, region) -> elements' sites able to serve it
-    for kk, rr, ss in zip(d.route_service, d.route_region, d.route_site, strict=True):
-        reach.setdefault((int(kk), int(rr)), []).append(int(ss))
+    # throughput still missing per (service, site, hour), placed within latency
+    tp = np.zeros((len(sc.services), d2.A))
+    for k, svc in enumerate(sc.services):
+        for a_name, t in svc.throughput_tokens_per_s.items():
+            tp[k, sc.accelerator_index[a_name]] = t
+    have = np.einsum("ksah,ka->ksh", whole, tp)
+    missing = flows.sum(axis=1) - have  # [k, s, h]
+    reach: dict[tuple[int, int], list[int]] = {}
+    for k, r, s in zip(d2.route_unit, d2.route_region, d2.route_site, strict=True):
+        reach.setdefault((int(k), int(r)), []).append(int(s))
     price = sc.grid_price_cny_per_mwh
-    for kk, ss, hh in zip(*np.nonzero(lost > EPS), strict=True):
-        missing = float(lost[kk, ss, hh])
-        regions = [int(r) for r in fr[(fk == kk) & (fs == ss) & (fh == hh) & (fv > EPS)]]
-        for r in regions:
-            sites = sorted(reach.get((int(kk), r), []), key=lambda s2: price[s2, hh])
-            for s2 in sites:
-                for a2 in range(A):
-                    i = element.get((int(kk), s2, a2, int(hh)))
-                    if i is None or missing <= EPS:
-                        continue
-                    while missing > EPS and room(i):
-                        add(i)
-                        missing -= tpe[i]
-            if missing <= EPS:
+    for k, s, h in zip(*np.nonzero(missing > EPS * 1e3), strict=True):
+        need = float(missing[k, s, h])
+        for r in np.flatnonzero(flows[k, :, s, h] > EPS):
+            for s2 in sorted(reach.get((int(k), int(r)), []), key=lambda x: price[x, h]):
+                for a in np.flatnonzero(tp[k] > 0):
+                    while need > EPS and try_add(int(k), s2, int(a), int(h)):
+                        need -= tp[k, a]
+                if need <= EPS:
+                    break
+            if need <= EPS:
                 break
     return whole
 
 
-def fix_integers(
-    m: LinearModel, x: np.ndarray, devices: np.ndarray
+def device_bounds(
+    m2: LinearModel, d2: ModelData, whole: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds that fix every integer decision: the jobs' at `x`, the devices at `devices`."""
-    lb, ub = m.bounds()
-    lb, ub = lb.copy(), ub.copy()
-    for block in m.vars.values():
-        if not block.integer and block.name != "v_devices":
-            continue
-        cols = block.cols()
-        vals = devices if block.name == "v_devices" else np.round(block.values(x))
-        lb[cols] = vals
-        ub[cols] = vals
+    """Column bounds of the whole-device model with every device count fixed at `whole`."""
+    lb, ub = m2.bounds()
+    dev = m2.vars["v_devices"]
+    k = np.argsort(d2.unit_of_service)[dev.index["unit"]]
+    vals = whole[k, dev.index["site"], dev.index["accelerator"], dev.index["hour"]]
+    lb[dev.cols()] = vals
+    ub[dev.cols()] = vals
     return lb, ub
-
-
-__all__ = ["fix_integers", "round_devices"]

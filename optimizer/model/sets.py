@@ -2,8 +2,16 @@
 
 Only allowed combinations exist: a job's options are the (site, accelerator) pairs its
 residency, accelerator list and gang size admit; its hours are those in its window where
-the site has room for the whole gang; an inference service's flows exist only from sites
-within its latency limit to regions with demand.
+the site has room for the whole gang; inference flows exist only from sites within the
+service's latency limit to regions with demand.
+
+Inference is modelled over *serving units*. With whole devices (`aggregate_services=False`)
+a unit is one service, counted in thousands of tokens/s. With devices relaxed to
+continuous values, services that share a latency limit, an unmet penalty per token
+and the same throughput profile across accelerator types up to a factor (their throughput
+is that factor times a common per-type profile) are interchangeable, so they are merged
+into one unit counted in device-equivalents of its fastest type: the relaxed LP is the same,
+several times smaller (30 services become 6 units in the default scenario).
 """
 
 from __future__ import annotations
@@ -15,36 +23,67 @@ import numpy as np
 from optimizer.rules import job_options, work_in_horizon
 from optimizer.scenario.types import Scenario
 
+KTOKENS = 1e-3  # whole-device units count thousands of tokens/s: coefficients near 1 for HiGHS
+SECONDS_PER_HOUR = 3600.0
+TOKENS_PER_MTOKEN = 1e6
+PROFILE_DECIMALS = 6  # throughput profiles equal to this many decimals are the same profile
+
+
+@dataclass
+class JobOptions:
+    """JOB_OPTIONS: one entry per (job j, site s, accelerator a) the job may use."""
+
+    job: np.ndarray
+    site: np.ndarray
+    acc: np.ndarray
+    run_hours: np.ndarray
+    window_start: np.ndarray
+    window_end: np.ndarray
+    start_min: np.ndarray
+    start_max: np.ndarray
+    preemptible: np.ndarray
+    moved: np.ndarray
+    migration_cny: np.ndarray
+    transfer_cny: np.ndarray
+
+    @classmethod
+    def empty(cls) -> JobOptions:
+        i, b, f = np.zeros(0, np.int64), np.zeros(0, bool), np.zeros(0)
+        return cls(i, i, i, i, i, i, i, i, b, b, f, f)
+
+    def subset(self, keep: np.ndarray) -> JobOptions:
+        return JobOptions(**{k: v[keep] for k, v in self.__dict__.items()})
+
+    @property
+    def size(self) -> int:
+        return int(self.job.size)
+
 
 @dataclass
 class ModelData:
     sc: Scenario
-    # JOB_OPTIONS: one entry per (job j, site s, accelerator a) the job may use
-    opt_job: np.ndarray
-    opt_site: np.ndarray
-    opt_acc: np.ndarray
-    opt_run_hours: np.ndarray
-    opt_window_start: np.ndarray
-    opt_window_end: np.ndarray
-    opt_start_min: np.ndarray
-    opt_start_max: np.ndarray
-    opt_preemptible: np.ndarray
-    opt_moved: np.ndarray
-    opt_migration_cny: np.ndarray
-    opt_transfer_cny: np.ndarray
+    opts: JobOptions
     job_gang: np.ndarray
     job_work_in_horizon: np.ndarray
     job_penalty_cny: np.ndarray
     job_reasons: list[list[str]]  # why options were ruled out (for unplaced explanations)
-    # SERVICE_OPTIONS: (service k, site s, accelerator a) with throughput > 0
-    svc_opt_service: np.ndarray
-    svc_opt_site: np.ndarray
-    svc_opt_acc: np.ndarray
-    svc_opt_tokens_per_s: np.ndarray
-    # SERVICE_ROUTES: (service k, region r, site s) with latency <= limit
-    route_service: np.ndarray
+    # SERVING_UNITS: a service, or a class of interchangeable services
+    unit_of_service: np.ndarray  # [service] -> unit
+    service_scale: np.ndarray  # [service] tokens/s per unit of the unit's demand
+    unit_demand: np.ndarray  # [unit, region, hour] in the unit's own measure
+    unit_unmet_cny: np.ndarray  # [unit] cost of one unit of demand unmet for one hour
+    # UNIT_OPTIONS: (unit u, site s, accelerator a) with throughput > 0
+    uopt_unit: np.ndarray
+    uopt_site: np.ndarray
+    uopt_acc: np.ndarray
+    uopt_throughput: np.ndarray  # demand measure per device
+    # UNIT_ROUTES: (unit u, region r, site s) with latency <= limit
+    route_unit: np.ndarray
     route_region: np.ndarray
     route_site: np.ndarray
+    # jobs already decided: their device use per (site, type, hour); the jobs and migration
+    # modules then add nothing (used to re-solve the rest with the job plan fixed)
+    fixed_job_use: np.ndarray | None = None
     settings: dict[str, bool] = field(default_factory=dict)
 
     @property
@@ -59,6 +98,10 @@ class ModelData:
     def H(self) -> int:
         return self.sc.hours
 
+    @property
+    def aggregated(self) -> bool:
+        return bool(self.settings.get("aggregate_services", False))
+
     def sah_key(self, s: np.ndarray, a: np.ndarray, h: np.ndarray) -> np.ndarray:
         """Flat key of (site, accelerator, hour)."""
         return (np.asarray(s) * self.A + np.asarray(a)) * self.H + np.asarray(h)
@@ -67,7 +110,8 @@ class ModelData:
         return np.asarray(s) * self.H + np.asarray(h)
 
 
-def build_sets(sc: Scenario, *, tight: bool = True) -> ModelData:
+def all_job_options(sc: Scenario) -> tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray]:
+    """Every option of every job, the reasons others are ruled out, work and penalty per job."""
     rows: list[tuple] = []
     reasons: list[list[str]] = []
     work = np.zeros(len(sc.jobs))
@@ -98,52 +142,104 @@ def build_sets(sc: Scenario, *, tight: bool = True) -> ModelData:
     ints = [np.asarray(c, dtype=np.int64) for c in cols[:8]]
     bools = [np.asarray(c, dtype=bool) for c in cols[8:10]]
     floats = [np.asarray(c, dtype=float) for c in cols[10:12]]
+    return JobOptions(*ints, *bools, *floats), reasons, work, penalty
 
-    k_s, k_site, k_acc, k_tp = [], [], [], []
-    r_k, r_reg, r_site = [], [], []
+
+def serving_units(
+    sc: Scenario, aggregate: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[dict[int, float]]]:
+    """(unit of each service, scale of each service, unit demand, unit unmet cost, unit throughput per type)."""
+    K = len(sc.services)
+    unit_of = np.zeros(K, dtype=np.int64)
+    scale = np.zeros(K)
+    per_hour = np.zeros(K)  # cost of one unit of demand unmet for an hour, per service
+    keys: dict[tuple, int] = {}
+    unit_tp: list[dict[int, float]] = []
     for k, svc in enumerate(sc.services):
-        for a_name, tp in svc.throughput_tokens_per_s.items():
-            a = sc.accelerator_index[a_name]
-            for s in range(len(sc.sites)):
-                if sc.installed_devices[s, a] > 0:
-                    k_s.append(k)
-                    k_site.append(s)
-                    k_acc.append(a)
-                    k_tp.append(tp)
-        has_acc = {s for s, kk in zip(k_site, k_s, strict=True) if kk == k}
+        tp = {sc.accelerator_index[a]: v for a, v in svc.throughput_tokens_per_s.items()}
+        rho = sc.service_penalty_cny_per_mtoken(svc)
+        if aggregate and tp:
+            base = max(tp.values())
+            profile = tuple(sorted((a, round(v / base, PROFILE_DECIMALS)) for a, v in tp.items()))
+            cost = rho * base * SECONDS_PER_HOUR / TOKENS_PER_MTOKEN
+            key: tuple = (svc.latency_limit_ms, profile, rho)
+        else:
+            base = 1.0 / KTOKENS
+            cost = rho * base * SECONDS_PER_HOUR / TOKENS_PER_MTOKEN
+            key = ("service", k)
+        if key not in keys:
+            keys[key] = len(keys)
+            unit_tp.append({a: v / base for a, v in tp.items()})
+        unit_of[k] = keys[key]
+        scale[k] = base
+        per_hour[k] = cost
+    U = len(keys)
+    R = len(sc.demand_regions)
+    demand = np.zeros((U, R, sc.hours))
+    np.add.at(demand, unit_of, sc.demand_tokens_per_s / scale[:, None, None])
+    # services of a class may differ in throughput scale, so in what a device-equivalent of
+    # unmet demand costs them: the class takes the cheapest, which keeps the relaxation a
+    # relaxation (its bound stays valid); the whole-device re-solve prices each exactly
+    unmet = np.full(U, np.inf)
+    np.minimum.at(unmet, unit_of, per_hour)
+    return unit_of, scale, demand, unmet, unit_tp
+
+
+def build_sets(
+    sc: Scenario,
+    *,
+    tight: bool = True,
+    aggregate_services: bool = False,
+    options: JobOptions | None = None,
+    fixed_job_use: np.ndarray | None = None,
+    all_options: tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray] | None = None,
+) -> ModelData:
+    """Index sets of `sc`; `options` restricts the job options to a subset of all of them."""
+    every, reasons, work, penalty = all_options if all_options is not None else all_job_options(sc)
+    unit_of, scale, demand, unmet, unit_tp = serving_units(sc, aggregate_services)
+    u_u, u_s, u_a, u_t = [], [], [], []
+    for u, tps in enumerate(unit_tp):
+        for a, t in tps.items():
+            for s in np.flatnonzero(sc.installed_devices[:, a] > 0):
+                u_u.append(u)
+                u_s.append(int(s))
+                u_a.append(a)
+                u_t.append(t)
+    limit = np.zeros(len(unit_tp))
+    for k, svc in enumerate(sc.services):
+        limit[unit_of[k]] = svc.latency_limit_ms
+    r_u, r_r, r_s = [], [], []
+    for u, tps in enumerate(unit_tp):
+        sites_with = {
+            s for s in range(len(sc.sites)) if any(sc.installed_devices[s, a] > 0 for a in tps)
+        }
         for r, region in enumerate(sc.demand_regions):
-            if not np.any(sc.demand_tokens_per_s[k, r] > 0):
+            if not np.any(demand[u, r] > 0):
                 continue
-            for s, site in enumerate(sc.sites):
-                lat = sc.latency_ms.get((site.site_id, region))
-                if lat is not None and lat <= svc.latency_limit_ms and s in has_acc:
-                    r_k.append(k)
-                    r_reg.append(r)
-                    r_site.append(s)
+            for s in sorted(sites_with):
+                lat = sc.latency_ms.get((sc.sites[s].site_id, region))
+                if lat is not None and lat <= limit[u]:
+                    r_u.append(u)
+                    r_r.append(r)
+                    r_s.append(s)
     return ModelData(
         sc=sc,
-        opt_job=ints[0],
-        opt_site=ints[1],
-        opt_acc=ints[2],
-        opt_run_hours=ints[3],
-        opt_window_start=ints[4],
-        opt_window_end=ints[5],
-        opt_start_min=ints[6],
-        opt_start_max=ints[7],
-        opt_preemptible=bools[0],
-        opt_moved=bools[1],
-        opt_migration_cny=floats[0],
-        opt_transfer_cny=floats[1],
+        opts=every if options is None else options,
         job_gang=np.array([j.gang for j in sc.jobs], dtype=np.int64),
         job_work_in_horizon=work,
         job_penalty_cny=penalty,
         job_reasons=reasons,
-        svc_opt_service=np.asarray(k_s, dtype=np.int64),
-        svc_opt_site=np.asarray(k_site, dtype=np.int64),
-        svc_opt_acc=np.asarray(k_acc, dtype=np.int64),
-        svc_opt_tokens_per_s=np.asarray(k_tp, dtype=float),
-        route_service=np.asarray(r_k, dtype=np.int64),
-        route_region=np.asarray(r_reg, dtype=np.int64),
-        route_site=np.asarray(r_site, dtype=np.int64),
-        settings={"tight": tight},
+        unit_of_service=unit_of,
+        service_scale=scale,
+        unit_demand=demand,
+        unit_unmet_cny=unmet,
+        uopt_unit=np.asarray(u_u, dtype=np.int64),
+        uopt_site=np.asarray(u_s, dtype=np.int64),
+        uopt_acc=np.asarray(u_a, dtype=np.int64),
+        uopt_throughput=np.asarray(u_t, dtype=float),
+        route_unit=np.asarray(r_u, dtype=np.int64),
+        route_region=np.asarray(r_r, dtype=np.int64),
+        route_site=np.asarray(r_s, dtype=np.int64),
+        fixed_job_use=fixed_job_use,
+        settings={"tight": tight, "aggregate_services": aggregate_services},
     )
