@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -18,6 +19,10 @@ app = typer.Typer(
 )
 scenario_app = typer.Typer(no_args_is_help=True, help="Build and check scenarios.")
 app.add_typer(scenario_app, name="scenario")
+db_app = typer.Typer(no_args_is_help=True, help="The service's database.")
+app.add_typer(db_app, name="db")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the service.")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -40,7 +45,7 @@ def plan(
     scenario: Annotated[Path, typer.Option("--scenario", "-s", help="scenario directory")],
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="where to write the plan bundle")],
     time_limit: Annotated[float, typer.Option("--time-limit", help="solver time limit, s")] = 60.0,
-    gap: Annotated[float, typer.Option("--gap", help="relative MIP gap to stop at")] = 1e-3,
+    gap: Annotated[float, typer.Option("--gap", help="relative MIP gap to stop at")] = 5e-3,
     threads: Annotated[int, typer.Option("--threads", help="HiGHS threads")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="HiGHS random seed")] = 0,
     carbon_price: Annotated[
@@ -216,6 +221,221 @@ def scenario_check(scenario: Annotated[Path, typer.Argument(help="scenario direc
     out.print(
         f"[green]ok[/green]: {sc.name}, {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, {len(sc.services)} services"
     )
+
+
+class RoleChoice(StrEnum):
+    viewer = "viewer"
+    planner = "planner"
+    admin = "admin"
+
+
+def _redact(url: str) -> str:
+    """The database URL without its password, for printing."""
+    from sqlalchemy.engine import make_url
+
+    from service.db import normalize_url
+
+    return make_url(normalize_url(url)).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option("--revision", help="target revision")] = "head",
+) -> None:
+    """Migrate the database (GREENOPT_DATABASE_URL) to the newest schema."""
+    from service.db import Database
+    from service.settings import Settings
+
+    settings = Settings()
+    db = Database(settings.database_url)
+    try:
+        with db.startup_lock():
+            db.upgrade(revision)
+        out.print(f"{_redact(settings.database_url)}: schema at {db.current_revision()}")
+    finally:
+        db.dispose()
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[RoleChoice, typer.Option("--role", help="viewer, planner or admin")],
+    name: Annotated[str, typer.Option("--name", help="who or what uses the key")] = "",
+) -> None:
+    """Create an API key and print it (on stdout, alone, so scripts can capture it).
+    Only its hash is stored: it cannot be shown again."""
+    from service import security
+    from service.db import Database
+    from service.settings import Settings
+
+    settings = Settings()
+    db = Database(settings.database_url)
+    try:
+        with db.startup_lock():
+            db.upgrade()
+        with db.write() as s:
+            key, text = security.create_key(s, role=role.value, name=name or role.value)
+            key_id = key.id
+    finally:
+        db.dispose()
+    console.print(
+        f"created {role.value} key #{key_id} ({name or role.value}); it is shown this once:"
+    )
+    print(text)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port to listen on")] = None,
+    scheduler: Annotated[
+        bool | None,
+        typer.Option(
+            "--scheduler/--no-scheduler", help="run the nightly scheduler in this process"
+        ),
+    ] = None,
+) -> None:
+    """Run the plan service: migrate the database, load the default scenario if it is empty,
+    make an admin key if there is none, solve a first plan if none is active, then serve."""
+    import uvicorn
+
+    from optimizer import InputValidationError
+    from service import security
+    from service.app import create_app
+    from service.bootstrap import prepare_database
+    from service.db import Database
+    from service.logs import configure_logging
+    from service.settings import Settings
+
+    given = {"host": host, "port": port, "scheduler_in_process": scheduler}
+    settings = Settings(**cast(dict[str, Any], {k: v for k, v in given.items() if v is not None}))
+    if settings.scheduler_in_process:
+        console.print(
+            "[red]the nightly scheduler is not part of this build yet[/red] "
+            "(service/nightly.py, next phase); start without --scheduler"
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    db = Database(settings.database_url)
+    console.print(f"database: {_redact(settings.database_url)}")
+    try:
+        prepared = prepare_database(db, settings)
+    except InputValidationError as err:
+        console.print(f"[red]the default scenario {settings.default_scenario} is invalid[/red]")
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if prepared.loaded_version is not None:
+        console.print(
+            f"loaded {settings.default_scenario} as scenario version {prepared.loaded_version}"
+        )
+    with db.write() as s:
+        admin_key = security.ensure_admin_key(s)
+    if settings.initial_plan:
+        _first_plan(db, settings)
+    db.dispose()
+
+    base = f"http://{settings.host if settings.host not in ('0.0.0.0', '::') else '127.0.0.1'}:{settings.port}"
+    shown = admin_key or "(made on the first start; another: greenopt keys create --role admin)"
+    out.print(
+        f"\n[bold green]greenopt is serving[/bold green] on {base}\n"
+        f"  API docs:   {base}/docs\n"
+        f"  admin key:  {shown}\n"
+        + ("  (the key is shown this once: keep it)\n" if admin_key else "")
+        + "  try:\n"
+        f"    curl -s -H 'X-API-Key: {admin_key or '<key>'}' {base}/plans/active\n"
+        f"    curl -s -X POST -H 'X-API-Key: {admin_key or '<key>'}' -H 'Content-Type: application/json' "
+        f"-d '{{\"activate\": true}}' {base}/runs\n",
+        soft_wrap=True,
+    )
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
+
+
+def _first_plan(db: Any, settings: Any) -> None:
+    """Solve and activate a plan when none is active, showing its progress. Same path as
+    POST /runs: a run row, `execute_run`, the plan stored and checked."""
+    import threading
+
+    from service import plans, runs
+    from service.execution import execute_run
+    from service.runs import RunRequest
+
+    with db.read() as s:
+        if plans.active_plan_id(s) is not None:
+            return
+    queued: list[int] = []
+
+    class _Here:
+        def submit(self, run_id: int, priority: int = 0) -> None:
+            queued.append(run_id)
+
+    with db.write() as s:
+        run, _ = runs.submit_run(
+            s,
+            RunRequest(activate=True, note="first plan, solved by greenopt serve"),
+            settings=settings,
+            runner=_Here(),
+            actor="greenopt serve",
+        )
+        run_id = run.id
+    result: list[str] = []
+    worker = threading.Thread(
+        target=lambda: result.append(
+            execute_run(run_id, db.url, monitor_interval_s=settings.progress_interval_s)
+        ),
+        name="first-plan",
+        daemon=True,
+    )
+    worker.start()
+    last_line = 0.0
+    try:
+        with console.status(f"solving a first plan (run {run_id})...") as status:
+            while worker.is_alive():
+                worker.join(0.5)
+                with db.read() as s:
+                    p = runs.get_run(s, run_id).progress
+                obj, gap = p.get("objective_cny"), p.get("gap")
+                line = (
+                    f"first plan (run {run_id}): {p.get('phase', '...')}, "
+                    f"{p.get('run_elapsed_s') or 0.0:.1f} s"
+                    + (f", best {obj:,.0f} CNY" if isinstance(obj, int | float) else "")
+                    + (f", gap {gap:.2%}" if isinstance(gap, int | float) else "")
+                )
+                status.update(line)
+                if not console.is_terminal and time.monotonic() - last_line >= 5.0:
+                    # no spinner without a terminal: a line now and then instead
+                    console.print(line)
+                    last_line = time.monotonic()
+    except KeyboardInterrupt:
+        with db.write() as s:
+            runs.cancel_run(s, run_id)
+        worker.join(10)
+        raise typer.Exit(130) from None
+    with db.read() as s:
+        run = runs.get_run(s, run_id)
+        if run.state == "succeeded" and run.plan_id is not None:
+            made = plans.get_plan(s, run.plan_id)
+            console.print(
+                f"[green]plan {made.id} active[/green]: {made.status}, "
+                f"total cost {made.total_cost_cny or 0.0:,.0f} CNY, "
+                f"emissions {made.emissions_t or 0.0:,.1f} t, green share {made.green_share or 0.0:.1%}, "
+                f"gap {made.gap if made.gap is not None else float('nan'):.3%}"
+            )
+        else:
+            console.print(
+                f"[yellow]the first plan did not succeed ({run.state}): {run.error}[/yellow]; "
+                "serving anyway (POST /runs to try again)"
+            )
+
+
+@app.command(
+    add_help_option=False,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def bench(ctx: typer.Context) -> None:
+    """Benchmark the optimizer by instance size: --quick (S and M, the default) or --full;
+    --help lists the options (bench/README.md)."""
+    from bench.harness import main as bench_main
+
+    raise typer.Exit(bench_main(ctx.args))
 
 
 def main() -> None:

@@ -1,0 +1,736 @@
+"""Response models of the HTTP API, each with an example: the OpenAPI document built from
+them is the contract clients are generated from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from optimizer.scenario import schema as scenario_schema
+from service.models import ApiKey, Plan, Run, ScenarioVersion
+
+TS = "2025-07-15T01:02:03.456000Z"
+
+
+def _example(ex: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": [ex]})
+
+
+# ----------------------------------------------------------------------------- errors
+class ProblemOut(BaseModel):
+    model_config = _example(
+        {
+            "table": "jobs",
+            "file": "jobs.csv",
+            "row": 3,
+            "column": "gang",
+            "hour": None,
+            "message": "value out of range -4: must be at least 1",
+            "key": {"job_id": "finetune-1"},
+        }
+    )
+    table: str | None = Field(default=None, description="table (or request part) at fault")
+    file: str = Field(description="file the table is read from, or `request`/`overrides`")
+    row: int | None = Field(default=None, description="1-based data row (header not counted)")
+    column: str | None = None
+    hour: str | None = Field(default=None, description="ISO timestamp of the hour at fault")
+    message: str
+    key: dict[str, str] | None = Field(default=None, description="key of the row at fault")
+
+
+class ErrorOut(BaseModel):
+    """Every error response has this shape."""
+
+    model_config = _example(
+        {
+            "error": "invalid_input",
+            "message": "1 problem(s) in the input",
+            "problems": [ProblemOut.model_config["json_schema_extra"]["examples"][0]],  # type: ignore[index]
+            "request_id": "9f1c2a7e4b7d4c3e8e0f6a1b2c3d4e5f",
+        }
+    )
+    error: str = Field(
+        description="machine-readable code, e.g. not_found, invalid_input, queue_full"
+    )
+    message: str
+    problems: list[ProblemOut] | None = Field(
+        default=None, description="every problem found, for 422"
+    )
+    request_id: str | None = None
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the error codes a route can answer."""
+    text = {
+        401: "no or invalid API key",
+        403: "the key's role is too low",
+        404: "not found",
+        409: "conflict with the current state",
+        413: "request body too large",
+        415: "unsupported content type",
+        422: "invalid input; every problem listed",
+        429: "too many runs queued; retry after Retry-After seconds",
+        500: "internal error",
+        503: "not ready",
+    }
+    return {c: {"model": ErrorOut, "description": text.get(c, "error")} for c in codes}
+
+
+# ----------------------------------------------------------------------------- keys
+class KeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"role": "planner", "name": "ops-team"}]}
+    )
+    role: Literal["viewer", "planner", "admin"]
+    name: str = Field(default="", max_length=100, description="who or what uses the key")
+
+
+_KEY_EXAMPLE: dict[str, Any] = {
+    "id": 2,
+    "name": "ops-team",
+    "role": "planner",
+    "prefix": "3fa85f64",
+    "created_at": TS,
+    "revoked_at": None,
+}
+
+
+class KeyOut(BaseModel):
+    model_config = _example(_KEY_EXAMPLE)
+    id: int
+    name: str
+    role: str
+    prefix: str = Field(description="the key's public part: gok_<prefix>_...")
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, k: ApiKey) -> KeyOut:
+        return cls(
+            id=k.id,
+            name=k.name,
+            role=k.role,
+            prefix=k.prefix,
+            created_at=k.created_at,
+            revoked_at=k.revoked_at,
+        )
+
+
+class KeyCreatedOut(KeyOut):
+    model_config = _example(
+        {
+            **_KEY_EXAMPLE,
+            "key": "gok_3fa85f64_Zm9vYmFyYmF6cXV4cXV1eGNvcmdl",
+        }
+    )
+    key: str = Field(description="the key itself; shown this once, never again")
+
+
+class KeyList(BaseModel):
+    model_config = _example({"items": [_KEY_EXAMPLE]})
+    items: list[KeyOut]
+
+
+# ----------------------------------------------------------------------------- data
+_VERSION_EXAMPLE = {
+    "id": 3,
+    "parent_id": 2,
+    "created_at": TS,
+    "created_by": "key:ops-admin#1",
+    "note": "jobs: 0 row(s) updated, 2 added",
+    "fingerprint": "45bf28fdbc61ca51",
+    "sizes": {
+        "sites": 3,
+        "accelerators": 3,
+        "hours": 24,
+        "jobs": 14,
+        "services": 3,
+        "demand_regions": 2,
+        "rows": {"sites": 3, "jobs": 14, "site_series": 72},
+    },
+    "tables": {"sites": "5d41402abc4b2a76b9719d911017c592..."},
+}
+
+
+class VersionOut(BaseModel):
+    model_config = _example(_VERSION_EXAMPLE)
+    id: int
+    parent_id: int | None
+    created_at: dt.datetime
+    created_by: str
+    note: str
+    fingerprint: str = Field(description="content hash of the validated scenario")
+    sizes: dict[str, Any]
+    tables: dict[str, str] = Field(description="table -> sha256 of its stored CSV")
+
+    @classmethod
+    def of(cls, v: ScenarioVersion) -> VersionOut:
+        return cls(
+            id=v.id,
+            parent_id=v.parent_id,
+            created_at=v.created_at,
+            created_by=v.created_by,
+            note=v.note,
+            fingerprint=v.fingerprint,
+            sizes=v.sizes,
+            tables=v.tables,
+        )
+
+
+class DataOut(VersionOut):
+    """The current scenario version and its manifest."""
+
+    model_config = _example(
+        {
+            **_VERSION_EXAMPLE,
+            "manifest": {
+                "name": "demo",
+                "timezone": "Asia/Shanghai",
+                "start": "2025-07-15T00:00:00+08:00",
+                "hours": 24,
+                "policy": {"carbon_price_cny_per_t": 0.0},
+            },
+        }
+    )
+    manifest: dict[str, Any]
+
+    @classmethod
+    def of(cls, v: ScenarioVersion) -> DataOut:  # type: ignore[override]
+        return cls(**VersionOut.of(v).model_dump(), manifest=v.manifest)
+
+
+class VersionPage(BaseModel):
+    model_config = _example({"items": [_VERSION_EXAMPLE], "total": 3, "offset": 0, "limit": 50})
+    items: list[VersionOut]
+    total: int
+    offset: int
+    limit: int
+
+
+class TableOut(BaseModel):
+    model_config = _example(
+        {
+            "version_id": 3,
+            "table": "fleets",
+            "columns": ["site_id", "accelerator", "devices"],
+            "rows": [{"site_id": "sh-east", "accelerator": "H100", "devices": 64}],
+            "total": 6,
+            "offset": 0,
+            "limit": 10000,
+        }
+    )
+    version_id: int
+    table: str
+    columns: list[str]
+    rows: list[dict[str, Any]] = Field(description="cells typed by the schema; empty -> null")
+    total: int
+    offset: int
+    limit: int
+
+
+def _policy_in() -> type[BaseModel]:
+    fields: dict[str, Any] = {
+        k.name: (
+            float | None,
+            Field(
+                default=None,
+                description=f"{k.meaning} [{k.unit}]; left out or null = default ({k.default})",
+            ),
+        )
+        for k in scenario_schema.POLICY_KEYS
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "PolicyIn",
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra={
+                "examples": [{"carbon_price_cny_per_t": 100.0, "min_green_share": 0.3}]
+            },
+        ),
+        __doc__="The manifest's [policy]: keys left out take their defaults.",
+        **fields,
+    )
+
+
+PolicyIn = _policy_in()
+
+
+class PolicyOut(BaseModel):
+    model_config = _example(
+        {
+            "version_id": 3,
+            "values": {
+                "carbon_price_cny_per_t": 100.0,
+                "min_green_share": 0.0,
+                "carbon_budget_t": None,
+            },
+            "explicit": ["carbon_price_cny_per_t"],
+        }
+    )
+    version_id: int
+    values: dict[str, float | None] = Field(description="effective policy (defaults filled in)")
+    explicit: list[str] = Field(description="keys the manifest sets")
+
+
+# ----------------------------------------------------------------------------- runs
+_RUN_EXAMPLE = {
+    "id": 7,
+    "kind": "run",
+    "state": "running",
+    "priority": 0,
+    "scenario_version_id": 3,
+    "settings": {"time_limit_s": 60.0, "mip_rel_gap": 0.001, "threads": 1, "seed": 0},
+    "overrides": {"carbon_price_cny_per_t": 100.0},
+    "activate": True,
+    "progress": {
+        "phase": "solve",
+        "elapsed_s": 4.2,
+        "objective_cny": 152340.5,
+        "bound_cny": 151200.0,
+        "gap": 0.0075,
+        "nodes": 120,
+    },
+    "gap": 0.0075,
+    "error": None,
+    "error_detail": None,
+    "plan_id": None,
+    "idempotency_key": "nightly-2025-07-15",
+    "cancel_requested": False,
+    "attempts": 1,
+    "worker": "host:4242",
+    "created_by": "key:ops-team#2",
+    "note": "",
+    "created_at": TS,
+    "started_at": TS,
+    "finished_at": None,
+    "timings": {"queued_s": 0.01, "running_s": 4.3},
+}
+
+
+class RunOut(BaseModel):
+    model_config = _example(_RUN_EXAMPLE)
+    id: int
+    kind: str
+    state: Literal["queued", "running", "succeeded", "failed", "interrupted", "cancelled"]
+    priority: int
+    scenario_version_id: int
+    settings: dict[str, Any]
+    overrides: dict[str, Any]
+    activate: bool = Field(description="the plan becomes active when the run succeeds")
+    progress: dict[str, Any] = Field(description="phase, elapsed, incumbent, bound, gap, nodes")
+    gap: float | None = Field(description="relative MIP gap: latest while solving, final after")
+    error: str | None
+    error_detail: dict[str, Any] | None
+    plan_id: int | None
+    idempotency_key: str | None
+    cancel_requested: bool
+    attempts: int
+    worker: str | None
+    created_by: str
+    note: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    timings: dict[str, Any] = Field(
+        description="queued_s, running_s; the solver's phases once done"
+    )
+
+    @classmethod
+    def of(cls, r: Run, plan_timings: dict[str, Any] | None = None) -> RunOut:
+        timings: dict[str, Any] = {}
+        if r.started_at is not None:
+            timings["queued_s"] = (r.started_at - r.created_at).total_seconds()
+            if r.finished_at is not None:
+                timings["running_s"] = (r.finished_at - r.started_at).total_seconds()
+        if plan_timings:
+            timings["solver"] = plan_timings
+        gap = r.progress.get("gap") if isinstance(r.progress, dict) else None
+        return cls(
+            id=r.id,
+            kind=r.kind,
+            state=r.state,  # type: ignore[arg-type]
+            priority=r.priority,
+            scenario_version_id=r.scenario_version_id,
+            settings=r.settings,
+            overrides=r.overrides,
+            activate=r.activate_on_success,
+            progress=r.progress,
+            gap=gap if isinstance(gap, int | float) else None,
+            error=r.error,
+            error_detail=r.error_detail,
+            plan_id=r.plan_id,
+            idempotency_key=r.idempotency_key,
+            cancel_requested=r.cancel_requested,
+            attempts=r.attempts,
+            worker=r.worker,
+            created_by=r.created_by,
+            note=r.note,
+            created_at=r.created_at,
+            started_at=r.started_at,
+            finished_at=r.finished_at,
+            timings=timings,
+        )
+
+
+class RunPage(BaseModel):
+    model_config = _example({"items": [_RUN_EXAMPLE], "total": 1, "offset": 0, "limit": 50})
+    items: list[RunOut]
+    total: int
+    offset: int
+    limit: int
+
+
+# ----------------------------------------------------------------------------- plans
+_PLAN_ITEM = {
+    "id": 4,
+    "run_id": 7,
+    "kind": "run",
+    "planner": "milp",
+    "created_at": TS,
+    "scenario_version_id": 3,
+    "scenario_fingerprint": "45bf28fdbc61ca51",
+    "status": "optimal",
+    "objective_cny": 152340.5,
+    "bound_cny": 152300.0,
+    "gap": 0.00027,
+    "total_cost_cny": 150100.2,
+    "emissions_t": 61.3,
+    "emissions_location_t": 88.0,
+    "green_share": 0.41,
+    "active": True,
+}
+
+
+class PlanItem(BaseModel):
+    model_config = _example(_PLAN_ITEM)
+    id: int
+    run_id: int | None
+    kind: str
+    planner: str
+    created_at: dt.datetime
+    scenario_version_id: int
+    scenario_fingerprint: str
+    status: str = Field(description="optimal | feasible | fallback (greedy plan, flagged)")
+    objective_cny: float | None
+    bound_cny: float | None
+    gap: float | None
+    total_cost_cny: float | None
+    emissions_t: float | None
+    emissions_location_t: float | None
+    green_share: float | None
+    active: bool
+
+    @classmethod
+    def fields_of(cls, p: Plan, active_id: int | None) -> dict[str, Any]:
+        return {
+            "id": p.id,
+            "run_id": p.run_id,
+            "kind": p.kind,
+            "planner": p.planner,
+            "created_at": p.created_at,
+            "scenario_version_id": p.scenario_version_id,
+            "scenario_fingerprint": p.scenario_fingerprint,
+            "status": p.status,
+            "objective_cny": p.objective_cny,
+            "bound_cny": p.bound_cny,
+            "gap": p.gap,
+            "total_cost_cny": p.total_cost_cny,
+            "emissions_t": p.emissions_t,
+            "emissions_location_t": p.emissions_location_t,
+            "green_share": p.green_share,
+            "active": p.id == active_id,
+        }
+
+    @classmethod
+    def of(cls, p: Plan, active_id: int | None) -> PlanItem:
+        return cls(**cls.fields_of(p, active_id))
+
+
+class PlanOut(PlanItem):
+    model_config = _example(
+        {
+            **_PLAN_ITEM,
+            "timings": {
+                "baselines": 0.02,
+                "build": 0.15,
+                "solve": 0.3,
+                "check": 0.05,
+                "total": 0.6,
+            },
+            "baselines": {"greedy": {"total_cost_cny": 171000.0, "emissions_t": 80.2}},
+            "bundle_sha256": {"summary.json": "9b74c9897bac770ffc029102a200c5de..."},
+            "summary": {"status": "optimal", "gap": 0.00027, "baselines": {}},
+        }
+    )
+    timings: dict[str, Any]
+    baselines: dict[str, Any] = Field(description="KPIs of the greedy and carbon-agnostic plans")
+    bundle_sha256: dict[str, str] = Field(description="sha256 of each bundle file as solved")
+    summary: dict[str, Any] = Field(description="the bundle's summary.json")
+
+    @classmethod
+    def of(cls, p: Plan, active_id: int | None) -> PlanOut:  # type: ignore[override]
+        return cls(
+            **PlanItem.fields_of(p, active_id),
+            timings=p.timings,
+            baselines=p.summary.get("baselines", {}),
+            bundle_sha256=p.bundle_sha256,
+            summary=p.summary,
+        )
+
+
+class PlanPage(BaseModel):
+    model_config = _example({"items": [_PLAN_ITEM], "total": 1, "offset": 0, "limit": 50})
+    items: list[PlanItem]
+    total: int
+    offset: int
+    limit: int
+
+
+class AssignmentRow(BaseModel):
+    workload_id: str
+    site_id: str
+    accelerator: str
+    timestamp: str
+    hour: int
+    devices: int
+    tokens_per_s: float | None = Field(description="inference only; null for jobs")
+
+
+class AssignmentPage(BaseModel):
+    model_config = _example(
+        {
+            "plan_id": 4,
+            "total": 310,
+            "offset": 0,
+            "limit": 1,
+            "items": [
+                {
+                    "workload_id": "train-llm-a",
+                    "site_id": "nx-west",
+                    "accelerator": "H100",
+                    "timestamp": "2025-07-15T00:00:00+08:00",
+                    "hour": 0,
+                    "devices": 32,
+                    "tokens_per_s": None,
+                }
+            ],
+        }
+    )
+    plan_id: int
+    total: int
+    offset: int
+    limit: int
+    items: list[AssignmentRow]
+
+
+class SiteHourRow(BaseModel):
+    site_id: str
+    timestamp: str
+    hour: int
+    pue: float | None
+    it_mw: float | None
+    facility_mw: float | None
+    grid_limit_mw: float | None
+    green_available_mw: float | None
+    green_used_mw: float | None
+    curtailed_mw: float | None
+    grid_mw: float | None
+    battery_charge_mw: float | None
+    battery_discharge_mw: float | None
+    battery_soc_mwh: float | None
+    grid_price_cny_per_mwh: float | None
+    green_price_cny_per_mwh: float | None
+    carbon_kg_per_mwh: float | None
+    energy_cost_cny: float | None
+    emissions_kg: float | None
+    emissions_location_kg: float | None
+
+
+class SiteHourPage(BaseModel):
+    model_config = _example(
+        {
+            "plan_id": 4,
+            "total": 72,
+            "offset": 0,
+            "limit": 1,
+            "items": [
+                {
+                    "site_id": "nx-west",
+                    "timestamp": "2025-07-15T00:00:00+08:00",
+                    "hour": 0,
+                    "pue": 1.15,
+                    "it_mw": 0.21,
+                    "facility_mw": 0.24,
+                    "grid_limit_mw": 0.6,
+                    "green_available_mw": 0.3,
+                    "green_used_mw": 0.24,
+                    "curtailed_mw": 0.06,
+                    "grid_mw": 0.0,
+                    "battery_charge_mw": 0.0,
+                    "battery_discharge_mw": 0.0,
+                    "battery_soc_mwh": 0.1,
+                    "grid_price_cny_per_mwh": 250.0,
+                    "green_price_cny_per_mwh": 200.0,
+                    "carbon_kg_per_mwh": 800.0,
+                    "energy_cost_cny": 48.0,
+                    "emissions_kg": 0.0,
+                    "emissions_location_kg": 192.0,
+                }
+            ],
+        }
+    )
+    plan_id: int
+    total: int
+    offset: int
+    limit: int
+    items: list[SiteHourRow]
+
+
+class WorkloadsOut(BaseModel):
+    model_config = _example(
+        {
+            "plan_id": 4,
+            "items": [
+                {
+                    "workload_id": "train-llm-a",
+                    "kind": "training",
+                    "status": "placed",
+                    "site_id": "nx-west",
+                    "accelerator": "H100",
+                    "reason": None,
+                }
+            ],
+        }
+    )
+    plan_id: int
+    items: list[dict[str, Any]] = Field(description="rows of the bundle's workloads.csv")
+
+
+class UnplacedOut(BaseModel):
+    workload_id: str
+    kind: str
+    status: str
+    reason: str | None
+
+
+class ExplainOut(BaseModel):
+    model_config = _example(
+        {
+            "plan_id": 4,
+            "binding_hours": {
+                "sh-east": {
+                    "capacity": ["2025-07-15T09:00:00+08:00"],
+                    "power": [],
+                    "green_supply": [],
+                }
+            },
+            "unplaced": [
+                {
+                    "workload_id": "urgent-eval",
+                    "kind": "batch",
+                    "status": "unplaced",
+                    "reason": "deadline cannot be met: ...",
+                }
+            ],
+            "moves": [
+                {
+                    "workload_id": "running-1",
+                    "from_site": "sh-east",
+                    "to_site": "nx-west",
+                    "net_saving_cny": 1234.5,
+                }
+            ],
+            "policy_violations": {"green_share": [], "carbon_excess_t": 0.0},
+        }
+    )
+    plan_id: int
+    binding_hours: dict[str, dict[str, list[str]]] = Field(
+        description="per site: hours where devices (capacity), the grid (power) or green supply were used up"
+    )
+    unplaced: list[UnplacedOut]
+    moves: list[dict[str, Any]] = Field(
+        description="running jobs moved, with the saving that pays for it"
+    )
+    policy_violations: dict[str, Any]
+
+
+class DeltaOut(BaseModel):
+    a: Any
+    b: Any
+    delta: float | None
+
+
+class JobChangesOut(BaseModel):
+    moved: list[dict[str, Any]]
+    retimed: list[dict[str, Any]]
+    newly_placed: list[dict[str, Any]]
+    newly_unplaced: list[dict[str, Any]]
+    only_in_a: list[str]
+    only_in_b: list[str]
+
+
+class DiffOut(BaseModel):
+    model_config = _example(
+        {
+            "plan_a": 3,
+            "plan_b": 4,
+            "same_scenario": False,
+            "totals": {"total_cost_cny": {"a": 160000.0, "b": 150100.2, "delta": -9899.8}},
+            "sites": {"nx-west": {"grid_mwh": {"a": 1.2, "b": 0.8, "delta": -0.4}}},
+            "jobs": {
+                "moved": [
+                    {
+                        "workload_id": "train-llm-a",
+                        "site_a": "sh-east",
+                        "site_b": "nx-west",
+                        "accelerator_a": "H100",
+                        "accelerator_b": "H100",
+                    }
+                ],
+                "retimed": [],
+                "newly_placed": [],
+                "newly_unplaced": [],
+                "only_in_a": [],
+                "only_in_b": [],
+            },
+        }
+    )
+    plan_a: int | None
+    plan_b: int | None
+    same_scenario: bool
+    totals: dict[str, DeltaOut]
+    sites: dict[str, dict[str, DeltaOut]]
+    jobs: JobChangesOut
+
+
+class ActivationOut(BaseModel):
+    model_config = _example(
+        {"plan_id": 4, "previous_plan_id": 3, "activated_by": "key:ops-team#2", "activated_at": TS}
+    )
+    plan_id: int
+    previous_plan_id: int | None
+    activated_by: str
+    activated_at: dt.datetime
+
+
+# ----------------------------------------------------------------------------- ops
+class HealthOut(BaseModel):
+    model_config = _example({"status": "ok", "version": "0.1.0"})
+    status: Literal["ok"]
+    version: str
+
+
+class ReadyOut(BaseModel):
+    model_config = _example(
+        {
+            "status": "ready",
+            "checks": {
+                "database": {"ok": True, "detail": "sqlite, schema at 0001"},
+                "solver": {"ok": True, "detail": "HiGHS solved a 1-variable LP"},
+            },
+        }
+    )
+    status: Literal["ready", "not_ready"]
+    checks: dict[str, dict[str, Any]]

@@ -1,0 +1,192 @@
+"""`create_app(settings)`: the FastAPI application. The lifespan owns the database engine
+and the solve runner; a pure-ASGI middleware gives every request an id (X-Request-ID in
+and out), enforces the body size limit (413), logs one JSON line per request and counts
+it for Prometheus."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api import data, keys, ops, plans, runs
+from service.bootstrap import prepare_database
+from service.db import Database
+from service.errors import error_body, install_error_handlers, internal_error_body
+from service.logs import request_id_var
+from service.metrics import Metrics
+from service.runner import make_runner
+from service.settings import Settings
+
+log = logging.getLogger("greenopt.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # what we accept from a client
+
+DESCRIPTION = """\
+Energy-aware placement of GPU workloads across datacenters.
+
+Authenticate with an API key in `X-API-Key` (or `Authorization: Bearer <key>`). Roles:
+**viewer** reads, **planner** also solves and activates plans, **admin** also changes
+scenario data and keys. Errors share one shape (`ErrorOut`); a 422 lists every problem
+with its table, row, column and hour.
+"""
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a streamed body passes the limit. An HTTPException, so
+    FastAPI's body parsing lets it through instead of turning it into a 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes")
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        given = headers.get("x-request-id", "")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        token = request_id_var.set(rid)
+        t0 = time.perf_counter()
+        status, started, received = 500, False, 0
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started, status = True, int(message["status"])
+                MutableHeaders(scope=message)["X-Request-ID"] = rid
+            await send(message)
+
+        async def receive_wrapper() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge(self.max_body)
+            return message
+
+        async def reply(code: int, body: dict[str, Any]) -> None:
+            if started:
+                return
+            await send_wrapper(
+                {
+                    "type": "http.response.start",
+                    "status": code,
+                    "headers": [(b"content-type", b"application/json")],
+                }
+            )
+            await send_wrapper({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+        try:
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body:
+                # refuse before reading a byte of it
+                await reply(
+                    413,
+                    error_body(
+                        "payload_too_large", f"request body larger than {self.max_body} bytes", rid
+                    ),
+                )
+            else:
+                await self.app(scope, receive_wrapper, send_wrapper)
+        except BodyTooLarge as exc:
+            await reply(413, error_body("payload_too_large", str(exc.detail), rid))
+        except Exception:
+            log.exception("unhandled error")
+            await reply(500, internal_error_body(rid))
+        finally:
+            seconds = time.perf_counter() - t0
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            who = scope.get("state", {}).get("principal")
+            log.info(
+                "%s %s %s",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "request_id": rid,
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                    "bytes_in": received,
+                    "client": (scope.get("client") or ("", 0))[0],
+                    "key": getattr(who, "label", None),
+                },
+            )
+            self.metrics.observe_request(scope["method"], template, status, seconds)
+            request_id_var.reset(token)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The application for `settings` (default: from the environment)."""
+    settings = settings or Settings()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings.database_url)
+        await run_in_threadpool(prepare_database, db, settings)
+        runner = make_runner(settings, db)
+        app.state.db, app.state.runner = db, runner
+        metrics.bind(db, runner.queue_depth)
+        interrupted, resubmitted = await run_in_threadpool(runner.start)
+        log.info(
+            "ready: %s runs interrupted, %s re-queued",
+            len(interrupted),
+            len(resubmitted),
+            extra={"interrupted": interrupted, "requeued": resubmitted},
+        )
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runner.shutdown)
+            db.dispose()
+
+    app = FastAPI(
+        title="greenopt",
+        version=ops.VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "runs", "description": "ask for a plan; follow and cancel runs"},
+            {
+                "name": "plans",
+                "description": "stored plans, the active plan, explanations, diffs, bundles",
+            },
+            {"name": "data", "description": "the scenario: tables, policy, versions"},
+            {"name": "keys", "description": "API keys (admin)"},
+            {"name": "operations", "description": "health, readiness, metrics"},
+        ],
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    for r in (runs.router, plans.router, data.router, keys.router, ops.router):
+        app.include_router(r)
+    app.add_middleware(
+        RequestMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
+    )
+    return app

@@ -1,0 +1,170 @@
+"""Queries on runs. State changes are conditional UPDATEs (`... WHERE state = 'queued'`) so
+two processes racing for the same run cannot both win."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import case, func, select, text, update
+from sqlalchemy.orm import Session
+
+from service.models import ACTIVE_RUN_STATES, Run
+
+# arbitrary constant: the PostgreSQL transaction lock that serialises run submissions, so
+# the queue bound and idempotency checks hold across API replicas
+SUBMIT_LOCK_ID = 0x72756E73  # "runs"
+
+
+def lock_submissions(session: Session) -> None:
+    """Serialise submissions until the end of the transaction (SQLite: BEGIN IMMEDIATE
+    already did)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SUBMIT_LOCK_ID})
+
+
+def add(session: Session, **values: Any) -> Run:
+    run = Run(**values)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get(session: Session, run_id: int) -> Run | None:
+    return session.get(Run, run_id)
+
+
+def by_idempotency_key(session: Session, key: str) -> Run | None:
+    return session.scalar(select(Run).where(Run.idempotency_key == key))
+
+
+def count_active(session: Session) -> int:
+    q = select(func.count()).select_from(Run).where(Run.state.in_(ACTIVE_RUN_STATES))
+    return int(session.scalar(q) or 0)
+
+
+def count_by_state(session: Session) -> dict[str, int]:
+    rows = session.execute(select(Run.state, func.count()).group_by(Run.state)).all()
+    return {str(s): int(n) for s, n in rows}
+
+
+def page(
+    session: Session,
+    *,
+    state: str | None,
+    kind: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Run], int]:
+    q = select(Run)
+    c = select(func.count()).select_from(Run)
+    if state is not None:
+        q, c = q.where(Run.state == state), c.where(Run.state == state)
+    if kind is not None:
+        q, c = q.where(Run.kind == kind), c.where(Run.kind == kind)
+    total = int(session.scalar(c) or 0)
+    rows = session.scalars(q.order_by(Run.id.desc()).offset(offset).limit(limit)).all()
+    return rows, total
+
+
+def queued_ids(session: Session) -> list[tuple[int, int]]:
+    """(run id, priority) of every queued run, most urgent first."""
+    rows = session.execute(
+        select(Run.id, Run.priority)
+        .where(Run.state == "queued")
+        .order_by(Run.priority.desc(), Run.id)
+    ).all()
+    return [(int(i), int(p)) for i, p in rows]
+
+
+def claim(session: Session, run_id: int, *, worker: str, now: dt.datetime) -> bool:
+    """queued -> running, for exactly one caller."""
+    res = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.state == "queued")
+        .values(
+            state="running",
+            worker=worker,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=Run.attempts + 1,
+            progress={"phase": "starting", "elapsed_s": 0.0},
+        )
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def write_progress(
+    session: Session, run_id: int, progress: dict[str, Any], now: dt.datetime
+) -> bool:
+    res = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.state == "running")
+        .values(progress=progress, heartbeat_at=now)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def cancel_requested(session: Session, run_id: int) -> bool:
+    return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
+
+
+def finish(
+    session: Session,
+    run_id: int,
+    *,
+    state: str,
+    now: dt.datetime,
+    from_states: tuple[str, ...] = ("running",),
+    **values: Any,
+) -> bool:
+    """Move a run to a final state if it is still in one of `from_states`."""
+    run = session.get(Run, run_id)
+    started = run.started_at if run is not None else None
+    duration = (now - started).total_seconds() if started is not None else None
+    res = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.state.in_(from_states))
+        .values(state=state, finished_at=now, duration_s=duration, **values)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def request_cancel(session: Session, run_id: int) -> None:
+    session.execute(
+        update(Run).where(Run.id == run_id, Run.state == "running").values(cancel_requested=True)
+    )
+
+
+def interrupt_running(session: Session, *, now: dt.datetime, reason: str) -> list[int]:
+    """Mark every `running` run `interrupted` (their process is gone); returns their ids."""
+    ids = list(session.scalars(select(Run.id).where(Run.state == "running")))
+    if ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(ids), Run.state == "running")
+            .values(state="interrupted", finished_at=now, error=reason)
+        )
+    return ids
+
+
+def duration_histogram(
+    session: Session, buckets: Sequence[float]
+) -> dict[tuple[str, str], tuple[list[int], int, float]]:
+    """Per (kind, final state): cumulative counts of runs that ran at most each bucket's
+    seconds, their count and their total seconds. Counted in SQL: the result stays small
+    however many runs there are."""
+    cols = [
+        func.sum(case((Run.duration_s <= b, 1), else_=0)).label(f"le_{i}")
+        for i, b in enumerate(buckets)
+    ]
+    rows = session.execute(
+        select(Run.kind, Run.state, func.count(), func.sum(Run.duration_s), *cols)
+        .where(Run.duration_s.is_not(None))
+        .group_by(Run.kind, Run.state)
+    ).all()
+    return {
+        (str(r[0]), str(r[1])): ([int(x or 0) for x in r[4:]], int(r[2]), float(r[3] or 0.0))
+        for r in rows
+    }

@@ -1,0 +1,247 @@
+"""Solve runners: where `execute_run` happens. The API only ever calls the `SolveRunner`
+protocol; `make_runner(settings, db)` picks the implementation from the settings.
+
+`LocalPoolRunner` (the embedded default) executes runs in a `ProcessPoolExecutor` with the
+spawn start method: a solve never blocks the API's event loop or holds its GIL, and a
+crashing solver takes only its worker process down. It keeps its own priority queue and
+feeds at most `max_concurrent_solves` runs to the pool at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import logging
+import multiprocessing
+import signal
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Protocol, runtime_checkable
+
+from service import runs
+from service.db import Database
+from service.models import utcnow
+from service.repo import runs as runs_repo
+from service.settings import Settings
+
+log = logging.getLogger("greenopt.runner")
+
+MAX_CRASHES_BEFORE_CLAIM = 3  # a run whose worker keeps dying before it starts fails
+
+
+@runtime_checkable
+class SolveRunner(Protocol):
+    """Executes queued runs somewhere. `submit` must return at once."""
+
+    def submit(self, run_id: int, priority: int = 0) -> None:
+        """Hand over a queued run (committed to the database already)."""
+
+    def queue_depth(self) -> int:
+        """Runs handed over but not started yet."""
+
+    def shutdown(self) -> None:
+        """Stop executing; runs not started stay `queued` in the database."""
+
+    def start(self) -> tuple[list[int], list[int]]:
+        """Called once by the API at start: deal with runs a previous process left behind.
+        Returns (ids marked interrupted, ids handed over again)."""
+
+
+def _init_worker(log_level: str, log_json: bool) -> None:
+    """Runs once in every worker process: logging, imports paid up front, and no
+    KeyboardInterrupt tracebacks when Ctrl-C reaches the whole process group."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from service.logs import configure_logging
+
+    configure_logging(log_level, json_lines=log_json)
+    import optimizer.planner  # noqa: F401  (Pyomo and HiGHS load in about a second)
+    import service.execution  # noqa: F401
+
+
+def _warm() -> None:
+    """A no-op task: submitted at start so the first run does not wait for a worker."""
+
+
+def _execute(run_id: int, database_url: str, monitor_interval_s: float) -> str:
+    from service.execution import execute_run
+
+    return execute_run(run_id, database_url, monitor_interval_s=monitor_interval_s)
+
+
+class LocalPoolRunner:
+    """Runs in a local process pool, most urgent (then oldest) first."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.max_workers = settings.max_concurrent_solves
+        self._lock = threading.Lock()
+        self._heap: list[tuple[int, int, int]] = []  # (-priority, arrival, run id)
+        self._waiting: set[int] = set()
+        self._inflight: dict[Future[str], int] = {}
+        self._arrival = itertools.count()
+        self._closed = False
+        self._crashes: dict[int, int] = {}
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=self.max_workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(self.settings.log_level, self.settings.log_json),
+        )
+
+    # ---------------------------------------------------------------------- protocol
+    def submit(self, run_id: int, priority: int = 0) -> None:
+        with self._lock:
+            if self._closed or run_id in self._waiting or run_id in self._inflight.values():
+                return
+            heapq.heappush(self._heap, (-priority, next(self._arrival), run_id))
+            self._waiting.add(run_id)
+        self._dispatch()
+
+    def queue_depth(self) -> int:
+        with self._lock:
+            return len(self._heap)
+
+    def running(self) -> int:
+        with self._lock:
+            return len(self._inflight)
+
+    def shutdown(self) -> None:
+        """Stop at once: runs not started stay queued (picked up at the next start), the
+        worker processes are terminated and their runs marked `interrupted`."""
+        with self._lock:
+            self._closed = True
+            self._heap.clear()
+            self._waiting.clear()
+            inflight = dict(self._inflight)
+        if not inflight:
+            # idle workers exit cleanly when asked; no need to kill anything
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            return
+        # ProcessPoolExecutor has no public way to stop running tasks before Python 3.14;
+        # take the worker list before shutdown() drops it
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for fut in inflight:
+            with contextlib.suppress(Exception):
+                fut.exception(timeout=10)
+        # record it here rather than leave it to the done-callbacks, which may still be
+        # running when the process exits (conditional updates: whoever is first wins)
+        try:
+            with self.db.write() as s:
+                for run_id in inflight.values():
+                    runs_repo.finish(
+                        s,
+                        run_id,
+                        state="interrupted",
+                        now=utcnow(),
+                        error="interrupted: the service shut down",
+                    )
+        except Exception:  # the next start marks them interrupted anyway
+            log.exception("could not record the runs interrupted by the shutdown")
+
+    # ---------------------------------------------------------------------- start-up
+    def start(self) -> tuple[list[int], list[int]]:
+        """Recover after a restart (see `service.runs.recover`) and warm the workers."""
+        with self.db.write() as s:
+            interrupted, resubmitted = runs.recover(s, self)
+        for _ in range(self.max_workers):
+            self._pool.submit(_warm)
+        return interrupted, resubmitted
+
+    # ---------------------------------------------------------------------- internals
+    def _dispatch(self) -> None:
+        with self._lock:
+            while not self._closed and self._heap and len(self._inflight) < self.max_workers:
+                _, _, run_id = heapq.heappop(self._heap)
+                self._waiting.discard(run_id)
+                try:
+                    try:
+                        fut = self._submit_to_pool(run_id)
+                    except BrokenProcessPool:
+                        # a worker died and took the pool down; start a fresh one
+                        self._pool.shutdown(wait=False, cancel_futures=True)
+                        self._pool = self._new_pool()
+                        fut = self._submit_to_pool(run_id)
+                except RuntimeError:  # the interpreter is shutting down
+                    log.warning("run %s not started: the runner is shutting down", run_id)
+                    self._closed = True
+                    return
+                self._inflight[fut] = run_id
+                fut.add_done_callback(self._done)
+
+    def _submit_to_pool(self, run_id: int) -> Future[str]:
+        return self._pool.submit(_execute, run_id, self.db.url, self.settings.progress_interval_s)
+
+    def _done(self, fut: Future[str]) -> None:
+        with self._lock:
+            run_id = self._inflight.pop(fut, None)
+            closed = self._closed
+        if run_id is None:
+            return
+        exc = None if fut.cancelled() else fut.exception()
+        if exc is not None:
+            self._after_crash(run_id, exc, closed)
+        if not closed:
+            self._dispatch()
+
+    def _after_crash(self, run_id: int, exc: BaseException, closed: bool) -> None:
+        """The worker died (or `execute_run` could not even record a failure)."""
+        broken = isinstance(exc, BrokenProcessPool)
+        reason = (
+            "interrupted: the service shut down"
+            if closed
+            else "interrupted: the solver process died"
+            if broken
+            else f"the runner failed: {type(exc).__name__}: {exc}"
+        )
+        log.error("run %s: %s", run_id, reason)
+        state, priority = None, 0
+        try:
+            with self.db.write() as s:
+                run = runs_repo.get(s, run_id)
+                if run is None:
+                    return
+                state, priority = run.state, run.priority
+                if state == "running":
+                    runs_repo.finish(
+                        s,
+                        run_id,
+                        state="interrupted" if broken or closed else "failed",
+                        now=utcnow(),
+                        error=reason,
+                    )
+        except Exception:
+            log.exception("run %s: could not record the crash", run_id)
+            return
+        if state == "queued" and not closed:
+            with self._lock:
+                self._crashes[run_id] = crashes = self._crashes.get(run_id, 0) + 1
+            if crashes < MAX_CRASHES_BEFORE_CLAIM:
+                # it died before claiming the run: nothing happened to the run, try again
+                self.submit(run_id, priority)
+                return
+            with self.db.write() as s:
+                runs_repo.finish(
+                    s,
+                    run_id,
+                    state="failed",
+                    now=utcnow(),
+                    from_states=("queued",),
+                    error=f"the solver process died {crashes} times before starting it",
+                )
+
+
+def make_runner(settings: Settings, db: Database) -> SolveRunner:
+    """The runner the settings ask for."""
+    if settings.runner == "local":
+        return LocalPoolRunner(settings, db)
+    raise ValueError(f"unknown runner {settings.runner!r}")

@@ -1,0 +1,233 @@
+"""Service functions for runs: submit (idempotency, bounded queue), cancel, read, recover.
+
+`submit_run` is the one way a solve is requested: `POST /runs`, and later the nightly job
+and what-ifs, call it. It never solves: it stores a `queued` run and hands its id to the
+runner once the transaction has committed, so a worker always finds the row.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+from typing import Annotated, Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from sqlalchemy.orm import Session
+
+from optimizer.scenario import InputValidationError
+from optimizer.whatif import apply_overrides
+from service import scenarios
+from service.db import on_commit
+from service.errors import Conflict, InvalidInput, NotFound, QueueFull, invalid_input
+from service.models import RUN_KINDS, Run, utcnow
+from service.overrides import OVERRIDES_JSON_SCHEMA, overrides_json, parse_overrides
+from service.repo import runs as repo
+from service.settings import Settings
+
+log = logging.getLogger("greenopt.runs")
+
+FINAL_STATES = ("succeeded", "failed", "interrupted", "cancelled")
+
+
+class Submitter(Protocol):
+    """What `submit_run` needs of a runner (see service.runner.SolveRunner)."""
+
+    def submit(self, run_id: int, priority: int = 0) -> None: ...
+
+
+class SolveSettingsIn(BaseModel):
+    """Solver settings a request may change; threads and seed are the server's (so the
+    same request gives the same plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+    time_limit_s: float | None = Field(
+        default=None, gt=0, description="solver time limit, s (default: the server's)"
+    )
+    mip_rel_gap: float | None = Field(
+        default=None, ge=0, le=1, description="relative MIP gap to stop at (default: the server's)"
+    )
+
+
+OverridesField = Annotated[dict[str, Any], WithJsonSchema(OVERRIDES_JSON_SCHEMA)]
+
+
+class RunRequest(BaseModel):
+    """A request to solve the current (or a given) scenario version."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "settings": {"time_limit_s": 30, "mip_rel_gap": 0.001},
+                    "overrides": {"carbon_price_cny_per_t": 100},
+                    "activate": True,
+                    "note": "re-plan after the forecast update",
+                }
+            ]
+        },
+    )
+    settings: SolveSettingsIn = Field(default_factory=SolveSettingsIn)
+    overrides: OverridesField = Field(
+        default_factory=dict,
+        description="optimizer.whatif.Overrides: policy values, price changes, outages, "
+        "green scaling, accelerator mix, jobs added or removed",
+    )
+    activate: bool = Field(default=False, description="make the plan active when the run succeeds")
+    priority: int = Field(default=0, ge=-100, le=100, description="higher runs first")
+    scenario_version_id: int | None = Field(
+        default=None,
+        ge=1,
+        le=2**31 - 1,
+        description="scenario version to solve (default: the current one)",
+    )
+    note: str = Field(default="", max_length=1000)
+
+    def digest(self) -> str:
+        """Identifies the request's content, to tell a retry from a different request."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def solver_settings(settings: Settings, requested: SolveSettingsIn) -> dict[str, Any]:
+    """The settings a run solves with: the server's defaults, changed where the request says."""
+    limit = requested.time_limit_s or settings.solve_time_limit_s
+    if limit > settings.solve_max_time_limit_s:
+        raise InvalidInput(
+            f"time_limit_s {limit:g} exceeds the limit of {settings.solve_max_time_limit_s:g} s",
+            problems=[
+                {
+                    "file": "request",
+                    "table": "body",
+                    "row": None,
+                    "column": "settings.time_limit_s",
+                    "hour": None,
+                    "message": f"must be at most {settings.solve_max_time_limit_s:g}",
+                }
+            ],
+        )
+    gap = requested.mip_rel_gap
+    return {
+        "time_limit_s": float(limit),
+        "mip_rel_gap": float(settings.solve_mip_rel_gap if gap is None else gap),
+        "threads": settings.solve_threads,
+        "seed": settings.solve_seed,
+    }
+
+
+def submit_run(
+    session: Session,
+    request: RunRequest,
+    *,
+    settings: Settings,
+    runner: Submitter,
+    actor: str,
+    idempotency_key: str | None = None,
+    kind: str = "run",
+    sweep_id: int | None = None,
+) -> tuple[Run, bool]:
+    """Queue a run; (the run, True) or, for a repeated idempotency key, (the earlier run,
+    False). Raises QueueFull when `queue_limit` runs are queued or running."""
+    if kind not in RUN_KINDS:
+        raise ValueError(f"unknown run kind {kind!r}")
+    # validate before taking the submission lock: applying overrides may take a while
+    version = scenarios.get_version(session, request.scenario_version_id)
+    solve = solver_settings(settings, request.settings)
+    try:
+        ov = parse_overrides(request.overrides)
+        if not ov.is_empty():
+            apply_overrides(scenarios.scenario_of(session, version), ov)
+    except InputValidationError as err:
+        raise invalid_input(err, f"{len(err.problems)} problem(s) in the overrides") from None
+
+    repo.lock_submissions(session)
+    digest = request.digest()
+    if idempotency_key is not None:
+        earlier = repo.by_idempotency_key(session, idempotency_key)
+        if earlier is not None:
+            if earlier.request_sha256 != digest:
+                raise Conflict(
+                    "this Idempotency-Key was used for a different request; use a new key"
+                )
+            return earlier, False
+    active = repo.count_active(session)
+    if active >= settings.queue_limit:
+        raise QueueFull(
+            f"{active} runs are queued or running (limit {settings.queue_limit}); retry later",
+            retry_after_s=settings.retry_after_s,
+        )
+    run = repo.add(
+        session,
+        kind=kind,
+        state="queued",
+        priority=request.priority,
+        scenario_version_id=version.id,
+        overrides=overrides_json(ov),
+        settings=solve,
+        activate_on_success=request.activate,
+        progress={"phase": "queued"},
+        idempotency_key=idempotency_key,
+        request_sha256=digest,
+        sweep_id=sweep_id,
+        created_by=actor,
+        note=request.note,
+        created_at=utcnow(),
+    )
+    run_id, priority = run.id, run.priority
+    on_commit(session, lambda: runner.submit(run_id, priority))
+    return run, True
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = repo.get(session, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id}")
+    return run
+
+
+def list_runs(
+    session: Session, *, state: str | None, kind: str | None, offset: int, limit: int
+) -> tuple[list[Run], int]:
+    rows, total = repo.page(session, state=state, kind=kind, offset=offset, limit=limit)
+    return list(rows), total
+
+
+def cancel_run(session: Session, run_id: int) -> Run:
+    """Queued: cancelled at once. Running: flagged; its executor stops HiGHS and marks it
+    cancelled. Already cancelled: unchanged. Otherwise finished: 409."""
+    run = get_run(session, run_id)
+    if run.state == "queued":
+        done = repo.finish(
+            session,
+            run_id,
+            state="cancelled",
+            now=utcnow(),
+            from_states=("queued",),
+            error="cancelled before it started",
+            progress={"phase": "cancelled"},
+        )
+        if not done:  # a worker claimed it meanwhile: ask it to stop
+            repo.request_cancel(session, run_id)
+    elif run.state == "running":
+        repo.request_cancel(session, run_id)
+    elif run.state != "cancelled":
+        raise Conflict(f"run {run_id} has already finished ({run.state})")
+    session.flush()
+    session.refresh(run)
+    return run
+
+
+def recover(session: Session, runner: Submitter) -> tuple[list[int], list[int]]:
+    """After a restart: runs left `running` died with their process, so they become
+    `interrupted`; `queued` runs are handed to the runner again. (interrupted, resubmitted)"""
+    interrupted = repo.interrupt_running(
+        session, now=utcnow(), reason="interrupted: the process running it stopped"
+    )
+    queued = repo.queued_ids(session)
+    for run_id, priority in queued:
+        on_commit(session, functools.partial(runner.submit, run_id, priority))
+    if interrupted:
+        log.warning("marked %d run(s) interrupted: %s", len(interrupted), interrupted)
+    return interrupted, [r for r, _ in queued]
