@@ -33,7 +33,7 @@ def disaggregate(m1: LinearModel, d1: ModelData, x1: np.ndarray) -> tuple[np.nda
     """Continuous devices [service, site, type, hour] and flows [service, region, site, hour]
     (tokens/s) of each service, from a solution over merged serving units."""
     sc = d1.sc
-    K, S, A, R, H = len(sc.services), d1.S, d1.A, len(sc.demand_regions), d1.H
+    S, A, R, H = d1.S, d1.A, len(sc.demand_regions), d1.H
     U = d1.unit_demand.shape[0]
     N = np.zeros((U, S, A, H))
     dev = m1.vars["v_devices"]
@@ -65,7 +65,7 @@ def round_devices(
     """Whole devices [service, site, type, hour] for continuous `devices` within what the
     jobs (`job_use` [site, type, hour]) leave of the devices and of the power."""
     sc = d2.sc
-    S, H = d2.S, d2.H
+
     whole = np.floor(devices + EPS)
     busy = job_use + whole.sum(axis=0)
     free = sc.capacity - busy
