@@ -34,7 +34,7 @@ from optimizer.model.extract import (
 )
 from optimizer.model.rounding import device_bounds, disaggregate, round_devices
 from optimizer.model.sets import JobOptions, ModelData, all_job_options, build_sets
-from optimizer.plan import Plan, Schedule, assemble_plan, busy_devices
+from optimizer.plan import Plan, Schedule, assemble_plan, busy_devices, schedule_from_plan
 from optimizer.scenario.types import Scenario
 from optimizer.solve import (
     ProgressFn,
@@ -90,7 +90,7 @@ def optimize(
     h, col_map = _hand_over(m, settings, timings)
     timings["build"] = timings["build_arrays"] + timings.get("build_pyomo", 0.0)
 
-    start_sched = _schedule_of(warm_start) or _best_start(sc, baseline_scheds["greedy"])
+    start_sched = _schedule_of(sc, warm_start) or _best_start(sc, baseline_scheds["greedy"])
     solver: dict[str, Any] = {
         "settings": settings.as_dict(),
         "integer_devices": "rounded" if rounding else "exact",
@@ -306,12 +306,14 @@ def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
     return min((greedy, big), key=lambda s: objective[id(s)])
 
 
-def _schedule_of(warm: Plan | Schedule | None) -> Schedule | None:
+def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:
     if warm is None:
         return None
     if isinstance(warm, Schedule):
         return warm
-    return warm.schedule
+    if warm.schedule is not None and warm.summary.get("scenario_fingerprint") == sc.fingerprint:
+        return warm.schedule
+    return schedule_from_plan(sc, warm)  # a stored plan, or one made for other data
 
 
 def baseline_plan(sc: Scenario, name: str) -> Plan:

@@ -8,6 +8,7 @@ checks as any input, so a what-if can never produce a scenario a file could not.
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -20,12 +21,12 @@ from optimizer.scenario.types import InputValidationError, Problem, Scenario
 
 
 class _Window(BaseModel):
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid")
 
-    start: pd.Timestamp | None = Field(
+    start: datetime | None = Field(
         None, description="first hour affected (ISO 8601); default: horizon start"
     )
-    end: pd.Timestamp | None = Field(
+    end: datetime | None = Field(
         None, description="first hour no longer affected; default: horizon end"
     )
 
@@ -48,7 +49,7 @@ class _Window(BaseModel):
         return mask
 
 
-def _aware(ts: pd.Timestamp, sc: Scenario) -> pd.Timestamp:
+def _aware(ts: datetime, sc: Scenario) -> pd.Timestamp:
     ts = pd.Timestamp(ts)
     return ts.tz_localize(sc.timezone) if ts.tzinfo is None else ts
 

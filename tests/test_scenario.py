@@ -49,6 +49,7 @@ def test_nan_is_reported_with_file_row_and_column(demo_dir: Path) -> None:
     edit(demo_dir, "site_series.csv", f)
     (p,) = problems(demo_dir)
     assert (p.file, p.row, p.column) == ("site_series.csv", 5, "grid_price_cny_per_mwh")
+    assert p.hour == "2025-07-15T04:00:00+08:00"
     assert "NaN" in p.message
 
 

@@ -87,6 +87,7 @@ class _Parser:
         self.tz = timezone
         self.start = start
         self.hours = hours
+        self._hours: np.ndarray | None = None  # timestamp text of the table being parsed
 
     def add(
         self,
@@ -96,6 +97,10 @@ class _Parser:
         column: str | None = None,
         hour: str | None = None,
     ) -> None:
+        hours = self._hours
+        if hour is None and hours is not None and row is not None and column != "timestamp":
+            if 0 < row <= len(hours) and hours[row - 1]:
+                hour = str(hours[row - 1])  # a problem in an hourly row also names its hour
         self.problems.append(Problem(file, message, row, column, hour))
 
     def table(self, table: Table, raw: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -110,6 +115,11 @@ class _Parser:
             return None
         out = pd.DataFrame(index=raw.index)
         rows = np.arange(1, len(raw) + 1)
+        self._hours = (
+            raw["timestamp"].astype(str).str.strip().to_numpy()
+            if "timestamp" in raw.columns
+            else None
+        )
         for col in table.columns:
             if col.name in raw.columns:
                 text = raw[col.name].astype(str).str.strip()
@@ -117,6 +127,7 @@ class _Parser:
                 text = pd.Series([""] * len(raw), index=raw.index, dtype=object)
             out[col.name] = self._column(table, col, text, rows)
         self._duplicates(table, out, rows)
+        self._hours = None
         return out
 
     def _column(self, table: Table, col: Column, text: pd.Series, rows: np.ndarray) -> pd.Series:
@@ -372,6 +383,11 @@ def _parse_manifest(
     for key in schema.POLICY_KEYS:
         val = policy_raw.get(key.name, key.default)
         if val is None:
+            if key.default is not None:  # only keys that may be absent (a budget) take null
+                problems.append(
+                    Problem(file, "must be a number, got null", column=f"policy.{key.name}")
+                )
+                continue
             pvals[key.name] = None
             continue
         if isinstance(val, bool) or not isinstance(val, int | float):

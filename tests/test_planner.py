@@ -1,0 +1,127 @@
+"""The planner end to end: golden demo, both builds, both strategies, warm start, fallback, cancel.
+
+Every plan goes through the independent validator.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from optimizer import Plan, SolveCancelled, SolverSettings, load_scenario, optimize
+from optimizer.generator import build_scenario
+from optimizer.plan import schedule_from_plan
+from optimizer.validate import validate_plan
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+EXACT = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=60, mip_rel_gap=0.0)
+
+
+@pytest.fixture(scope="module")
+def demo():  # type: ignore[no-untyped-def]
+    return load_scenario(DEMO)
+
+
+@pytest.fixture(scope="module")
+def demo_plan(demo):  # type: ignore[no-untyped-def]
+    plan = optimize(demo, EXACT)
+    validate_plan(demo, plan).raise_if_failed()
+    return plan
+
+
+def test_golden_demo(demo_plan: Plan) -> None:
+    s = demo_plan.summary
+    assert s["status"] == "optimal"
+    # 2026-11-26: optimum of the demo as first solved to gap 0 (urgent-eval unplaced: 9600)
+    assert s["objective_cny"] == pytest.approx(11908.90, abs=0.05)
+    assert s["unplaced"] == 1
+    # 2026-11-26: model size of the demo (whole inference devices, tight x <= y rows)
+    assert s["model_size"]["variables"] == 1624
+    assert s["model_size"]["constraints"] == 1064
+    assert s["solver"]["integer_devices"] == "exact"
+    for name in ("greedy", "carbon_agnostic"):
+        assert s["total_cost_cny"] <= s["baselines"][name]["total_cost_cny"] + 1e-6
+
+
+def test_pyomo_and_matrix_builds_reach_the_same_optimum(demo, demo_plan: Plan) -> None:  # type: ignore[no-untyped-def]
+    pyomo = optimize(
+        demo, SolverSettings(backend="pyomo", threads=1, seed=0, time_limit_s=60, mip_rel_gap=0.0)
+    )
+    validate_plan(demo, pyomo).raise_if_failed()
+    assert pyomo.summary["objective_cny"] == pytest.approx(
+        demo_plan.summary["objective_cny"], rel=1e-7
+    )
+    assert pyomo.summary["model_size"] == demo_plan.summary["model_size"]
+    assert "build_pyomo" in pyomo.summary["timings_s"]
+
+
+def test_a_stored_plan_warm_starts_the_next_solve(demo, demo_plan: Plan, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    stored = Plan.read_bundle(demo_plan.write_bundle(tmp_path / "plan"))
+    assert stored.schedule is None
+    sched = schedule_from_plan(demo, stored)
+    assert (sched.job_site == demo_plan.schedule.job_site).all()
+    again = optimize(demo, EXACT, warm_start=stored)
+    validate_plan(demo, again).raise_if_failed()
+    assert again.summary["solver"]["mip_start_accepted"] is True
+    assert again.summary["objective_cny"] == pytest.approx(
+        demo_plan.summary["objective_cny"], rel=1e-7
+    )
+
+
+def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    settings = SolverSettings(
+        backend="matrix",
+        threads=1,
+        seed=0,
+        time_limit_s=30,
+        mip_rel_gap=0.005,
+        integer_devices="round",
+    )
+    plan = optimize(sc, settings)
+    validate_plan(sc, plan).raise_if_failed()
+    s = plan.summary
+    assert s["solver"]["integer_devices"] == "rounded"
+    assert s["solver"]["serving_units"] <= len(sc.services)
+    assert s["status"] in ("optimal", "feasible")
+    assert s["bound_cny"] <= s["objective_cny"] + 1e-6
+    assert s["gap"] == pytest.approx(
+        (s["solver"]["objective_cny"] - s["solver"]["bound_cny"]) / s["solver"]["objective_cny"],
+        abs=1e-9,
+    )
+    exact = optimize(
+        sc,
+        SolverSettings(
+            backend="matrix",
+            threads=1,
+            seed=0,
+            time_limit_s=60,
+            mip_rel_gap=1e-4,
+            integer_devices="exact",
+        ),
+    )
+    validate_plan(sc, exact).raise_if_failed()
+    # the bound of the relaxed solve is a bound for the whole-device MILP too
+    assert s["bound_cny"] <= exact.summary["objective_cny"] * (1 + 1e-6)
+
+
+def test_no_plan_from_highs_falls_back_to_the_greedy_plan_flagged(demo) -> None:  # type: ignore[no-untyped-def]
+    settings = SolverSettings(
+        backend="matrix", threads=1, seed=0, time_limit_s=1e-6, mip_start=False
+    )
+    plan = optimize(demo, settings)
+    validate_plan(demo, plan).raise_if_failed()
+    assert plan.status == "fallback"
+    assert "greedy plan" in plan.summary["solver"]["fallback_reason"]
+    assert plan.summary["total_cost_cny"] == pytest.approx(
+        plan.summary["baselines"]["greedy"]["total_cost_cny"]
+    )
+
+
+def test_a_cancelled_solve_raises(demo) -> None:  # type: ignore[no-untyped-def]
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(SolveCancelled):
+        optimize(demo, EXACT, cancel=cancel)
