@@ -98,9 +98,9 @@ class _Parser:
         hour: str | None = None,
     ) -> None:
         hours = self._hours
-        if hour is None and hours is not None and row is not None and column != "timestamp":
-            if 0 < row <= len(hours) and hours[row - 1]:
-                hour = str(hours[row - 1])  # a problem in an hourly row also names its hour
+        in_hourly_row = hours is not None and row is not None and 0 < row <= len(hours)
+        if hour is None and in_hourly_row and column != "timestamp" and hours[row - 1]:  # type: ignore[index,operator]
+            hour = str(hours[row - 1])  # type: ignore[index,operator]  # the row's hour, named too
         self.problems.append(Problem(file, message, row, column, hour))
 
     def table(self, table: Table, raw: pd.DataFrame | None) -> pd.DataFrame | None:
