@@ -24,7 +24,7 @@ import numpy as np
 
 from optimizer.baselines import plan_baseline
 from optimizer.heuristics import lp_guided_jobs, relax_small_jobs
-from optimizer.model import matrix_backend, pyomo_backend
+from optimizer.model import matrix_backend, pricing, pyomo_backend
 from optimizer.model.build import build_from_sets
 from optimizer.model.core import LinearModel
 from optimizer.model.extract import (
@@ -42,6 +42,7 @@ from optimizer.solve import (
     new_highs,
     resolve_fixed,
     solve_loaded,
+    solve_relaxation,
 )
 
 BASELINES = ("greedy", "carbon_agnostic")
@@ -78,41 +79,24 @@ def optimize(
     t = time.perf_counter()
     every = all_job_options(sc)
     d = build_sets(sc, tight=settings.tight, all_options=every)
-    n_devices = _device_count(d)
     rounding = settings.integer_devices == "round" or (
-        settings.integer_devices == "auto" and n_devices > settings.exact_device_limit
+        settings.integer_devices == "auto" and _device_count(d) > settings.exact_device_limit
     )
-    if rounding:
-        d = build_sets(sc, tight=settings.tight, aggregate_services=True, all_options=every)
-    m = build_from_sets(d)
-    m.vars["v_devices"].integer = not rounding
     timings["build_arrays"] = time.perf_counter() - t
-    h, col_map = _hand_over(m, settings, timings)
-    timings["build"] = timings["build_arrays"] + timings.get("build_pyomo", 0.0)
-
     start_sched = _schedule_of(sc, warm_start) or _best_start(sc, baseline_scheds["greedy"])
     solver: dict[str, Any] = {
         "settings": settings.as_dict(),
         "integer_devices": "rounded" if rounding else "exact",
-        "serving_units": int(d.unit_demand.shape[0]),
     }
     if rounding:
-        sched, status, termination = _solve_rounding(
-            sc,
-            m,
-            d,
-            h,
-            col_map,
-            settings,
-            start_sched,
-            solver,
-            timings,
-            phase,
-            progress,
-            cancel,
-            t_all,
+        sched, status, termination, m = _solve_rounding(
+            sc, every, settings, start_sched, solver, timings, phase, progress, cancel, t_all
         )
     else:
+        t = time.perf_counter()
+        m = build_from_sets(d)
+        timings["build_arrays"] += time.perf_counter() - t
+        h, col_map = _hand_over(m, settings, timings)
         phase("solve")
         start = solution_from_schedule(m, d, start_sched)
         res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
@@ -126,6 +110,7 @@ def optimize(
             sched = Schedule.empty(sc)
             jobs_from_solution(m, d, res.x, sched)
             services_and_energy_from_solution(m, d, res.x, sched)
+    timings["build"] = timings["build_arrays"] + timings.get("build_pyomo", 0.0)
 
     phase("extract")
     t = time.perf_counter()
@@ -178,10 +163,7 @@ def _hand_over(
 
 def _solve_rounding(
     sc: Scenario,
-    m: LinearModel,
-    d: ModelData,
-    h: Any,
-    col_map: np.ndarray,
+    every: Any,
     settings: SolverSettings,
     start_sched: Schedule,
     solver: dict[str, Any],
@@ -190,31 +172,102 @@ def _solve_rounding(
     progress: ProgressFn | None,
     cancel: threading.Event | None,
     t_all: float,
-) -> tuple[Schedule | None, str, str]:
-    """The large-instance strategy: branch only where rounding is hard.
+) -> tuple[Schedule | None, str, str, LinearModel]:
+    """The large-instance strategy: price options in, branch only where rounding is hard.
 
-    Stage 1 is the MILP with the inference devices continuous (services merged) and the
-    jobs small against their site's fleet (`relax_gang_share`) continuous too: HiGHS
-    branches only on the big gangs, whose packing the LP cannot tell. Its dual bound is a
-    valid bound for the full MILP. Its solution is then rounded: the big gangs as HiGHS
-    placed them, the small jobs guided by their relaxed values (`optimizer.heuristics`);
-    every job plan is completed the same way (`_complete`), inference and energy re-solved
-    around it with whole devices. The greedy start, completed alike, is kept if better.
+    1. Column generation (`optimizer.model.pricing`): the LP relaxation over a subset of the
+       job options, extended with every option the duals price below zero, until none is
+       left. Its Lagrangian bound is a valid bound for the full MILP.
+    2. Stage 1, over the options priced in: the MILP with inference devices continuous
+       (services merged) and jobs small against their site's fleet continuous too, so HiGHS
+       branches only on the big gangs, whose packing the LP cannot tell.
+    3. Rounding: big gangs as HiGHS placed them, small jobs guided by their relaxed values
+       (`optimizer.heuristics`); every job plan, the greedy start's too, is completed with
+       inference and energy re-solved around it with whole devices (`_complete`); the best
+       plan wins. The gap is measured against the bound of step 1.
     """
+    opts_all = every[0]
+    gang = np.array([j.gang for j in sc.jobs], dtype=np.int64)
+    phase("pricing")
+    t = time.perf_counter()
+    active = pricing.initial_subset(
+        sc, opts_all, gang, settings.initial_options_per_job, _options_of(opts_all, start_sched)
+    )
+    bound = -np.inf
+    rounds = 0
+    while True:
+        d = build_sets(
+            sc,
+            tight=settings.tight,
+            aggregate_services=True,
+            options=opts_all.subset(active),
+            all_options=every,
+        )
+        m = build_from_sets(d)
+        m.vars["v_devices"].integer = False
+        h = new_highs(settings)
+        col_map = matrix_backend.to_highs(m, h)
+        lb, ub = pricing.open_unit_bounds(m)
+        h.changeColsBounds(
+            col_map.size, np.arange(col_map.size, dtype=np.int32), lb[col_map], ub[col_map]
+        )
+        x_lp, z = solve_relaxation(h, m, col_map)
+        rounds += 1
+        if x_lp is None or z is None:
+            break
+        alpha, mu = pricing.lp_duals(m, np.asarray(h.getSolution().row_dual, dtype=float), sc)
+        out = np.flatnonzero(~active)
+        rc = pricing.reduced_costs(sc, opts_all, gang, alpha, mu, out)
+        bound = max(
+            bound, pricing.lagrangian_bound(z, opts_all.subset(~active), rc[~active], len(sc.jobs))
+        )
+        entering = out[rc[out] < -pricing.RC_TOL]
+        elapsed = time.perf_counter() - t_all
+        if (
+            entering.size == 0
+            or rounds >= settings.pricing_rounds
+            or elapsed > settings.time_limit_s / 3
+        ):
+            break
+        active[entering] = True
+    timings["pricing"] = time.perf_counter() - t
+    solver |= {
+        "serving_units": int(d.unit_demand.shape[0]),
+        "job_options": {
+            "all": int(opts_all.size),
+            "priced_in": int(active.sum()),
+            "rounds": rounds,
+        },
+        "lp_bound_cny": bound if np.isfinite(bound) else None,
+    }
     relax_small_jobs(m, d, settings.relax_gang_share)
+
     candidates: list[tuple[float, Schedule, str]] = []
     phase("rounding")
     t = time.perf_counter()
-    done = _complete(sc, _jobs_only(sc, start_sched), settings)
-    if done is not None:
-        candidates.append((_objective(sc, done, m), done, "greedy_start"))
+    plans = [("greedy_start", _jobs_only(sc, start_sched))]
+    if x_lp is not None:
+        plans.append(("lp_rounded", lp_guided_jobs(m, d, x_lp)))
+    for name, jobs in plans:
+        done = _complete(sc, jobs, settings)
+        if done is not None:
+            candidates.append((_objective(sc, done, m), done, name))
     timings["rounding"] = time.perf_counter() - t
+    best = min(candidates, key=lambda c: c[0]) if candidates else None
+    if best is not None and _gap(best[0], bound) <= settings.mip_rel_gap:
+        # the rounded LP is within the gap asked for: no branching needed
+        solver |= {
+            "objective_cny": best[0],
+            "bound_cny": bound,
+            "gap": _gap(best[0], bound),
+            "termination": "LP relaxation rounded",
+            "plan_source": best[2],
+        }
+        return best[1], "optimal", "LP relaxation rounded", m
 
+    phase("build")
+    h, col_map = _hand_over(m, settings, timings)
     phase("solve")
-    n = col_map.size
-    h.changeColsIntegrality(
-        n, np.arange(n, dtype=np.int32), m.integrality()[col_map].astype(np.uint8)
-    )
     reserve = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
     h.setOptionValue(
         "time_limit", max(1.0, settings.time_limit_s - reserve - (time.perf_counter() - t_all))
@@ -224,8 +277,8 @@ def _solve_rounding(
     timings["solve"] = res.timings_s["solve"]
     if res.status == "interrupted":
         raise SolveCancelled("the solve was cancelled")
+    # HiGHS' dual bound holds for the options priced in only, so it is not reported
     solver["stage1"] = res.info()
-    bound = res.bound
     if res.x is not None:
         phase("rounding")
         t = time.perf_counter()
@@ -234,17 +287,32 @@ def _solve_rounding(
         if done is not None:
             candidates.append((_objective(sc, done, m), done, "stage1_rounded"))
     if not candidates:
-        return None, "fallback", res.termination
+        return None, "fallback", res.termination, m
     objective, sched, source = min(candidates, key=lambda c: c[0])
-    gap = _gap(objective, bound)
+    final_bound = bound if np.isfinite(bound) else None
+    gap = _gap(objective, final_bound)
     solver |= {
         "objective_cny": objective,
-        "bound_cny": bound,
+        "bound_cny": final_bound,
         "gap": gap,
         "termination": res.termination,
         "plan_source": source,
     }
-    return sched, "optimal" if gap <= settings.mip_rel_gap else "feasible", res.termination
+    return sched, "optimal" if gap <= settings.mip_rel_gap else "feasible", res.termination, m
+
+
+def _options_of(opts: JobOptions, sched: Schedule) -> np.ndarray:
+    """Mask of the options a schedule uses."""
+    key = {
+        (int(j), int(s), int(a)): i
+        for i, (j, s, a) in enumerate(zip(opts.job, opts.site, opts.acc, strict=True))
+    }
+    mask = np.zeros(opts.size, dtype=bool)
+    for j in range(sched.job_site.size):
+        i = key.get((j, int(sched.job_site[j]), int(sched.job_acc[j])))
+        if i is not None:
+            mask[i] = True
+    return mask
 
 
 def _gap(objective: float, bound: float | None) -> float:
@@ -268,25 +336,42 @@ def _jobs_only(sc: Scenario, sched: Schedule) -> Schedule:
 
 def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedule | None:
     """Inference and energy around a fixed job plan: an LP with devices continuous (services
-    merged), whole devices from it, then the LP of flows, energy and battery with them fixed."""
-    job_use = busy_devices(sc, jobs)  # the schedule holds jobs only
+    merged), whole devices from it, then the LP of flows, energy and battery with them fixed.
+
+    Where whole devices leave demand short (the relaxed LP shared the last device and the
+    last kilowatts of a full site among services), the LP is solved again with room held
+    back for rounding each service up, and rounded again.
+    """
+    jobs = _jobs_only(sc, jobs)
     every = (
         JobOptions.empty(),
         [[] for _ in sc.jobs],
         np.zeros(len(sc.jobs)),
         np.zeros(len(sc.jobs)),
     )
-    d1 = build_sets(sc, aggregate_services=True, fixed_job_use=job_use, all_options=every)
-    m1 = build_from_sets(d1)
-    m1.vars["v_devices"].integer = False
     stage: dict[str, float] = {}  # timed as a whole under "rounding"
-    h1, cm1 = _hand_over(m1, settings, stage)
-    x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
-    if x1 is None:
-        return None
-    devices, flows = disaggregate(m1, d1, x1)
-    d2 = build_sets(sc, fixed_job_use=job_use, all_options=every)
-    whole = round_devices(d2, job_use, devices, flows)
+    job_use = busy_devices(sc, jobs)  # the schedule holds jobs only
+    reserve = np.zeros_like(job_use)
+    for attempt in range(2):
+        # the relaxed LP shares a full site's last devices and power among services; the
+        # second pass holds back one device per service there (`reserve`), the room that
+        # rounding each of them up takes
+        d1 = build_sets(
+            sc, aggregate_services=True, fixed_job_use=job_use + reserve, all_options=every
+        )
+        m1 = build_from_sets(d1)
+        m1.vars["v_devices"].integer = False
+        h1, cm1 = _hand_over(m1, settings, stage)
+        x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
+        if x1 is None:
+            return None
+        devices, flows = disaggregate(m1, d1, x1)
+        d2 = build_sets(sc, fixed_job_use=job_use, all_options=every)
+        whole, missing = round_devices(d2, job_use, devices, flows)
+        if attempt == 1 or not missing.any():
+            break
+        fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
+        reserve = np.minimum(fractional.sum(axis=0), sc.capacity - job_use).astype(job_use.dtype)
     m2 = build_from_sets(d2)
     h2, cm2 = _hand_over(m2, settings, stage)
     x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, whole))

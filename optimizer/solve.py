@@ -44,6 +44,10 @@ class SolverSettings:
     # with devices rounded, jobs whose gang is at most this share of the site's devices of
     # their type are solved continuous first and rounded to whole gangs after
     relax_gang_share: float = 0.02
+    # column generation over job options (large instances): options per job to start
+    # with (the cheapest by estimate, plus those of the first incumbent), and a cap on rounds
+    initial_options_per_job: int = 3
+    pricing_rounds: int = 8
     presolve: bool = True
     log_to_console: bool = False
 

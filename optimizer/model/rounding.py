@@ -61,9 +61,10 @@ def disaggregate(m1: LinearModel, d1: ModelData, x1: np.ndarray) -> tuple[np.nda
 
 def round_devices(
     d2: ModelData, job_use: np.ndarray, devices: np.ndarray, flows: np.ndarray
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Whole devices [service, site, type, hour] for continuous `devices` within what the
-    jobs (`job_use` [site, type, hour]) leave of the devices and of the power."""
+    jobs (`job_use` [site, type, hour]) leave of the devices and of the power, and the
+    throughput still missing [service, site, hour] (tokens/s) where nothing was left."""
     sc = d2.sc
 
     whole = np.floor(devices + EPS)
@@ -112,7 +113,9 @@ def round_devices(
                     break
             if need <= EPS:
                 break
-    return whole
+        missing[k, s, h] = max(need, 0.0)
+    missing[missing <= EPS * 1e3] = 0.0
+    return whole, np.maximum(missing, 0.0)
 
 
 def device_bounds(

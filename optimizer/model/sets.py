@@ -26,7 +26,9 @@ from optimizer.scenario.types import Scenario
 KTOKENS = 1e-3  # whole-device units count thousands of tokens/s: coefficients near 1 for HiGHS
 SECONDS_PER_HOUR = 3600.0
 TOKENS_PER_MTOKEN = 1e6
-PROFILE_DECIMALS = 6  # throughput profiles equal to this many decimals are the same profile
+# throughput profiles equal to this many decimals (0.1%) are one profile; the merged unit
+# takes each type's best member throughput, so the relaxation stays a relaxation
+PROFILE_DECIMALS = 3
 
 
 @dataclass
@@ -170,6 +172,10 @@ def serving_units(
         if key not in keys:
             keys[key] = len(keys)
             unit_tp.append({a: v / base for a, v in tp.items()})
+        else:
+            best = unit_tp[keys[key]]
+            for a, v in tp.items():
+                best[a] = max(best.get(a, 0.0), v / base)
         unit_of[k] = keys[key]
         scale[k] = base
         per_hour[k] = cost
