@@ -172,12 +172,19 @@ def _service_order(
     if mode == "carbon_agnostic":
         return [(s, a, tp) for s, a, tp, _ in sorted(cands, key=lambda c: (c[3], -c[2]))]
 
-    def cost_per_token(c: tuple[int, int, float, float]) -> float:
-        s, a, tp, _ = c
-        mw = (sc.busy_kw[a] - sc.idle_kw[a]) / KW_PER_MW * sc.pue[s]
-        return float(st.cost(s, np.array([h]), mw)[0]) / tp
-
-    return [(s, a, tp) for s, a, tp, _ in sorted(cands, key=cost_per_token)]
+    if not cands:
+        return []
+    s_, a_, tp_, _ = (np.array(c) for c in zip(*cands, strict=True))
+    s_, a_ = s_.astype(np.int64), a_.astype(np.int64)
+    mw = (sc.busy_kw[a_] - sc.idle_kw[a_]) / KW_PER_MW * sc.pue[s_]
+    green_left = np.maximum(sc.green_available_mw[s_, h] - st.load[s_, h], 0.0)
+    on_green = np.minimum(mw, green_left)
+    grid_price = (
+        sc.grid_price_cny_per_mwh[s_, h]
+        + sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh[s_, h] / KG_PER_T
+    )
+    per_token = (on_green * sc.green_price_cny_per_mwh[s_, h] + (mw - on_green) * grid_price) / tp_
+    return [(int(s_[i]), int(a_[i]), float(tp_[i])) for i in np.argsort(per_token, kind="stable")]
 
 
 # --------------------------------------------------------------------------- jobs

@@ -37,10 +37,12 @@ def _placements(plan: Plan) -> pd.DataFrame:
     hours = (
         a[a["workload_id"].isin(jobs["workload_id"])]
         .groupby("workload_id")["timestamp"]
-        .agg(lambda s: tuple(sorted(s)))
+        .agg(lambda s: ",".join(sorted(s)))
     )
     jobs["hours"] = (
-        jobs["workload_id"].map(hours).apply(lambda v: v if isinstance(v, tuple) else ())
+        jobs["workload_id"]
+        .map(hours)
+        .apply(lambda v: tuple(v.split(",")) if isinstance(v, str) else ())
     )
     return jobs.set_index("workload_id")
 
@@ -85,7 +87,12 @@ def diff_plans(a: Plan, b: Plan) -> dict[str, Any]:
             for col in ta.columns
         }
     pa, pb = _placements(a), _placements(b)
-    moved, retimed, newly_placed, newly_unplaced, only_a, only_b = [], [], [], [], [], []
+    moved: list[dict[str, Any]] = []
+    retimed: list[dict[str, Any]] = []
+    newly_placed: list[dict[str, Any]] = []
+    newly_unplaced: list[dict[str, Any]] = []
+    only_a: list[str] = []
+    only_b: list[str] = []
     for j in sorted(set(pa.index) | set(pb.index)):
         if j not in pb.index:
             only_a.append(j)

@@ -166,7 +166,17 @@ class Plan:
                 if f.is_file()
                 else pd.DataFrame()
             )
-        return cls(summary=summary, **tables)
+        return cls(
+            summary=summary,
+            workloads=tables["workloads"],
+            assignments=tables["assignments"],
+            site_hours=tables["site_hours"],
+            site_hour_devices=tables["site_hour_devices"],
+            service_hours=tables["service_hours"],
+            service_flows=tables["service_flows"],
+            binding=tables["binding"],
+            moves=tables["moves"],
+        )
 
 
 def _jsonable(obj: Any) -> Any:
@@ -257,16 +267,16 @@ def assemble_plan(
     # --- jobs
     J = len(sc.jobs)
     reasons = list(sched.job_reason)
-    for j in np.flatnonzero(sched.job_site < 0):
-        if not reasons[j]:
-            reasons[j] = unplaced_reason(sc, int(j), busy, grid, green)
+    for unplaced_j in np.flatnonzero(sched.job_site < 0):
+        if not reasons[unplaced_j]:
+            reasons[unplaced_j] = unplaced_reason(sc, int(unplaced_j), busy, grid, green)
     migration = np.zeros(J)
     transfer = np.zeros(J)
     rows = []
     for j, job in enumerate(sc.jobs):
-        s = int(sched.job_site[j])
-        placed = s >= 0
-        site_id = sc.site_ids[s] if placed else ""
+        js = int(sched.job_site[j])
+        placed = js >= 0
+        site_id = sc.site_ids[js] if placed else ""
         if placed:
             migration[j] = migration_cost_cny(sc, job, site_id)
             transfer[j] = transfer_cost_cny(sc, job, site_id)

@@ -343,7 +343,7 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
     back for rounding each service up, and rounded again.
     """
     jobs = _jobs_only(sc, jobs)
-    every = (
+    every: tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray] = (
         JobOptions.empty(),
         [[] for _ in sc.jobs],
         np.zeros(len(sc.jobs)),

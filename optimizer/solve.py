@@ -128,8 +128,10 @@ def solve_loaded(
         cols, vals = start
         hc = pos[cols]
         ok = hc >= 0
-        status = h.setSolution(int(ok.sum()), hc[ok].astype(np.int32), vals[ok].astype(np.float64))
-        accepted = status == highspy.HighsStatus.kOk
+        set_status = h.setSolution(
+            int(ok.sum()), hc[ok].astype(np.int32), vals[ok].astype(np.float64)
+        )
+        accepted = set_status == highspy.HighsStatus.kOk
 
     last = [0.0]
 

@@ -239,14 +239,14 @@ def apply_overrides(sc: Scenario, ov: Overrides) -> Scenario:
             except InputValidationError as e:
                 problems += e.problems
                 continue
-            s = sc.site_index[cc.site]
+            si = sc.site_index[cc.site]
             a_sel = (
                 [sc.accelerator_index[cc.accelerator]]
                 if cc.accelerator
                 else list(range(len(sc.accelerators)))
             )
-            for a in a_sel:
-                frac[s, a, hours] = cc.available_fraction
+            for ai in a_sel:
+                frac[si, ai, hours] = cc.available_fraction
         iso = [ts.isoformat() for ts in sc.timestamps]
         rows = [
             pd.DataFrame(

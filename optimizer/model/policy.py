@@ -54,17 +54,19 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         index={"site": np.array([g[3] for g in groups], dtype=np.int64)},
         doc="green energy missing to a green-share minimum (-1 = fleet)",
     )
-    rows, cols, vals = [], [], []
+    rows: list[np.ndarray] = [np.zeros(0, np.int64)]
+    cols: list[np.ndarray] = [np.zeros(0, np.int64)]
+    vals: list[np.ndarray] = [np.zeros(0)]
     for i, (_, sh, share, _) in enumerate(groups):
-        rows += [np.full(sh.size, i), np.full(sh.size, i), [i]]
-        cols += [green.cols(sh), fac.cols(sh), short.cols([i])]
-        vals += [np.ones(sh.size), np.full(sh.size, -share), [1.0]]
+        rows += [np.full(sh.size, i), np.full(sh.size, i), np.array([i])]
+        cols += [green.cols(sh), fac.cols(sh), short.cols(np.array([i]))]
+        vals += [np.ones(sh.size), np.full(sh.size, -share), np.array([1.0])]
     m.add_constraints(
         "green_share",
         n,
-        np.concatenate(rows) if rows else [],
-        np.concatenate(cols) if cols else [],
-        np.concatenate(vals) if vals else [],
+        np.concatenate(rows),
+        np.concatenate(cols),
+        np.concatenate(vals),
         lo=0.0,
         index={"site": short.index["site"]},
         doc="green energy at least the required share of facility energy",

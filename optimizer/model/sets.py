@@ -222,12 +222,12 @@ def build_sets(
         for r, region in enumerate(sc.demand_regions):
             if not np.any(demand[u, r] > 0):
                 continue
-            for s in sorted(sites_with):
-                lat = sc.latency_ms.get((sc.sites[s].site_id, region))
+            for site in sorted(sites_with):
+                lat = sc.latency_ms.get((sc.sites[site].site_id, region))
                 if lat is not None and lat <= limit[u]:
                     r_u.append(u)
                     r_r.append(r)
-                    r_s.append(s)
+                    r_s.append(site)
     return ModelData(
         sc=sc,
         opts=every if options is None else options,

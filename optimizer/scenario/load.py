@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -151,10 +151,8 @@ class _Parser:
                     row=int(r),
                     column=col.name,
                 )
-            default = bool(col.default) if col.default not in (REQUIRED, None) else False
-            return pd.Series(
-                np.where(empty, default, low.isin(_TRUE)), index=text.index, dtype=bool
-            )
+            flag = bool(col.default) if col.default not in (REQUIRED, None) else False
+            return pd.Series(np.where(empty, flag, low.isin(_TRUE)), index=text.index, dtype=bool)
         if col.dtype == "timestamp":
             return self.timestamps(table.file, col.name, text, rows)
         # numbers
@@ -199,8 +197,8 @@ class _Parser:
             frac = ok & (np.abs(values - np.round(values)) > 1e-9)
             for r, v in zip(rows[frac], values[frac], strict=True):
                 self.add(table.file, f"not a whole number: {v:g}", row=int(r), column=col.name)
-        default = np.nan if col.default in (REQUIRED, None) else float(col.default)
-        values = np.where(empty.to_numpy(), default, values)
+        number = np.nan if col.default in (REQUIRED, None) else float(col.default)
+        values = np.where(empty.to_numpy(), number, values)
         return pd.Series(values, index=text.index, dtype=float)
 
     def timestamps(self, file: str, column: str, text: pd.Series, rows: np.ndarray) -> pd.Series:
@@ -292,6 +290,11 @@ class _Parser:
         if ts is None or pd.isna(ts) or self.tz is None:
             return None
         return pd.Timestamp(ts).tz_convert(self.tz).isoformat()
+
+
+def _rows(df: pd.DataFrame) -> Iterator[Any]:
+    """A typed table's rows as named tuples (typed Any: columns are checked by the parser)."""
+    return df.itertuples(index=False)
 
 
 def _keyval(v: Any) -> Any:
@@ -462,7 +465,7 @@ def _assemble(
     sites_df, acc_df = t["sites"], t["accelerators"]
     sites: list[Site] = []
     if sites_df is not None:
-        for row in sites_df.itertuples(index=False):
+        for row in _rows(sites_df):
             batt = None
             if row.battery_mwh > 0 or row.battery_mw > 0:
                 batt = Battery(
@@ -490,7 +493,7 @@ def _assemble(
             p.add("sites.csv", "no sites")
     accs: list[Accelerator] = []
     if acc_df is not None:
-        for row in acc_df.itertuples(index=False):
+        for row in _rows(acc_df):
             accs.append(
                 Accelerator(
                     row.accelerator,
@@ -536,7 +539,7 @@ def _assemble(
         ok = check_ref("fleets.csv", fl, "site_id", site_ids, "site") & check_ref(
             "fleets.csv", fl, "accelerator", acc_ids, "accelerator"
         )
-        for r, row in enumerate(fl.itertuples(index=False)):
+        for r, row in enumerate(_rows(fl)):
             if ok[r] and not pd.isna(row.devices) and row.devices >= 0:
                 fleet[(row.site_id, row.accelerator)] = int(row.devices)
     installed = np.zeros((S, A), dtype=np.int64)
@@ -563,8 +566,10 @@ def _assemble(
             arr[sidx[good], hrs[good]] = ss[c].to_numpy(dtype=float)[good]
         present = np.zeros((S, H), dtype=bool)
         present[sidx[good], hrs[good]] = True
-        for si, s in enumerate(sites):
-            _report_missing_hours(p, "site_series.csv", f"site {s.site_id}", present[si], start, tz)
+        for si, site in enumerate(sites):
+            _report_missing_hours(
+                p, "site_series.csv", f"site {site.site_id}", present[si], start, tz
+            )
     # bad cells were reported while parsing; fill so later arithmetic stays finite
     for arr in arrays.values():
         np.nan_to_num(arr, copy=False, nan=0.0)
@@ -604,7 +609,7 @@ def _assemble(
     lat = t["latency"]
     if lat is not None:
         ok = check_ref("latency.csv", lat, "site_id", site_ids, "site")
-        for r, row in enumerate(lat.itertuples(index=False)):
+        for r, row in enumerate(_rows(lat)):
             if ok[r] and np.isfinite(row.latency_ms):
                 latency[(row.site_id, row.demand_region)] = float(row.latency_ms)
 
@@ -615,7 +620,7 @@ def _assemble(
     if jb is not None:
         rel_h = p.hour_index(jb["release"])
         dl_h = p.hour_index(jb["deadline"])
-        for r, row in enumerate(jb.itertuples(index=False)):
+        for r, row in enumerate(_rows(jb)):
             rn = r + 1
             f = "jobs.csv"
             if row.kind not in schema.JOB_KINDS:
@@ -721,14 +726,14 @@ def _assemble(
         ok = check_ref("service_throughput.csv", tp, "service_id", svc_ids, "service") & check_ref(
             "service_throughput.csv", tp, "accelerator", acc_ids, "accelerator"
         )
-        for r, row in enumerate(tp.itertuples(index=False)):
+        for r, row in enumerate(_rows(tp)):
             if ok[r] and np.isfinite(row.tokens_per_s_per_device):
                 throughput.setdefault(row.service_id, {})[row.accelerator] = float(
                     row.tokens_per_s_per_device
                 )
     services: list[Service] = []
     if sv is not None:
-        for r, row in enumerate(sv.itertuples(index=False)):
+        for r, row in enumerate(_rows(sv)):
             if row.service_id not in throughput and tp is not None:
                 p.add(
                     "services.csv",
@@ -754,12 +759,12 @@ def _assemble(
     if dm is not None:
         ok = check_ref("service_demand.csv", dm, "service_id", svc_ids, "service")
         regs = dm["demand_region"].to_numpy(dtype=object)
-        for r in np.flatnonzero(ok):
-            if regs[r] and regs[r] not in latency_regions:
+        for ri in np.flatnonzero(ok):
+            if regs[ri] and regs[ri] not in latency_regions:
                 p.add(
                     "service_demand.csv",
-                    f"demand region {regs[r]!r} has no entry in latency.csv",
-                    row=int(r) + 1,
+                    f"demand region {regs[ri]!r} has no entry in latency.csv",
+                    row=int(ri) + 1,
                     column="demand_region",
                 )
         demand_regions = sorted({v for v in regs if v})
@@ -774,14 +779,14 @@ def _assemble(
         )
         present = np.zeros(demand.shape, dtype=bool)
         present[kidx[good], ridx[good], hrs[good]] = True
-        for ki, ri in sorted(
+        for ki, rj in sorted(
             {(int(a), int(b)) for a, b in zip(kidx[good], ridx[good], strict=True)}
         ):
             _report_missing_hours(
                 p,
                 "service_demand.csv",
-                f"service {services[ki].service_id}, region {demand_regions[ri]}",
-                present[ki, ri],
+                f"service {services[ki].service_id}, region {demand_regions[rj]}",
+                present[ki, rj],
                 start,
                 tz,
             )
