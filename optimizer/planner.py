@@ -34,7 +34,14 @@ from optimizer.model.extract import (
 )
 from optimizer.model.rounding import device_bounds, disaggregate, round_devices
 from optimizer.model.sets import JobOptions, ModelData, all_job_options, build_sets
-from optimizer.plan import Plan, Schedule, assemble_plan, busy_devices, schedule_from_plan
+from optimizer.plan import (
+    KW_PER_MW,
+    Plan,
+    Schedule,
+    assemble_plan,
+    busy_devices,
+    schedule_from_plan,
+)
 from optimizer.scenario.types import Scenario
 from optimizer.solve import (
     ProgressFn,
@@ -118,7 +125,7 @@ def optimize(
     # change (work that can run nowhere) back, so objective and bound compare with the plan's
     solver["fixed_cost_cny"] = m.fixed_cost
     for key in ("objective_cny", "bound_cny"):
-        if solver[key] is not None:
+        if solver.get(key) is not None:
             solver[key] += m.fixed_cost
     if sched is None:
         sched = baseline_scheds["greedy"]
@@ -351,13 +358,19 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
     )
     stage: dict[str, float] = {}  # timed as a whole under "rounding"
     job_use = busy_devices(sc, jobs)  # the schedule holds jobs only
-    reserve = np.zeros_like(job_use)
+    reserve: np.ndarray | None = None
+    reserve_mw: np.ndarray | None = None
     for attempt in range(2):
         # the relaxed LP shares a full site's last devices and power among services; the
-        # second pass holds back one device per service there (`reserve`), the room that
-        # rounding each of them up takes
+        # second pass holds back one device per service there, and its power as far as the
+        # grid connection has any to spare, the room that rounding each of them up takes
         d1 = build_sets(
-            sc, aggregate_services=True, fixed_job_use=job_use + reserve, all_options=every
+            sc,
+            aggregate_services=True,
+            fixed_job_use=job_use,
+            all_options=every,
+            reserve_devices=reserve,
+            reserve_mw=reserve_mw,
         )
         m1 = build_from_sets(d1)
         m1.vars["v_devices"].integer = False
@@ -371,7 +384,15 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
         if attempt == 1 or not missing.any():
             break
         fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
-        reserve = np.minimum(fractional.sum(axis=0), sc.capacity - job_use).astype(job_use.dtype)
+        reserve = np.minimum(fractional.sum(axis=0), sc.capacity - job_use)
+        it_kw = np.einsum("sah,a->sh", job_use, sc.busy_kw) + np.einsum(
+            "sah,a->sh", sc.capacity - job_use, sc.idle_kw
+        )
+        spare = np.maximum(sc.grid_limit_mw[:, None] - it_kw / KW_PER_MW * sc.pue[:, None], 0.0)
+        want = (
+            np.einsum("sah,a->sh", reserve, sc.busy_kw - sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
+        )
+        reserve_mw = np.minimum(want, spare)
     m2 = build_from_sets(d2)
     h2, cm2 = _hand_over(m2, settings, stage)
     x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, whole))

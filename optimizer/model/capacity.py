@@ -38,7 +38,9 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     busy = m.add_variables(
         "v_busy",
         s.size,
-        ub=sc.capacity[s, a, h].astype(float),
+        ub=(
+            sc.capacity[s, a, h] - (0 if d.reserve_devices is None else d.reserve_devices[s, a, h])
+        ).astype(float),
         index={"site": s, "accelerator": a, "hour": h},
         doc="busy devices per site, type and hour",
     )

@@ -45,7 +45,8 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     grid = m.add_variables(
         "v_grid_mw",
         S * H,
-        ub=np.repeat(sc.grid_limit_mw, H),
+        ub=np.repeat(sc.grid_limit_mw, H)
+        - (0.0 if d.reserve_mw is None else d.reserve_mw.reshape(-1)),
         index=index,
         doc="grid import per site and hour",
     )

@@ -86,6 +86,10 @@ class ModelData:
     # jobs already decided: their device use per (site, type, hour); the jobs and migration
     # modules then add nothing (used to re-solve the rest with the job plan fixed)
     fixed_job_use: np.ndarray | None = None
+    # devices [site, type, hour] and grid MW [site, hour] kept out of reach of the solve
+    # (room to round inference devices up afterwards)
+    reserve_devices: np.ndarray | None = None
+    reserve_mw: np.ndarray | None = None
     settings: dict[str, bool] = field(default_factory=dict)
 
     @property
@@ -199,6 +203,8 @@ def build_sets(
     options: JobOptions | None = None,
     fixed_job_use: np.ndarray | None = None,
     all_options: tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray] | None = None,
+    reserve_devices: np.ndarray | None = None,
+    reserve_mw: np.ndarray | None = None,
 ) -> ModelData:
     """Index sets of `sc`; `options` restricts the job options to a subset of all of them."""
     every, reasons, work, penalty = all_options if all_options is not None else all_job_options(sc)
@@ -247,5 +253,7 @@ def build_sets(
         route_region=np.asarray(r_r, dtype=np.int64),
         route_site=np.asarray(r_s, dtype=np.int64),
         fixed_job_use=fixed_job_use,
+        reserve_devices=reserve_devices,
+        reserve_mw=reserve_mw,
         settings={"tight": tight, "aggregate_services": aggregate_services},
     )
