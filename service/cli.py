@@ -208,6 +208,38 @@ def validate(
     raise typer.Exit(EXIT_INVALID_PLAN)
 
 
+@scenario_app.command("build")
+def scenario_build(
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="scenario directory to write")],
+    region: Annotated[str, typer.Option("--region", help="region pack name or directory")] = "cn-edwc",
+    start: Annotated[str, typer.Option("--start", help="first hour, ISO 8601")] = "2025-07-15T00:00+08:00",
+    hours: Annotated[int, typer.Option("--hours", help="horizon length, h")] = 48,
+    jobs: Annotated[int, typer.Option("--jobs", help="training, fine-tuning and batch jobs")] = 300,
+    services: Annotated[int, typer.Option("--services", help="inference services")] = 30,
+    seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same scenario)")] = 7,
+    sites: Annotated[int | None, typer.Option("--sites", help="number of sites (default: the pack's)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="scenario name")] = None,
+) -> None:
+    """Generate a complete scenario from a region pack (seeded, reproducible)."""
+    from optimizer import InputValidationError
+    from optimizer.generator import build_scenario
+    from optimizer.scenario import write_scenario
+
+    try:
+        sc = build_scenario(region, start, hours, jobs, services, seed, n_sites=sites, name=name)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (FileNotFoundError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    write_scenario(sc, out_dir)
+    out.print(
+        f"[green]wrote[/green] {out_dir}: {sc.name}, {len(sc.sites)} sites, {sc.hours} h, "
+        f"{len(sc.jobs)} jobs, {len(sc.services)} services (fingerprint {sc.fingerprint})"
+    )
+
+
 @scenario_app.command("check")
 def scenario_check(scenario: Annotated[Path, typer.Argument(help="scenario directory")]) -> None:
     """Validate a scenario directory and list every problem."""
@@ -290,7 +322,10 @@ def serve(
     scheduler: Annotated[
         bool | None,
         typer.Option(
-            "--scheduler/--no-scheduler", help="run the nightly scheduler in this process"
+            "--scheduler/--no-scheduler",
+            help="run the nightly scheduler in this process (embedded mode: this command "
+            "serves with one worker, so it fires once; with several API replicas run one "
+            "`greenopt scheduler` instead)",
         ),
     ] = None,
 ) -> None:
@@ -308,12 +343,6 @@ def serve(
 
     given = {"host": host, "port": port, "scheduler_in_process": scheduler}
     settings = Settings(**cast(dict[str, Any], {k: v for k, v in given.items() if v is not None}))
-    if settings.scheduler_in_process:
-        console.print(
-            "[red]the nightly scheduler is not part of this build yet[/red] "
-            "(service/nightly.py, next phase); start without --scheduler"
-        )
-        raise typer.Exit(EXIT_BAD_INPUT)
     configure_logging(settings.log_level, json_lines=settings.log_json)
     db = Database(settings.database_url)
     console.print(f"database: {_redact(settings.database_url)}")
@@ -340,6 +369,11 @@ def serve(
         f"  API docs:   {base}/docs\n"
         f"  admin key:  {shown}\n"
         + ("  (the key is shown this once: keep it)\n" if admin_key else "")
+        + (
+            "  nightly:    the scheduler runs in this process (GET /schedule)\n"
+            if settings.scheduler_in_process
+            else ""
+        )
         + "  try:\n"
         f"    curl -s -H 'X-API-Key: {admin_key or '<key>'}' {base}/plans/active\n"
         f"    curl -s -X POST -H 'X-API-Key: {admin_key or '<key>'}' -H 'Content-Type: application/json' "
@@ -424,6 +458,109 @@ def _first_plan(db: Any, settings: Any) -> None:
                 f"[yellow]the first plan did not succeed ({run.state}): {run.error}[/yellow]; "
                 "serving anyway (POST /runs to try again)"
             )
+
+
+@app.command()
+def scheduler(
+    heartbeat_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--heartbeat-file",
+            help="touched at every schedule poll; a container healthcheck tests its age",
+        ),
+    ] = None,
+) -> None:
+    """Run the nightly scheduler as its own process (one per deployment; a second one is
+    harmless: the night's unique key lets only one of them run it). Its runs execute on
+    the configured runner (GREENOPT_RUNNER). Stops cleanly on SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from optimizer import InputValidationError
+    from service.bootstrap import prepare_database
+    from service.db import Database
+    from service.logs import configure_logging
+    from service.runner import make_runner
+    from service.scheduler import NightlyScheduler
+    from service.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level, json_lines=settings.log_json)
+    db = Database(settings.database_url)
+    console.print(f"database: {_redact(settings.database_url)}")
+    try:
+        prepare_database(db, settings)
+    except InputValidationError as err:
+        console.print(f"[red]the default scenario {settings.default_scenario} is invalid[/red]")
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    # The runner's start() is not called: the local pool's start-up recovery marks every
+    # running run interrupted, which is only right in the API process that owns them
+    runner = make_runner(settings, db)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    nightly = NightlyScheduler(settings, db, runner, heartbeat_file=heartbeat_file)
+    try:
+        nightly.start()
+        view = nightly.sync()
+        console.print(
+            f"nightly scheduler {nightly.scheduler_id}: cron '{view.cron}' in {view.timezone}"
+            + (f", next night at {nightly.next_run_time()}" if view.enabled else " (disabled)")
+        )
+        while not stop.wait(1.0):
+            pass
+        console.print("stopping the nightly scheduler")
+    finally:
+        nightly.shutdown()
+        runner.shutdown()
+        # a night whose solve the shutdown interrupted is recorded now, not at the next start
+        from service.nightly import settle_nights
+
+        try:
+            settle_nights(db, settings)
+        finally:
+            db.dispose()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency", "-c", help="solves at once (default: GREENOPT_WORKER_CONCURRENCY)"
+        ),
+    ] = None,
+    queues: Annotated[
+        str,
+        typer.Option("--queues", "-Q", help="broker queues to take runs from, most urgent first"),
+    ] = "solve-high,solve-bulk",
+    hostname: Annotated[
+        str | None,
+        typer.Option("--hostname", "-n", help="Celery node name (default: celery@<host>)"),
+    ] = None,
+) -> None:
+    """Run a solve worker of the distributed mode (Celery over GREENOPT_BROKER_URL): it takes
+    runs from the broker and stores their plans in GREENOPT_DATABASE_URL, the API's database.
+    Start as many as you like, on any host that reaches both (docs/scale-out.md)."""
+    from service.celery_app import run_worker
+    from service.settings import Settings
+
+    given = {"worker_concurrency": concurrency}
+    settings = Settings(**cast(dict[str, Any], {k: v for k, v in given.items() if v is not None}))
+    console.print(
+        f"solve worker: broker {_redact(settings.broker_url)}, "
+        f"database {_redact(settings.database_url)}"
+    )
+    try:
+        run_worker(
+            settings,
+            queues=tuple(q.strip() for q in queues.split(",") if q.strip()),
+            hostname=hostname,
+        )
+    except ValueError as err:
+        console.print(f"[red]{err}[/red]")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
 @app.command(
