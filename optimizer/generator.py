@@ -250,7 +250,8 @@ def build_scenario(
         ),
         # the region's carbon price (e.g. its emissions-trading price), if the pack names one
         "policy": {
-            "carbon_price_cny_per_t": float(pack.meta.get("carbon_price_local_per_t", 0.0)) * pack.fx_cny_per_unit
+            "carbon_price_cny_per_t": float(pack.meta.get("carbon_price_local_per_t", 0.0))
+            * pack.fx_cny_per_unit
         },
     }
     return scenario_from_tables(manifest, tables)

@@ -213,6 +213,9 @@ def _solve_rounding(
         m = build_from_sets(d)
         m.vars["v_devices"].integer = False
         h = new_highs(settings)
+        # pricing may take at most ~45% of the time: a plan must still be made after it
+        budget = PRICING_SHARE * settings.time_limit_s - (time.perf_counter() - t_all)
+        h.setOptionValue("time_limit", max(1.0, budget))
         col_map = matrix_backend.to_highs(m, h)
         lb, ub = pricing.open_unit_bounds(m)
         h.changeColsBounds(
@@ -233,7 +236,7 @@ def _solve_rounding(
         if (
             entering.size == 0
             or rounds >= settings.pricing_rounds
-            or elapsed > settings.time_limit_s / 3
+            or elapsed > PRICING_SHARE * settings.time_limit_s
         ):
             break
         active[entering] = True
@@ -306,6 +309,9 @@ def _solve_rounding(
         "plan_source": source,
     }
     return sched, "optimal" if gap <= settings.mip_rel_gap else "feasible", res.termination, m
+
+
+PRICING_SHARE = 0.45
 
 
 def _options_of(opts: JobOptions, sched: Schedule) -> np.ndarray:
