@@ -16,6 +16,7 @@ Two solve strategies (`SolverSettings.integer_devices`):
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -362,7 +363,10 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
         np.zeros(len(sc.jobs)),
         np.zeros(len(sc.jobs)),
     )
-    stage: dict[str, float] = {}  # timed as a whole under "rounding"
+    # these are auxiliary LPs around a decided job plan: they go straight to HiGHS whatever
+    # the backend of the main solve (timed as a whole under "rounding")
+    stage: dict[str, float] = {}
+    direct = dataclasses.replace(settings, backend="matrix")
     job_use = busy_devices(sc, jobs)  # the schedule holds jobs only
     reserve: np.ndarray | None = None
     reserve_mw: np.ndarray | None = None
@@ -380,7 +384,7 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
         )
         m1 = build_from_sets(d1)
         m1.vars["v_devices"].integer = False
-        h1, cm1 = _hand_over(m1, settings, stage)
+        h1, cm1 = _hand_over(m1, direct, stage)
         x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
         if x1 is None:
             return None
@@ -400,7 +404,7 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
         )
         reserve_mw = np.minimum(want, spare)
     m2 = build_from_sets(d2)
-    h2, cm2 = _hand_over(m2, settings, stage)
+    h2, cm2 = _hand_over(m2, direct, stage)
     x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, whole))
     if x2 is None:
         return None
