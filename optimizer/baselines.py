@@ -27,7 +27,7 @@ import numpy as np
 
 from optimizer.plan import KG_PER_T, KW_PER_MW, Schedule, facility_mw
 from optimizer.rules import Option, job_options, work_in_horizon
-from optimizer.scenario.types import Scenario
+from optimizer.scenario.types import Job, Scenario
 
 Mode = Literal["greedy", "carbon_agnostic"]
 Order = Literal["deadline", "big_first"]
@@ -291,3 +291,68 @@ def best_hours(
     if best_t < 0:
         return None, math.inf
     return np.arange(best_t, best_t + D), float(best_c)
+
+
+def repair_start(sc: Scenario, warm: Schedule) -> Schedule:
+    """A previous plan made fit for `sc`: every job keeps its option and hours where they
+    still fit (eligible option, the hours it needs inside its window, devices and power
+    free), the others are placed greedily; inference is then placed greedily too.
+
+    A plan made for other data (yesterday's, or the base of a what-if with an outage) can
+    break today's limits; HiGHS would then drop it as a start, and with it the plan
+    stability a warm start is for.
+    """
+    sched = Schedule.empty(sc)
+    st = FleetState.start(sc)
+    left: list[int] = []
+    for j in job_order(sc, "deadline"):
+        job = sc.jobs[j]
+        s, a = int(warm.job_site[j]), int(warm.job_acc[j])
+        hours = np.asarray(warm.job_hours[j], dtype=np.int64)
+        kept = False
+        if s >= 0 and hours.size:
+            opts, _ = job_options(sc, job)
+            o = next((o for o in opts if o.site == s and o.accelerator == a), None)
+            if o is not None and _still_fits(sc, st, job, o, hours):
+                st.take(s, a, hours, job.gang)
+                sched.job_site[j], sched.job_acc[j], sched.job_hours[j] = s, a, np.sort(hours)
+                kept = True
+        if not kept:
+            left.append(j)
+    for j in left:
+        opts, _ = job_options(sc, sc.jobs[j])
+        best: tuple[Option, np.ndarray, float] | None = None
+        for o in opts:
+            found, cost = best_hours(sc, st, j, o, cheapest=True)
+            if found is not None and (best is None or cost + o.migration_cost_cny < best[2]):
+                best = (o, found, cost + o.migration_cost_cny)
+        if best is not None:
+            o, hours, _ = best
+            st.take(o.site, o.accelerator, hours, sc.jobs[j].gang)
+            sched.job_site[j], sched.job_acc[j], sched.job_hours[j] = (
+                o.site,
+                o.accelerator,
+                np.sort(hours),
+            )
+    _place_inference(sc, st, sched, "greedy")
+    return sched
+
+
+def _still_fits(sc: Scenario, st: FleetState, job: Job, o: Option, hours: np.ndarray) -> bool:
+    """Do `hours` still make a valid run of `job` on option `o`, with devices and power free?"""
+    if hours.size != o.run_hours or hours.min() < o.window_start or hours.max() >= o.window_end:
+        return False
+    if not job.preemptible:
+        start = int(hours.min())
+        if not np.all(np.diff(np.sort(hours)) == 1) or not o.start_min <= start <= o.start_max:
+            return False
+    mw = (
+        job.gang
+        * (sc.busy_kw[o.accelerator] - sc.idle_kw[o.accelerator])
+        / KW_PER_MW
+        * sc.pue[o.site]
+    )
+    return bool(
+        np.all(st.free[o.site, o.accelerator, hours] >= job.gang)
+        and np.all(st.headroom(o.site, hours) >= mw - EPS)
+    )

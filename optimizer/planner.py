@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.baselines import plan_baseline
+from optimizer.baselines import plan_baseline, repair_start
 from optimizer.heuristics import lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
 from optimizer.model.build import build_from_sets
@@ -91,7 +91,7 @@ def optimize(
         settings.integer_devices == "auto" and _device_count(d) > settings.exact_device_limit
     )
     timings["build_arrays"] = time.perf_counter() - t
-    start_sched = _schedule_of(sc, warm_start) or _best_start(sc, baseline_scheds["greedy"])
+    start_sched = _start(sc, warm_start, baseline_scheds["greedy"])
     solver: dict[str, Any] = {
         "settings": settings.as_dict(),
         "integer_devices": "rounded" if rounding else "exact",
@@ -420,6 +420,15 @@ def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
         id(s): assemble_plan(sc, s, status="start").summary["objective_cny"] for s in (greedy, big)
     }
     return min((greedy, big), key=lambda s: objective[id(s)])
+
+
+def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Schedule) -> Schedule:
+    """HiGHS' first incumbent: a previous plan made fit for today's data if there is one
+    (plan stability), else the better of two greedy plans."""
+    previous = _schedule_of(sc, warm)
+    if previous is None:
+        return _best_start(sc, greedy)
+    return repair_start(sc, previous)
 
 
 def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:

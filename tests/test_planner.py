@@ -125,3 +125,33 @@ def test_a_cancelled_solve_raises(demo) -> None:  # type: ignore[no-untyped-def]
     cancel.set()
     with pytest.raises(SolveCancelled):
         optimize(demo, EXACT, cancel=cancel)
+
+
+def test_a_previous_plan_that_breaks_todays_limits_is_repaired_before_it_seeds_the_solve(
+    demo, demo_plan: Plan
+) -> None:  # type: ignore[no-untyped-def]
+    from optimizer.baselines import repair_start
+    from optimizer.whatif import Overrides, apply_overrides
+
+    outage = apply_overrides(
+        demo,
+        Overrides.model_validate(
+            {
+                "capacity_changes": [
+                    {
+                        "site": "nx-west",
+                        "start": "2025-07-15T00:00:00+08:00",
+                        "end": "2025-07-15T12:00:00+08:00",
+                    }
+                ]
+            }
+        ),
+    )
+    nx = outage.site_index["nx-west"]
+    start = repair_start(outage, schedule_from_plan(outage, demo_plan))
+    for j in range(len(outage.jobs)):  # nothing left on the site during its outage
+        if start.job_site[j] == nx:
+            assert start.job_hours[j].min() >= 12
+    warm = optimize(outage, EXACT, warm_start=demo_plan)
+    validate_plan(outage, warm).raise_if_failed()
+    assert warm.summary["solver"]["mip_start_accepted"] is True
