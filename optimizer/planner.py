@@ -305,7 +305,7 @@ def _solve_rounding(
     solver |= {
         "objective_cny": objective,
         "bound_cny": final_bound,
-        "gap": gap,
+        "gap": gap if np.isfinite(gap) else None,  # no bound proven in time: no gap claimed
         "termination": res.termination,
         "plan_source": source,
     }
