@@ -20,7 +20,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import data, keys, ops, plans, runs
+from service.api import data, keys, ops, plans, runs, schedule, whatif
 from service.bootstrap import prepare_database
 from service.db import Database
 from service.errors import error_body, install_error_handlers, internal_error_body
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(prepare_database, db, settings)
         runner = make_runner(settings, db)
         app.state.db, app.state.runner = db, runner
-        metrics.bind(db, runner.queue_depth)
+        metrics.bind(db, runner.queue_depth, getattr(runner, "collect_metrics", None))
         interrupted, resubmitted = await run_in_threadpool(runner.start)
         log.info(
             "ready: %s runs interrupted, %s re-queued",
@@ -159,9 +159,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             len(resubmitted),
             extra={"interrupted": interrupted, "requeued": resubmitted},
         )
+        nightly_scheduler = None
+        if settings.scheduler_in_process:
+            # embedded mode: one API process, so one scheduler (docs/service.md)
+            from service.scheduler import NightlyScheduler
+
+            nightly_scheduler = NightlyScheduler(settings, db, runner)
+            await run_in_threadpool(nightly_scheduler.start)
         try:
             yield
         finally:
+            if nightly_scheduler is not None:
+                await run_in_threadpool(nightly_scheduler.shutdown)
             await run_in_threadpool(runner.shutdown)
             db.dispose()
 
@@ -173,18 +182,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "runs", "description": "ask for a plan; follow and cancel runs"},
             {
+                "name": "what-if",
+                "description": "what a change would do, against a base plan; parameter sweeps",
+            },
+            {
                 "name": "plans",
                 "description": "stored plans, the active plan, explanations, diffs, bundles",
             },
             {"name": "data", "description": "the scenario: tables, policy, versions"},
             {"name": "keys", "description": "API keys (admin)"},
+            {"name": "schedule", "description": "the nightly re-optimisation and its history"},
             {"name": "operations", "description": "health, readiness, metrics"},
         ],
     )
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    for r in (runs.router, plans.router, data.router, keys.router, ops.router):
+    for r in (
+        runs.router,
+        whatif.router,
+        plans.router,
+        data.router,
+        keys.router,
+        schedule.router,
+        ops.router,
+    ):
         app.include_router(r)
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics

@@ -93,8 +93,12 @@ def plan(
         console.print("[red]--backend must be pyomo or matrix[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
     settings = SolverSettings(
-        time_limit_s=time_limit, mip_rel_gap=gap, threads=threads, seed=seed, backend=backend
-    )  # type: ignore[arg-type]
+        time_limit_s=time_limit,
+        mip_rel_gap=gap,
+        threads=threads,
+        seed=seed,
+        backend="pyomo" if backend == "pyomo" else "matrix",
+    )
     console.print(
         f"[bold]{sc.name}[/bold]: {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, "
         f"{len(sc.services)} services (fingerprint {sc.fingerprint})"
@@ -211,13 +215,19 @@ def validate(
 @scenario_app.command("build")
 def scenario_build(
     out_dir: Annotated[Path, typer.Option("--out", "-o", help="scenario directory to write")],
-    region: Annotated[str, typer.Option("--region", help="region pack name or directory")] = "cn-edwc",
-    start: Annotated[str, typer.Option("--start", help="first hour, ISO 8601")] = "2025-07-15T00:00+08:00",
+    region: Annotated[
+        str, typer.Option("--region", help="region pack name or directory")
+    ] = "cn-edwc",
+    start: Annotated[
+        str, typer.Option("--start", help="first hour, ISO 8601")
+    ] = "2025-07-15T00:00+08:00",
     hours: Annotated[int, typer.Option("--hours", help="horizon length, h")] = 48,
     jobs: Annotated[int, typer.Option("--jobs", help="training, fine-tuning and batch jobs")] = 300,
     services: Annotated[int, typer.Option("--services", help="inference services")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same scenario)")] = 7,
-    sites: Annotated[int | None, typer.Option("--sites", help="number of sites (default: the pack's)")] = None,
+    sites: Annotated[
+        int | None, typer.Option("--sites", help="number of sites (default: the pack's)")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="scenario name")] = None,
 ) -> None:
     """Generate a complete scenario from a region pack (seeded, reproducible)."""
@@ -495,24 +505,25 @@ def scheduler(
         _print_problems(err)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     # The runner's start() is not called: the local pool's start-up recovery marks every
-    # running run interrupted, which is only right in the API process that owns them
+    # running run interrupted, right only in the API process that owns them, and the
+    # Celery runner's reconciler runs in the API (this process only publishes)
     runner = make_runner(settings, db)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    nightly = NightlyScheduler(settings, db, runner, heartbeat_file=heartbeat_file)
+    sched = NightlyScheduler(settings, db, runner, heartbeat_file=heartbeat_file)
     try:
-        nightly.start()
-        view = nightly.sync()
+        sched.start()
+        view = sched.sync()
         console.print(
-            f"nightly scheduler {nightly.scheduler_id}: cron '{view.cron}' in {view.timezone}"
-            + (f", next night at {nightly.next_run_time()}" if view.enabled else " (disabled)")
+            f"nightly scheduler {sched.scheduler_id}: cron '{view.cron}' in {view.timezone}"
+            + (f", next night at {sched.next_run_time()}" if view.enabled else " (disabled)")
         )
         while not stop.wait(1.0):
             pass
         console.print("stopping the nightly scheduler")
     finally:
-        nightly.shutdown()
+        sched.shutdown()
         runner.shutdown()
         # a night whose solve the shutdown interrupted is recorded now, not at the next start
         from service.nightly import settle_nights
@@ -580,4 +591,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -49,6 +49,13 @@ class InvalidInput(DomainError):
     code = "invalid_input"
 
 
+class ProblemTooLarge(InvalidInput):
+    """The problem a request describes exceeds a size limit of the service; `problems`
+    names each limit passed (setting, limit, actual size)."""
+
+    code = "problem_too_large"
+
+
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"

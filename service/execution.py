@@ -18,7 +18,10 @@ import time
 import traceback
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from optimizer import InputValidationError, SolveCancelled, SolverSettings, optimize
+from optimizer.plan import Plan as OptPlan
 from optimizer.whatif import apply_overrides
 from service import plans, scenarios
 from service.db import Database
@@ -50,7 +53,8 @@ def worker_id() -> str:
 
 
 class _Abandoned(Exception):
-    """The run stopped being ours while we solved (marked interrupted): store nothing."""
+    """The run stopped being ours while we solved (marked interrupted, or given to another
+    worker after our heartbeat went stale): store nothing."""
 
 
 class _Monitor:
@@ -59,6 +63,8 @@ class _Monitor:
     def __init__(self, db: Database, run_id: int, interval_s: float) -> None:
         self.db, self.run_id, self.interval_s = db, run_id, interval_s
         self.cancel = threading.Event()
+        # set when a heartbeat finds the run no longer ours: the solve stops, stores nothing
+        self.lost = False
         self._t0 = time.perf_counter()
         self._latest: dict[str, Any] = {"phase": "loading"}
         self._lock = threading.Lock()
@@ -100,9 +106,13 @@ class _Monitor:
                 # run's own clock moving between reports
                 snapshot["run_elapsed_s"] = round(time.perf_counter() - self._t0, 3)
                 with self.db.write() as s:
-                    runs_repo.write_progress(s, self.run_id, snapshot, utcnow())
+                    ours = runs_repo.write_progress(
+                        s, self.run_id, snapshot, utcnow(), worker=worker_id()
+                    )
                     wanted = runs_repo.cancel_requested(s, self.run_id)
-                if wanted:
+                if not ours:
+                    self.lost = True
+                if wanted or not ours:
                     self.cancel.set()
             except Exception:  # a missed progress write must never kill the solve
                 log.exception("run %s: progress/cancel check failed", self.run_id)
@@ -118,8 +128,12 @@ def execute_run(
     database_url: str,
     *,
     monitor_interval_s: float = 1.0,
+    time_limit_cap_s: float | None = None,
 ) -> str:
-    """Carry out run `run_id`; returns its final state ("skipped" if it was not queued)."""
+    """Carry out run `run_id`; returns its final state ("skipped" if it was not queued,
+    "abandoned" if it was taken from this worker meanwhile). `time_limit_cap_s` lowers the
+    run's solver time limit (a Celery worker's soft limit): HiGHS then stops with its best
+    plan and gap."""
     from optimizer.validate import validate_plan  # written alongside; imported when used
 
     db = database(database_url)
@@ -139,11 +153,16 @@ def execute_run(
             sc = scenarios.scenario_of(s, version)
             overrides = dict(run.overrides)
             solve = dict(run.settings)
+            warm_id = run.warm_start_plan_id
+            warm = _warm_start(s, run_id, warm_id)
         ov = parse_overrides(overrides)
         if not ov.is_empty():
             sc = apply_overrides(sc, ov)
         settings = SolverSettings(
-            time_limit_s=float(solve["time_limit_s"]),
+            time_limit_s=min(
+                float(solve["time_limit_s"]),
+                time_limit_cap_s if time_limit_cap_s is not None else float("inf"),
+            ),
             mip_rel_gap=float(solve["mip_rel_gap"]),
             threads=int(solve.get("threads", 1)),
             seed=int(solve.get("seed", 0)),
@@ -153,8 +172,11 @@ def execute_run(
             settings,
             progress=monitor.on_event,
             cancel=monitor.cancel,
+            warm_start=warm,
             validate_s=time.perf_counter() - t,
         )
+        if warm_id is not None:
+            plan.summary["warm_start"] = {"plan_id": warm_id, "loaded": warm is not None}
         monitor.phase("check")
         t = time.perf_counter()
         report = validate_plan(sc, plan)
@@ -172,6 +194,9 @@ def execute_run(
         return _store(db, run_id, plan, validation)
     except SolveCancelled:
         monitor.stop()
+        if monitor.lost:
+            log.warning("run %s was taken from this worker while it solved; stopped", run_id)
+            return "abandoned"
         with db.write() as s:
             runs_repo.finish(
                 s,
@@ -180,6 +205,7 @@ def execute_run(
                 now=utcnow(),
                 error="cancelled on request",
                 progress={**monitor.latest(), "phase": "cancelled"},
+                worker=worker_id(),
             )
         log.info("run %s cancelled", run_id)
         return "cancelled"
@@ -206,6 +232,21 @@ def execute_run(
         monitor.stop()
 
 
+def _warm_start(s: Session, run_id: int, plan_id: int | None) -> OptPlan | None:
+    """The stored plan a run is warm-started from, or None. A warm start only helps HiGHS
+    find a first incumbent, so a plan that cannot be read back means a cold solve, not a
+    failed run."""
+    if plan_id is None:
+        return None
+    try:
+        return plans.load_plan(s, plan_id)
+    except Exception:
+        log.warning(
+            "run %s: warm-start plan %s unreadable; solving cold", run_id, plan_id, exc_info=True
+        )
+        return None
+
+
 def _store(db: Database, run_id: int, plan: Any, validation: dict[str, Any]) -> str:
     with db.write() as s:
         if runs_repo.cancel_requested(s, run_id):
@@ -218,6 +259,7 @@ def _store(db: Database, run_id: int, plan: Any, validation: dict[str, Any]) -> 
                 now=utcnow(),
                 error="cancelled on request",
                 progress={"phase": "cancelled"},
+                worker=worker_id(),
             )
             return "cancelled"
         run = runs_repo.get(s, run_id)
@@ -245,7 +287,13 @@ def _store(db: Database, run_id: int, plan: Any, validation: dict[str, Any]) -> 
             "activated": activated,
         }
         if not runs_repo.finish(
-            s, run_id, state="succeeded", now=utcnow(), plan_id=row.id, progress=progress
+            s,
+            run_id,
+            state="succeeded",
+            now=utcnow(),
+            plan_id=row.id,
+            progress=progress,
+            worker=worker_id(),
         ):
             raise _Abandoned()
     log.info("run %s succeeded: plan %s (%s, gap %s)", run_id, row.id, plan.status, row.gap)
@@ -254,5 +302,13 @@ def _store(db: Database, run_id: int, plan: Any, validation: dict[str, Any]) -> 
 
 def _fail(db: Database, run_id: int, error: str, detail: dict[str, Any]) -> None:
     with db.write() as s:
-        runs_repo.finish(s, run_id, state="failed", now=utcnow(), error=error, error_detail=detail)
+        runs_repo.finish(
+            s,
+            run_id,
+            state="failed",
+            now=utcnow(),
+            error=error,
+            error_detail=detail,
+            worker=worker_id(),
+        )
     log.warning("run %s failed: %s", run_id, error)

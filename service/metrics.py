@@ -5,7 +5,7 @@ every API replica reports the same numbers and nothing is lost across restarts."
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -24,9 +24,15 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class _DatabaseCollector(Collector):
-    def __init__(self, db: Database, queue_depth: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        queue_depth: Callable[[], int],
+        runner_metrics: Callable[[], Iterable[Metric]] | None = None,
+    ) -> None:
         self.db = db
         self.queue_depth = queue_depth
+        self.runner_metrics = runner_metrics
 
     def describe(self) -> list[Metric]:
         # without this, registering would run `collect` (a database query) at once
@@ -34,10 +40,14 @@ class _DatabaseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         depth = GaugeMetricFamily(
-            "greenopt_queue_depth", "runs handed to this process's runner, not started yet"
+            "greenopt_queue_depth",
+            "runs handed to the runner, not started yet (local: this process's pool; "
+            "celery: messages waiting in the broker)",
         )
         depth.add_metric([], self.queue_depth())
         yield depth
+        if self.runner_metrics is not None:  # the runner's own gauges (the broker's queues)
+            yield from self.runner_metrics()
         try:
             with self.db.read() as s:
                 by_state = runs_repo.count_by_state(s)
@@ -115,10 +125,15 @@ class Metrics:
         )
         self._collector: _DatabaseCollector | None = None
 
-    def bind(self, db: Database, queue_depth: Callable[[], int]) -> None:
+    def bind(
+        self,
+        db: Database,
+        queue_depth: Callable[[], int],
+        runner_metrics: Callable[[], Iterable[Metric]] | None = None,
+    ) -> None:
         if self._collector is not None:
             self.registry.unregister(self._collector)
-        self._collector = _DatabaseCollector(db, queue_depth)
+        self._collector = _DatabaseCollector(db, queue_depth, runner_metrics)
         self.registry.register(self._collector)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

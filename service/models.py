@@ -32,6 +32,8 @@ RUN_KINDS = ("run", "whatif", "sweep_point", "nightly")
 RUN_STATES = ("queued", "running", "succeeded", "failed", "interrupted", "cancelled")
 ACTIVE_RUN_STATES = ("queued", "running")
 ROLES = ("viewer", "planner", "admin")
+NIGHT_STATES = ("running", "succeeded", "failed")
+NIGHT_TRIGGERS = ("schedule", "manual")
 
 # Deterministic constraint names, so Alembic migrations can refer to them on every backend.
 NAMING = {
@@ -329,6 +331,11 @@ class PlanActivation(Base):
 
 
 # ----------------------------------------------------------------------------- schedule
+# APScheduler's SQLAlchemyJobStore creates and owns this table (service/scheduler.py);
+# migrations leave it alone
+SCHEDULER_JOBS_TABLE = "apscheduler_jobs"
+
+
 class Schedule(Base):
     """The nightly re-optimisation (a single row, id = 1)."""
 
@@ -336,23 +343,43 @@ class Schedule(Base):
     __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    cron: Mapped[str] = mapped_column(String(100), default="0 2 * * *")
+    cron: Mapped[str] = mapped_column(String(100), default="30 1 * * *")
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     time_limit_s: Mapped[float] = mapped_column(Float, default=600.0)
     stability_weight: Mapped[float | None] = mapped_column(Float, default=None)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(100), default="")
+    # written by every scheduler process at each poll: GET /schedule shows whether one runs
+    scheduler_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    scheduler_id: Mapped[str | None] = mapped_column(String(200), default=None)
 
 
 class NightlyRun(Base):
-    """One row per night; the unique night keeps two schedulers from running it twice."""
+    """One row per night (trigger `schedule`) and one per run-now (`manual`, no night).
+
+    The unique night keeps two schedulers (or a cron that fires twice in a DST fall-back
+    hour) from running the same night twice: the insert decides who runs. NULL nights do
+    not collide, so a run-now never blocks the night."""
 
     __tablename__ = "nightly_runs"
+    __table_args__ = (
+        CheckConstraint(f"state IN {_in(NIGHT_STATES)}", name="state"),
+        CheckConstraint(f"trigger IN {_in(NIGHT_TRIGGERS)}", name="trigger"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    night: Mapped[dt.date] = mapped_column(Date, unique=True)
+    night: Mapped[dt.date | None] = mapped_column(Date, unique=True, default=None)
+    trigger: Mapped[str] = mapped_column(String(16), default="schedule")
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"), default=None)
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+    # the cron fire time this night stands for (a run-now: when it was asked for)
+    scheduled_for: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the active plan when the night started: what a failed night keeps
+    previous_plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)
+    # the plan the night's run stored (activated or, a greedy fallback, not)
+    plan_id: Mapped[int | None] = mapped_column(ForeignKey("plans.id"), default=None)
+    created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)

@@ -29,10 +29,10 @@ from sqlalchemy.orm import Session
 from optimizer.diff import diff_plans, explain
 from optimizer.plan import BUNDLE_TABLES
 from optimizer.plan import Plan as OptPlan
-from service.errors import NotFound, PlanIntegrityError
+from service.errors import Conflict, NotFound, PlanIntegrityError
 from service.models import Plan, Run, ScenarioVersion, utcnow
 from service.repo import plans as repo
-from service.scenarios import _LRU
+from service.scenarios import _LRU, cache_key
 
 log = logging.getLogger("greenopt.plans")
 
@@ -41,7 +41,7 @@ SUMMARY_FILE = "summary.json"
 CSV_FLOAT_FORMAT = "%.10g"  # what Plan.write_bundle uses; rebuilt CSVs must match it
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same plan zips to the same bytes
 
-_loaded: _LRU[int, OptPlan] = _LRU(8)
+_loaded: _LRU[tuple[str, int], OptPlan] = _LRU(8)
 
 
 def _sha(b: bytes) -> str:
@@ -252,7 +252,7 @@ def load_plan(session: Session, plan_id: int) -> OptPlan:
                 (Path(tmp) / name).write_bytes(content)
             return OptPlan.read_bundle(tmp)
 
-    return _loaded.get_or(plan_id, make)
+    return _loaded.get_or(cache_key(session, plan_id), make)
 
 
 def workloads(session: Session, plan_id: int) -> list[dict[str, Any]]:
@@ -274,11 +274,23 @@ def diff(session: Session, a: int, b: int) -> dict[str, Any]:
     return jsonable(diff_plans(load_plan(session, a), load_plan(session, b)))
 
 
+WHAT_IF_KINDS = ("whatif", "sweep_point")
+
+
 def activate(
     session: Session, plan_id: int, *, by: str, run_id: int | None = None, reason: str = ""
 ) -> dict[str, Any]:
-    """Make `plan_id` the active plan and record it in the history."""
-    get_plan(session, plan_id)
+    """Make `plan_id` the active plan and record it in the history.
+
+    A what-if plan was made for a scenario changed by its overrides (an outage that did not
+    happen, a price that is not today's); it never becomes the plan ops run by.
+    """
+    plan = get_plan(session, plan_id)
+    if plan.kind in WHAT_IF_KINDS:
+        raise Conflict(
+            f"plan {plan_id} answers a what-if ({plan.kind}): it was made for changed data and "
+            "cannot be activated; change the data (PUT/PATCH /data/...) and start a run instead"
+        )
     previous = active_plan_id(session)
     now = utcnow()
     repo.set_active(session, plan_id=plan_id, by=by, now=now, run_id=run_id, reason=reason)

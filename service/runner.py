@@ -244,4 +244,9 @@ def make_runner(settings: Settings, db: Database) -> SolveRunner:
     """The runner the settings ask for."""
     if settings.runner == "local":
         return LocalPoolRunner(settings, db)
+    if settings.runner == "celery":
+        # imported here: the embedded mode needs neither Celery nor Redis
+        from service.celery_runner import CeleryRunner
+
+        return CeleryRunner(settings, db)
     raise ValueError(f"unknown runner {settings.runner!r}")

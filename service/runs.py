@@ -127,9 +127,12 @@ def submit_run(
     idempotency_key: str | None = None,
     kind: str = "run",
     sweep_id: int | None = None,
+    warm_start_plan_id: int | None = None,
 ) -> tuple[Run, bool]:
     """Queue a run; (the run, True) or, for a repeated idempotency key, (the earlier run,
-    False). Raises QueueFull when `queue_limit` runs are queued or running."""
+    False). Raises QueueFull when `queue_limit` runs are queued or running. A
+    `warm_start_plan_id` seeds the solver with that stored plan (the nightly job passes the
+    active plan)."""
     if kind not in RUN_KINDS:
         raise ValueError(f"unknown run kind {kind!r}")
     # validate before taking the submission lock: applying overrides may take a while
@@ -171,6 +174,7 @@ def submit_run(
         idempotency_key=idempotency_key,
         request_sha256=digest,
         sweep_id=sweep_id,
+        warm_start_plan_id=warm_start_plan_id,
         created_by=actor,
         note=request.note,
         created_at=utcnow(),

@@ -73,7 +73,13 @@ class _LRU(Generic[K, V]):
 
 
 _frames: _LRU[str, pd.DataFrame] = _LRU(64)
-_scenarios: _LRU[int, Scenario] = _LRU(8)
+_scenarios: _LRU[tuple[str, int], Scenario] = _LRU(8)
+
+
+def cache_key(session: Session, row_id: int) -> tuple[str, int]:
+    """A cache key for an immutable row: ids are unique within one database only, and one
+    process may use several (the test suite does; so may tools)."""
+    return str(session.get_bind().engine.url), row_id
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -146,7 +152,7 @@ def raw_tables(session: Session, version: ScenarioVersion) -> dict[str, pd.DataF
 def scenario_of(session: Session, version: ScenarioVersion) -> Scenario:
     """The validated `Scenario` of a stored version (cached: versions never change)."""
     return _scenarios.get_or(
-        version.id,
+        cache_key(session, version.id),
         lambda: scenario_from_tables(version.manifest, raw_tables(session, version)),
     )
 
@@ -440,7 +446,7 @@ def store_version(
         raise Conflict(
             "the scenario changed while this request was processed; retry against the new version"
         ) from None
-    _scenarios.get_or(v.id, lambda: sc)
+    _scenarios.get_or(cache_key(session, v.id), lambda: sc)
     return v
 
 

@@ -37,8 +37,10 @@ class Settings(BaseSettings):
         default_factory=default_scenario_dir,
         description="scenario directory loaded into version 1 when the database has none",
     )
-    runner: Literal["local"] = Field(
-        default="local", description="where solves run: local = a process pool in the API process"
+    runner: Literal["local", "celery"] = Field(
+        default="local",
+        description="where solves run: local = a process pool in the API process; celery = "
+        "`greenopt worker` processes fed through the broker (docs/scale-out.md)",
     )
     max_concurrent_solves: int = Field(default=2, ge=1, le=64, description="solves running at once")
     queue_limit: int = Field(
@@ -64,6 +66,40 @@ class Settings(BaseSettings):
     solve_threads: int = Field(default=1, ge=1, le=64, description="HiGHS threads per solve")
     solve_seed: int = Field(default=0, ge=0, description="HiGHS random seed")
 
+    # what-ifs and sweeps (service/whatif.py); the size limits apply after the overrides and
+    # are generous for the default scenario (300 jobs, 30 services, 10 sites, 48 h, about
+    # 190 000 workload-site-type-hour cells)
+    whatif_wait_s: float = Field(
+        default=120.0, ge=0, description="how long POST /what-if waits for its plan by default, s"
+    )
+    whatif_max_wait_s: float = Field(
+        default=240.0,
+        ge=0,
+        description="the longest wait_s a what-if may ask for, s (keep it below the read "
+        "timeout of any proxy in front: 300 s in docker-compose's nginx)",
+    )
+    whatif_max_jobs: int = Field(default=5000, ge=1, description="jobs a what-if may have")
+    whatif_max_services: int = Field(
+        default=1000, ge=1, description="inference services a what-if may have"
+    )
+    whatif_max_sites: int = Field(default=200, ge=1, description="sites a what-if may have")
+    whatif_max_hours: int = Field(default=168, ge=1, description="hours a what-if may span")
+    whatif_max_model_cells: int = Field(
+        default=2_000_000,
+        ge=1,
+        description="estimated model size a what-if may have: (workload, site, accelerator, "
+        "hour) cells its jobs and services could use",
+    )
+    whatif_max_sweep_points: int = Field(
+        default=50, ge=1, description="values one sweep may have (also bounded by queue_limit)"
+    )
+    sweep_priority: int = Field(
+        default=-10,
+        ge=-100,
+        le=100,
+        description="priority of sweep points: below planner runs (0) and the nightly run",
+    )
+
     progress_interval_s: float = Field(
         default=1.0,
         gt=0,
@@ -75,6 +111,86 @@ class Settings(BaseSettings):
     scheduler_in_process: bool = Field(
         default=False,
         description="run the nightly scheduler inside the API process (one worker only)",
+    )
+    # the nightly schedule's first values: they seed the `schedule` row when a scheduler
+    # first starts (or PUT /schedule first writes it); from then on the row is what counts
+    schedule_cron: str = Field(
+        default="30 1 * * *",
+        description="when the nightly re-optimisation fires: crontab (minute hour day month "
+        "weekday), optionally with a leading seconds field",
+    )
+    schedule_timezone: str | None = Field(
+        default=None,
+        description="IANA zone of the cron (default: the current scenario's timezone)",
+    )
+    schedule_time_limit_s: float = Field(
+        default=600.0, gt=0, description="solver time limit of a nightly run, s"
+    )
+    schedule_stability_weight: float | None = Field(
+        default=1.0,
+        ge=0,
+        description="plan-stability weight of nightly runs (a policy override; 1 = a running "
+        "job moves only when the saving pays for the move; null = the scenario's own policy)",
+    )
+    scheduler_poll_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="how often a scheduler re-reads the schedule and records finished nights",
+    )
+    scheduler_misfire_grace_s: float = Field(
+        default=3 * 3600.0,
+        gt=0,
+        description="a night missed while no scheduler ran still fires if it is at most "
+        "this late, s",
+    )
+    nightly_queue_wait_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="a night that finds the run queue full retries for this long before it "
+        "fails, s",
+    )
+    # the Celery runner and its workers (docs/scale-out.md)
+    broker_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Celery broker (Redis) of the celery runner and of `greenopt worker`",
+    )
+    worker_concurrency: int = Field(
+        default=1, ge=1, le=64, description="solves one `greenopt worker` runs at once"
+    )
+    heartbeat_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="a running run whose heartbeat is older than this lost its worker: it is "
+        "queued again (or failed after max_attempts)",
+    )
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="times a run may be started before a lost worker fails it",
+    )
+    redispatch_after_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="a queued run handed to the broker this long ago and still not started is "
+        "handed over again (a safety net; a broker that lost its data is noticed at once)",
+    )
+    reconcile_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often the celery runner looks for lost workers and undelivered runs",
+    )
+    task_soft_time_limit_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a worker solves with at most this solver time limit: HiGHS stops with its "
+        "best plan and gap",
+    )
+    task_time_limit_s: float = Field(
+        default=4200.0,
+        gt=0,
+        description="hard limit of one solve task in a worker: the solver process is killed and "
+        "the run failed",
     )
     host: str = Field(default="127.0.0.1", description="address `greenopt serve` listens on")
     port: int = Field(default=8000, ge=0, le=65535, description="port `greenopt serve` listens on")

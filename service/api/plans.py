@@ -178,9 +178,9 @@ def bundle(session: ReadSession, who: Viewer, plan_id: PlanId) -> Response:
     )
 
 
-@router.post("/{plan_id}/activate", response_model=ActivationOut, responses=errors(404))
+@router.post("/{plan_id}/activate", response_model=ActivationOut, responses=errors(404, 409))
 def activate(session: WriteSession, who: Planner, plan_id: PlanId) -> ActivationOut:
-    """Make a stored plan the active one."""
+    """Make a stored plan the active one (not a what-if's: 409)."""
     return ActivationOut(
         **plans.activate(session, plan_id, by=who.label, reason="activated over the API")
     )

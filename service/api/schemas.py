@@ -4,12 +4,15 @@ them is the contract clients are generated from."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from optimizer.scenario import schema as scenario_schema
 from service.models import ApiKey, Plan, Run, ScenarioVersion
+
+if TYPE_CHECKING:
+    from service.nightly import NightView
 
 TS = "2025-07-15T01:02:03.456000Z"
 
@@ -284,6 +287,7 @@ _RUN_EXAMPLE = {
     "settings": {"time_limit_s": 60.0, "mip_rel_gap": 0.001, "threads": 1, "seed": 0},
     "overrides": {"carbon_price_cny_per_t": 100.0},
     "activate": True,
+    "warm_start_plan_id": None,
     "progress": {
         "phase": "solve",
         "elapsed_s": 4.2,
@@ -319,6 +323,9 @@ class RunOut(BaseModel):
     settings: dict[str, Any]
     overrides: dict[str, Any]
     activate: bool = Field(description="the plan becomes active when the run succeeds")
+    warm_start_plan_id: int | None = Field(
+        default=None, description="the stored plan the solver starts from (nightly: the active one)"
+    )
     progress: dict[str, Any] = Field(description="phase, elapsed, incumbent, bound, gap, nodes")
     gap: float | None = Field(description="relative MIP gap: latest while solving, final after")
     error: str | None
@@ -356,6 +363,7 @@ class RunOut(BaseModel):
             settings=r.settings,
             overrides=r.overrides,
             activate=r.activate_on_success,
+            warm_start_plan_id=r.warm_start_plan_id,
             progress=r.progress,
             gap=gap if isinstance(gap, int | float) else None,
             error=r.error,
@@ -713,6 +721,120 @@ class ActivationOut(BaseModel):
     previous_plan_id: int | None
     activated_by: str
     activated_at: dt.datetime
+
+
+# ----------------------------------------------------------------------------- schedule
+class ScheduleOut(BaseModel):
+    model_config = _example(
+        {
+            "cron": "30 1 * * *",
+            "timezone": "Asia/Shanghai",
+            "enabled": True,
+            "time_limit_s": 600.0,
+            "stability_weight": 1.0,
+            "next_run_at": "2025-07-16T01:30:00+08:00",
+            "updated_at": TS,
+            "updated_by": "key:ops-admin#1",
+            "scheduler_seen_at": TS,
+            "scheduler_id": "scheduler@host:4242",
+        }
+    )
+    cron: str = Field(description="crontab `minute hour day month weekday` (0 or 7 = Sunday)")
+    timezone: str = Field(description="IANA zone the cron is read in (the sites' zone)")
+    enabled: bool
+    time_limit_s: float = Field(description="solver time limit of a nightly run, s")
+    stability_weight: float | None = Field(
+        description="plan-stability weight passed as a policy override; null: the scenario's"
+    )
+    next_run_at: dt.datetime | None = Field(
+        description="the next fire time, in the schedule's zone (null when disabled)"
+    )
+    updated_at: dt.datetime | None = Field(description="null: the defaults, never changed")
+    updated_by: str
+    scheduler_seen_at: dt.datetime | None = Field(
+        description="when a scheduler process last polled the schedule (null: never); "
+        "nights fire only while one runs"
+    )
+    scheduler_id: str | None
+
+
+_NIGHT_EXAMPLE: dict[str, Any] = {
+    "id": 12,
+    "night": "2025-07-16",
+    "trigger": "schedule",
+    "state": "succeeded",
+    "reason": "plan 31 (optimal, gap 0.041%) activated, replacing plan 27",
+    "run_id": 58,
+    "run_state": "succeeded",
+    "plan_id": 31,
+    "plan_status": "optimal",
+    "activated": True,
+    "previous_plan_id": 27,
+    "scenario_version_id": 9,
+    "scheduled_for": "2025-07-16T01:30:00+08:00",
+    "created_by": "scheduler@host:4242",
+    "created_at": TS,
+    "started_at": TS,
+    "finished_at": TS,
+    "duration_s": 48.2,
+}
+
+
+class NightOut(BaseModel):
+    model_config = _example(_NIGHT_EXAMPLE)
+    id: int
+    night: dt.date | None = Field(
+        description="the night (local date of its fire time); null for a run-now"
+    )
+    trigger: Literal["schedule", "manual"]
+    state: Literal["running", "succeeded", "failed"]
+    reason: str = Field(
+        description="what happened: the plan activated, or why the previous plan was kept"
+    )
+    run_id: int | None
+    run_state: str | None
+    plan_id: int | None = Field(description="the plan the run stored (activated or not)")
+    plan_status: str | None = Field(description="optimal, feasible or fallback")
+    activated: bool
+    previous_plan_id: int | None = Field(description="the active plan when the night began")
+    scenario_version_id: int | None
+    scheduled_for: dt.datetime | None = Field(description="the fire time it stands for")
+    created_by: str
+    created_at: dt.datetime
+    started_at: dt.datetime | None = Field(description="when its solve started")
+    finished_at: dt.datetime | None
+    duration_s: float | None = Field(description="from the claim to the outcome, s")
+
+    @classmethod
+    def of(cls, n: NightView) -> NightOut:
+        return cls(
+            id=n.id,
+            night=n.night,
+            trigger=n.trigger,
+            state=n.state,
+            reason=n.reason,
+            run_id=n.run_id,
+            run_state=n.run_state,
+            plan_id=n.plan_id,
+            plan_status=n.plan_status,
+            activated=n.activated,
+            previous_plan_id=n.previous_plan_id,
+            scenario_version_id=n.scenario_version_id,
+            scheduled_for=n.scheduled_for,
+            created_by=n.created_by,
+            created_at=n.created_at,
+            started_at=n.started_at,
+            finished_at=n.finished_at,
+            duration_s=n.duration_s,
+        )
+
+
+class NightPage(BaseModel):
+    model_config = _example({"items": [_NIGHT_EXAMPLE], "total": 1, "offset": 0, "limit": 50})
+    items: list[NightOut]
+    total: int
+    offset: int
+    limit: int
 
 
 # ----------------------------------------------------------------------------- ops

@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 from service.db import make_engine, normalize_url
-from service.models import Base
+from service.models import SCHEDULER_JOBS_TABLE, Base
 from service.settings import Settings
 
 config = context.config
@@ -18,12 +18,18 @@ def _url() -> str:
     return normalize_url(config.get_main_option("sqlalchemy.url") or Settings().database_url)
 
 
+def _include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate must not offer to drop the table APScheduler's job store owns."""
+    return not (type_ == "table" and name == SCHEDULER_JOBS_TABLE)
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

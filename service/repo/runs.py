@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import case, func, select, text, update
+from sqlalchemy import ColumnElement, case, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from service.models import ACTIVE_RUN_STATES, Run
@@ -96,13 +96,19 @@ def claim(session: Session, run_id: int, *, worker: str, now: dt.datetime) -> bo
 
 
 def write_progress(
-    session: Session, run_id: int, progress: dict[str, Any], now: dt.datetime
+    session: Session,
+    run_id: int,
+    progress: dict[str, Any],
+    now: dt.datetime,
+    *,
+    worker: str | None = None,
 ) -> bool:
-    res = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.state == "running")
-        .values(progress=progress, heartbeat_at=now)
-    )
+    """Progress + heartbeat of a running run; with `worker`, only while that worker still
+    holds it (False: the run was finished or handed to another worker meanwhile)."""
+    q = update(Run).where(Run.id == run_id, Run.state == "running")
+    if worker is not None:
+        q = q.where(Run.worker == worker)
+    res = session.execute(q.values(progress=progress, heartbeat_at=now))
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
@@ -117,17 +123,19 @@ def finish(
     state: str,
     now: dt.datetime,
     from_states: tuple[str, ...] = ("running",),
+    worker: str | None = None,
     **values: Any,
 ) -> bool:
-    """Move a run to a final state if it is still in one of `from_states`."""
+    """Move a run to a final state if it is still in one of `from_states` (and, with
+    `worker`, still held by that worker: one whose run was given to another worker after
+    its heartbeat went stale must not decide the run's fate)."""
     run = session.get(Run, run_id)
     started = run.started_at if run is not None else None
     duration = (now - started).total_seconds() if started is not None else None
-    res = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.state.in_(from_states))
-        .values(state=state, finished_at=now, duration_s=duration, **values)
-    )
+    q = update(Run).where(Run.id == run_id, Run.state.in_(from_states))
+    if worker is not None:
+        q = q.where(Run.worker == worker)
+    res = session.execute(q.values(state=state, finished_at=now, duration_s=duration, **values))
     return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
@@ -147,6 +155,113 @@ def interrupt_running(session: Session, *, now: dt.datetime, reason: str) -> lis
             .values(state="interrupted", finished_at=now, error=reason)
         )
     return ids
+
+
+# ----------------------------------------------------------------------------- distributed
+# The celery runner's bookkeeping. For a *queued* run `heartbeat_at` is when it was last
+# handed to the broker (NULL: never, or the hand-over failed); for a *running* one, when its
+# worker last wrote progress. Either way: the last time someone vouched for the run.
+
+
+def dispatch_info(session: Session, run_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+    """(id, kind, priority) of those of `run_ids` still queued, most urgent first."""
+    if not run_ids:
+        return []
+    rows = session.execute(
+        select(Run.id, Run.kind, Run.priority)
+        .where(Run.id.in_(list(run_ids)), Run.state == "queued")
+        .order_by(Run.priority.desc(), Run.id)
+    ).all()
+    return [(int(i), str(k), int(p)) for i, k, p in rows]
+
+
+def mark_dispatched(session: Session, run_ids: Sequence[int], now: dt.datetime) -> None:
+    """Record that these queued runs were just handed to the broker."""
+    if run_ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(list(run_ids)), Run.state == "queued")
+            .values(heartbeat_at=now)
+        )
+
+
+def undelivered(
+    session: Session,
+    *,
+    created_before: dt.datetime,
+    dispatched_before: dt.datetime,
+    limit: int,
+) -> list[tuple[int, str, int]]:
+    """(id, kind, priority) of queued runs never handed to the broker (created before
+    `created_before`, so a submission still on its way is left to its submitter) or last
+    handed over before `dispatched_before`; most urgent first."""
+    rows = session.execute(
+        select(Run.id, Run.kind, Run.priority)
+        .where(
+            Run.state == "queued",
+            ((Run.heartbeat_at.is_(None)) & (Run.created_at < created_before))
+            | (Run.heartbeat_at < dispatched_before),
+        )
+        .order_by(Run.priority.desc(), Run.id)
+        .limit(limit)
+    ).all()
+    return [(int(i), str(k), int(p)) for i, k, p in rows]
+
+
+def _heartbeat_before(t: dt.datetime) -> ColumnElement[bool]:
+    # no heartbeat at all (a row from before heartbeats were written) counts as stale
+    return or_(Run.heartbeat_at.is_(None), Run.heartbeat_at < t)
+
+
+def stale_running(session: Session, stale_before: dt.datetime) -> list[int]:
+    """Running runs whose worker has not written a heartbeat since `stale_before`."""
+    return [
+        int(i)
+        for i in session.scalars(
+            select(Run.id)
+            .where(Run.state == "running", _heartbeat_before(stale_before))
+            .order_by(Run.id)
+        )
+    ]
+
+
+def requeue_stale(
+    session: Session,
+    run_id: int,
+    *,
+    stale_before: dt.datetime,
+    max_attempts: int,
+    now: dt.datetime,
+) -> str | None:
+    """Take a running run from a worker that stopped sending heartbeats (before
+    `stale_before`): `queued` again, or `failed` once it was started `max_attempts` times, or
+    `cancelled` if a cancel was asked for. Conditional on the heartbeat still being stale, so
+    a worker that just wrote one keeps its run, and of several callers one wins. Returns the
+    new state, or None when the run was not (or no longer) stale."""
+    run = session.get(Run, run_id)
+    if run is None or run.state != "running":
+        return None
+    lost = f"the worker running it ({run.worker}) stopped sending heartbeats"
+    values: dict[str, Any]
+    if run.cancel_requested:
+        state = "cancelled"
+        values = {"error": f"cancelled on request; {lost}", "progress": {"phase": "cancelled"}}
+    elif run.attempts >= max_attempts:
+        state = "failed"
+        values = {"error": f"{lost}; started {run.attempts} times, the limit is {max_attempts}"}
+    else:
+        state = "queued"
+        values = {
+            "progress": {"phase": "queued", "retry": f"{lost}; attempt {run.attempts} lost"},
+            "heartbeat_at": None,  # not handed to the broker since: dispatch it now
+            "started_at": None,
+        }
+    if state != "queued":
+        duration = (now - run.started_at).total_seconds() if run.started_at else None
+        values |= {"finished_at": now, "duration_s": duration}
+    stale = (Run.id == run_id) & (Run.state == "running") & _heartbeat_before(stale_before)
+    res = session.execute(update(Run).where(stale).values(state=state, **values))
+    return state if res.rowcount else None  # type: ignore[attr-defined]
 
 
 def duration_histogram(

@@ -193,6 +193,15 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/plans/{plan_id}/bundle", "viewer"),
     ("POST", "/plans/{plan_id}/activate", "planner"),
     ("GET", "/plans/{plan_a}/diff/{plan_b}", "viewer"),
+    ("POST", "/what-if", "planner"),
+    ("GET", "/what-if/{run_id}", "viewer"),
+    ("POST", "/what-if/sweep", "planner"),
+    ("GET", "/what-if/sweeps", "viewer"),
+    ("GET", "/what-if/sweep/{sweep_id}", "viewer"),
+    ("GET", "/schedule", "viewer"),
+    ("PUT", "/schedule", "admin"),
+    ("POST", "/schedule/run-now", "admin"),
+    ("GET", "/schedule/history", "viewer"),
     ("POST", "/keys", "admin"),
     ("GET", "/keys", "admin"),
     ("DELETE", "/keys/{key_id}", "admin"),
@@ -210,6 +219,7 @@ def _concrete(path: str) -> str:
         .replace("{plan_a}", str(NO_RUN))
         .replace("{plan_b}", str(NO_RUN))
         .replace("{key_id}", str(NO_RUN))
+        .replace("{sweep_id}", str(NO_RUN))
     )
 
 
