@@ -97,13 +97,14 @@ def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
             backend="matrix",
             threads=1,
             seed=0,
-            time_limit_s=60,
-            mip_rel_gap=1e-4,
+            time_limit_s=20,
+            mip_rel_gap=5e-3,
             integer_devices="exact",
         ),
     )
     validate_plan(sc, exact).raise_if_failed()
-    # the bound of the relaxed solve is a bound for the whole-device MILP too
+    # the bound of the relaxed solve is a bound for the whole-device MILP too: below any
+    # of its plans, optimal or not
     assert s["bound_cny"] <= exact.summary["objective_cny"] * (1 + 1e-6)
 
 
