@@ -17,8 +17,18 @@ from optimizer.scenario import Scenario, load_scenario, scenario_to_tables
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "cn-edwc-48h"
 # the call documented in data/REGIONS.md that regenerates the committed default scenario
-DEFAULT_ARGS = dict(region="cn-edwc", start="2025-07-15T00:00+08:00", hours=48, n_jobs=300, n_services=30, seed=2025, name="cn-edwc-48h")
-SMALL_ARGS = dict(region="cn-edwc", start="2025-07-15T00:00+08:00", hours=24, n_jobs=60, n_services=8)
+DEFAULT_ARGS = dict(
+    region="cn-edwc",
+    start="2025-07-15T00:00+08:00",
+    hours=48,
+    n_jobs=300,
+    n_services=30,
+    seed=2025,
+    name="cn-edwc-48h",
+)
+SMALL_ARGS = dict(
+    region="cn-edwc", start="2025-07-15T00:00+08:00", hours=24, n_jobs=60, n_services=8
+)
 INFERENCE_SHARE_RANGE = (0.70, 0.76)  # issue 3: ~73 % inference by device-hours
 
 
@@ -44,7 +54,9 @@ def inference_share(sc: Scenario) -> float:
     return inference / (inference + jobs)
 
 
-def test_default_scenario_is_committed_and_is_what_the_documented_call_builds(default_sc: Scenario) -> None:
+def test_default_scenario_is_committed_and_is_what_the_documented_call_builds(
+    default_sc: Scenario,
+) -> None:
     committed = load_scenario(DEFAULT_DIR)
     assert committed.size() == {"sites": 10, "hours": 48, "jobs": 300, "services": 30}
     assert committed.timezone == "Asia/Shanghai"
@@ -85,7 +97,19 @@ def test_jobs_look_like_gpu_cluster_traces(default_sc: Scenario) -> None:
     for j in jobs:
         largest = max(installed[:, sc.accelerator_index[a]].max() for a in j.accelerators)
         assert j.gang <= largest
-    run_h = np.array([j.work_device_hours / (j.gang * max(sc.accelerators[sc.accelerator_index[a]].relative_throughput for a in j.accelerators)) for j in jobs])
+    run_h = np.array(
+        [
+            j.work_device_hours
+            / (
+                j.gang
+                * max(
+                    sc.accelerators[sc.accelerator_index[a]].relative_throughput
+                    for a in j.accelerators
+                )
+            )
+            for j in jobs
+        ]
+    )
     assert run_h.min() >= 1.0 - 1e-6 and run_h.max() >= 48.0  # an hour to days
     assert all(j.deadline > j.release for j in jobs)
     assert {j.kind for j in jobs} == {"training", "finetune", "batch"}
@@ -108,7 +132,11 @@ def test_running_jobs_were_released_before_the_start() -> None:
     # the validated Scenario clamps releases to the horizon start; the generated table keeps them
     from optimizer import generator
 
-    w = generator._World.make(load_region("cn-edwc"), generator.select_sites(load_region("cn-edwc"), None), pd.date_range("2025-07-15T00:00+08:00", periods=48, freq="h"))
+    w = generator._World.make(
+        load_region("cn-edwc"),
+        generator.select_sites(load_region("cn-edwc"), None),
+        pd.date_range("2025-07-15T00:00+08:00", periods=48, freq="h"),
+    )
     jobs, _ = generator._jobs(w, np.random.default_rng(1), 200)
     running = jobs[jobs["current_site"] != ""]
     assert len(running) > 0
@@ -131,7 +159,9 @@ def test_inference_can_be_served_at_every_hour(default_sc: Scenario) -> None:
         ks = [i for i, k in enumerate(sc.services) if k.latency_limit_ms == lim]
         for r, region in enumerate(sc.demand_regions):
             nodes.append(dev[ks, r].sum(axis=0))
-            reach.append(np.array([sc.latency_ms.get((s, region), np.inf) <= lim for s in sc.site_ids]))
+            reach.append(
+                np.array([sc.latency_ms.get((s, region), np.inf) <= lim for s in sc.site_ids])
+            )
     demand = np.array(nodes)  # [node, hour]
     for size in range(1, len(nodes) + 1):
         for subset in itertools.combinations(range(len(nodes)), size):
@@ -142,7 +172,9 @@ def test_inference_can_be_served_at_every_hour(default_sc: Scenario) -> None:
 def test_there_is_contention_in_the_hours_people_want(default_sc: Scenario) -> None:
     sc = default_sc
     pack = load_region("cn-edwc")
-    east = np.array([c == "east" for c in pack.sites.set_index("site_id").loc[list(sc.site_ids), "site_class"]])
+    east = np.array(
+        [c == "east" for c in pack.sites.set_index("site_id").loc[list(sc.site_ids), "site_class"]]
+    )
     rel = pack.accelerators.set_index("accelerator")["relative_inference_throughput"]
     cap = np.zeros(len(sc.sites))
     for (s, a), n in sc.fleet.items():
@@ -175,14 +207,24 @@ def test_site_series_come_from_the_pack_profiles_and_tariffs(default_sc: Scenari
     h = 12  # 2025-07-15 12:00 local
     hoy = 195 * 24 + 12
     site = pack.sites.set_index("site_id").loc["qingyang"]
-    expected_green = site["pv_contract_mw"] * pack.profile("pv_pu")[p, hoy] + site["wind_contract_mw"] * pack.profile("wind_pu")[p, hoy]
+    expected_green = (
+        site["pv_contract_mw"] * pack.profile("pv_pu")[p, hoy]
+        + site["wind_contract_mw"] * pack.profile("wind_pu")[p, hoy]
+    )
     assert sc.green_available_mw[s, h] == pytest.approx(expected_green, abs=1e-4)
-    assert sc.grid_carbon_kg_per_mwh[s, h] == pytest.approx(pack.profile("carbon_kg_per_mwh")[p, hoy])
+    assert sc.grid_carbon_kg_per_mwh[s, h] == pytest.approx(
+        pack.profile("carbon_kg_per_mwh")[p, hoy]
+    )
     zone = pack.grid_zones.set_index("zone_id").loc["gansu"]
-    assert sc.grid_price_cny_per_mwh[s, h] == pytest.approx(zone["flat_price_cny_per_mwh"] * pack.tou_multipliers("gansu")[6, 12])
+    assert sc.grid_price_cny_per_mwh[s, h] == pytest.approx(
+        zone["flat_price_cny_per_mwh"] * pack.tou_multipliers("gansu")[6, 12]
+    )
     assert (sc.green_price_cny_per_mwh < sc.grid_price_cny_per_mwh.max(axis=1, keepdims=True)).all()
     flat = build_scenario(seed=1, carbon_mode="annual_avg", **SMALL_ARGS)  # type: ignore[arg-type]
-    assert flat.grid_carbon_kg_per_mwh[flat.site_index["qingyang"]].tolist() == [zone["ef_kg_per_mwh"]] * 24
+    assert (
+        flat.grid_carbon_kg_per_mwh[flat.site_index["qingyang"]].tolist()
+        == [zone["ef_kg_per_mwh"]] * 24
+    )
 
 
 def test_eu_pack_builds_a_valid_scenario_with_the_same_code() -> None:
@@ -207,7 +249,10 @@ def test_n_sites_takes_a_mixed_subset_or_adds_campuses() -> None:
     campuses = [s for s in many.site_ids if s.endswith("-c2")]
     assert len(campuses) == 3
     base = campuses[0].removesuffix("-c2")
-    assert many.green_available_mw[many.site_index[campuses[0]]].tolist() == many.green_available_mw[many.site_index[base]].tolist()
+    assert (
+        many.green_available_mw[many.site_index[campuses[0]]].tolist()
+        == many.green_available_mw[many.site_index[base]].tolist()
+    )
 
 
 def test_region_given_by_path_and_empty_workloads() -> None:

@@ -31,7 +31,9 @@ def test_both_packs_are_found_by_name() -> None:
     assert set(PACKS) <= set(regions.available_regions())
 
 
-def test_every_hourly_carbon_series_averages_to_its_published_factor(pack: regions.RegionPack) -> None:
+def test_every_hourly_carbon_series_averages_to_its_published_factor(
+    pack: regions.RegionPack,
+) -> None:
     ef = pack.sites["zone"].map(pack.grid_zones.set_index("zone_id")["ef_kg_per_mwh"]).to_numpy()
     carbon = pack.profile("carbon_kg_per_mwh")
     mean = carbon.mean(axis=1)
@@ -43,7 +45,9 @@ def test_every_hourly_carbon_series_averages_to_its_published_factor(pack: regio
     assert (carbon.max(axis=1) <= zones["ef_fossil_kg_per_mwh"].to_numpy() + 1e-9).all()
 
 
-def test_every_tou_scheme_covers_each_month_and_hour_and_meets_the_ratio_rule(pack: regions.RegionPack) -> None:
+def test_every_tou_scheme_covers_each_month_and_hour_and_meets_the_ratio_rule(
+    pack: regions.RegionPack,
+) -> None:
     for scheme in pack.tou_bands["scheme_id"].unique():
         m = pack.tou_multipliers(scheme)
         assert m.shape == (12, 24)
@@ -66,7 +70,9 @@ def test_china_tariffs_follow_ndrc_1093() -> None:
     assert gd[6, 11] == pytest.approx(2.125)
     # flat prices: coal benchmark + one adder, calibrated on Guangdong
     zones = pack.grid_zones.set_index("zone_id")
-    assert zones.loc["guangdong", "flat_price_cny_per_mwh"] == pytest.approx(GUANGDONG_FLAT_CNY_PER_MWH)
+    assert zones.loc["guangdong", "flat_price_cny_per_mwh"] == pytest.approx(
+        GUANGDONG_FLAT_CNY_PER_MWH
+    )
     assert (zones["green_price_cny_per_mwh"] < zones["flat_price_cny_per_mwh"]).all()
 
 
@@ -74,9 +80,13 @@ def test_pv_and_wind_capacity_factors_within_stated_ranges(pack: regions.RegionP
     cz = pack.climate_zones.set_index("climate_zone").loc[pack.sites["climate_zone"]]
     pv_cf = pack.profile("pv_pu").mean(axis=1)
     wind_cf = pack.profile("wind_pu").mean(axis=1)
-    assert (pv_cf >= cz["pv_cf_min"].to_numpy() - 1e-4).all() and (pv_cf <= cz["pv_cf_max"].to_numpy() + 1e-4).all()
+    assert (pv_cf >= cz["pv_cf_min"].to_numpy() - 1e-4).all() and (
+        pv_cf <= cz["pv_cf_max"].to_numpy() + 1e-4
+    ).all()
     assert (pv_cf >= PV_CF_BOUNDS[0]).all() and (pv_cf <= PV_CF_BOUNDS[1]).all()
-    assert (wind_cf >= cz["wind_cf_min"].to_numpy() - 1e-4).all() and (wind_cf <= cz["wind_cf_max"].to_numpy() + 1e-4).all()
+    assert (wind_cf >= cz["wind_cf_min"].to_numpy() - 1e-4).all() and (
+        wind_cf <= cz["wind_cf_max"].to_numpy() + 1e-4
+    ).all()
     # solar is zero at night: local midnight rows carry no output
     midnight = np.arange(0, regions.HOURS_PER_YEAR, 24)
     assert pack.profile("pv_pu")[:, midnight].max() == 0.0
@@ -100,11 +110,15 @@ def test_china_pue_caps_are_the_programme_s() -> None:
     assert (west["pue"] < WEST_PUE_CAP).all() and (west["pue_cap_rule"] == "lt").all()
 
 
-def test_china_west_has_much_more_green_supply_and_reaches_users_within_the_programme_target() -> None:
+def test_china_west_has_much_more_green_supply_and_reaches_users_within_the_programme_target() -> (
+    None
+):
     pack = load_region("cn-edwc")
     s = pack.sites.set_index("site_id")
     full = pack.facility_mw_at_full_load()
-    green = s["pv_contract_mw"] * pack.profile("pv_pu").mean(axis=1) + s["wind_contract_mw"] * pack.profile("wind_pu").mean(axis=1)
+    green = s["pv_contract_mw"] * pack.profile("pv_pu").mean(axis=1) + s[
+        "wind_contract_mw"
+    ] * pack.profile("wind_pu").mean(axis=1)
     west = s["site_class"] == "west"
     west_share = green[west].sum() / full[west].sum()
     east_share = green[~west].sum() / full[~west].sum()
@@ -139,7 +153,9 @@ def test_loader_reports_every_problem_of_a_broken_pack(tmp_path: Path) -> None:
     sites.loc[sites["site_id"] == "wuhu", "zone"] = "atlantis"
     sites.to_csv(dst / "sites.csv", index=False)
     bands = pd.read_csv(dst / "tou_bands.csv")
-    bands = bands[~((bands["scheme_id"] == "sichuan") & (bands["month"] == 3) & (bands["hour"] == 7))]
+    bands = bands[
+        ~((bands["scheme_id"] == "sichuan") & (bands["month"] == 3) & (bands["hour"] == 7))
+    ]
     bands.to_csv(dst / "tou_bands.csv", index=False)
     with pytest.raises(RegionPackError) as err:
         load_region(dst)

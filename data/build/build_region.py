@@ -134,7 +134,9 @@ def expand_tou(rules: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             for h in range(HOURS_PER_DAY):
                 sl = slice(h * SLOTS_PER_HOUR, (h + 1) * SLOTS_PER_HOUR)
                 names = list(dict.fromkeys(band[m, sl]))  # ordered, unique
-                bands_rows.append((scheme, m + 1, h, "/".join(names), round(float(mult[m, sl].mean()), 6)))
+                bands_rows.append(
+                    (scheme, m + 1, h, "/".join(names), round(float(mult[m, sl].mean()), 6))
+                )
         first = group.iloc[0]
         scheme_rows.append(
             {
@@ -149,7 +151,9 @@ def expand_tou(rules: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 # ----------------------------------------------------------------------------- latency
-def great_circle_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+def great_circle_km(
+    lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
+) -> np.ndarray:
     earth_radius_km = 6371.0
     p1, p2 = np.radians(lat1), np.radians(lat2)
     dphi = p2 - p1
@@ -161,7 +165,9 @@ def great_circle_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: 
 def latency_table(sites: pd.DataFrame, regions: pd.DataFrame, p: dict[str, float]) -> pd.DataFrame:
     s = sites.loc[sites.index.repeat(len(regions))].reset_index(drop=True)
     r = pd.concat([regions] * len(sites), ignore_index=True)
-    km = great_circle_km(s["lat"].to_numpy(), s["lon"].to_numpy(), r["lat"].to_numpy(), r["lon"].to_numpy())
+    km = great_circle_km(
+        s["lat"].to_numpy(), s["lon"].to_numpy(), r["lat"].to_numpy(), r["lon"].to_numpy()
+    )
     rtt = p["overhead_ms"] + 2.0 * p["route_factor"] * km / p["fibre_km_per_ms"]
     return pd.DataFrame(
         {
@@ -181,8 +187,12 @@ def typical_year_instants(tz: str, year: int, offset_minutes: int) -> pd.Datetim
     daylight-saving gap the missing wall-clock hour is shifted forward, across the repeated
     hour the summer-time instant is used.
     """
-    naive = pd.date_range(f"{year}-01-01", periods=HOURS_PER_YEAR, freq="h") + pd.Timedelta(minutes=offset_minutes)
-    return naive.tz_localize(tz, nonexistent="shift_forward", ambiguous=np.ones(HOURS_PER_YEAR, dtype=bool))
+    naive = pd.date_range(f"{year}-01-01", periods=HOURS_PER_YEAR, freq="h") + pd.Timedelta(
+        minutes=offset_minutes
+    )
+    return naive.tz_localize(
+        tz, nonexistent="shift_forward", ambiguous=np.ones(HOURS_PER_YEAR, dtype=bool)
+    )
 
 
 # ----------------------------------------------------------------------------- PV
@@ -191,7 +201,9 @@ def clear_sky_pv(lat: float, lon: float, tz: str, year: int, p: dict[str, float]
     import pvlib
 
     times = typical_year_instants(tz, year, offset_minutes=30)
-    loc = pvlib.location.Location(lat, lon, tz=tz, altitude=pvlib.location.lookup_altitude(lat, lon))
+    loc = pvlib.location.Location(
+        lat, lon, tz=tz, altitude=pvlib.location.lookup_altitude(lat, lon)
+    )
     cs = loc.get_clearsky(times, model="ineichen")
     sp = loc.get_solarposition(times)
     tilt = min(abs(lat), p["max_tilt_deg"])
@@ -247,7 +259,9 @@ def pv_profile(clear: np.ndarray, cz: pd.Series, rng: np.random.Generator) -> np
 
 
 # ----------------------------------------------------------------------------- wind
-def wind_profile(cz: pd.Series, p: dict[str, Any], tz: str, year: int, rng: np.random.Generator) -> tuple[np.ndarray, float]:
+def wind_profile(
+    cz: pd.Series, p: dict[str, Any], tz: str, year: int, rng: np.random.Generator
+) -> tuple[np.ndarray, float]:
     """Per-unit output of the turbine on a seeded Weibull wind series; returns (pu, scale m/s)."""
     from windpowerlib import WindTurbine
     from windpowerlib.power_output import power_curve
@@ -263,8 +277,12 @@ def wind_profile(cz: pd.Series, p: dict[str, Any], tz: str, year: int, rng: np.r
     times = typical_year_instants(tz, year, offset_minutes=0)
     hour = times.hour.to_numpy()
     doy = np.repeat(np.arange(1, DAYS_PER_YEAR + 1), HOURS_PER_DAY)
-    diurnal = 1.0 + float(cz["wind_diurnal_amplitude"]) * np.cos(2 * np.pi * (hour - float(cz["wind_diurnal_peak_hour"])) / HOURS_PER_DAY)
-    seasonal = 1.0 + float(cz["wind_seasonal_amplitude"]) * np.cos(2 * np.pi * (doy - float(cz["wind_seasonal_peak_doy"])) / DAYS_PER_YEAR)
+    diurnal = 1.0 + float(cz["wind_diurnal_amplitude"]) * np.cos(
+        2 * np.pi * (hour - float(cz["wind_diurnal_peak_hour"])) / HOURS_PER_DAY
+    )
+    seasonal = 1.0 + float(cz["wind_seasonal_amplitude"]) * np.cos(
+        2 * np.pi * (doy - float(cz["wind_seasonal_peak_doy"])) / DAYS_PER_YEAR
+    )
     shape = unit_weibull * diurnal * seasonal
 
     def cf(scale: float) -> np.ndarray:
@@ -289,8 +307,12 @@ def carbon_profile(pv: np.ndarray, wind: np.ndarray, zone: pd.Series) -> np.ndar
     fossil = float(zone["ef_fossil_kg_per_mwh"])
     floor = float(zone["ci_floor_kg_per_mwh"])
     if not floor < ef < fossil:
-        raise ValueError(f"zone {zone['zone_id']}: need ci_floor < ef < ef_fossil, got {floor}, {ef}, {fossil}")
-    re_share = float(zone["wind_share"]) * wind / max(wind.mean(), 1e-9) + float(zone["solar_share"]) * pv / max(pv.mean(), 1e-9)
+        raise ValueError(
+            f"zone {zone['zone_id']}: need ci_floor < ef < ef_fossil, got {floor}, {ef}, {fossil}"
+        )
+    re_share = float(zone["wind_share"]) * wind / max(wind.mean(), 1e-9) + float(
+        zone["solar_share"]
+    ) * pv / max(pv.mean(), 1e-9)
     raw = fossil * (1.0 - np.minimum(re_share, 1.0))
     raw = np.maximum(raw, 1e-6)  # keeps the scaling monotone where local RE covers all load
     lo, hi = 0.0, fossil / raw.min()
