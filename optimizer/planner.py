@@ -309,6 +309,12 @@ def _solve_rounding(
         "termination": res.termination,
         "plan_source": source,
     }
+    if source == "greedy_start" and res.x is None:
+        # HiGHS found nothing in time: this is the greedy plan, completed, and says so
+        solver["fallback_reason"] = (
+            f"HiGHS returned no plan ({res.termination}); this is the greedy plan"
+        )
+        return sched, "fallback", res.termination, m
     return sched, "optimal" if gap <= settings.mip_rel_gap else "feasible", res.termination, m
 
 

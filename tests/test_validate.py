@@ -522,3 +522,16 @@ def test_validator_shares_no_code_with_the_planners() -> None:
     from_plan = {n for m, names in imported if m == "optimizer.plan" for n in names}
     assert from_plan <= {"Plan", "BUNDLE_TABLES"}
     assert "import optimizer.plan" not in source
+
+
+def test_bound_and_gap_go_together(sc: Scenario, plan: Plan) -> None:
+    assert plan.summary["status"] == "optimal"
+    plan.summary["bound_cny"] = None  # an optimal plan proves its bound
+    assert found(sc, plan) == {("totals", "bound")}
+    plan.summary["status"] = "feasible"  # feasible with a gap but no bound: inconsistent
+    assert found(sc, plan) == {("totals", "bound")}
+    plan.summary["gap"] = None  # feasible, no bound proven in time: honest, accepted
+    assert validate_plan(sc, plan).ok
+    plan.summary["bound_cny"] = plan.summary["objective_cny"] * 1.01  # above the objective
+    plan.summary["gap"] = 0.0
+    assert found(sc, plan) == {("totals", "bound")}
