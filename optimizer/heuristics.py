@@ -65,11 +65,20 @@ class _Placement:
         self.occupants[(o.site, o.accelerator, h_to)].add(k)
 
 
-def lp_guided_jobs(m: LinearModel, d: ModelData, x: np.ndarray) -> Schedule:
-    """Whole-gang job decisions guided by the LP solution `x` of model `m` (services empty)."""
+def lp_guided_jobs(
+    m: LinearModel, d: ModelData, x: np.ndarray, reserve: np.ndarray | None = None
+) -> Schedule:
+    """Whole-gang job decisions guided by the LP solution `x` of model `m` (services empty).
+
+    `reserve` [site, type, hour]: devices kept free besides the inference the LP runs
+    (room to round it to whole devices later).
+    """
     sc = d.sc
     S, A, H = d.S, d.A, d.H
     st = FleetState.start(sc)
+    if reserve is not None:
+        for s, a, h in zip(*np.nonzero(reserve), strict=True):
+            st.take(int(s), int(a), np.array([h]), int(min(reserve[s, a, h], st.free[s, a, h])))
     dev = m.vars["v_devices"]
     # latency-bound inference keeps its LP devices; inference that half the sites can serve
     # moves wherever the jobs leave room when the plan is completed

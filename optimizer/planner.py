@@ -251,18 +251,39 @@ def _solve_rounding(
         },
         "lp_bound_cny": bound if np.isfinite(bound) else None,
     }
+    m_lp, d_lp = m, d
+    reserve = None
+    if x_lp is not None:
+        # stage 1 keeps room to round inference to whole devices later: one device (and its
+        # power, as far as the connection has any to spare) per service the LP serves from a
+        # fraction of a device. A restriction, not a relaxation: the bound is pricing's.
+        reserve, reserve_mw = _rounding_reserve(sc, m, d, x_lp)
+        d = build_sets(
+            sc,
+            tight=settings.tight,
+            aggregate_services=True,
+            options=opts_all.subset(active),
+            all_options=every,
+            reserve_devices=reserve,
+            reserve_mw=reserve_mw,
+        )
+        m = build_from_sets(d)
+        m.vars["v_devices"].integer = False
     relax_small_jobs(m, d, settings.relax_gang_share)
 
     candidates: list[tuple[float, Schedule, str]] = []
+    tried: dict[str, float | None] = {}  # each completed plan's objective (None: failed)
+    solver["candidates"] = tried
     phase("rounding")
     t = time.perf_counter()
     plans = [("greedy_start", _jobs_only(sc, start_sched))]
     if x_lp is not None:
-        plans.append(("lp_rounded", lp_guided_jobs(m, d, x_lp)))
+        plans.append(("lp_rounded", lp_guided_jobs(m_lp, d_lp, x_lp, reserve)))
     for name, jobs in plans:
         done = _complete(sc, jobs, settings)
         if done is not None:
             candidates.append((_objective(sc, done, m), done, name))
+        tried[name] = candidates[-1][0] if done is not None else None
     timings["rounding"] = time.perf_counter() - t
     best = min(candidates, key=lambda c: c[0]) if candidates else None
     if best is not None and _gap(best[0], bound) <= settings.mip_rel_gap:
@@ -279,9 +300,9 @@ def _solve_rounding(
     phase("build")
     h, col_map = _hand_over(m, settings, timings)
     phase("solve")
-    reserve = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
+    after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
     h.setOptionValue(
-        "time_limit", max(1.0, settings.time_limit_s - reserve - (time.perf_counter() - t_all))
+        "time_limit", max(1.0, settings.time_limit_s - after - (time.perf_counter() - t_all))
     )
     start = solution_from_schedule(m, d, start_sched)
     res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
@@ -297,6 +318,7 @@ def _solve_rounding(
         timings["rounding"] += time.perf_counter() - t
         if done is not None:
             candidates.append((_objective(sc, done, m), done, "stage1_rounded"))
+        tried["stage1_rounded"] = candidates[-1][0] if done is not None else None
     if not candidates:
         return None, "fallback", res.termination, m
     objective, sched, source = min(candidates, key=lambda c: c[0])
@@ -319,6 +341,20 @@ def _solve_rounding(
 
 
 PRICING_SHARE = 0.45
+
+
+def _rounding_reserve(
+    sc: Scenario, m: LinearModel, d: ModelData, x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Devices [site, type, hour] and MW [site, hour] that rounding the inference of LP
+    solution `x` to whole devices per service would take: one per fractional device."""
+    devices, _ = disaggregate(m, d, x)
+    fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
+    reserve = np.minimum(fractional.sum(axis=0), sc.capacity)
+    idle = np.einsum("sah,a->sh", sc.capacity, sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
+    spare = np.maximum(sc.grid_limit_mw[:, None] - idle, 0.0)
+    want = np.einsum("sah,a->sh", reserve, sc.busy_kw - sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
+    return reserve, np.minimum(want, spare)
 
 
 def _options_of(opts: JobOptions, sched: Schedule) -> np.ndarray:

@@ -2106,7 +2106,7 @@ def _check_totals(
                     expected=obj,
                     actual=bound,
                 )
-            if gap < -c.abs_tol:
+            if isinstance(gap, int | float) and gap < -c.abs_tol:
                 c.add("totals", "bound", f"negative gap {gap:g}", table="summary")
 
     # baselines: the same KPI keys as the plan
