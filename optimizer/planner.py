@@ -257,7 +257,7 @@ def _solve_rounding(
         # stage 1 keeps room to round inference to whole devices later: one device (and its
         # power, as far as the connection has any to spare) per service the LP serves from a
         # fraction of a device. A restriction, not a relaxation: the bound is pricing's.
-        reserve, reserve_mw = _rounding_reserve(sc, m, d, x_lp)
+        reserve, reserve_mw, device_cny, mw_cny = _rounding_reserve(sc, m, d, x_lp)
         d = build_sets(
             sc,
             tight=settings.tight,
@@ -266,6 +266,8 @@ def _solve_rounding(
             all_options=every,
             reserve_devices=reserve,
             reserve_mw=reserve_mw,
+            reserve_device_cny=device_cny,
+            reserve_mw_cny=mw_cny,
         )
         m = build_from_sets(d)
         m.vars["v_devices"].integer = False
@@ -345,16 +347,36 @@ PRICING_SHARE = 0.45
 
 def _rounding_reserve(
     sc: Scenario, m: LinearModel, d: ModelData, x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Devices [site, type, hour] and MW [site, hour] that rounding the inference of LP
-    solution `x` to whole devices per service would take: one per fractional device."""
+    solution `x` to whole devices per service would take (one per fractional device), and
+    what using them anyway costs: the unmet demand of one device of the dearest unit served
+    there, per device-hour and per MW-hour."""
     devices, _ = disaggregate(m, d, x)
     fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
     reserve = np.minimum(fractional.sum(axis=0), sc.capacity)
     idle = np.einsum("sah,a->sh", sc.capacity, sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
     spare = np.maximum(sc.grid_limit_mw[:, None] - idle, 0.0)
-    want = np.einsum("sah,a->sh", reserve, sc.busy_kw - sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
-    return reserve, np.minimum(want, spare)
+    mw_per_device = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [s, a]
+    want = np.einsum("sah,sa->sh", reserve, mw_per_device)
+    dev = m.vars["v_devices"]
+    used = dev.values(x) > 1e-6
+    u, s, a, h = (dev.index[c][used] for c in ("unit", "site", "accelerator", "hour"))
+    throughput = {
+        (int(uu), int(ss), int(aa)): t
+        for uu, ss, aa, t in zip(
+            d.uopt_unit, d.uopt_site, d.uopt_acc, d.uopt_throughput, strict=True
+        )
+    }
+    per_device = np.array(
+        [throughput[(int(uu), int(ss), int(aa))] for uu, ss, aa in zip(u, s, a, strict=True)]
+    )
+    device_cny = np.zeros(sc.capacity.shape)
+    np.maximum.at(
+        device_cny, (s, a, h), per_device * d.unit_unmet_cny[u] if u.size else np.zeros(0)
+    )
+    mw_cny = np.max(device_cny / np.maximum(mw_per_device[:, :, None], 1e-12), axis=1)
+    return reserve, np.minimum(want, spare), device_cny, mw_cny
 
 
 def _options_of(opts: JobOptions, sched: Schedule) -> np.ndarray:

@@ -35,15 +35,16 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     s = np.repeat(fs, H)
     a = np.repeat(fa, H)
     h = np.tile(np.arange(H), fs.size)
+    hard = d.reserve_devices is not None and d.reserve_device_cny is None
     busy = m.add_variables(
         "v_busy",
         s.size,
-        ub=(
-            sc.capacity[s, a, h] - (0 if d.reserve_devices is None else d.reserve_devices[s, a, h])
-        ).astype(float),
+        ub=(sc.capacity[s, a, h] - (d.reserve_devices[s, a, h] if hard else 0)).astype(float),  # type: ignore[index]
         index={"site": s, "accelerator": a, "hour": h},
         doc="busy devices per site, type and hour",
     )
+    if d.reserve_devices is not None and d.reserve_device_cny is not None:
+        _soft_reserve(m, d, busy.cols(), s, a, h)
     terms = [
         Terms(pair_of[t.keys // H] * H + t.keys % H, t.cols, -t.coefs)
         for t in m.registered("device_use")
@@ -60,3 +61,32 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         index={"site": s, "accelerator": a, "hour": h},
         doc="busy devices are the jobs' gangs plus the inference devices",
     )
+
+
+def _soft_reserve(
+    m: LinearModel, d: ModelData, busy_cols: np.ndarray, s: np.ndarray, a: np.ndarray, h: np.ndarray
+) -> None:
+    """Devices held back (room to round inference up later) that the solve may still use,
+    at the price of the demand it would leave unserved: b - r <= c - R, 0 <= r <= R."""
+    assert d.reserve_devices is not None and d.reserve_device_cny is not None
+    R = d.reserve_devices[s, a, h].astype(float)
+    cells = np.flatnonzero(R > 0)
+    used = m.add_variables(
+        "v_reserve_used",
+        cells.size,
+        ub=R[cells],
+        index={"site": s[cells], "accelerator": a[cells], "hour": h[cells]},
+        doc="held-back devices used after all",
+    )
+    n = cells.size
+    m.add_constraints(
+        "rounding_room",
+        n,
+        rows=np.concatenate([np.arange(n), np.arange(n)]),
+        cols=np.concatenate([busy_cols[cells], used.cols()]),
+        vals=np.concatenate([np.ones(n), -np.ones(n)]),
+        hi=(d.sc.capacity[s, a, h] - R)[cells].astype(float),
+        index=used.index,
+        doc="busy devices leave the held-back ones free, or pay for using them",
+    )
+    m.add_cost("unmet_demand", used.cols(), d.reserve_device_cny[s[cells], a[cells], h[cells]])

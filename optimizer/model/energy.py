@@ -46,7 +46,11 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         "v_grid_mw",
         S * H,
         ub=np.repeat(sc.grid_limit_mw, H)
-        - (0.0 if d.reserve_mw is None else d.reserve_mw.reshape(-1)),
+        - (
+            0.0
+            if d.reserve_mw is None or d.reserve_mw_cny is not None
+            else d.reserve_mw.reshape(-1)
+        ),
         index=index,
         doc="grid import per site and hour",
     )
@@ -68,6 +72,30 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         index=index,
         doc="supply = facility power (+ battery charge - discharge)",
     )
+    if d.reserve_mw is not None and d.reserve_mw_cny is not None:
+        # power held back for rounding inference up later, usable at the price of the demand
+        # it would leave unserved: g - r <= G - R, 0 <= r <= R
+        R = d.reserve_mw.reshape(-1)
+        cells = np.flatnonzero(R > 0)
+        used = m.add_variables(
+            "v_reserve_mw_used",
+            cells.size,
+            ub=R[cells],
+            index={"site": index["site"][cells], "hour": index["hour"][cells]},
+            doc="held-back grid power used after all",
+        )
+        n = cells.size
+        m.add_constraints(
+            "rounding_power_room",
+            n,
+            rows=np.concatenate([np.arange(n), np.arange(n)]),
+            cols=np.concatenate([grid.cols(cells), used.cols()]),
+            vals=np.concatenate([np.ones(n), -np.ones(n)]),
+            hi=(np.repeat(sc.grid_limit_mw, H) - R)[cells],
+            index=used.index,
+            doc="grid import leaves the held-back power free, or pays for using it",
+        )
+        m.add_cost("unmet_demand", used.cols(), d.reserve_mw_cny.reshape(-1)[cells])
     m.add_cost("grid_energy", grid.cols(), sc.grid_price_cny_per_mwh.reshape(-1))
     m.add_cost("green_energy", green.cols(), sc.green_price_cny_per_mwh.reshape(-1))
     m.add_cost(

@@ -90,6 +90,10 @@ class ModelData:
     # (room to round inference devices up afterwards)
     reserve_devices: np.ndarray | None = None
     reserve_mw: np.ndarray | None = None
+    # if given, the reserve may be used at this price (CNY per device-hour [site, type, hour],
+    # per MW-hour [site, hour]): a soft reserve
+    reserve_device_cny: np.ndarray | None = None
+    reserve_mw_cny: np.ndarray | None = None
     settings: dict[str, bool] = field(default_factory=dict)
 
     @property
@@ -205,6 +209,8 @@ def build_sets(
     all_options: tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray] | None = None,
     reserve_devices: np.ndarray | None = None,
     reserve_mw: np.ndarray | None = None,
+    reserve_device_cny: np.ndarray | None = None,
+    reserve_mw_cny: np.ndarray | None = None,
 ) -> ModelData:
     """Index sets of `sc`; `options` restricts the job options to a subset of all of them."""
     every, reasons, work, penalty = all_options if all_options is not None else all_job_options(sc)
@@ -255,5 +261,7 @@ def build_sets(
         fixed_job_use=fixed_job_use,
         reserve_devices=reserve_devices,
         reserve_mw=reserve_mw,
+        reserve_device_cny=reserve_device_cny,
+        reserve_mw_cny=reserve_mw_cny,
         settings={"tight": tight, "aggregate_services": aggregate_services},
     )
