@@ -20,6 +20,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         b_{s,a,h} - \rho_{s,a,h} \le \lfloor n_{s,a}\, \alpha_{s,a,h} \rfloor - R_{s,a,h},
             \; 0 \le \rho \le R, \; \text{cost} \mathrel{+}= \pi_{s,a,h}\, \rho_{s,a,h}   && \text{(rounding\_room, large instances)}
 
+    The rounding room (stage 1 of the round strategy, docs/solving.md): :math:`R` devices held
+    back to round inference up to whole devices later, usable after all (:math:`\rho`,
+    ``v_reserve_used``) at :math:`\pi`, the price of the demand one device would serve.
+
     ====================  ===========================  ========  ================================================
     symbol                name                         unit      meaning
     ====================  ===========================  ========  ================================================
@@ -28,7 +32,6 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     :math:`n_{s,a}`       fleet                        devices   installed devices
     :math:`\alpha_{s,a,h}` availability                fraction  share available (maintenance, outages)
     :math:`F`             FLEET                        \-        (site, type) pairs with devices installed
-    :math:`R, \rho, \pi`  rounding room, ``v_reserve_used``  devices   held back to round inference up later (stage 1 of the round strategy, docs/solving.md), used after all at the price of the demand it leaves unserved
     ====================  ===========================  ========  ================================================
     """
     sc = d.sc
