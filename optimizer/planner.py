@@ -106,6 +106,7 @@ def optimize(
         timings["build_arrays"] += time.perf_counter() - t
         h, col_map = _hand_over(m, settings, timings)
         phase("solve")
+        h.setOptionValue("time_limit", _remaining(settings, t_all))
         start = solution_from_schedule(m, d, start_sched)
         res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
         timings["solve"] = res.timings_s["solve"]
@@ -303,9 +304,7 @@ def _solve_rounding(
     h, col_map = _hand_over(m, settings, timings)
     phase("solve")
     after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
-    h.setOptionValue(
-        "time_limit", max(1.0, settings.time_limit_s - after - (time.perf_counter() - t_all))
-    )
+    h.setOptionValue("time_limit", _remaining(settings, t_all, keep=after))
     start = solution_from_schedule(m, d, start_sched)
     res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
     timings["solve"] = res.timings_s["solve"]
@@ -343,6 +342,14 @@ def _solve_rounding(
 
 
 PRICING_SHARE = 0.45
+MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
+
+
+def _remaining(settings: SolverSettings, t_all: float, keep: float = 0.0) -> float:
+    """HiGHS' time limit: what the wall-clock budget leaves, less `keep` for the phases
+    after the solve."""
+    left = settings.time_limit_s - keep - (time.perf_counter() - t_all)
+    return max(min(MIN_SOLVE_S, settings.time_limit_s), left)
 
 
 def _rounding_reserve(

@@ -27,6 +27,8 @@ ProgressFn = Callable[[dict[str, Any]], None]
 
 @dataclass(frozen=True)
 class SolverSettings:
+    # wall-clock budget of one `optimize` call, model building included: HiGHS gets what
+    # the phases before it leave (at least 1 s), so a plan may come a little late, never early
     time_limit_s: float = 60.0
     mip_rel_gap: float = 5e-3  # prices and forecasts are not more accurate than 0.5%
     threads: int = 1
