@@ -215,8 +215,10 @@ def _solve_rounding(
         m = build_from_sets(d)
         m.vars["v_devices"].integer = False
         h = new_highs(settings)
-        # pricing may take at most ~45% of the time: a plan must still be made after it
-        budget = PRICING_SHARE * settings.time_limit_s - (time.perf_counter() - t_all)
+        # pricing may take at most ~45% of the time (the first LP, which gives the only
+        # bound there is, up to 60%): a plan must still be made after it
+        share = PRICING_SHARE if rounds else FIRST_LP_SHARE
+        budget = share * settings.time_limit_s - (time.perf_counter() - t_all)
         h.setOptionValue("time_limit", max(1.0, budget))
         col_map = matrix_backend.to_highs(m, h)
         lb, ub = pricing.open_unit_bounds(m)
@@ -239,6 +241,9 @@ def _solve_rounding(
             entering.size == 0
             or rounds >= settings.pricing_rounds
             or elapsed > PRICING_SHARE * settings.time_limit_s
+            # the bound is within a small part of the gap asked for: more rounds would
+            # tighten it by less than that, at the cost of a full LP each
+            or z - bound <= PRICING_CLOSE * settings.mip_rel_gap * abs(z)
         ):
             break
         active[entering] = True
@@ -342,6 +347,8 @@ def _solve_rounding(
 
 
 PRICING_SHARE = 0.45
+FIRST_LP_SHARE = 0.6
+PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
 
 
