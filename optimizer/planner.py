@@ -311,7 +311,16 @@ def _solve_rounding(
     after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
     h.setOptionValue("time_limit", _remaining(settings, t_all, keep=after))
     start = solution_from_schedule(m, d, start_sched)
-    res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
+    res = solve_loaded(
+        h,
+        m,
+        col_map,
+        settings,
+        start=start,
+        progress=progress,
+        cancel=cancel,
+        keep_earlier=EARLIER_INCUMBENTS,
+    )
     timings["solve"] = res.timings_s["solve"]
     if res.status == "interrupted":
         raise SolveCancelled("the solve was cancelled")
@@ -320,11 +329,18 @@ def _solve_rounding(
     if res.x is not None:
         phase("rounding")
         t = time.perf_counter()
-        done = _complete(sc, lp_guided_jobs(m, d, res.x), settings)
+        # the last incumbent first; earlier ones while the budget lasts: a better stage-1
+        # objective does not always round to a better plan (whole devices cost what the
+        # relaxed stage 1 does not see)
+        for i, x in enumerate([res.x, *reversed(res.earlier)]):
+            name = "stage1_rounded" if i == 0 else f"stage1_earlier_{i}"
+            if i and time.perf_counter() - t_all > settings.time_limit_s:
+                break
+            done = _complete(sc, lp_guided_jobs(m, d, x), settings)
+            if done is not None:
+                candidates.append((_objective(sc, done, m), done, name))
+            tried[name] = candidates[-1][0] if done is not None else None
         timings["rounding"] += time.perf_counter() - t
-        if done is not None:
-            candidates.append((_objective(sc, done, m), done, "stage1_rounded"))
-        tried["stage1_rounded"] = candidates[-1][0] if done is not None else None
     if not candidates:
         return None, "fallback", res.termination, m
     objective, sched, source = min(candidates, key=lambda c: c[0])
@@ -348,6 +364,7 @@ def _solve_rounding(
 
 PRICING_SHARE = 0.45
 FIRST_LP_SHARE = 0.6
+EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
 

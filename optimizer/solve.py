@@ -68,6 +68,8 @@ class SolveResult:
     nodes: int = 0
     mip_start_accepted: bool | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
+    # the last improving solutions HiGHS found before `x` (model column order, oldest first)
+    earlier: list[np.ndarray] = field(default_factory=list)
 
     def info(self) -> dict[str, Any]:
         return {
@@ -120,8 +122,13 @@ def solve_loaded(
     start: tuple[np.ndarray, np.ndarray] | None = None,
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
+    keep_earlier: int = 0,
 ) -> SolveResult:
-    """Solve the model already passed to `h`. `col_map[i]` is the model column of HiGHS column i."""
+    """Solve the model already passed to `h`. `col_map[i]` is the model column of HiGHS column i.
+
+    `keep_earlier`: also return up to this many of the improving solutions found before the
+    last one (a heuristic that rounds the solution afterwards may do better from one of them).
+    """
     t0 = time.perf_counter()
     accepted: bool | None = None
     if start is not None and settings.mip_start:
@@ -153,6 +160,12 @@ def solve_loaded(
                 }
             )
 
+    found: list[np.ndarray] = []
+
+    def on_improving(e: Any) -> None:
+        found.append(np.array(e.data_out.mip_solution, dtype=float))
+        del found[: -(keep_earlier + 1)]
+
     def on_interrupt(e: Any) -> None:
         if cancel is not None and cancel.is_set():
             e.interrupt()
@@ -160,6 +173,8 @@ def solve_loaded(
     if progress is not None:
         h.cbMipImprovingSolution.subscribe(on_progress)
         h.cbMipLogging.subscribe(on_progress)
+    if keep_earlier > 0:
+        h.cbMipImprovingSolution.subscribe(on_improving)
     if cancel is not None:
         h.cbMipInterrupt.subscribe(on_interrupt)
         h.cbSimplexInterrupt.subscribe(on_interrupt)
@@ -189,10 +204,17 @@ def solve_loaded(
     else:
         status = "error" if not has_sol else "feasible_rejected"
     x = None
+    earlier: list[np.ndarray] = []
     if has_sol:
         vals = np.asarray(h.getSolution().col_value, dtype=float)
         x = np.zeros(m.n_cols)
         x[col_map] = vals
+        for sol in found:
+            if sol.size == col_map.size and not np.allclose(sol, vals, atol=1e-6):
+                xe = np.zeros(m.n_cols)
+                xe[col_map] = sol
+                earlier.append(xe)
+        earlier = earlier[-keep_earlier:] if keep_earlier else []
         if status == "optimal" and gap is not None and gap < 0:
             gap = 0.0
     return SolveResult(
@@ -205,6 +227,7 @@ def solve_loaded(
         nodes=nodes,
         mip_start_accepted=accepted,
         timings_s={"solve": t1 - t0},
+        earlier=earlier,
     )
 
 

@@ -84,7 +84,7 @@ def test_the_instance_record_has_every_field(bench_run: Any) -> None:
     for change, r in inst["reopt"].items():
         assert {"cold", "warm", "ratio_solve", "ratio_wall"} <= set(r), change
     assert {"standard_form", "appsi", "contrib_solver"} <= set(inst["handover"]["paths"])
-    assert inst["derived"]["lp_bound_below_milp_bound"] is True
+    assert inst["derived"]["bounds_below_objective"] is True
 
 
 def test_every_plan_passed_the_validator(bench_run: Any) -> None:
