@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from optimizer import Plan, SolveCancelled, SolverSettings, load_scenario, optimize
@@ -156,3 +157,29 @@ def test_a_previous_plan_that_breaks_todays_limits_is_repaired_before_it_seeds_t
     warm = optimize(outage, EXACT, warm_start=demo_plan)
     validate_plan(outage, warm).raise_if_failed()
     assert warm.summary["solver"]["mip_start_accepted"] is True
+
+
+def test_earlier_incumbents_come_back_in_model_order_and_no_better_than_the_last(demo) -> None:  # type: ignore[no-untyped-def]
+    from optimizer.model import matrix_backend
+    from optimizer.model.build import build_model
+    from optimizer.solve import new_highs, solve_loaded
+
+    m, _ = build_model(demo)
+    settings = SolverSettings(
+        backend="matrix", threads=1, seed=0, mip_rel_gap=0.0, presolve=False, mip_start=False
+    )
+    h = new_highs(settings)
+    col_map = matrix_backend.to_highs(m, h)
+    res = solve_loaded(h, m, col_map, settings, keep_earlier=2)
+    assert res.x is not None and res.objective is not None
+    assert 1 <= len(res.earlier) <= 2  # HiGHS improves on its first incumbent on the demo
+    c = m.objective()
+    lb, ub = m.bounds()
+    integral = m.integrality().astype(bool)
+    for x in res.earlier:
+        assert x.shape == res.x.shape and not np.allclose(x, res.x)
+        # an incumbent of the same model: within its bounds, whole where it must be,
+        # and not better than the one HiGHS ended with
+        assert np.all(x >= lb - 1e-6) and np.all(x <= ub + 1e-6)
+        assert np.allclose(x[integral], np.round(x[integral]), atol=1e-6)
+        assert float(c @ x) >= float(c @ res.x) - 1e-6
