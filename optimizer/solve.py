@@ -144,9 +144,11 @@ def solve_loaded(
 
     last = [0.0]
 
-    def on_progress(e: Any) -> None:
+    def on_progress(e: Any, always: bool = False) -> None:
         now = time.perf_counter()
-        if progress is not None and now - last[0] >= 0.25:
+        # logging events are thinned out; a new incumbent is always reported, else the
+        # last one before a quiet stretch would never show
+        if progress is not None and (always or now - last[0] >= 0.25):
             last[0] = now
             out = e.data_out
             progress(
@@ -171,7 +173,7 @@ def solve_loaded(
             e.interrupt()
 
     if progress is not None:
-        h.cbMipImprovingSolution.subscribe(on_progress)
+        h.cbMipImprovingSolution.subscribe(lambda e: on_progress(e, always=True))
         h.cbMipLogging.subscribe(on_progress)
     if keep_earlier > 0:
         h.cbMipImprovingSolution.subscribe(on_improving)
