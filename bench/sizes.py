@@ -13,7 +13,7 @@ from optimizer.scenario.types import Scenario
 
 REGION = "cn-edwc"
 START = "2025-07-15T00:00+08:00"
-SEED = 7  # the default scenario's seed (README: greenopt scenario build ... --seed 7)
+SEED = 7  # the README's example `greenopt scenario build ... --seed 7` (not the default scenario's 2025)
 
 
 @dataclass(frozen=True)
