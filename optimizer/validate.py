@@ -162,7 +162,10 @@ KPI_KEYS = (
     "unmet_mtokens",
     "served_share",
 )
-"""Plan KPIs the validator recomputes (and the keys a baseline's KPI block must carry)."""
+"""Plan KPIs the validator recomputes (and the keys a baseline's KPI block must carry).
+
+Written out here rather than imported from `optimizer.plan`: this is the bundle contract as
+the checker reads it, so a key the planner stops writing is caught, not silently dropped."""
 
 COUNT_KPIS = ("placed", "unplaced", "moved_jobs")
 
