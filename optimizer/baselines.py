@@ -30,7 +30,7 @@ from optimizer.rules import Option, job_options, work_in_horizon
 from optimizer.scenario.types import Job, Scenario
 
 Mode = Literal["greedy", "carbon_agnostic"]
-Order = Literal["deadline", "big_first"]
+Order = Literal["deadline", "big_first", "largest_first"]
 EPS = 1e-9
 
 
@@ -82,9 +82,12 @@ def plan_baseline(sc: Scenario, mode: Mode, order: Order = "deadline") -> Schedu
 def job_order(sc: Scenario, order: Order) -> list[int]:
     """Jobs in the order a planner places them.
 
-    deadline: earliest deadline first (the greedy baseline). big_first: most device-hours
-    in this horizon first, so that large gangs find whole blocks before small jobs fragment
-    the fleet (the order of first-fit-decreasing bin packing).
+    deadline: earliest deadline first (the greedy baseline). big_first: non-preemptible
+    jobs first, then by most device-hours in this horizon, so that large gangs find whole
+    blocks before small jobs fragment the fleet (the order of first-fit-decreasing bin
+    packing). largest_first: most device-hours first whether preemptible or not, so that a
+    gang as large as a site's whole fleet of its type is placed before anything else holds
+    a device there.
     """
     if order == "deadline":
         return sorted(
@@ -94,7 +97,7 @@ def job_order(sc: Scenario, order: Order) -> list[int]:
     return sorted(
         range(len(sc.jobs)),
         key=lambda j: (
-            sc.jobs[j].preemptible,
+            sc.jobs[j].preemptible if order == "big_first" else False,
             -work_in_horizon(sc, sc.jobs[j]),
             sc.jobs[j].deadline,
             sc.jobs[j].job_id,

@@ -509,12 +509,13 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
 
 
 def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
-    """The better of the greedy plan and a big-jobs-first greedy, as HiGHS' first incumbent."""
-    big = plan_baseline(sc, "greedy", order="big_first")
-    objective = {
-        id(s): assemble_plan(sc, s, status="start").summary["objective_cny"] for s in (greedy, big)
-    }
-    return min((greedy, big), key=lambda s: objective[id(s)])
+    """The best of the greedy plan and two big-jobs-first greedies, as HiGHS' first
+    incumbent (a gang that needs a site's whole fleet only fits if it comes first)."""
+    starts = [greedy] + [
+        plan_baseline(sc, "greedy", order=order) for order in ("big_first", "largest_first")
+    ]
+    objective = [assemble_plan(sc, s, status="start").summary["objective_cny"] for s in starts]
+    return starts[int(np.argmin(objective))]
 
 
 def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Schedule) -> Schedule:
