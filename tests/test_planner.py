@@ -183,3 +183,62 @@ def test_earlier_incumbents_come_back_in_model_order_and_no_better_than_the_last
         assert np.all(x >= lb - 1e-6) and np.all(x <= ub + 1e-6)
         assert np.allclose(x[integral], np.round(x[integral]), atol=1e-6)
         assert float(c @ x) >= float(c @ res.x) - 1e-6
+
+
+def test_a_gang_that_needs_its_sites_whole_fleet_is_in_the_first_incumbent(demo) -> None:  # type: ignore[no-untyped-def]
+    """Both deadline and non-preemptible-first greedies let a small job take a device at
+    the only site a whole-fleet gang may use; the largest-first start places the gang."""
+    from optimizer.baselines import plan_baseline
+    from optimizer.planner import _best_start
+    from optimizer.whatif import Overrides, apply_overrides
+
+    def job(job_id: str, gang: int, hours: int, deadline: str, **more: object) -> dict:  # type: ignore[type-arg]
+        return {
+            "job_id": job_id,
+            "kind": "training",
+            "accelerators": "H100",
+            "gang": gang,
+            "work_device_hours": gang * hours,
+            "release": "2025-07-15T00:00:00+08:00",
+            "deadline": deadline,
+            "data_origin_site": "sh-east",
+            "data_gb": 0,
+        } | more
+
+    keep = {"urgent-eval"}  # every other demo job out of the way
+    sc = apply_overrides(
+        demo,
+        Overrides.model_validate(
+            {
+                "remove_jobs": [j.job_id for j in demo.jobs if j.job_id not in keep],
+                "add_jobs": [
+                    # the 64 H100 of sh-east, its only site, for 16 of 24 hours
+                    job(
+                        "whole-fleet",
+                        64,
+                        16,
+                        "2025-07-16T00:00:00+08:00",
+                        preemptible=True,
+                        allowed_regions="cn-east",
+                    ),
+                    # 10 hours in one block, running at sh-east: it stays unless pushed
+                    job(
+                        "small-fixed",
+                        8,
+                        10,
+                        "2025-07-15T23:00:00+08:00",
+                        preemptible=False,
+                        current_site="sh-east",
+                        data_gb=5000,
+                    ),
+                ],
+            }
+        ),
+    )
+    big = next(i for i, j in enumerate(sc.jobs) if j.job_id == "whole-fleet")
+    small = next(i for i, j in enumerate(sc.jobs) if j.job_id == "small-fixed")
+    for order in ("deadline", "big_first"):
+        s = plan_baseline(sc, "greedy", order=order)  # type: ignore[arg-type]
+        assert s.job_site[big] < 0 and s.job_site[small] >= 0, order
+    start = _best_start(sc, plan_baseline(sc, "greedy"))
+    assert start.job_site[big] >= 0 and start.job_site[small] >= 0
