@@ -1,7 +1,7 @@
 """The optimizer's entry point: a `Scenario` in, a `Plan` out.
 
 Build, hand-over, solve and extract are separate, timed phases; the greedy and
-carbon-agnostic baselines are planned alongside; the better of two greedy plans seeds HiGHS
+carbon-agnostic baselines are planned alongside; the best of three greedy plans seeds HiGHS
 as a first incumbent (or a previous plan does, for a warm re-solve); if HiGHS finds no plan
 at all the greedy plan is returned, flagged `fallback`.
 
@@ -520,7 +520,7 @@ def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
 
 def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Schedule) -> Schedule:
     """HiGHS' first incumbent: a previous plan made fit for today's data if there is one
-    (plan stability), else the better of two greedy plans."""
+    (plan stability), else the best of three greedy plans."""
     previous = _schedule_of(sc, warm)
     if previous is None:
         return _best_start(sc, greedy)
