@@ -117,6 +117,10 @@ def plan(
                 status.update(f"{ev.get('phase')}... ({ev.get('elapsed_s', 0.0):.1f} s)")
 
         result = optimize(sc, settings, progress=progress, validate_s=t_validate)
+    if overrides:
+        # the bundle says which policy it was planned under, so `greenopt validate` checks it
+        # against the same scenario
+        result.summary["policy_overrides"] = overrides
     if not no_validate:
         from optimizer.validate import validate_plan
 
@@ -191,20 +195,31 @@ def validate(
     scenario: Annotated[Path, typer.Option("--scenario", "-s", help="scenario directory")],
     plan_dir: Annotated[Path, typer.Option("--plan", "-p", help="plan bundle directory")],
 ) -> None:
-    """Check a plan bundle against its scenario: every limit and every total, recomputed."""
+    """Check a plan bundle against its scenario: every limit and every total, recomputed.
+
+    A plan made with policy overrides (`greenopt plan --carbon-price ...`) records them in
+    its summary (`policy_overrides`); they are applied to the scenario before the check."""
     from optimizer import InputValidationError, load_scenario
     from optimizer.plan import Plan
     from optimizer.validate import validate_plan
+    from optimizer.whatif import with_policy
 
-    try:
-        sc = load_scenario(scenario)
-    except InputValidationError as err:
-        _print_problems(err)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
     if not (plan_dir / "summary.json").is_file():
         console.print(f"[red]{plan_dir} is not a plan bundle (no summary.json)[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
-    report = validate_plan(sc, Plan.read_bundle(plan_dir))
+    plan = Plan.read_bundle(plan_dir)
+    overrides = plan.summary.get("policy_overrides") or {}
+    try:
+        sc = load_scenario(scenario)
+        if overrides:
+            sc = with_policy(sc, **overrides)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    if overrides:
+        applied = ", ".join(f"{k} = {v:g}" for k, v in sorted(overrides.items()))
+        out.print(f"the plan's policy overrides applied: {applied}")
+    report = validate_plan(sc, plan)
     if report.ok:
         out.print(f"[green]plan is valid[/green]: {sum(report.checked.values()):,} items checked")
         return

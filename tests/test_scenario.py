@@ -233,3 +233,33 @@ def test_cli_lists_every_problem_and_writes_nothing(demo_dir: Path, tmp_path: Pa
     assert "2 problem(s)" in text
     assert "fleets.csv, row 2, column devices" in text and "jobs.csv, row 1, column gang" in text
     assert not out.exists()
+
+
+def test_a_plan_made_under_a_policy_override_validates_under_it(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from service.cli import EXIT_INVALID_PLAN, app
+
+    out = tmp_path / "plan"
+    runner = CliRunner()
+    made = runner.invoke(
+        app,
+        ["plan", "--scenario", str(demo_dir), "--out", str(out), "--carbon-price", "300"],
+    )
+    assert made.exit_code == 0, made.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["policy_overrides"] == {"carbon_price_cny_per_t": 300.0}
+    assert summary["carbon_cost_cny"] > 0  # the demo's own carbon price is 0
+    checked = runner.invoke(app, ["validate", "--scenario", str(demo_dir), "--plan", str(out)])
+    assert checked.exit_code == 0, checked.output
+    assert "carbon_price_cny_per_t = 300" in checked.output
+    # without the record the same bundle is checked against the demo's price, and fails
+    del summary["policy_overrides"]
+    (out / "summary.json").write_text(json.dumps(summary))
+    checked = runner.invoke(app, ["validate", "--scenario", str(demo_dir), "--plan", str(out)])
+    assert checked.exit_code == EXIT_INVALID_PLAN
+    assert "carbon_cost_cny" in checked.output
