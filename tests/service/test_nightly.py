@@ -666,11 +666,16 @@ def _persist_a_past_fire(db: Database, settings: Settings, ago: dt.timedelta) ->
     set_schedule(db, cron=f"{local.minute} {local.hour} * * *")
     first = NightlyScheduler(settings, db, Collect())
     first.start()
+    first.shutdown()  # the nightly job is persisted, its next fire tomorrow
+    # the past is written through a scheduler that never processes a job (started paused):
+    # pausing a running one races its loop, which could fire the night it was handed
+    writer = NightlyScheduler(settings, db, Collect())
+    writer._aps.start(paused=True)
     try:
-        first._aps.pause()  # nothing may fire while the past is written
-        first._aps.modify_job(JOB_ID, jobstore="default", next_run_time=fired)
+        writer._aps.modify_job(JOB_ID, jobstore="default", next_run_time=fired)
     finally:
-        first.shutdown()
+        writer._aps.remove_jobstore("default")  # left in the database as it is
+        writer._aps.shutdown(wait=False)
     return fired
 
 
