@@ -386,10 +386,7 @@ def _rounding_reserve(
     devices, _ = disaggregate(m, d, x)
     fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
     reserve = np.minimum(fractional.sum(axis=0), sc.capacity)
-    idle = np.einsum("sah,a->sh", sc.capacity, sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
-    spare = np.maximum(sc.grid_limit_mw[:, None] - idle, 0.0)
     mw_per_device = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [s, a]
-    want = np.einsum("sah,sa->sh", reserve, mw_per_device)
     dev = m.vars["v_devices"]
     used = dev.values(x) > 1e-6
     u, s, a, h = (dev.index[c][used] for c in ("unit", "site", "accelerator", "hour"))
@@ -407,7 +404,18 @@ def _rounding_reserve(
         device_cny, (s, a, h), per_device * d.unit_unmet_cny[u] if u.size else np.zeros(0)
     )
     mw_cny = np.max(device_cny / np.maximum(mw_per_device[:, :, None], 1e-12), axis=1)
-    return reserve, np.minimum(want, spare), device_cny, mw_cny
+    return reserve, _reserve_mw(sc, reserve, np.zeros_like(reserve)), device_cny, mw_cny
+
+
+def _reserve_mw(sc: Scenario, reserve: np.ndarray, busy: np.ndarray) -> np.ndarray:
+    """MW [site, hour] that `reserve` more busy devices [site, type, hour] would draw, as far
+    as the grid connection has any to spare beside `busy` devices (the rest idle)."""
+    it_kw = np.einsum("sah,a->sh", busy, sc.busy_kw) + np.einsum(
+        "sah,a->sh", sc.capacity - busy, sc.idle_kw
+    )
+    spare = np.maximum(sc.grid_limit_mw[:, None] - it_kw / KW_PER_MW * sc.pue[:, None], 0.0)
+    want = np.einsum("sah,a->sh", reserve, sc.busy_kw - sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
+    return np.minimum(want, spare)
 
 
 def _options_of(opts: JobOptions, sched: Schedule) -> np.ndarray:
@@ -490,14 +498,7 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
             break
         fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
         reserve = np.minimum(fractional.sum(axis=0), sc.capacity - job_use)
-        it_kw = np.einsum("sah,a->sh", job_use, sc.busy_kw) + np.einsum(
-            "sah,a->sh", sc.capacity - job_use, sc.idle_kw
-        )
-        spare = np.maximum(sc.grid_limit_mw[:, None] - it_kw / KW_PER_MW * sc.pue[:, None], 0.0)
-        want = (
-            np.einsum("sah,a->sh", reserve, sc.busy_kw - sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
-        )
-        reserve_mw = np.minimum(want, spare)
+        reserve_mw = _reserve_mw(sc, reserve, job_use)
     m2 = build_from_sets(d2)
     h2, cm2 = _hand_over(m2, direct, stage)
     x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, whole))
