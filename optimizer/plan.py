@@ -22,11 +22,8 @@ import pandas as pd
 
 from optimizer.rules import job_options, migration_cost_cny, transfer_cost_cny, work_in_horizon
 from optimizer.scenario.types import Scenario
+from optimizer.units import KG_PER_T, KW_PER_MW, SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
 
-KW_PER_MW = 1000.0
-KG_PER_T = 1000.0
-SECONDS_PER_HOUR = 3600.0
-TOKENS_PER_MTOKEN = 1e6
 TOL = 1e-6
 
 BUNDLE_TABLES = (

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from optimizer.units import KW_PER_MW, W_PER_KW
+
 DATA_DIR_ENV = "GREENOPT_DATA_DIR"
 MANIFEST_FILE = "region.toml"
 HOURS_PER_YEAR = 8760
 MONTHS = 12
 HOURS_PER_DAY = 24
-KW_PER_MW = 1000.0
-W_PER_KW = 1000.0
 # days before each month in a non-leap year: profiles are a typical (non-leap) year
 _DAYS_IN_MONTH = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 _DAYS_BEFORE_MONTH = np.concatenate([[0], np.cumsum(_DAYS_IN_MONTH)[:-1]])

@@ -26,11 +26,8 @@ import pandas as pd
 from optimizer.plan import Plan
 from optimizer.scenario.load import fingerprint as scenario_fingerprint
 from optimizer.scenario.types import Job, Scenario
+from optimizer.units import KG_PER_T, KW_PER_MW, SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
 
-KW_PER_MW = 1000.0
-KG_PER_T = 1000.0
-SECONDS_PER_HOUR = 3600.0
-TOKENS_PER_MTOKEN = 1e6
 WHOLE_TOL = 1e-9  # slack when rounding a float to whole hours or devices
 
 CHECKS = ("bundle", "jobs", "services", "capacity", "power", "totals", "policy")

@@ -6,8 +6,7 @@ import numpy as np
 
 from optimizer.model.core import LinearModel
 from optimizer.model.sets import ModelData
-
-KG_PER_T = 1000.0
+from optimizer.units import KG_PER_T
 
 
 def add_to_model(m: LinearModel, d: ModelData) -> None:

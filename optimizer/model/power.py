@@ -6,8 +6,7 @@ import numpy as np
 
 from optimizer.model.core import LinearModel
 from optimizer.model.sets import ModelData
-
-KW_PER_MW = 1000.0
+from optimizer.units import KW_PER_MW
 
 
 def add_to_model(m: LinearModel, d: ModelData) -> None:

@@ -22,10 +22,9 @@ import numpy as np
 
 from optimizer.rules import job_options, work_in_horizon
 from optimizer.scenario.types import Scenario
+from optimizer.units import SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
 
 KTOKENS = 1e-3  # whole-device units count thousands of tokens/s: coefficients near 1 for HiGHS
-SECONDS_PER_HOUR = 3600.0
-TOKENS_PER_MTOKEN = 1e6
 # throughput profiles equal to this many decimals (0.1%) are one profile; the merged unit
 # takes each type's best member throughput, so the relaxation stays a relaxation
 PROFILE_DECIMALS = 3
