@@ -313,31 +313,128 @@ def db_upgrade(
         db.dispose()
 
 
+def _keys_db() -> Any:
+    """The database of the keys commands, migrated, with logging set up so each change to a
+    key leaves its structured log line on stderr (unless the caller, a test, already set
+    logging up)."""
+    import logging
+
+    from service.db import Database
+    from service.logs import configure_logging
+    from service.settings import Settings
+
+    settings = Settings()
+    if not logging.getLogger().handlers:
+        configure_logging(settings.log_level, json_lines=settings.log_json)
+    db = Database(settings.database_url)
+    with db.startup_lock():
+        db.upgrade()
+    return db
+
+
+def _cli_actor() -> str:
+    """Who runs the command, for the audit trail of keys (the CLI has no API key)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "cli"
+
+
 @keys_app.command("create")
 def keys_create(
     role: Annotated[RoleChoice, typer.Option("--role", help="viewer, planner or admin")],
     name: Annotated[str, typer.Option("--name", help="who or what uses the key")] = "",
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="lifetime, e.g. 30d, 12h, 2w")
+    ] = None,
+    expires_at: Annotated[
+        str | None,
+        typer.Option("--expires-at", help="expiry instant with offset, e.g. 2026-01-31T00:00Z"),
+    ] = None,
 ) -> None:
     """Create an API key and print it (on stdout, alone, so scripts can capture it).
     Only its hash is stored: it cannot be shown again."""
-    from service import security
-    from service.db import Database
-    from service.settings import Settings
+    import datetime as dt
 
-    settings = Settings()
-    db = Database(settings.database_url)
+    from service import security
+    from service.errors import DomainError
+    from service.models import utcnow
+
+    db = _keys_db()
     try:
-        with db.startup_lock():
-            db.upgrade()
+        at = dt.datetime.fromisoformat(expires_at) if expires_at is not None else None
         with db.write() as s:
-            key, text = security.create_key(s, role=role.value, name=name or role.value)
+            expiry = security.expiry(expires_in, at, now=utcnow())
+            key, text = security.create_key(
+                s, role=role.value, name=name or role.value, actor=_cli_actor(), expires_at=expiry
+            )
             key_id = key.id
+    except ValueError as exc:  # --expires-at is not an ISO instant
+        console.print(f"[red]error:[/red] --expires-at {expires_at!r}: {exc}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except DomainError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     finally:
         db.dispose()
+    until = f", expires {expiry.isoformat(timespec='seconds')}" if expiry else ""
     console.print(
-        f"created {role.value} key #{key_id} ({name or role.value}); it is shown this once:"
+        f"created {role.value} key #{key_id} ({name or role.value}{until}); it is shown this once:"
     )
     print(text)
+
+
+@keys_app.command("list")
+def keys_list(
+    show_all: Annotated[bool, typer.Option("--all", help="also revoked and expired keys")] = False,
+) -> None:
+    """The keys: id, name, role, prefix, created, expiry, revoked (never the keys)."""
+    from service import security
+
+    db = _keys_db()
+    try:
+        with db.read() as s:
+            keys = security.list_keys(s, include_inactive=show_all)
+            rows = [
+                (k.id, k.name, k.role, k.prefix, k.created_at, k.expires_at, k.revoked_at)
+                + (security.key_state(k), k.created_by)
+                for k in keys
+            ]
+    finally:
+        db.dispose()
+    table = Table("id", "name", "role", "prefix", "created", "expires", "revoked", "state", "by")
+
+    def when(t: Any) -> str:
+        return t.isoformat(timespec="seconds") if t is not None else "-"
+
+    for kid, name, role, prefix, created, expires, revoked, state, by in rows:
+        table.add_row(
+            str(kid), name, role, prefix, when(created), when(expires), when(revoked), state, by
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="the key's prefix (8 hex digits) or its id")],
+) -> None:
+    """Revoke a key at once. The last active admin key cannot be revoked."""
+    from service import security
+    from service.errors import DomainError
+
+    db = _keys_db()
+    try:
+        with db.write() as s:
+            row = security.revoke_key(s, security.find_key(s, key).id, actor=_cli_actor())
+            done = f"revoked {row.role} key #{row.id} ({row.name}, prefix {row.prefix})"
+    except DomainError as exc:
+        console.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    finally:
+        db.dispose()
+    console.print(done)
 
 
 @app.command()

@@ -61,6 +61,13 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class ConfirmationRequired(Conflict):
+    """The change would remove most of a table; the client must say it means it. Each
+    problem names the table and its row counts before and after."""
+
+    code = "confirmation_required"
+
+
 class Unauthenticated(DomainError):
     status_code = 401
     code = "unauthenticated"

@@ -90,7 +90,11 @@ class ApiKey(Base):
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # who made it: the admin key's label, or cli:<user> (empty for keys made before 0003)
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    expires_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    revoked_by: Mapped[str | None] = mapped_column(String(100), default=None)
 
 
 # ----------------------------------------------------------------------------- scenarios

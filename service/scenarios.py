@@ -2,19 +2,23 @@
 
 A version is a manifest plus one text table per entity (cells exactly as given, so a user
 gets back what they uploaded). Every change builds the complete new set of tables from the
-current version, validates it with `optimizer.scenario.scenario_from_tables`, and only then
-stores a new version; a rejected change raises `InvalidInput` listing every problem and
-writes nothing. Versions are immutable, so parsed tables and scenarios are cached by
+current version (or, a restore, from an older one) and goes through `_apply`: content equal
+to the current version makes no version; otherwise it is validated with
+`optimizer.scenario.scenario_from_tables` (a rejected change raises `InvalidInput` listing
+every problem), a change removing most of a table must be confirmed, and a dry run stops
+there. Each version records who made it and why. Versions are immutable, so parsed tables and scenarios are cached by
 content hash and version id.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import hashlib
 import io
 import json
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -36,16 +40,25 @@ from optimizer.scenario import (
     scenario_from_tables,
     schema,
 )
-from service.errors import Conflict, InvalidInput, NotFound, invalid_input
+from service.db import on_commit
+from service.errors import (
+    ConfirmationRequired,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    invalid_input,
+)
 from service.models import ScenarioVersion
 from service.repo import scenarios as repo
+from service.scenario_diff import TRUE_TEXT, TableDiff, row_keys, table_diff
+
+log = logging.getLogger("greenopt.data")
 
 TABLE_NAMES = tuple(t.name for t in schema.TABLES)
 POLICY_KEYS = tuple(k.name for k in schema.POLICY_KEYS)
 # arbitrary constant: the PostgreSQL transaction lock serialising scenario edits, so two
 # admins editing at once both land (one after the other) instead of one getting a 409
 EDIT_LOCK_ID = 0x64617461  # "data"
-_TS_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -168,7 +181,7 @@ def records(df: pd.DataFrame, table: str) -> list[dict[str, Any]]:
         if c is None or c.dtype in ("str", "timestamp", "list"):
             out[col] = [v if v != "" else None for v in text_col]
         elif c.dtype == "bool":
-            out[col] = [None if v == "" else v.strip().lower() in _TRUE for v in text_col]
+            out[col] = [None if v == "" else v.strip().lower() in TRUE_TEXT for v in text_col]
         else:
             num = pd.to_numeric(text_col.where(text_col != "", None), errors="coerce")
             vals: list[Any] = []
@@ -182,9 +195,6 @@ def records(df: pd.DataFrame, table: str) -> list[dict[str, Any]]:
             out[col] = vals
     cols = list(df.columns)
     return [dict(zip(cols, row, strict=True)) for row in zip(*(out[c] for c in cols), strict=True)]
-
-
-_TRUE = {"true", "1", "yes", "y", "t"}
 
 
 # ----------------------------------------------------------------------------- uploads
@@ -264,6 +274,32 @@ def _cell(v: Any) -> str:
 
 
 # ----------------------------------------------------------------------------- changes
+Outcome = Literal["created", "unchanged", "dry_run"]
+
+
+@dataclass(frozen=True)
+class ChangeOptions:
+    """How a change is applied. `dry_run`: validate and diff, write nothing.
+    `confirm_removal`: the client means to empty a table or remove more than half of its
+    rows (`scenario_diff.MAX_UNCONFIRMED_REMOVAL_SHARE`); without it such a change is
+    refused."""
+
+    dry_run: bool = False
+    confirm_removal: bool = False
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a change did, or (a dry run) would do. `version` is the version now current:
+    the new one when `outcome` is `created`, else the unchanged current one."""
+
+    outcome: Outcome
+    version: ScenarioVersion
+    diff: tuple[TableDiff, ...]  # the tables that differ, in schema order
+    manifest_changed: bool
+    message: str
+
+
 def bootstrap(session: Session, path: Path) -> ScenarioVersion | None:
     """Load a scenario directory into version 1 when the database has no version."""
     lock_edits(session)
@@ -281,28 +317,56 @@ def bootstrap(session: Session, path: Path) -> ScenarioVersion | None:
 
 
 def replace_table(
-    session: Session, table: str, upload: TableUpload, *, actor: str, note: str = ""
-) -> ScenarioVersion:
+    session: Session,
+    table: str,
+    upload: TableUpload,
+    *,
+    actor: str,
+    options: ChangeOptions = ChangeOptions(),
+) -> Change:
     lock_edits(session)
     base = current_version(session)
-    tables = dict(raw_tables(session, base))
-    tables[table] = upload.frame
-    return store_version(
+    return _apply(
         session,
-        parent=base,
+        base,
         manifest=base.manifest,
-        tables=tables,
+        source=base,
+        frames={table: upload.frame},
         actor=actor,
-        note=note or f"replaced {table} ({len(upload.frame)} rows)",
+        note=f"replaced {table} ({len(upload.frame)} rows)",
+        options=options,
     )
 
 
 def upsert_rows(
-    session: Session, table: str, upload: TableUpload, *, actor: str, note: str = ""
-) -> ScenarioVersion:
+    session: Session,
+    table: str,
+    upload: TableUpload,
+    *,
+    actor: str,
+    options: ChangeOptions = ChangeOptions(),
+) -> Change:
     """Rows whose key exists are updated (only the cells given), the others are added."""
     lock_edits(session)
     base = current_version(session)
+    tz = str(base.manifest.get("timezone") or "UTC")
+    merged, n_new = _upserted(table_frame(session, base, table), upload, table, tz)
+    return _apply(
+        session,
+        base,
+        manifest=base.manifest,
+        source=base,
+        frames={table: merged},
+        actor=actor,
+        note=f"{table}: {len(upload.frame) - n_new} row(s) updated, {n_new} added",
+        options=options,
+    )
+
+
+def _upserted(
+    current: pd.DataFrame, upload: TableUpload, table: str, tz: str
+) -> tuple[pd.DataFrame, int]:
+    """`current` with the upload's rows merged in by key; and how many rows were new."""
     spec = schema.TABLES_BY_NAME[table]
     patch, given = upload.frame, upload.given
     missing = [k for k in spec.key if k not in patch.columns]
@@ -312,11 +376,9 @@ def upsert_rows(
                 [Problem(spec.file, "key column missing from the rows", column=k) for k in missing]
             )
         )
-    tz = str(base.manifest.get("timezone") or "UTC")
-    current = table_frame(session, base, table)
     cols = list(dict.fromkeys([*current.columns, *patch.columns]))
     merged = current.reindex(columns=cols, fill_value="").astype(str).reset_index(drop=True)
-    pkeys = _keys(patch, spec, tz)
+    pkeys = row_keys(patch, spec, tz)
     dup = pkeys.duplicated(keep="first").to_numpy()
     if dup.any():
         first = {k: i + 1 for i, k in reversed(list(enumerate(pkeys)))}
@@ -332,7 +394,7 @@ def upsert_rows(
                 ]
             )
         )
-    where = {k: i for i, k in enumerate(_keys(merged, spec, tz))}
+    where = {k: i for i, k in enumerate(row_keys(merged, spec, tz))}
     new_rows = []
     for i in range(len(patch)):
         target = where.get(pkeys.iloc[i])
@@ -351,35 +413,48 @@ def upsert_rows(
         merged = pd.concat(
             [merged, pd.DataFrame(new_rows, columns=patch.columns, dtype=str)], ignore_index=True
         ).fillna("")
-    tables = dict(raw_tables(session, base))
-    tables[table] = merged
-    n_new = len(new_rows)
-    return store_version(
-        session,
-        parent=base,
-        manifest=base.manifest,
-        tables=tables,
-        actor=actor,
-        note=note or f"{table}: {len(patch) - n_new} row(s) updated, {n_new} added",
-    )
+    return merged, len(new_rows)
 
 
-def delete_job(session: Session, job_id: str, *, actor: str) -> ScenarioVersion:
+def delete_job(
+    session: Session, job_id: str, *, actor: str, options: ChangeOptions = ChangeOptions()
+) -> Change:
+    """Remove one job. Naming the job is the confirmation, even when it is the last one."""
     lock_edits(session)
     base = current_version(session)
     jobs = table_frame(session, base, "jobs")
     keep = jobs["job_id"].astype(str).str.strip() != job_id
     if keep.all():
         raise NotFound(f"no job {job_id!r} in scenario version {base.id}")
-    tables = dict(raw_tables(session, base))
-    tables["jobs"] = jobs[keep].reset_index(drop=True)
-    return store_version(
+    return _apply(
         session,
-        parent=base,
+        base,
         manifest=base.manifest,
-        tables=tables,
+        source=base,
+        frames={"jobs": jobs[keep].reset_index(drop=True)},
         actor=actor,
         note=f"deleted job {job_id}",
+        options=dataclasses.replace(options, confirm_removal=True),
+    )
+
+
+def restore_version(
+    session: Session, version_id: int, *, actor: str, options: ChangeOptions = ChangeOptions()
+) -> Change:
+    """A new version whose manifest and tables are those of `version_id` (the very same
+    stored blobs). Naming the version is the confirmation of whatever it removes."""
+    lock_edits(session)
+    base = current_version(session)
+    old = get_version(session, version_id)
+    return _apply(
+        session,
+        base,
+        manifest=old.manifest,
+        source=old,
+        frames={},
+        actor=actor,
+        note=f"restored from version {old.id}",
+        options=dataclasses.replace(options, confirm_removal=True),
     )
 
 
@@ -392,21 +467,140 @@ def policy_of(version: ScenarioVersion, scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def put_policy(session: Session, values: Mapping[str, Any], *, actor: str) -> ScenarioVersion:
+def put_policy(
+    session: Session,
+    values: Mapping[str, Any],
+    *,
+    actor: str,
+    options: ChangeOptions = ChangeOptions(),
+) -> Change:
     """Replace the manifest's [policy]: keys left out (or null) take their defaults."""
     lock_edits(session)
     base = current_version(session)
     manifest = dict(base.manifest)
     # a null would reach the optimizer as a None price; leaving the key out means "default"
     manifest["policy"] = {k: v for k, v in values.items() if v is not None}
-    return store_version(
+    return _apply(
+        session,
+        base,
+        manifest=manifest,
+        source=base,
+        frames={},
+        actor=actor,
+        note="policy replaced",
+        options=options,
+    )
+
+
+def _apply(
+    session: Session,
+    base: ScenarioVersion,
+    *,
+    manifest: dict[str, Any],
+    source: ScenarioVersion,
+    frames: Mapping[str, pd.DataFrame],
+    actor: str,
+    note: str,
+    options: ChangeOptions,
+) -> Change:
+    """The one path of every change to the current version `base`: the new scenario is
+    `source`'s stored tables with `frames` put in their place. Identical content makes no
+    version; otherwise it is validated (422), checked for mass removal (409) and, unless a
+    dry run, stored."""
+    kept = {n: d for n, d in source.tables.items() if n not in frames}
+    tables = {n: table_frame(session, source, n) for n in kept} | dict(frames)
+    diff = _diff(session, base, tables, kept)
+    manifest_changed = manifest != base.manifest
+    if not diff and not manifest_changed:
+        return Change(
+            "unchanged",
+            base,
+            (),
+            False,
+            f"no change: the content equals the current version {base.id}; no version made",
+        )
+    scenario = _validated(manifest, tables)
+    destructive = [d for d in diff if d.needs_confirmation]
+    if destructive and not options.confirm_removal:
+        raise ConfirmationRequired(
+            f"refused: this would remove most of {', '.join(d.table for d in destructive)} "
+            "(more than half of the rows, or all); nothing changed. Send it again with "
+            "confirm_removal=true if that is what you mean.",
+            problems=[_removal_problem(d) for d in destructive],
+        )
+    if options.dry_run:
+        return Change(
+            "dry_run",
+            base,
+            diff,
+            manifest_changed,
+            f"dry run: valid; would make a new version after {base.id}; nothing written",
+        )
+    v = store_version(
         session,
         parent=base,
         manifest=manifest,
-        tables=raw_tables(session, base),
+        tables=tables,
+        kept=kept,
         actor=actor,
-        note="policy replaced",
+        note=note,
+        scenario=scenario,
     )
+    summary = "; ".join(d.describe() for d in diff) or "tables unchanged"
+    on_commit(
+        session,
+        lambda: log.info(
+            "scenario version %s made by %s: %s (%s)",
+            v.id,
+            actor,
+            note,
+            summary,
+            extra={"event": "data_change", "version_id": v.id, "actor": actor, "note": note},
+        ),
+    )
+    return Change("created", v, diff, manifest_changed, f"version {v.id} made: {note}")
+
+
+def _diff(
+    session: Session,
+    base: ScenarioVersion,
+    tables: Mapping[str, pd.DataFrame],
+    kept: Mapping[str, str],
+) -> tuple[TableDiff, ...]:
+    """The tables that differ from `base` (a table stored as the same blob cannot)."""
+    tz = str(base.manifest.get("timezone") or "UTC")
+    out = []
+    for name in TABLE_NAMES:
+        if name not in tables and name not in base.tables:
+            continue
+        if name in kept and kept[name] == base.tables.get(name):
+            continue
+        after = tables[name] if name in tables else empty_table(name)
+        d = table_diff(name, table_frame(session, base, name), after, tz)
+        if not d.is_empty:
+            out.append(d)
+    return tuple(out)
+
+
+def _removal_problem(d: TableDiff) -> dict[str, Any]:
+    return {
+        "table": d.table,
+        "file": schema.TABLES_BY_NAME[d.table].file,
+        "row": None,
+        "column": None,
+        "hour": None,
+        "message": f"{d.describe()}: confirm_removal=true is needed to remove that many rows",
+        "rows_before": d.rows_before,
+        "rows_after": d.rows_after,
+        "removed": d.removed,
+    }
+
+
+def _validated(manifest: dict[str, Any], tables: Mapping[str, pd.DataFrame]) -> Scenario:
+    try:
+        return scenario_from_tables(manifest, tables)
+    except InputValidationError as err:
+        raise _located(err, tables) from None
 
 
 def store_version(
@@ -417,13 +611,15 @@ def store_version(
     tables: Mapping[str, pd.DataFrame],
     actor: str,
     note: str,
+    kept: Mapping[str, str] | None = None,
+    scenario: Scenario | None = None,
 ) -> ScenarioVersion:
-    """Validate the complete new scenario; store it as the next version only if it is valid."""
-    try:
-        sc = scenario_from_tables(manifest, tables)
-    except InputValidationError as err:
-        raise _located(err, tables) from None
-    encoded = {name: encode_table(df) for name, df in tables.items()}
+    """Store the complete new scenario as the next version, validating it first unless
+    `scenario` is its validated form. Tables in `kept` (name -> digest) are already stored
+    blobs and keep them as they are."""
+    sc = scenario if scenario is not None else _validated(manifest, tables)
+    kept = kept or {}
+    encoded = {name: encode_table(df) for name, df in tables.items() if name not in kept}
     have = repo.existing_blobs(session, (e[0] for e in encoded.values()))
     for name, (digest, gz, _) in encoded.items():
         if digest not in have:
@@ -439,7 +635,7 @@ def store_version(
             note=note,
             fingerprint=sc.fingerprint,
             manifest=manifest,
-            tables={name: e[0] for name, e in encoded.items()},
+            tables={name: kept[name] if name in kept else encoded[name][0] for name in tables},
             sizes=sizes_of(sc, tables),
         )
     except IntegrityError:
@@ -489,46 +685,6 @@ def _located(err: InputValidationError, tables: Mapping[str, pd.DataFrame]) -> I
         if 1 <= row <= len(df):
             spec = schema.TABLES_BY_NAME[name]
             p["key"] = {k: str(df.iloc[row - 1][k]) for k in spec.key if k in df.columns}
-    return out
-
-
-def _keys(df: pd.DataFrame, spec: schema.Table, tz: str) -> pd.Series:
-    """One comparable string per row from its key columns; timestamps compared as instants
-    (2025-07-15T00:00+08:00, 2025-07-14T16:00Z and naive local 2025-07-15T00:00 match)."""
-    parts = []
-    for k in spec.key:
-        col = df[k].astype(str).str.strip() if k in df.columns else pd.Series("", index=df.index)
-        if spec.column(k).dtype == "timestamp":
-            col = _instants(col, tz)
-        parts.append(col)
-    if not parts:
-        return pd.Series([""] * len(df), index=df.index)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out + "\x1f" + p
-    return out.reset_index(drop=True)
-
-
-def _instants(text_col: pd.Series, tz: str) -> pd.Series:
-    out = text_col.copy()
-    has_off = text_col.str.contains(_TS_OFFSET, regex=True)
-    if has_off.any():
-        parsed = pd.to_datetime(text_col[has_off], utc=True, errors="coerce", format="ISO8601")
-        ok = parsed.notna()
-        out[has_off & ok.reindex(out.index, fill_value=False)] = parsed[ok].map(
-            lambda t: t.isoformat()
-        )
-    naive = ~has_off & (text_col != "")
-    if naive.any():
-        try:
-            local = pd.to_datetime(text_col[naive], errors="coerce", format="ISO8601")
-            utc = local.dt.tz_localize(tz, ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-            ok = utc.notna()
-            out[naive & ok.reindex(out.index, fill_value=False)] = utc[ok].map(
-                lambda t: t.isoformat()
-            )
-        except (TypeError, ValueError, AttributeError):
-            pass  # unparseable text stays as given; the validator reports it
     return out
 
 

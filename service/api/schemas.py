@@ -6,10 +6,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 from optimizer.scenario import schema as scenario_schema
 from service.models import ApiKey, Plan, Run, ScenarioVersion
+from service.scenarios import Change, Outcome
+from service.security import EXPIRES_IN_PATTERN, key_state
 
 if TYPE_CHECKING:
     from service.nightly import NightView
@@ -41,6 +43,15 @@ class ProblemOut(BaseModel):
     hour: str | None = Field(default=None, description="ISO timestamp of the hour at fault")
     message: str
     key: dict[str, str] | None = Field(default=None, description="key of the row at fault")
+    rows_before: int | None = Field(
+        default=None, description="confirmation_required: rows of the table now"
+    )
+    rows_after: int | None = Field(
+        default=None, description="confirmation_required: rows it would have after the change"
+    )
+    removed: int | None = Field(
+        default=None, description="confirmation_required: rows the change would remove"
+    )
 
 
 class ErrorOut(BaseModel):
@@ -84,10 +95,22 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 # ----------------------------------------------------------------------------- keys
 class KeyCreate(BaseModel):
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"role": "planner", "name": "ops-team"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"role": "planner", "name": "ops-team", "expires_in": "30d"}]
+        },
     )
     role: Literal["viewer", "planner", "admin"]
     name: str = Field(default="", max_length=100, description="who or what uses the key")
+    expires_in: str | None = Field(
+        default=None,
+        pattern=EXPIRES_IN_PATTERN,
+        description="lifetime from now: a number and a unit, m(inutes), h(ours), d(ays) "
+        "or w(eeks), e.g. 30d; at most 10 years. Default: no expiry",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None, description="expiry instant (with its UTC offset); instead of expires_in"
+    )
 
 
 _KEY_EXAMPLE: dict[str, Any] = {
@@ -96,7 +119,11 @@ _KEY_EXAMPLE: dict[str, Any] = {
     "role": "planner",
     "prefix": "3fa85f64",
     "created_at": TS,
+    "created_by": "key:ops-admin#1",
+    "expires_at": "2025-08-14T01:02:03.456000Z",
     "revoked_at": None,
+    "revoked_by": None,
+    "state": "active",
 }
 
 
@@ -107,7 +134,11 @@ class KeyOut(BaseModel):
     role: str
     prefix: str = Field(description="the key's public part: gok_<prefix>_...")
     created_at: dt.datetime
+    created_by: str = Field(description="who made it: an admin key, or cli:<user>")
+    expires_at: dt.datetime | None = Field(description="null: never expires")
     revoked_at: dt.datetime | None
+    revoked_by: str | None
+    state: Literal["active", "expired", "revoked"]
 
     @classmethod
     def of(cls, k: ApiKey) -> KeyOut:
@@ -117,7 +148,11 @@ class KeyOut(BaseModel):
             role=k.role,
             prefix=k.prefix,
             created_at=k.created_at,
+            created_by=k.created_by,
+            expires_at=k.expires_at,
             revoked_at=k.revoked_at,
+            revoked_by=k.revoked_by,
+            state=key_state(k),
         )
 
 
@@ -204,6 +239,66 @@ class DataOut(VersionOut):
         return cls(**VersionOut.of(v).model_dump(), manifest=v.manifest)
 
 
+class TableDiffOut(BaseModel):
+    model_config = _example(
+        {
+            "table": "jobs",
+            "rows_before": 12,
+            "rows_after": 14,
+            "added": 2,
+            "removed": 0,
+            "changed": 1,
+        }
+    )
+    table: str
+    rows_before: int
+    rows_after: int
+    added: int = Field(description="rows whose key is new")
+    removed: int = Field(description="rows whose key is gone")
+    changed: int = Field(description="rows whose key stays but whose cells differ")
+
+
+class ChangeOut(VersionOut):
+    """A data change. `id` and the other version fields describe the version now current:
+    the new one when `outcome` is `created`; the unchanged current one for `unchanged` (the
+    content was identical) and `dry_run` (nothing written)."""
+
+    model_config = _example(
+        {
+            **_VERSION_EXAMPLE,
+            "outcome": "created",
+            "message": "version 3 made: jobs: 1 row(s) updated, 2 added",
+            "diff": [
+                {
+                    "table": "jobs",
+                    "rows_before": 12,
+                    "rows_after": 14,
+                    "added": 2,
+                    "removed": 0,
+                    "changed": 1,
+                }
+            ],
+            "manifest_changed": False,
+        }
+    )
+    outcome: Outcome
+    message: str
+    diff: list[TableDiffOut] = Field(
+        description="per table that differs: rows added/removed/changed"
+    )
+    manifest_changed: bool = Field(description="the manifest (e.g. the policy) differs")
+
+    @classmethod
+    def of_change(cls, c: Change) -> ChangeOut:
+        return cls(
+            **VersionOut.of(c.version).model_dump(),
+            outcome=c.outcome,
+            message=c.message,
+            diff=[TableDiffOut(**vars(d)) for d in c.diff],
+            manifest_changed=c.manifest_changed,
+        )
+
+
 class VersionPage(BaseModel):
     model_config = _example({"items": [_VERSION_EXAMPLE], "total": 3, "offset": 0, "limit": 50})
     items: list[VersionOut]
@@ -275,6 +370,26 @@ class PolicyOut(BaseModel):
     version_id: int
     values: dict[str, float | None] = Field(description="effective policy (defaults filled in)")
     explicit: list[str] = Field(description="keys the manifest sets")
+
+
+class PolicyChangeOut(PolicyOut):
+    """The policy of the version now current after a PUT (see `ChangeOut.outcome`)."""
+
+    model_config = _example(
+        {
+            "version_id": 4,
+            "values": {
+                "carbon_price_cny_per_t": 120.0,
+                "min_green_share": 0.0,
+                "carbon_budget_t": None,
+            },
+            "explicit": ["carbon_price_cny_per_t"],
+            "outcome": "created",
+            "message": "version 4 made: policy replaced",
+        }
+    )
+    outcome: Outcome
+    message: str
 
 
 # ----------------------------------------------------------------------------- runs

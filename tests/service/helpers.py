@@ -144,7 +144,7 @@ class LiveServer:
             with db.write() as s:
                 self.keys = Keys(
                     *(
-                        security.create_key(s, role=r, name=f"test-{r}")[1]
+                        security.create_key(s, role=r, name=f"test-{r}", actor="test")[1]
                         for r in ("viewer", "planner", "admin")
                     )
                 )

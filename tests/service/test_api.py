@@ -173,6 +173,7 @@ def test_every_route_has_a_response_model_and_an_example(server: LiveServer) -> 
 ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/data", "viewer"),
     ("GET", "/data/versions", "viewer"),
+    ("POST", "/data/versions/{version_id}/restore", "admin"),
     ("GET", "/data/policy", "viewer"),
     ("PUT", "/data/policy", "admin"),
     ("GET", "/data/{table}", "viewer"),
@@ -219,6 +220,7 @@ def _concrete(path: str) -> str:
         .replace("{plan_a}", str(NO_RUN))
         .replace("{plan_b}", str(NO_RUN))
         .replace("{key_id}", str(NO_RUN))
+        .replace("{version_id}", str(NO_RUN))
         .replace("{sweep_id}", str(NO_RUN))
     )
 
