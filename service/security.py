@@ -80,7 +80,10 @@ def expiry(
                 f"expires_in {expires_in!r}: a number and a unit m, h, d or w, e.g. 30d"
             )
         text = expires_in.strip()
-        expires_at = now + int(text[:-1]) * _UNIT[text[-1]]
+        lifetime = int(text[:-1]) * _UNIT[text[-1]]
+        if lifetime > MAX_KEY_LIFETIME:  # checked before adding: 999999w passes year 9999
+            raise InvalidInput(f"a key lives at most {MAX_KEY_LIFETIME.days} days")
+        expires_at = now + lifetime
     if expires_at is None:
         return None
     if expires_at.tzinfo is None:
