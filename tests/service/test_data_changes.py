@@ -5,6 +5,7 @@ recording who made it."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -177,14 +178,17 @@ def test_identical_content_makes_no_version(admin: httpx.Client) -> None:
     assert n_versions(admin) == versions and current(admin)["id"] == before["id"]
 
 
-def test_restore_makes_a_new_version_equal_to_the_old_one(admin: httpx.Client) -> None:
+def test_restore_makes_a_new_version_equal_to_the_old_one(
+    admin: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
     """Before: no way back to an earlier version. Now POST .../restore, noted and audited."""
     old = current(admin)
     job = rows(admin, "jobs")[0]
     edited = admin.patch("/data/jobs", json=[{"job_id": job["job_id"], "priority": 7}])
     assert edited.status_code == 200 and edited.json()["outcome"] == "created"
     assert edited.json()["created_by"] == admin_label(admin)
-    r = admin.post(f"/data/versions/{old['id']}/restore")
+    with caplog.at_level(logging.INFO, logger="greenopt.data"):
+        r = admin.post(f"/data/versions/{old['id']}/restore")
     assert r.status_code == 200, r.text
     restored = r.json()
     assert restored["outcome"] == "created"
@@ -204,6 +208,12 @@ def test_restore_makes_a_new_version_equal_to_the_old_one(admin: httpx.Client) -
             "changed": 1,
         }
     ]
+    (line,) = [rec for rec in caplog.records if getattr(rec, "event", None) == "data_change"]
+    assert (line.version_id, line.actor, line.note) == (  # type: ignore[attr-defined]
+        restored["id"],
+        admin_label(admin),
+        restored["note"],
+    )
     listed = admin.get("/data/versions", params={"limit": 1}).json()["items"][0]
     assert (listed["id"], listed["note"]) == (restored["id"], restored["note"])
     # restoring it again changes nothing; an unknown version is a 404
