@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.scenario import load_scenario, scenario_from_tables, scenario_to_tables, schema
+from optimizer.scenario import (
+    InputValidationError,
+    load_scenario,
+    read_scenario_dir,
+    scenario_from_tables,
+    scenario_to_tables,
+    schema,
+)
 from optimizer.scenario.assemble import BUILDERS
 from optimizer.scenario.schema import Column
 
@@ -48,3 +55,19 @@ def test_builders_run_sites_and_accelerators_first() -> None:
     assert names.index("fleets") < names.index("jobs")
     assert names.index("latency") < names.index("service_demand")
     assert names[-1] == "idle_load_fits"
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value"),
+    [("fleets", "devices", "inf"), ("jobs", "gang", "inf"), ("jobs", "gang", "-inf")],
+)
+def test_a_count_that_is_not_finite_is_reported_not_a_crash(
+    table: str, column: str, value: str
+) -> None:
+    manifest, tables = read_scenario_dir(ROOT / "data" / "demo")
+    tables[table].loc[0, column] = value
+    with pytest.raises(InputValidationError) as err:
+        scenario_from_tables(manifest, tables)
+    assert any(
+        p.file == f"{table}.csv" and p.row == 1 and p.column == column for p in err.value.problems
+    )

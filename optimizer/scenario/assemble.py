@@ -156,7 +156,8 @@ def fleets(a: Assembly) -> None:
             "fleets.csv", fl, "accelerator", a.acc_ids, "accelerator"
         )
         for r, row in enumerate(_rows(fl)):
-            if ok[r] and not pd.isna(row.devices) and row.devices >= 0:
+            # a count that is not a finite number was reported by the parser
+            if ok[r] and np.isfinite(row.devices) and row.devices >= 0:
                 a.fleet[(row.site_id, row.accelerator)] = int(row.devices)
     a.installed = np.zeros((len(a.sites), len(a.accs)), dtype=np.int64)
     for (s, x), n in a.fleet.items():
@@ -232,8 +233,8 @@ def jobs(a: Assembly) -> None:
     for r, row in enumerate(_rows(jb)):
         _job_references(a, row, r + 1, regions_of_sites, biggest)
         window = _job_window(a, row, r + 1, rel_h[r], dl_h[r])
-        if window is None or any(pd.isna(v) for v in (row.gang, row.work_device_hours)):
-            continue
+        if window is None or not np.isfinite([row.gang, row.work_device_hours]).all():
+            continue  # a number that is missing or not finite was reported by the parser
         release, deadline = window
         a.jobs.append(
             Job(
@@ -297,7 +298,7 @@ def _job_references(
             )
     gang = row.gang
     known_accs = [x for x in row.accelerators if x in a.acc_ids]
-    if known_accs and not pd.isna(gang) and gang > max(biggest[x] for x in known_accs):
+    if known_accs and np.isfinite(gang) and gang > max(biggest[x] for x in known_accs):
         best = max(known_accs, key=lambda x: biggest[x])
         p.add(
             f,

@@ -192,7 +192,8 @@ class _Parser:
                     column=col.name,
                 )
         if col.dtype == "int":
-            frac = ok & (np.abs(values - np.round(values)) > 1e-9)
+            finite = np.where(ok, values, 0.0)  # inf and NaN were reported above
+            frac = ok & (np.abs(finite - np.round(finite)) > 1e-9)
             for r, v in zip(rows[frac], values[frac], strict=True):
                 self.add(table.file, f"not a whole number: {v:g}", row=int(r), column=col.name)
         number = np.nan if col.default in (REQUIRED, None) else float(col.default)
