@@ -1,7 +1,10 @@
-"""Turn a scenario directory (or the same tables in memory) into a validated `Scenario`.
+"""Turn a scenario directory (or the same tables in memory) into a validated `Scenario`,
+and a `Scenario` back into its tables.
 
 Every check runs before anything is built and every problem is collected, so a user sees
 all of them at once, each with its file, row, column and hour (`InputValidationError`).
+Here: reading, the manifest, parsing each column as `schema.py` declares it, and writing;
+`assemble.py` builds the `Scenario` from the typed tables, one builder per table.
 """
 
 from __future__ import annotations
@@ -11,31 +14,26 @@ import hashlib
 import json
 import math
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from optimizer.scenario import schema
+from optimizer.scenario.assemble import assemble
 from optimizer.scenario.schema import REQUIRED, Column, Table
 from optimizer.scenario.types import (
-    Accelerator,
-    Battery,
     InputValidationError,
-    Job,
     Policy,
     Problem,
     Scenario,
-    Service,
     Site,
 )
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f"}
-_MAX_LISTED = 8  # hours listed in one "missing hours" message before summarising
 
 
 # ----------------------------------------------------------------------------- reading
@@ -194,7 +192,8 @@ class _Parser:
                     column=col.name,
                 )
         if col.dtype == "int":
-            frac = ok & (np.abs(values - np.round(values)) > 1e-9)
+            finite = np.where(ok, values, 0.0)  # inf and NaN were reported above
+            frac = ok & (np.abs(finite - np.round(finite)) > 1e-9)
             for r, v in zip(rows[frac], values[frac], strict=True):
                 self.add(table.file, f"not a whole number: {v:g}", row=int(r), column=col.name)
         number = np.nan if col.default in (REQUIRED, None) else float(col.default)
@@ -290,11 +289,6 @@ class _Parser:
         if ts is None or pd.isna(ts) or self.tz is None:
             return None
         return pd.Timestamp(ts).tz_convert(self.tz).isoformat()
-
-
-def _rows(df: pd.DataFrame) -> Iterator[Any]:
-    """A typed table's rows as named tuples (typed Any: columns are checked by the parser)."""
-    return df.itertuples(index=False)
 
 
 def _keyval(v: Any) -> Any:
@@ -446,7 +440,9 @@ def scenario_from_tables(
         typed[table.name] = p.table(table, None if raw is None else _as_text(raw))
     if tz is None or start is None or hours is None:
         raise InputValidationError(p.problems)
-    return _assemble(p, meta, policy, typed)
+    sc = assemble(p, meta, policy, typed)
+    object.__setattr__(sc, "fingerprint", fingerprint(sc))
+    return sc
 
 
 def _as_text(raw: pd.DataFrame) -> pd.DataFrame:
@@ -455,583 +451,188 @@ def _as_text(raw: pd.DataFrame) -> pd.DataFrame:
     return obj.where(obj.notna(), "").astype(str)
 
 
-def _assemble(
-    p: _Parser, meta: dict[str, Any], policy: Policy, t: dict[str, pd.DataFrame | None]
-) -> Scenario:
-    tz: str = meta["timezone"]
-    start: pd.Timestamp = meta["start"]
-    H: int = meta["hours"]
-
-    sites_df, acc_df = t["sites"], t["accelerators"]
-    sites: list[Site] = []
-    if sites_df is not None:
-        for row in _rows(sites_df):
-            batt = None
-            if row.battery_mwh > 0 or row.battery_mw > 0:
-                batt = Battery(
-                    float(row.battery_mwh),
-                    float(row.battery_mw),
-                    float(row.battery_efficiency),
-                    float(row.battery_initial_soc),
-                )
-            sites.append(
-                Site(
-                    site_id=row.site_id,
-                    name=row.name or row.site_id,
-                    hub=row.hub,
-                    zone=row.zone,
-                    residency_region=row.residency_region,
-                    lat=None if pd.isna(row.lat) else float(row.lat),
-                    lon=None if pd.isna(row.lon) else float(row.lon),
-                    pue=float(row.pue),
-                    grid_limit_mw=float(row.grid_limit_mw),
-                    battery=batt,
-                    min_green_share=float(row.min_green_share),
-                )
-            )
-        if not sites:
-            p.add("sites.csv", "no sites")
-    accs: list[Accelerator] = []
-    if acc_df is not None:
-        for row in _rows(acc_df):
-            accs.append(
-                Accelerator(
-                    row.accelerator,
-                    float(row.busy_kw),
-                    float(row.idle_kw),
-                    float(row.relative_throughput),
-                )
-            )
-            if row.idle_kw > row.busy_kw:
-                p.add(
-                    "accelerators.csv",
-                    f"idle_kw {row.idle_kw:g} exceeds busy_kw {row.busy_kw:g}",
-                    row=len(accs),
-                    column="idle_kw",
-                )
-        if not accs:
-            p.add("accelerators.csv", "no accelerator types")
-    site_ids = {s.site_id: i for i, s in enumerate(sites)}
-    acc_ids = {a.accelerator: i for i, a in enumerate(accs)}
-    S, A = len(sites), len(accs)
-    regions_of_sites = {s.residency_region for s in sites}
-
-    def check_ref(
-        file: str,
-        df: pd.DataFrame,
-        column: str,
-        known: Mapping[str, int],
-        what: str,
-        allow_empty: bool = False,
-    ) -> np.ndarray:
-        vals = df[column].to_numpy(dtype=object)
-        ok = np.array([(v in known) or (allow_empty and v == "") for v in vals], dtype=bool)
-        for r in np.flatnonzero(~ok):
-            if vals[r] == "":
-                continue  # already reported as empty
-            p.add(file, f"unknown {what} {vals[r]!r}", row=int(r) + 1, column=column)
-        return ok
-
-    # fleets
-    fleet: dict[tuple[str, str], int] = {}
-    fl = t["fleets"]
-    if fl is not None:
-        ok = check_ref("fleets.csv", fl, "site_id", site_ids, "site") & check_ref(
-            "fleets.csv", fl, "accelerator", acc_ids, "accelerator"
-        )
-        for r, row in enumerate(_rows(fl)):
-            if ok[r] and not pd.isna(row.devices) and row.devices >= 0:
-                fleet[(row.site_id, row.accelerator)] = int(row.devices)
-    installed = np.zeros((S, A), dtype=np.int64)
-    for (s, a), n in fleet.items():
-        installed[site_ids[s], acc_ids[a]] = n
-
-    # hourly site series
-    arrays = {
-        c: np.full((S, H), np.nan)
-        for c in (
-            "grid_price_cny_per_mwh",
-            "grid_carbon_kg_per_mwh",
-            "green_available_mw",
-            "green_price_cny_per_mwh",
-        )
-    }
-    ss = t["site_series"]
-    if ss is not None:
-        ok = check_ref("site_series.csv", ss, "site_id", site_ids, "site")
-        sidx = np.array([site_ids.get(v, -1) for v in ss["site_id"]], dtype=int)
-        hrs = _grid_hours(p, "site_series.csv", ss, H)
-        good = ok & (hrs >= 0)
-        for c, arr in arrays.items():
-            arr[sidx[good], hrs[good]] = ss[c].to_numpy(dtype=float)[good]
-        present = np.zeros((S, H), dtype=bool)
-        present[sidx[good], hrs[good]] = True
-        for si, site in enumerate(sites):
-            _report_missing_hours(
-                p, "site_series.csv", f"site {site.site_id}", present[si], start, tz
-            )
-    # bad cells were reported while parsing; fill so later arithmetic stays finite
-    for arr in arrays.values():
-        np.nan_to_num(arr, copy=False, nan=0.0)
-
-    # availability
-    avail = np.ones((S, A, H))
-    av = t["availability"]
-    if av is not None and len(av):
-        ok = check_ref("availability.csv", av, "site_id", site_ids, "site") & check_ref(
-            "availability.csv", av, "accelerator", acc_ids, "accelerator"
-        )
-        sidx = np.array([site_ids.get(v, -1) for v in av["site_id"]], dtype=int)
-        aidx = np.array([acc_ids.get(v, -1) for v in av["accelerator"]], dtype=int)
-        hrs = _grid_hours(p, "availability.csv", av, H)
-        good = ok & (hrs >= 0)
-        vals = av["available_fraction"].to_numpy(dtype=float)
-        avail[sidx[good], aidx[good], hrs[good]] = np.nan_to_num(vals[good], nan=1.0)
-        present = np.zeros((S, A, H), dtype=bool)
-        present[sidx[good], aidx[good], hrs[good]] = True
-        for si, ai in {(int(a), int(b)) for a, b in zip(sidx[good], aidx[good], strict=True)}:
-            _report_missing_hours(
-                p,
-                "availability.csv",
-                f"site {sites[si].site_id}, accelerator {accs[ai].accelerator}",
-                present[si, ai],
-                start,
-                tz,
-            )
-            if (sites[si].site_id, accs[ai].accelerator) not in fleet:
-                p.add(
-                    "availability.csv",
-                    f"site {sites[si].site_id} has no {accs[ai].accelerator} in fleets.csv",
-                )
-
-    # latency
-    latency: dict[tuple[str, str], float] = {}
-    lat = t["latency"]
-    if lat is not None:
-        ok = check_ref("latency.csv", lat, "site_id", site_ids, "site")
-        for r, row in enumerate(_rows(lat)):
-            if ok[r] and np.isfinite(row.latency_ms):
-                latency[(row.site_id, row.demand_region)] = float(row.latency_ms)
-
-    # jobs
-    jobs: list[Job] = []
-    jb = t["jobs"]
-    biggest = {a.accelerator: int(installed[:, i].max()) if S else 0 for i, a in enumerate(accs)}
-    if jb is not None:
-        rel_h = p.hour_index(jb["release"])
-        dl_h = p.hour_index(jb["deadline"])
-        for r, row in enumerate(_rows(jb)):
-            rn = r + 1
-            f = "jobs.csv"
-            if row.kind not in schema.JOB_KINDS:
-                p.add(
-                    f,
-                    f"unknown kind {row.kind!r}; use one of {', '.join(schema.JOB_KINDS)}",
-                    row=rn,
-                    column="kind",
-                )
-            for a in row.accelerators:
-                if a not in acc_ids:
-                    p.add(f, f"unknown accelerator {a!r}", row=rn, column="accelerators")
-            if not row.accelerators:
-                p.add(f, "no accelerator type given", row=rn, column="accelerators")
-            for col in ("data_origin_site", "current_site"):
-                v = getattr(row, col)
-                if v and v not in site_ids:
-                    p.add(f, f"unknown site {v!r}", row=rn, column=col)
-            for reg in row.allowed_regions:
-                if reg not in regions_of_sites:
-                    p.add(
-                        f,
-                        f"allowed region {reg!r} matches no site's residency_region",
-                        row=rn,
-                        column="allowed_regions",
-                    )
-            gang = row.gang
-            known_accs = [a for a in row.accelerators if a in acc_ids]
-            if known_accs and not pd.isna(gang) and gang > max(biggest[a] for a in known_accs):
-                best = max(known_accs, key=lambda a: biggest[a])
-                p.add(
-                    f,
-                    f"gang of {int(gang)} devices is larger than any site's fleet of {', '.join(known_accs)} (largest: {biggest[best]} {best})",
-                    row=rn,
-                    column="gang",
-                )
-            release = 0.0 if np.isnan(rel_h[r]) else float(rel_h[r])
-            deadline = dl_h[r]
-            if np.isnan(deadline):
-                continue  # reported by the parser
-            if deadline <= release:
-                p.add(
-                    f,
-                    f"deadline {p.iso(row.deadline)} is not after release {p.iso(row.release) or p.iso(start)}",
-                    row=rn,
-                    column="deadline",
-                )
-                continue
-            if deadline <= 0:
-                p.add(
-                    f,
-                    f"deadline {p.iso(row.deadline)} is before the horizon start {start.isoformat()}",
-                    row=rn,
-                    column="deadline",
-                )
-                continue
-            if release >= H:
-                p.add(
-                    f,
-                    f"release {p.iso(row.release)} is at or after the horizon end",
-                    row=rn,
-                    column="release",
-                )
-                continue
-            if any(pd.isna(v) for v in (row.gang, row.work_device_hours)):
-                continue
-            jobs.append(
-                Job(
-                    job_id=row.job_id,
-                    kind=row.kind,
-                    accelerators=tuple(row.accelerators),
-                    gang=int(row.gang),
-                    work_device_hours=float(row.work_device_hours),
-                    release=max(0, math.ceil(release - 1e-9)),
-                    deadline=math.floor(deadline + 1e-9),
-                    preemptible=bool(row.preemptible),
-                    allowed_regions=tuple(row.allowed_regions),
-                    data_origin_site=row.data_origin_site or None,
-                    data_gb=float(row.data_gb),
-                    current_site=row.current_site or None,
-                    lost_hours_on_move=float(row.lost_hours_on_move),
-                    priority=float(row.priority),
-                    unplaced_penalty_cny=None
-                    if pd.isna(row.unplaced_penalty_cny)
-                    else float(row.unplaced_penalty_cny),
-                )
-            )
-            if jobs[-1].deadline <= jobs[-1].release:
-                p.add(
-                    f,
-                    "release and deadline round to the same hour: no whole hour to run in",
-                    row=rn,
-                    column="deadline",
-                )
-
-    # services, throughput, demand
-    sv, tp, dm = t["services"], t["service_throughput"], t["service_demand"]
-    svc_ids: dict[str, int] = {}
-    throughput: dict[str, dict[str, float]] = {}
-    if sv is not None:
-        svc_ids = {v: i for i, v in enumerate(sv["service_id"])}
-    if tp is not None:
-        ok = check_ref("service_throughput.csv", tp, "service_id", svc_ids, "service") & check_ref(
-            "service_throughput.csv", tp, "accelerator", acc_ids, "accelerator"
-        )
-        for r, row in enumerate(_rows(tp)):
-            if ok[r] and np.isfinite(row.tokens_per_s_per_device):
-                throughput.setdefault(row.service_id, {})[row.accelerator] = float(
-                    row.tokens_per_s_per_device
-                )
-    services: list[Service] = []
-    if sv is not None:
-        for r, row in enumerate(_rows(sv)):
-            if row.service_id not in throughput and tp is not None:
-                p.add(
-                    "services.csv",
-                    f"service {row.service_id!r} has no rows in service_throughput.csv",
-                    row=r + 1,
-                    column="service_id",
-                )
-            services.append(
-                Service(
-                    service_id=row.service_id,
-                    latency_limit_ms=float(row.latency_limit_ms),
-                    throughput_tokens_per_s=MappingProxyType(
-                        dict(throughput.get(row.service_id, {}))
-                    ),
-                    unmet_penalty_cny_per_mtoken=None
-                    if pd.isna(row.unmet_penalty_cny_per_mtoken)
-                    else float(row.unmet_penalty_cny_per_mtoken),
-                )
-            )
-    latency_regions = {r for (_, r) in latency}
-    demand_regions: list[str] = []
-    demand = np.zeros((len(services), 0, H))
-    if dm is not None:
-        ok = check_ref("service_demand.csv", dm, "service_id", svc_ids, "service")
-        regs = dm["demand_region"].to_numpy(dtype=object)
-        for ri in np.flatnonzero(ok):
-            if regs[ri] and regs[ri] not in latency_regions:
-                p.add(
-                    "service_demand.csv",
-                    f"demand region {regs[ri]!r} has no entry in latency.csv",
-                    row=int(ri) + 1,
-                    column="demand_region",
-                )
-        demand_regions = sorted({v for v in regs if v})
-        reg_ids = {v: i for i, v in enumerate(demand_regions)}
-        demand = np.zeros((len(services), len(demand_regions), H))
-        kidx = np.array([svc_ids.get(v, -1) for v in dm["service_id"]], dtype=int)
-        ridx = np.array([reg_ids.get(v, -1) for v in regs], dtype=int)
-        hrs = _grid_hours(p, "service_demand.csv", dm, H)
-        good = ok & (hrs >= 0) & (ridx >= 0)
-        demand[kidx[good], ridx[good], hrs[good]] = np.nan_to_num(
-            dm["tokens_per_s"].to_numpy(dtype=float)[good], nan=0.0
-        )
-        present = np.zeros(demand.shape, dtype=bool)
-        present[kidx[good], ridx[good], hrs[good]] = True
-        for ki, rj in sorted(
-            {(int(a), int(b)) for a, b in zip(kidx[good], ridx[good], strict=True)}
-        ):
-            _report_missing_hours(
-                p,
-                "service_demand.csv",
-                f"service {services[ki].service_id}, region {demand_regions[rj]}",
-                present[ki, rj],
-                start,
-                tz,
-            )
-
-    # the idle load of available devices is fixed; if the grid and green supply cannot carry
-    # it, no plan exists at all, so say where
-    if S and A and not p.problems:
-        cap = np.floor(installed[:, :, None] * avail + 1e-9)
-        idle_mw = np.einsum("sah,a->sh", cap, np.array([a.idle_kw for a in accs])) / 1000.0
-        facility_idle = idle_mw * np.array([s.pue for s in sites])[:, None]
-        supply = np.array([s.grid_limit_mw for s in sites])[:, None] + arrays["green_available_mw"]
-        for si, h in zip(*np.nonzero(facility_idle > supply + 1e-9), strict=True):
-            p.add(
-                "sites.csv",
-                f"site {sites[si].site_id}: the idle load of its available devices ({facility_idle[si, h]:.3f} MW facility) exceeds grid limit + green supply ({supply[si, h]:.3f} MW)",
-                column="grid_limit_mw",
-                hour=(start + pd.Timedelta(hours=int(h))).isoformat(),
-            )
-
-    if p.problems:
-        raise InputValidationError(p.problems)
-
-    sc = Scenario(
-        name=str(meta["name"]),
-        timezone=tz,
-        start=start,
-        hours=H,
-        policy=policy,
-        sites=tuple(sites),
-        accelerators=tuple(accs),
-        fleet=MappingProxyType(fleet),
-        grid_price_cny_per_mwh=arrays["grid_price_cny_per_mwh"],
-        grid_carbon_kg_per_mwh=arrays["grid_carbon_kg_per_mwh"],
-        green_available_mw=arrays["green_available_mw"],
-        green_price_cny_per_mwh=arrays["green_price_cny_per_mwh"],
-        available_fraction=avail,
-        latency_ms=MappingProxyType(latency),
-        demand_regions=tuple(demand_regions),
-        jobs=tuple(jobs),
-        services=tuple(services),
-        demand_tokens_per_s=demand,
-        description=str(meta.get("description") or ""),
-    )
-    object.__setattr__(sc, "fingerprint", fingerprint(sc))
-    return sc
-
-
-def _grid_hours(p: _Parser, file: str, df: pd.DataFrame, H: int) -> np.ndarray:
-    """Hour index of each row's timestamp; -1 (and a problem) if off the grid or outside the horizon."""
-    h = p.hour_index(df["timestamp"])
-    out = np.full(len(df), -1, dtype=int)
-    ok = np.isfinite(h)
-    off_grid = ok & (np.abs(h - np.round(h)) > 1e-9)
-    for r in np.flatnonzero(off_grid):
-        p.add(
-            file,
-            "timestamp is not on the hour",
-            row=int(r) + 1,
-            column="timestamp",
-            hour=p.iso(df["timestamp"].iloc[r]),
-        )
-    hr = np.round(np.where(ok, h, -1)).astype(int)
-    outside = ok & ~off_grid & ((hr < 0) | (hr >= H))
-    for r in np.flatnonzero(outside):
-        p.add(
-            file,
-            f"hour outside the horizon ({H} h from {p.iso(p.start)})",
-            row=int(r) + 1,
-            column="timestamp",
-            hour=p.iso(df["timestamp"].iloc[r]),
-        )
-    good = ok & ~off_grid & ~outside
-    out[good] = hr[good]
-    return out
-
-
-def _report_missing_hours(
-    p: _Parser, file: str, what: str, present: np.ndarray, start: pd.Timestamp, tz: str
-) -> None:
-    missing = np.flatnonzero(~present)
-    if missing.size == 0:
-        return
-    stamps = [
-        (start + pd.Timedelta(hours=int(h))).tz_convert(tz).isoformat()
-        for h in missing[:_MAX_LISTED]
-    ]
-    more = f" and {missing.size - _MAX_LISTED} more" if missing.size > _MAX_LISTED else ""
-    if missing.size == 1:
-        p.add(file, f"{what}: missing hour", hour=stamps[0])
-    else:
-        p.add(
-            file, f"{what}: {missing.size} missing hours: {', '.join(stamps)}{more}", hour=stamps[0]
-        )
-
-
 # ----------------------------------------------------------------------------- writing
 def scenario_to_tables(sc: Scenario) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """The manifest and typed tables of `sc`; `scenario_from_tables` of them gives `sc` back."""
-    ts = sc.timestamps
-    iso = np.array([t.isoformat() for t in ts], dtype=object)
+    """The manifest and typed tables of `sc`; `scenario_from_tables` of them gives `sc` back.
+
+    Every table of the schema, with the schema's columns in its order: a column the schema
+    declares and no writer fills is an error here, not a silently empty column.
+    """
+    iso = np.array([t.isoformat() for t in sc.timestamps], dtype=object)
     manifest: dict[str, Any] = {
-        "name": sc.name,
-        "timezone": sc.timezone,
-        "start": sc.start.isoformat(),
-        "hours": sc.hours,
-        "description": sc.description,
-        "policy": {k: v for k, v in sc.policy.__dict__.items() if v is not None},
+        key.name: sc.start.isoformat() if key.dtype == "timestamp" else getattr(sc, key.name)
+        for key in schema.MANIFEST_KEYS
     }
-    sites = pd.DataFrame(
+    manifest["policy"] = {
+        key.name: getattr(sc.policy, key.name)
+        for key in schema.POLICY_KEYS
+        if getattr(sc.policy, key.name) is not None
+    }
+    return manifest, {table.name: _WRITERS[table.name](sc, iso) for table in schema.TABLES}
+
+
+def _cell(sc: Scenario, col: Column, value: Any) -> Any:
+    """A `Scenario` field as the table's cell: lists `;`-joined, hours as timestamps,
+    booleans as text, missing as empty."""
+    if value is None:
+        return ""
+    if col.dtype == "list":
+        return ";".join(value)
+    if col.dtype == "timestamp":
+        return sc.timestamp(value).isoformat()
+    if col.dtype == "bool":
+        return "true" if value else "false"
+    return value
+
+
+def _records(
+    sc: Scenario, table: Table, objects: Iterable[Any], **special: Callable[[Any], Any]
+) -> pd.DataFrame:
+    """One row per object: each column the object's field of that name (as `_cell`), or
+    what `special` computes for it."""
+    return pd.DataFrame(
         [
             {
-                "site_id": s.site_id,
-                "name": s.name,
-                "hub": s.hub,
-                "zone": s.zone,
-                "residency_region": s.residency_region,
-                "lat": s.lat,
-                "lon": s.lon,
-                "pue": s.pue,
-                "grid_limit_mw": s.grid_limit_mw,
-                "battery_mwh": s.battery.energy_mwh if s.battery else 0.0,
-                "battery_mw": s.battery.power_mw if s.battery else 0.0,
-                "battery_efficiency": s.battery.round_trip_efficiency if s.battery else 0.9,
-                "battery_initial_soc": s.battery.initial_soc if s.battery else 0.5,
-                "min_green_share": s.min_green_share,
+                col.name: special[col.name](obj)
+                if col.name in special
+                else _cell(sc, col, getattr(obj, col.name))
+                for col in table.columns
             }
-            for s in sc.sites
+            for obj in objects
         ],
-        columns=schema.SITES.column_names,
+        columns=table.column_names,
     )
-    accelerators = pd.DataFrame(
-        [a.__dict__ for a in sc.accelerators], columns=schema.ACCELERATORS.column_names
+
+
+def _frame(table: Table, columns: Mapping[str, Any]) -> pd.DataFrame:
+    """A table from its columns, in the schema's order; every column must be given."""
+    if set(columns) != set(table.column_names):
+        raise KeyError(f"{table.name}: columns {sorted(columns)}, schema {table.column_names}")
+    return pd.DataFrame({name: columns[name] for name in table.column_names})
+
+
+def _hourly(table: Table, pieces: list[dict[str, Any]]) -> pd.DataFrame:
+    """An hourly table made of one block per key (an empty table if none)."""
+    if not pieces:
+        return pd.DataFrame(columns=table.column_names)
+    return pd.concat([_frame(table, cols) for cols in pieces], ignore_index=True)
+
+
+def _battery(attr: str, none: float) -> Callable[[Site], float]:
+    return lambda s: getattr(s.battery, attr) if s.battery else none
+
+
+def _write_sites(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    default = {c.name: c.default for c in schema.SITES.columns}
+    return _records(
+        sc,
+        schema.SITES,
+        sc.sites,
+        # no position is kept as a missing number (not empty text), as it always was hashed
+        lat=lambda s: s.lat,
+        lon=lambda s: s.lon,
+        battery_mwh=_battery("energy_mwh", 0.0),
+        battery_mw=_battery("power_mw", 0.0),
+        battery_efficiency=_battery("round_trip_efficiency", default["battery_efficiency"]),
+        battery_initial_soc=_battery("initial_soc", default["battery_initial_soc"]),
     )
-    fleets = pd.DataFrame(
+
+
+def _write_accelerators(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    return _records(sc, schema.ACCELERATORS, sc.accelerators)
+
+
+def _write_fleets(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
         [(s, a, n) for (s, a), n in sc.fleet.items()], columns=schema.FLEETS.column_names
     )
+
+
+def _write_site_series(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    table = schema.SITE_SERIES
     S, H = len(sc.sites), sc.hours
-    series = pd.DataFrame(
+    # each value column is the `Scenario` array of the same name, [site, hour]
+    values = {c: getattr(sc, c).reshape(-1) for c in table.column_names if c not in table.key}
+    return _frame(
+        table,
         {
             "site_id": np.repeat(np.array(sc.site_ids, dtype=object), H),
             "timestamp": np.tile(iso, S),
-            "grid_price_cny_per_mwh": sc.grid_price_cny_per_mwh.reshape(-1),
-            "grid_carbon_kg_per_mwh": sc.grid_carbon_kg_per_mwh.reshape(-1),
-            "green_available_mw": sc.green_available_mw.reshape(-1),
-            "green_price_cny_per_mwh": sc.green_price_cny_per_mwh.reshape(-1),
-        }
+            **values,
+        },
     )
-    av_rows = []
+
+
+def _write_availability(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    """Only the (site, type) pairs of the fleet not always fully available."""
+    pieces = []
     for si, s in enumerate(sc.sites):
         for ai, a in enumerate(sc.accelerators):
             frac = sc.available_fraction[si, ai]
             if (s.site_id, a.accelerator) in sc.fleet and np.any(frac < 1.0):
-                av_rows.append(
-                    pd.DataFrame(
-                        {
-                            "site_id": s.site_id,
-                            "accelerator": a.accelerator,
-                            "timestamp": iso,
-                            "available_fraction": frac,
-                        }
-                    )
+                pieces.append(
+                    {
+                        "site_id": s.site_id,
+                        "accelerator": a.accelerator,
+                        "timestamp": iso,
+                        "available_fraction": frac,
+                    }
                 )
-    availability = (
-        pd.concat(av_rows, ignore_index=True)
-        if av_rows
-        else pd.DataFrame(columns=schema.AVAILABILITY.column_names)
-    )
-    latency = pd.DataFrame(
+    return _hourly(schema.AVAILABILITY, pieces)
+
+
+def _write_latency(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
         [(s, r, ms) for (s, r), ms in sc.latency_ms.items()], columns=schema.LATENCY.column_names
     )
-    jobs = pd.DataFrame(
-        [
-            {
-                "job_id": j.job_id,
-                "kind": j.kind,
-                "accelerators": ";".join(j.accelerators),
-                "gang": j.gang,
-                "work_device_hours": j.work_device_hours,
-                "release": sc.timestamp(j.release).isoformat(),
-                "deadline": sc.timestamp(j.deadline).isoformat(),
-                "preemptible": "true" if j.preemptible else "false",
-                "allowed_regions": ";".join(j.allowed_regions),
-                "data_origin_site": j.data_origin_site or "",
-                "data_gb": j.data_gb,
-                "current_site": j.current_site or "",
-                "lost_hours_on_move": j.lost_hours_on_move,
-                "priority": j.priority,
-                "unplaced_penalty_cny": ""
-                if j.unplaced_penalty_cny is None
-                else j.unplaced_penalty_cny,
-            }
-            for j in sc.jobs
-        ],
-        columns=schema.JOBS.column_names,
-    )
-    services = pd.DataFrame(
-        [
-            {
-                "service_id": k.service_id,
-                "latency_limit_ms": k.latency_limit_ms,
-                "unmet_penalty_cny_per_mtoken": ""
-                if k.unmet_penalty_cny_per_mtoken is None
-                else k.unmet_penalty_cny_per_mtoken,
-            }
-            for k in sc.services
-        ],
-        columns=schema.SERVICES.column_names,
-    )
-    throughput = pd.DataFrame(
+
+
+def _write_jobs(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    return _records(sc, schema.JOBS, sc.jobs)
+
+
+def _write_services(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    return _records(sc, schema.SERVICES, sc.services)
+
+
+def _write_service_throughput(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
         [(k.service_id, a, v) for k in sc.services for a, v in k.throughput_tokens_per_s.items()],
         columns=schema.SERVICE_THROUGHPUT.column_names,
     )
-    dem_rows = []
+
+
+def _write_service_demand(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    """Only the (service, region) pairs with some demand."""
+    pieces = []
     for ki, k in enumerate(sc.services):
         for ri, r in enumerate(sc.demand_regions):
             d = sc.demand_tokens_per_s[ki, ri]
             if np.any(d > 0):
-                dem_rows.append(
-                    pd.DataFrame(
-                        {
-                            "service_id": k.service_id,
-                            "demand_region": r,
-                            "timestamp": iso,
-                            "tokens_per_s": d,
-                        }
-                    )
+                pieces.append(
+                    {
+                        "service_id": k.service_id,
+                        "demand_region": r,
+                        "timestamp": iso,
+                        "tokens_per_s": d,
+                    }
                 )
-    demand = (
-        pd.concat(dem_rows, ignore_index=True)
-        if dem_rows
-        else pd.DataFrame(columns=schema.SERVICE_DEMAND.column_names)
-    )
-    tables = {
-        "sites": sites,
-        "accelerators": accelerators,
-        "fleets": fleets,
-        "site_series": series,
-        "availability": availability,
-        "latency": latency,
-        "jobs": jobs,
-        "services": services,
-        "service_throughput": throughput,
-        "service_demand": demand,
-    }
-    return manifest, tables
+    return _hourly(schema.SERVICE_DEMAND, pieces)
+
+
+_WRITERS: dict[str, Callable[[Scenario, np.ndarray], pd.DataFrame]] = {
+    "sites": _write_sites,
+    "accelerators": _write_accelerators,
+    "fleets": _write_fleets,
+    "site_series": _write_site_series,
+    "availability": _write_availability,
+    "latency": _write_latency,
+    "jobs": _write_jobs,
+    "services": _write_services,
+    "service_throughput": _write_service_throughput,
+    "service_demand": _write_service_demand,
+}
+"""The writer of each schema table, from the `Scenario` and the horizon's timestamps."""
 
 
 def write_scenario(sc: Scenario, path: str | Path) -> Path:
