@@ -13,11 +13,11 @@ import pandas as pd
 from optimizer.plan import Plan
 
 DELTA_KEYS = (
-    "objective_cny",
-    "total_cost_cny",
-    "energy_cost_cny",
-    "carbon_cost_cny",
-    "migration_cost_cny",
+    "objective",
+    "total_cost",
+    "energy_cost",
+    "carbon_cost",
+    "migration_cost",
     "grid_mwh",
     "green_mwh",
     "curtailed_mwh",
@@ -54,7 +54,7 @@ def _site_totals(plan: Plan) -> pd.DataFrame:
         grid_mwh=("grid_mw", "sum"),
         green_mwh=("green_used_mw", "sum"),
         curtailed_mwh=("curtailed_mw", "sum"),
-        energy_cost_cny=("energy_cost_cny", "sum"),
+        energy_cost=("energy_cost", "sum"),
         emissions_t=("emissions_kg", lambda s: s.sum() / 1000.0),
     )
     if "emissions_location_kg" in sh:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.plan import Plan
+from optimizer.plan import Plan, contract
 from optimizer.scenario.load import fingerprint as scenario_fingerprint
 from optimizer.scenario.types import Job, Scenario
 from optimizer.units import KG_PER_T, KW_PER_MW, SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
@@ -33,138 +33,29 @@ WHOLE_TOL = 1e-9  # slack when rounding a float to whole hours or devices
 CHECKS = ("bundle", "jobs", "services", "capacity", "power", "totals", "policy")
 """The check families, in the order they run; every `Violation.check` is one of them."""
 
-PLAN_STATUSES = ("optimal", "feasible", "fallback", "baseline")
-JOB_KINDS = ("training", "finetune", "batch")
-WORKLOAD_KINDS = (*JOB_KINDS, "inference")
+# Names only, from the bundle contract: what the planner must write. Every value under
+# these names is recomputed here from the scenario, never taken from the planner's code.
+PLAN_STATUSES = contract.PLAN_STATUSES
+JOB_KINDS = contract.JOB_KINDS
+WORKLOAD_KINDS = contract.WORKLOAD_KINDS
+JOB_STATUSES = contract.JOB_STATUSES
 
-SUMMARY_KEYS = (
-    "status",
-    "objective_cny",
-    "bound_cny",
-    "gap",
-    "energy_cost_cny",
-    "carbon_cost_cny",
-    "migration_cost_cny",
-    "grid_mwh",
-    "green_mwh",
-    "curtailed_mwh",
-    "emissions_t",
-    "emissions_location_t",
-    "green_share",
-    "unplaced",
-    "baselines",
-    "timings_s",
-    "model_size",
-    "scenario_fingerprint",
-)
+SUMMARY_KEYS = contract.SUMMARY_KEYS
 """summary.json keys of the contract."""
 
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "workloads": (
-        "workload_id",
-        "kind",
-        "accelerator",
-        "devices",
-        "work_device_hours",
-        "release",
-        "deadline",
-        "preemptible",
-        "current_site",
-        "allowed_sites",
-        "status",
-        "site_id",
-        "reason",
-    ),
-    "assignments": (
-        "workload_id",
-        "site_id",
-        "accelerator",
-        "timestamp",
-        "devices",
-        "tokens_per_s",
-    ),
-    "site_hours": (
-        "site_id",
-        "timestamp",
-        "pue",
-        "it_mw",
-        "facility_mw",
-        "grid_limit_mw",
-        "green_available_mw",
-        "green_used_mw",
-        "curtailed_mw",
-        "grid_mw",
-        "battery_charge_mw",
-        "battery_discharge_mw",
-        "battery_soc_mwh",
-        "grid_price_cny_per_mwh",
-        "green_price_cny_per_mwh",
-        "carbon_kg_per_mwh",
-        "energy_cost_cny",
-        "emissions_kg",
-    ),
-    "site_hour_devices": (
-        "site_id",
-        "timestamp",
-        "accelerator",
-        "capacity",
-        "busy",
-        "busy_kw",
-        "idle_kw",
-    ),
-    "service_hours": (
-        "service_id",
-        "timestamp",
-        "demand_tokens_per_s",
-        "served_tokens_per_s",
-        "unmet_tokens_per_s",
-    ),
-    # not in the issue's list, but the only place a flow's demand region is written: the
-    # latency limit and the per-region demand balance cannot be audited without it
-    "service_flows": ("service_id", "demand_region", "site_id", "timestamp", "tokens_per_s"),
+    t.name: t.contract_columns for t in contract.TABLES if t.status == "contract"
 }
 """Required tables and their contract columns (more columns are allowed)."""
 
 NUMERIC_COLUMNS: dict[str, tuple[str, ...]] = {
-    "workloads": ("devices", "work_device_hours"),
-    "assignments": ("devices",),
-    "site_hours": TABLE_COLUMNS["site_hours"][2:],
-    "site_hour_devices": ("capacity", "busy", "busy_kw", "idle_kw"),
-    "service_hours": TABLE_COLUMNS["service_hours"][2:],
-    "service_flows": ("tokens_per_s",),
+    t.name: t.numeric_columns for t in contract.TABLES if t.status == "contract"
 }
 
-KPI_KEYS = (
-    "total_cost_cny",
-    "energy_cost_cny",
-    "grid_cost_cny",
-    "green_cost_cny",
-    "carbon_cost_cny",
-    "migration_cost_cny",
-    "data_transfer_cost_cny",
-    "penalty_cny",
-    "objective_cny",
-    "grid_mwh",
-    "green_mwh",
-    "curtailed_mwh",
-    "facility_mwh",
-    "it_mwh",
-    "emissions_t",
-    "emissions_location_t",
-    "green_share",
-    "placed",
-    "unplaced",
-    "unplaced_device_hours",
-    "moved_jobs",
-    "unmet_mtokens",
-    "served_share",
-)
-"""Plan KPIs the validator recomputes (and the keys a baseline's KPI block must carry).
+KPI_KEYS = contract.KPI_KEYS
+"""Plan KPIs the validator recomputes (and the keys a baseline's KPI block must carry)."""
 
-Written out here rather than imported from `optimizer.plan`: this is the bundle contract as
-the checker reads it, so a key the planner stops writing is caught, not silently dropped."""
-
-COUNT_KPIS = ("placed", "unplaced", "moved_jobs")
+COUNT_KPIS = contract.COUNT_KPIS
 
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
@@ -442,6 +333,16 @@ def _check_bundle(c: _Checker) -> None:
             table="summary",
             actual=status,
         )
+    currency = summary.get("currency")
+    if "currency" in summary and currency != sc.currency:
+        c.add(
+            "bundle",
+            "currency",
+            f"currency {currency!r}, the scenario's money is in {sc.currency!r}",
+            table="summary",
+            expected=sc.currency,
+            actual=currency,
+        )
     for key in ("baselines", "timings_s", "model_size"):
         if key in summary and not isinstance(summary[key], dict):
             c.add(
@@ -457,7 +358,8 @@ def _check_bundle(c: _Checker) -> None:
             "timings_s",
             "model_size",
             "scenario_fingerprint",
-            "bound_cny",
+            "currency",
+            "bound",
             "gap",
         ):
             continue
@@ -707,9 +609,9 @@ def _check_jobs(c: _Checker) -> _Jobs:
     w_rel = c.parse_hours("workloads", wl["release"], "release", in_horizon=False)
     w_dl = c.parse_hours("workloads", wl["deadline"], "deadline", in_horizon=False)
     has_moved = "moved" in wl.columns
-    has_costs = "migration_cost_cny" in wl.columns and "data_transfer_cost_cny" in wl.columns
-    w_mig = c.num(wl, "migration_cost_cny")
-    w_tra = c.num(wl, "data_transfer_cost_cny")
+    has_costs = "migration_cost" in wl.columns and "data_transfer_cost" in wl.columns
+    w_mig = c.num(wl, "migration_cost")
+    w_tra = c.num(wl, "data_transfer_cost")
     w_run = c.num(wl, "run_hours")
     w_win = c.num(wl, "work_in_horizon_device_hours")
 
@@ -814,20 +716,22 @@ def _check_jobs(c: _Checker) -> _Jobs:
                 table="workloads",
             )
         status = w_status[r]
-        if status not in ("placed", "unplaced"):
+        # a job due after the horizon that runs is on track (its in-horizon share), not done
+        placed_as = "on_track" if job.deadline > c.H else "placed"
+        if status not in JOB_STATUSES:
             c.add(
                 "jobs",
                 "status",
-                f"status {status!r} is neither placed nor unplaced",
+                f"status {status!r} is not one of {', '.join(JOB_STATUSES)}",
                 workload_id=jid,
                 table="workloads",
             )
         if rows.size == 0:
-            if status == "placed":
+            if status in JOB_STATUSES and status != "unplaced":
                 c.add(
                     "jobs",
                     "status",
-                    "status placed but the job has no hours in assignments.csv",
+                    f"status {status} but the job has no hours in assignments.csv",
                     workload_id=jid,
                 )
             else:
@@ -867,11 +771,12 @@ def _check_jobs(c: _Checker) -> _Jobs:
                     )
             continue
         res.placed[j] = True
-        if status != "placed":
+        if status != placed_as:
             c.add(
                 "jobs",
                 "status",
-                f"status {status!r} but the job runs {rows.size} h in assignments.csv",
+                f"status {status!r} but the job runs {rows.size} h in assignments.csv "
+                f"(status {placed_as})",
                 workload_id=jid,
             )
         sites = sorted(set(a_site[rows]))
@@ -1062,7 +967,7 @@ def _check_jobs(c: _Checker) -> _Jobs:
                 c.add(
                     "jobs",
                     "transfer_cost",
-                    f"data_transfer_cost_cny {_fmt(w_tra[r])}, the policy gives {res.transfer_cny[j]:.6g}",
+                    f"data_transfer_cost {_fmt(w_tra[r])}, the policy gives {res.transfer_cny[j]:.6g}",
                     workload_id=jid,
                     expected=res.transfer_cny[j],
                     actual=w_tra[r],
@@ -1387,8 +1292,8 @@ def _check_service_rows(c: _Checker, res: _Services) -> None:
             "work_device_hours": float(per_hour[k].sum()),
             "work_in_horizon_device_hours": float(per_hour[k].sum()),
             "run_hours": float(np.count_nonzero(per_hour[k])),
-            "migration_cost_cny": 0.0,
-            "data_transfer_cost_cny": 0.0,
+            "migration_cost": 0.0,
+            "data_transfer_cost": 0.0,
         }
         for col, v in want.items():
             if col not in wl.columns:
@@ -1492,7 +1397,7 @@ def _check_capacity(c: _Checker, jobs: _Jobs, svc: _Services) -> np.ndarray:
     s_ = c.text(df, "site_id")
     a_ = c.text(df, "accelerator")
     h_ = c.hours.get("site_hour_devices", np.full(len(df), -1, np.int64))
-    cols = {k: c.num(df, k) for k in ("capacity", "busy", "busy_kw", "idle_kw")}
+    cols = {k: c.num(df, k) for k in ("capacity", "busy", "busy_power_kw", "idle_power_kw")}
     si = np.array([c.site_pos.get(x, -1) for x in s_], dtype=np.int64)
     ai = np.array([c.acc_pos.get(x, -1) for x in a_], dtype=np.int64)
     for i in np.flatnonzero((si < 0) | (ai < 0)):
@@ -1510,8 +1415,8 @@ def _check_capacity(c: _Checker, jobs: _Jobs, svc: _Services) -> np.ndarray:
     want = {
         "capacity": k,
         "busy": b,
-        "busy_kw": b * c.busy_kw[ai],
-        "idle_kw": (k - b) * c.idle_kw[ai],
+        "busy_power_kw": b * c.busy_kw[ai],
+        "idle_power_kw": (k - b) * c.idle_kw[ai],
     }
     for col, v in want.items():
         given = cols[col][rows]
@@ -1631,8 +1536,8 @@ def _check_power(c: _Checker, busy: np.ndarray) -> _Power:
         "pue": pue[:, None] * np.ones((1, H)),
         "grid_limit_mw": limit,
         "green_available_mw": avail,
-        "grid_price_cny_per_mwh": np.asarray(sc.grid_price_cny_per_mwh, dtype=float),
-        "green_price_cny_per_mwh": np.asarray(sc.green_price_cny_per_mwh, dtype=float),
+        "grid_price_per_mwh": np.asarray(sc.grid_price_cny_per_mwh, dtype=float),
+        "green_price_per_mwh": np.asarray(sc.green_price_cny_per_mwh, dtype=float),
         "carbon_kg_per_mwh": np.asarray(sc.grid_carbon_kg_per_mwh, dtype=float),
     }
     for k, want in inputs.items():
@@ -1720,15 +1625,15 @@ def _check_power(c: _Checker, busy: np.ndarray) -> _Power:
         supply,
     )
     # per-row money and carbon
-    cost = grid * inputs["grid_price_cny_per_mwh"] + green * inputs["green_price_cny_per_mwh"]
+    cost = grid * inputs["grid_price_per_mwh"] + green * inputs["green_price_per_mwh"]
     report(
         "energy_cost_column",
-        ~c.close(v["energy_cost_cny"], cost),
+        ~c.close(v["energy_cost"], cost),
         lambda s, h: (
-            f"energy_cost_cny {_fmt(v['energy_cost_cny'][s, h])}, grid x price + green x green price = {cost[s, h]:.6g}"
+            f"energy_cost {_fmt(v['energy_cost'][s, h])}, grid x price + green x green price = {cost[s, h]:.6g}"
         ),
         cost,
-        v["energy_cost_cny"],
+        v["energy_cost"],
     )
     ekg = grid * inputs["carbon_kg_per_mwh"]
     report(
@@ -1992,15 +1897,15 @@ def _check_totals(
     fac_mwh = float(pw.facility_mw.sum())
     demand_total = float(np.asarray(sc.demand_tokens_per_s).sum())
     rec: dict[str, Any] = {
-        "total_cost_cny": total,
-        "energy_cost_cny": energy,
-        "grid_cost_cny": grid_cost,
-        "green_cost_cny": green_cost,
-        "carbon_cost_cny": carbon_cost,
-        "migration_cost_cny": migration,
-        "data_transfer_cost_cny": transfer,
-        "penalty_cny": penalty,
-        "objective_cny": total + penalty,
+        "total_cost": total,
+        "energy_cost": energy,
+        "grid_cost": grid_cost,
+        "green_cost": green_cost,
+        "carbon_cost": carbon_cost,
+        "migration_cost": migration,
+        "data_transfer_cost": transfer,
+        "penalty": penalty,
+        "objective": total + penalty,
         "grid_mwh": float(grid.sum()),
         "green_mwh": float(green.sum()),
         "curtailed_mwh": float((avail - green).sum()),
@@ -2017,9 +1922,9 @@ def _check_totals(
         "served_share": 1.0 - float(svc.unmet.sum()) / demand_total if demand_total > 0 else 1.0,
     }
     penalties = {
-        "unplaced_cny": unplaced_pen,
-        "unmet_demand_cny": unmet_pen,
-        "policy_violation_cny": policy_pen,
+        "unplaced": unplaced_pen,
+        "unmet_demand": unmet_pen,
+        "policy_violation": policy_pen,
     }
     # what a missing table (reported by the bundle check) leaves unknown is not compared
     unknown: set[str] = set()
@@ -2029,13 +1934,13 @@ def _check_totals(
             "unplaced",
             "unplaced_device_hours",
             "moved_jobs",
-            "migration_cost_cny",
+            "migration_cost",
         }
-        unknown |= {"data_transfer_cost_cny", "total_cost_cny", "penalties.unplaced_cny"}
+        unknown |= {"data_transfer_cost", "total_cost", "penalties.unplaced"}
     if not c.usable("service_flows"):
-        unknown |= {"unmet_mtokens", "served_share", "penalties.unmet_demand_cny"}
+        unknown |= {"unmet_mtokens", "served_share", "penalties.unmet_demand"}
     if unknown:
-        unknown |= {"penalty_cny", "objective_cny"}
+        unknown |= {"penalty", "objective"}
     rec = {k: (None if k in unknown else v) for k, v in rec.items()}
     penalties = {k: (None if f"penalties.{k}" in unknown else v) for k, v in penalties.items()}
     c.recomputed.update(rec)
@@ -2083,7 +1988,7 @@ def _check_totals(
 
     # solver bound and gap (a lower bound of a minimisation)
     status = summary.get("status")
-    bound, gap, obj = summary.get("bound_cny"), summary.get("gap"), summary.get("objective_cny")
+    bound, gap, obj = summary.get("bound"), summary.get("gap"), summary.get("objective")
     if status in ("optimal", "feasible"):
         c.count("totals", 1)
         has_bound, has_gap = isinstance(bound, int | float), isinstance(gap, int | float)
@@ -2093,7 +1998,7 @@ def _check_totals(
             c.add(
                 "totals",
                 "bound",
-                f"a {status} plan must report bound_cny and gap together, got {bound!r}, {gap!r}",
+                f"a {status} plan must report bound and gap together, got {bound!r}, {gap!r}",
                 table="summary",
             )
         elif has_bound:
@@ -2101,7 +2006,7 @@ def _check_totals(
                 c.add(
                     "totals",
                     "bound",
-                    f"bound_cny {bound:.10g} is above the objective {obj:.10g}",
+                    f"bound {bound:.10g} is above the objective {obj:.10g}",
                     table="summary",
                     expected=obj,
                     actual=bound,

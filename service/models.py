@@ -201,10 +201,10 @@ class Plan(Base):
     scenario_version_id: Mapped[int] = mapped_column(ForeignKey("scenario_versions.id"))
     scenario_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(32))
-    objective_cny: Mapped[float | None] = mapped_column(Float)
-    bound_cny: Mapped[float | None] = mapped_column(Float)
+    objective: Mapped[float | None] = mapped_column("objective_cny", Float)
+    bound: Mapped[float | None] = mapped_column("bound_cny", Float)
     gap: Mapped[float | None] = mapped_column(Float)
-    total_cost_cny: Mapped[float | None] = mapped_column(Float)
+    total_cost: Mapped[float | None] = mapped_column("total_cost_cny", Float)
     emissions_t: Mapped[float | None] = mapped_column(Float)
     emissions_location_t: Mapped[float | None] = mapped_column(Float)
     green_share: Mapped[float | None] = mapped_column(Float)
@@ -249,10 +249,10 @@ SITE_HOUR_FLOAT_COLUMNS = (
     "battery_charge_mw",
     "battery_discharge_mw",
     "battery_soc_mwh",
-    "grid_price_cny_per_mwh",
-    "green_price_cny_per_mwh",
+    "grid_price_per_mwh",
+    "green_price_per_mwh",
     "carbon_kg_per_mwh",
-    "energy_cost_cny",
+    "energy_cost",
     "emissions_kg",
     "emissions_location_kg",
 )
@@ -282,10 +282,10 @@ class PlanSiteHour(Base):
     battery_charge_mw: Mapped[float | None] = mapped_column(Float)
     battery_discharge_mw: Mapped[float | None] = mapped_column(Float)
     battery_soc_mwh: Mapped[float | None] = mapped_column(Float)
-    grid_price_cny_per_mwh: Mapped[float | None] = mapped_column(Float)
-    green_price_cny_per_mwh: Mapped[float | None] = mapped_column(Float)
+    grid_price_per_mwh: Mapped[float | None] = mapped_column("grid_price_cny_per_mwh", Float)
+    green_price_per_mwh: Mapped[float | None] = mapped_column("green_price_cny_per_mwh", Float)
     carbon_kg_per_mwh: Mapped[float | None] = mapped_column(Float)
-    energy_cost_cny: Mapped[float | None] = mapped_column(Float)
+    energy_cost: Mapped[float | None] = mapped_column("energy_cost_cny", Float)
     emissions_kg: Mapped[float | None] = mapped_column(Float)
     emissions_location_kg: Mapped[float | None] = mapped_column(Float)
 

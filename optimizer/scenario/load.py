@@ -829,6 +829,7 @@ def _assemble(
         services=tuple(services),
         demand_tokens_per_s=demand,
         description=str(meta.get("description") or ""),
+        currency=str(meta.get("currency") or "CNY"),
     )
     object.__setattr__(sc, "fingerprint", fingerprint(sc))
     return sc
@@ -893,6 +894,8 @@ def scenario_to_tables(sc: Scenario) -> tuple[dict[str, Any], dict[str, pd.DataF
         "start": sc.start.isoformat(),
         "hours": sc.hours,
         "description": sc.description,
+        # only when not the default, so the fingerprints of existing scenarios stay the same
+        **({"currency": sc.currency} if sc.currency != "CNY" else {}),
         "policy": {k: v for k, v in sc.policy.__dict__.items() if v is not None},
     }
     sites = pd.DataFrame(

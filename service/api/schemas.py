@@ -291,8 +291,8 @@ _RUN_EXAMPLE = {
     "progress": {
         "phase": "solve",
         "elapsed_s": 4.2,
-        "objective_cny": 152340.5,
-        "bound_cny": 151200.0,
+        "objective": 152340.5,
+        "bound": 151200.0,
         "gap": 0.0075,
         "nodes": 120,
     },
@@ -400,10 +400,10 @@ _PLAN_ITEM = {
     "scenario_version_id": 3,
     "scenario_fingerprint": "45bf28fdbc61ca51",
     "status": "optimal",
-    "objective_cny": 152340.5,
-    "bound_cny": 152300.0,
+    "objective": 152340.5,
+    "bound": 152300.0,
     "gap": 0.00027,
-    "total_cost_cny": 150100.2,
+    "total_cost": 150100.2,
     "emissions_t": 61.3,
     "emissions_location_t": 88.0,
     "green_share": 0.41,
@@ -421,10 +421,10 @@ class PlanItem(BaseModel):
     scenario_version_id: int
     scenario_fingerprint: str
     status: str = Field(description="optimal | feasible | fallback (greedy plan, flagged)")
-    objective_cny: float | None
-    bound_cny: float | None
+    objective: float | None
+    bound: float | None
     gap: float | None
-    total_cost_cny: float | None
+    total_cost: float | None
     emissions_t: float | None
     emissions_location_t: float | None
     green_share: float | None
@@ -441,10 +441,10 @@ class PlanItem(BaseModel):
             "scenario_version_id": p.scenario_version_id,
             "scenario_fingerprint": p.scenario_fingerprint,
             "status": p.status,
-            "objective_cny": p.objective_cny,
-            "bound_cny": p.bound_cny,
+            "objective": p.objective,
+            "bound": p.bound,
             "gap": p.gap,
-            "total_cost_cny": p.total_cost_cny,
+            "total_cost": p.total_cost,
             "emissions_t": p.emissions_t,
             "emissions_location_t": p.emissions_location_t,
             "green_share": p.green_share,
@@ -467,7 +467,7 @@ class PlanOut(PlanItem):
                 "check": 0.05,
                 "total": 0.6,
             },
-            "baselines": {"greedy": {"total_cost_cny": 171000.0, "emissions_t": 80.2}},
+            "baselines": {"greedy": {"total_cost": 171000.0, "emissions_t": 80.2}},
             "bundle_sha256": {"summary.json": "9b74c9897bac770ffc029102a200c5de..."},
             "summary": {"status": "optimal", "gap": 0.00027, "baselines": {}},
         }
@@ -548,10 +548,10 @@ class SiteHourRow(BaseModel):
     battery_charge_mw: float | None
     battery_discharge_mw: float | None
     battery_soc_mwh: float | None
-    grid_price_cny_per_mwh: float | None
-    green_price_cny_per_mwh: float | None
+    grid_price_per_mwh: float | None
+    green_price_per_mwh: float | None
     carbon_kg_per_mwh: float | None
-    energy_cost_cny: float | None
+    energy_cost: float | None
     emissions_kg: float | None
     emissions_location_kg: float | None
 
@@ -579,10 +579,10 @@ class SiteHourPage(BaseModel):
                     "battery_charge_mw": 0.0,
                     "battery_discharge_mw": 0.0,
                     "battery_soc_mwh": 0.1,
-                    "grid_price_cny_per_mwh": 250.0,
-                    "green_price_cny_per_mwh": 200.0,
+                    "grid_price_per_mwh": 250.0,
+                    "green_price_per_mwh": 200.0,
                     "carbon_kg_per_mwh": 800.0,
-                    "energy_cost_cny": 48.0,
+                    "energy_cost": 48.0,
                     "emissions_kg": 0.0,
                     "emissions_location_kg": 192.0,
                 }
@@ -647,7 +647,7 @@ class ExplainOut(BaseModel):
                     "workload_id": "running-1",
                     "from_site": "sh-east",
                     "to_site": "nx-west",
-                    "net_saving_cny": 1234.5,
+                    "net_saving": 1234.5,
                 }
             ],
             "policy_violations": {"green_share": [], "carbon_excess_t": 0.0},
@@ -685,7 +685,7 @@ class DiffOut(BaseModel):
             "plan_a": 3,
             "plan_b": 4,
             "same_scenario": False,
-            "totals": {"total_cost_cny": {"a": 160000.0, "b": 150100.2, "delta": -9899.8}},
+            "totals": {"total_cost": {"a": 160000.0, "b": 150100.2, "delta": -9899.8}},
             "sites": {"nx-west": {"grid_mwh": {"a": 1.2, "b": 0.8, "delta": -0.4}}},
             "jobs": {
                 "moved": [
