@@ -4,7 +4,8 @@ bundle tables and the scenario, and report every violation at once.
 It shares no code with what produced the plan (not `optimizer.model`, `optimizer.rules`,
 `optimizer.baselines` nor the assembly in `optimizer.plan`): the job rules documented in
 `optimizer/rules.py` and the bundle contract in docs/bundle.md are re-derived here from the
-`Scenario`'s raw fields. It reads only the tables a bundle holds (as `Plan.read_bundle`
+`Scenario`'s raw fields. Only the NAMES (tables, columns, KPIs, statuses) come from
+`optimizer/plan/contract.py`. It reads only the tables a bundle holds (as `Plan.read_bundle`
 gives them back from CSV) and maps timestamps to hours from their ISO strings, so it
 audits a bundle on disk and a freshly assembled `Plan` alike.
 """

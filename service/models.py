@@ -237,29 +237,12 @@ class PlanAssignment(Base):
     tokens_per_s: Mapped[float | None] = mapped_column(Float)
 
 
-SITE_HOUR_FLOAT_COLUMNS = (
-    "pue",
-    "it_mw",
-    "facility_mw",
-    "grid_limit_mw",
-    "green_available_mw",
-    "green_used_mw",
-    "curtailed_mw",
-    "grid_mw",
-    "battery_charge_mw",
-    "battery_discharge_mw",
-    "battery_soc_mwh",
-    "grid_price_per_mwh",
-    "green_price_per_mwh",
-    "carbon_kg_per_mwh",
-    "energy_cost",
-    "emissions_kg",
-    "emissions_location_kg",
-)
-
-
 class PlanSiteHour(Base):
-    """A row of the plan's `site_hours` table (energy per site and hour)."""
+    """A row of the plan's `site_hours` table (energy per site and hour).
+
+    Attributes carry the bundle contract's column names (tests/test_contract.py checks
+    them); three stored columns keep the names they had before money names became
+    currency-neutral, so no migration was needed."""
 
     __tablename__ = "plan_site_hours"
     __table_args__ = (Index("ix_plan_site_hours_site", "plan_id", "site_id", "seq"),)

@@ -522,12 +522,29 @@ _SUMMARY_TAIL = (
         "as this plan (empty in a baseline's own bundle)",
     ),
 )
+_SUMMARY_CLI = (
+    Key(
+        "validation",
+        "",
+        "`{ok, violations}` when the CLI ran the validator before writing",
+        "extra",
+    ),
+    Key(
+        "policy_overrides",
+        "",
+        "the policy values `greenopt plan` overrode (`--carbon-price`, `--min-green-share`, "
+        "`--carbon-budget`, `--stability-weight`); `greenopt validate` applies them to the "
+        "scenario before checking",
+        "extra",
+    ),
+)
 SUMMARY: tuple[Key, ...] = (
     *_SUMMARY_HEAD,
     *(Key(f.name, f.metadata["unit"], f.metadata["meaning"], f.metadata["status"]) for f in KPIS),
     *_SUMMARY_TAIL,
+    *_SUMMARY_CLI,
 )
-"""summary.json's keys as the assembly writes them (the CLI and the service add `validation`,
-`policy_overrides`, `warm_start`, `plan_id` ...)."""
+"""summary.json's keys: the assembly writes all but the last two, which `greenopt plan` adds
+(the service adds its own: `warm_start`, `plan_id` ...)."""
 SUMMARY_KEYS = tuple(k.name for k in SUMMARY if k.status == "contract")
 """summary.json keys of the contract."""

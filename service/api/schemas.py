@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from optimizer.plan import contract as plan_contract
 from optimizer.scenario import schema as scenario_schema
 from service.models import ApiKey, Plan, Run, ScenarioVersion
 
@@ -456,6 +457,40 @@ class PlanItem(BaseModel):
         return cls(**cls.fields_of(p, active_id))
 
 
+def _kpis_out() -> type[BaseModel]:
+    """A plan's KPIs, one field per KPI of the bundle contract (null: a plan stored before
+    the KPI existed)."""
+    types = {"float": float, "int": int}
+    fields: dict[str, Any] = {
+        f.name: (
+            types[str(f.type)] | None,
+            Field(
+                default=None,
+                description=f"{f.metadata['meaning']} [{f.metadata['unit']}]"
+                + (
+                    f"; {f.metadata['accounting']}-based accounting"
+                    if f.metadata["accounting"] != "n.a."
+                    else ""
+                ),
+            ),
+        )
+        for f in plan_contract.KPIS
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "KpisOut",
+        __doc__="A plan's KPIs; money in the plan's `currency`.",
+        **fields,
+    )
+
+
+KpisOut = _kpis_out()
+
+
+def kpis_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """The KPIs a summary holds (a plan stored before a KPI existed lacks it)."""
+    return {k: summary[k] for k in plan_contract.KPI_KEYS if k in summary}
+
+
 class PlanOut(PlanItem):
     model_config = _example(
         {
@@ -467,13 +502,19 @@ class PlanOut(PlanItem):
                 "check": 0.05,
                 "total": 0.6,
             },
+            "currency": "CNY",
+            "kpis": {"total_cost": 150100.2, "emissions_t": 61.3, "green_share": 0.41},
             "baselines": {"greedy": {"total_cost": 171000.0, "emissions_t": 80.2}},
             "bundle_sha256": {"summary.json": "9b74c9897bac770ffc029102a200c5de..."},
             "summary": {"status": "optimal", "gap": 0.00027, "baselines": {}},
         }
     )
     timings: dict[str, Any]
-    baselines: dict[str, Any] = Field(description="KPIs of the greedy and carbon-agnostic plans")
+    currency: str = Field(description="the currency of every money figure of the plan")
+    kpis: KpisOut = Field(description="the plan's KPIs")  # type: ignore[valid-type]
+    baselines: dict[str, KpisOut] = Field(  # type: ignore[valid-type]
+        description="KPIs of the greedy and carbon-agnostic plans"
+    )
     bundle_sha256: dict[str, str] = Field(description="sha256 of each bundle file as solved")
     summary: dict[str, Any] = Field(description="the bundle's summary.json")
 
@@ -482,7 +523,9 @@ class PlanOut(PlanItem):
         return cls(
             **PlanItem.fields_of(p, active_id),
             timings=p.timings,
-            baselines=p.summary.get("baselines", {}),
+            currency=p.summary.get("currency", plan_contract.DEFAULT_CURRENCY),
+            kpis=kpis_of(p.summary),
+            baselines={k: kpis_of(v) for k, v in p.summary.get("baselines", {}).items()},
             bundle_sha256=p.bundle_sha256,
             summary=p.summary,
         )
