@@ -56,3 +56,12 @@ def test_api_kpi_model_has_one_field_per_kpi() -> None:
     from service.api.schemas import KpisOut
 
     assert list(KpisOut.model_fields) == list(contract.KPI_KEYS)
+
+
+def test_the_validator_recomputes_every_kpi_of_the_contract(plan: Plan) -> None:
+    from optimizer.validate import validate_plan
+
+    report = validate_plan(load_scenario(DEMO), plan)
+    assert report.ok, report
+    missing = [k for k in contract.KPI_KEYS if report.recomputed.get(k) is None]
+    assert not missing, f"validator lacks a recomputation of {missing}"

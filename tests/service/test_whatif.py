@@ -149,8 +149,8 @@ def test_a_price_shock_answers_with_the_diff_and_leaves_the_active_plan(
     for site, factor in (("nx-west", 2.0), ("gz-west", 2.0), ("sh-east", 1.0)):
         before = rows(planner, base["id"], "site-hours", site_id=site)
         after = rows(planner, new_id, "site-hours", site_id=site)
-        assert list(after["grid_price_cny_per_mwh"]) == pytest.approx(
-            list(before["grid_price_cny_per_mwh"] * factor)
+        assert list(after["grid_price_per_mwh"]) == pytest.approx(
+            list(before["grid_price_per_mwh"] * factor)
         )
 
     run = planner.get(f"/runs/{out['run_id']}").json()
