@@ -1921,7 +1921,6 @@ def _check_totals(
         "moved_jobs": int(jobs.moved.sum()),
         "unmet_mtokens": float(unmet_mtok_k.sum()),
         "served_share": 1.0 - float(svc.unmet.sum()) / demand_total if demand_total > 0 else 1.0,
-        "peak_grid_mw": float(grid.max()) if grid.size else 0.0,
     }
     penalties = {
         "unplaced": unplaced_pen,

@@ -409,7 +409,6 @@ class Kpis:
     served_share: float = _kpi(
         "fraction", "share of inference demand served", status="extra", diff=True
     )
-    peak_grid_mw: float = _kpi("MW", "highest grid import of a site in an hour", status="extra")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -110,7 +110,6 @@ def plan_kpis(
         moved_jobs=moved_jobs,
         unmet_mtokens=float(unmet_mtok.sum()) if K else 0.0,
         served_share=float(1.0 - unmet.sum() / total_demand) if total_demand > 0 else 1.0,
-        peak_grid_mw=float(e.grid.max()) if e.grid.size else 0.0,
     )
     penalties = {
         "unplaced": unplaced_pen,
