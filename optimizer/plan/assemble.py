@@ -7,7 +7,6 @@ the columns `contract.py` declares.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -21,12 +20,10 @@ from optimizer.plan.explain import (
     unplaced_reason,
 )
 from optimizer.plan.kpis import plan_kpis
-from optimizer.plan.types import Plan, Schedule
+from optimizer.plan.types import TOL, Energy, Plan, Schedule
 from optimizer.rules import migration_cost_cny, transfer_cost_cny, work_in_horizon
 from optimizer.scenario.types import Job, Scenario
 from optimizer.units import KW_PER_MW
-
-TOL = 1e-6
 
 
 def job_hour_matrix(sc: Scenario, sched: Schedule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,25 +58,6 @@ def job_status(sc: Scenario, job: Job, placed: bool) -> str:
     if not placed:
         return "unplaced"
     return "on_track" if job.deadline > sc.hours else "placed"
-
-
-@dataclass(frozen=True)
-class Energy:
-    """Per [site, hour]: power drawn and where it comes from, its cost and emissions."""
-
-    busy: np.ndarray  # [site, accelerator, hour] devices
-    it: np.ndarray
-    fac: np.ndarray
-    charge: np.ndarray
-    discharge: np.ndarray
-    soc: np.ndarray
-    green: np.ndarray
-    grid: np.ndarray
-    curtailed: np.ndarray
-    grid_cost: np.ndarray
-    green_cost: np.ndarray
-    emis_kg: np.ndarray
-    emis_loc_kg: np.ndarray
 
 
 def site_energy(sc: Scenario, sched: Schedule) -> Energy:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.plan.contract import BINDING, MOVES
-from optimizer.plan.types import Schedule
+from optimizer.plan.types import TOL, Schedule
 from optimizer.rules import (
     grid_cost_per_mwh,
     job_options,
@@ -19,8 +19,6 @@ from optimizer.rules import (
 )
 from optimizer.scenario.types import Scenario
 from optimizer.units import KW_PER_MW
-
-TOL = 1e-6
 
 
 def binding_limits(

@@ -8,11 +8,10 @@ from typing import Any
 import numpy as np
 
 from optimizer.plan.contract import Kpis
+from optimizer.plan.types import TOL, Energy
 from optimizer.rules import work_in_horizon
 from optimizer.scenario.types import Scenario
 from optimizer.units import KG_PER_T, SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
-
-TOL = 1e-6
 
 
 def policy_violations(
@@ -49,7 +48,7 @@ def policy_violations(
 def plan_kpis(
     sc: Scenario,
     *,
-    energy: Any,
+    energy: Energy,
     job_costs: tuple[np.ndarray, np.ndarray],
     unplaced_mask: np.ndarray,
     unmet: np.ndarray,

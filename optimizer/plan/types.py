@@ -13,6 +13,9 @@ import pandas as pd
 from optimizer.plan.contract import BUNDLE_TABLES, DEFAULT_CURRENCY, Kpis
 from optimizer.scenario.types import Scenario
 
+TOL = 1e-6
+"""Slack below which an amount (MW, tokens/s, shortfall) counts as zero in a plan."""
+
 
 @dataclass
 class Schedule:
@@ -94,3 +97,22 @@ class Plan:
         from optimizer.plan.bundle import read_bundle
 
         return read_bundle(path)
+
+
+@dataclass(frozen=True)
+class Energy:
+    """Per [site, hour]: power drawn and where it comes from, its cost and emissions."""
+
+    busy: np.ndarray  # [site, accelerator, hour] devices
+    it: np.ndarray
+    fac: np.ndarray
+    charge: np.ndarray
+    discharge: np.ndarray
+    soc: np.ndarray
+    green: np.ndarray
+    grid: np.ndarray
+    curtailed: np.ndarray
+    grid_cost: np.ndarray
+    green_cost: np.ndarray
+    emis_kg: np.ndarray
+    emis_loc_kg: np.ndarray
