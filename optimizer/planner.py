@@ -255,7 +255,7 @@ def _solve_rounding(
             "priced_in": int(active.sum()),
             "rounds": rounds,
         },
-        "lp_bound_cny": bound if np.isfinite(bound) else None,
+        "lp_bound": bound if np.isfinite(bound) else None,
     }
     m_lp, d_lp = m, d
     reserve = None

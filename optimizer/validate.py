@@ -959,7 +959,7 @@ def _check_jobs(c: _Checker) -> _Jobs:
                 c.add(
                     "jobs",
                     "migration_cost",
-                    f"migration_cost_cny {_fmt(w_mig[r])}, the policy gives {res.migration_cny[j]:.6g}",
+                    f"migration_cost {_fmt(w_mig[r])}, the policy gives {res.migration_cny[j]:.6g}",
                     workload_id=jid,
                     expected=res.migration_cny[j],
                     actual=w_mig[r],
