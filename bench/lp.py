@@ -20,8 +20,8 @@ from optimizer.scenario.types import Scenario
 from optimizer.solve import SolverSettings, new_highs, solve_loaded
 
 KG_PER_T = 1000.0
-# cost categories of the objective that the plans' total_cost_cny counts; the others
-# (unplaced work, unmet demand, policy violations) are its penalty_cny
+# cost categories of the objective that the plans' total_cost counts; the others
+# (unplaced work, unmet demand, policy violations) are its penalty
 COST_CATEGORIES = ("grid_energy", "green_energy", "carbon", "migration", "data_transfer")
 ENERGY_CATEGORIES = ("grid_energy", "green_energy")
 
@@ -43,19 +43,19 @@ def lp_relaxation(sc: Scenario, settings: SolverSettings) -> dict[str, Any]:
         "status": res.status,
         "timings_s": {"build": build_s, "handover": handover_s, "solve": res.timings_s["solve"]},
         "model_size": m.size(),
-        "objective_cny": None,
-        "bound_cny": None,
+        "objective": None,
+        "bound": None,
         "kpis": None,
     }
     if res.x is None or res.objective is None:
         return out
     # the solver sees only what decisions can change; the fixed penalties are added back as
-    # the planner does, so the bound compares with the plans' objective_cny
-    out["objective_cny"] = res.objective + m.fixed_cost
-    out["bound_cny"] = out["objective_cny"] if res.status == "optimal" else None
+    # the planner does, so the bound compares with the plans' objective
+    out["objective"] = res.objective + m.fixed_cost
+    out["bound"] = out["objective"] if res.status == "optimal" else None
     out["kpis"] = lp_kpis(sc, m, res.x)
-    out["kpis"]["objective_cny"] = out["objective_cny"]
-    out["kpis"]["penalty_cny"] = out["objective_cny"] - out["kpis"]["total_cost_cny"]
+    out["kpis"]["objective"] = out["objective"]
+    out["kpis"]["penalty"] = out["objective"] - out["kpis"]["total_cost"]
     return out
 
 
@@ -64,8 +64,8 @@ def lp_kpis(sc: Scenario, m: LinearModel, x: np.ndarray) -> dict[str, Any]:
     as `optimizer.plan` computes them for a plan: grid and green per site and hour."""
     costs = m.cost_breakdown(x)
     out: dict[str, Any] = {
-        "total_cost_cny": float(sum(costs.get(c, 0.0) for c in COST_CATEGORIES)),
-        "energy_cost_cny": float(sum(costs.get(c, 0.0) for c in ENERGY_CATEGORIES)),
+        "total_cost": float(sum(costs.get(c, 0.0) for c in COST_CATEGORIES)),
+        "energy_cost": float(sum(costs.get(c, 0.0) for c in ENERGY_CATEGORIES)),
     }
     grid = _values(m, "v_grid_mw", x)
     green = _values(m, "v_green_mw", x)

@@ -26,11 +26,17 @@ def _number(x: Any) -> float | None:
 
 
 def _get(d: Any, *path: str) -> Any:
-    for p in path:
+    for p in path[:-1]:
         if not isinstance(d, dict):
             return None
         d = d.get(p)
-    return d
+    return _money(d, path[-1]) if isinstance(d, dict) else None
+
+
+def _money(d: dict[str, Any], key: str) -> Any:
+    """`d[key]`, or in results recorded before money names became currency-neutral (all in
+    CNY), `d[key + "_cny"]`."""
+    return d[key] if key in d else d.get(f"{key}_cny")
 
 
 # ----------------------------------------------------------------------------- derived
@@ -40,8 +46,8 @@ def derive(inst: dict[str, Any]) -> dict[str, Any]:
     kp = {name: (p or {}).get("kpis") or {} for name, p in plans.items()}
     milp, greedy, agnostic = kp.get("milp", {}), kp.get("greedy", {}), kp.get("carbon_agnostic", {})
     out: dict[str, Any] = {
-        "milp_cost_vs_greedy": _rel(milp.get("total_cost_cny"), greedy.get("total_cost_cny")),
-        "milp_objective_vs_greedy": _rel(milp.get("objective_cny"), greedy.get("objective_cny")),
+        "milp_cost_vs_greedy": _rel(_money(milp, "total_cost"), _money(greedy, "total_cost")),
+        "milp_objective_vs_greedy": _rel(_money(milp, "objective"), _money(greedy, "objective")),
         "milp_emissions_vs_carbon_agnostic": _rel(
             milp.get("emissions_t"), agnostic.get("emissions_t")
         ),
@@ -54,9 +60,9 @@ def derive(inst: dict[str, Any]) -> dict[str, Any]:
         if plans
         else False,
     }
-    lp_obj = _get(inst, "lp_relaxation", "objective_cny")
-    bound = _get(inst, "milp", "bound_cny")
-    objective = _get(inst, "milp", "objective_cny")
+    lp_obj = _get(inst, "lp_relaxation", "objective")
+    bound = _get(inst, "milp", "bound")
+    objective = _get(inst, "milp", "objective")
     # both bounds must lie below the plan; the MILP's (pricing's Lagrangian bound, or
     # HiGHS' dual bound) may lie below the LP's too, when pricing stopped early
     out["bounds_below_objective"] = (
@@ -71,14 +77,14 @@ def derive(inst: dict[str, Any]) -> dict[str, Any]:
     )
     p, m = inst.get("milp"), inst.get("matrix")
     if p and m and "error" not in m:
-        po, mo = p.get("objective_cny"), m.get("objective_cny")
+        po, mo = _money(p, "objective"), _money(m, "objective")
         gaps = [g for g in (p.get("gap"), m.get("gap")) if g is not None]
         diff = abs(po - mo) / max(1.0, abs(mo)) if po is not None and mo is not None else None
         p_bh = p["phases_s"]["build"] + p["phases_s"]["handover"]
         m_bh = m["phases_s"]["build"] + m["phases_s"]["handover"]
         out["backends"] = {
-            "pyomo_objective_cny": po,
-            "matrix_objective_cny": mo,
+            "pyomo_objective": po,
+            "matrix_objective": mo,
             "objective_rel_diff": diff,
             "same_optimum": diff is not None and diff <= max([*gaps, 1e-9]),
             "pyomo_build_handover_s": p_bh,
@@ -273,8 +279,8 @@ def markdown(run: dict[str, Any], plot_name: str | None) -> str:
                 _f(ph.get("other")) + (f" ({', '.join(unnamed)})" if unnamed else ""),
                 _f(mi["wall_s"]),
                 _f(_get(r, "memory", "peak_rss_mib", "milp"), "{:,.0f}"),
-                _f(mi.get("objective_cny"), "{:,.0f}"),
-                _f(mi.get("bound_cny"), "{:,.0f}"),
+                _f(_money(mi, "objective"), "{:,.0f}"),
+                _f(_money(mi, "bound"), "{:,.0f}"),
                 f"{_f(mi.get('gap'), '{:.2%}')} ({r['size']['gap_target']:.2%})",
                 _f(_get(r, "derived", "all_plans_validated")),
             ]
@@ -318,9 +324,9 @@ def markdown(run: dict[str, Any], plot_name: str | None) -> str:
                 [
                     name,
                     plan,
-                    _f(k.get("total_cost_cny"), "{:,.0f}"),
-                    _f(k.get("energy_cost_cny"), "{:,.0f}"),
-                    _f(k.get("objective_cny"), "{:,.0f}"),
+                    _f(_money(k, "total_cost"), "{:,.0f}"),
+                    _f(_money(k, "energy_cost"), "{:,.0f}"),
+                    _f(_money(k, "objective"), "{:,.0f}"),
                     _f(k.get("emissions_t"), "{:,.1f}"),
                     _f(k.get("emissions_location_t"), "{:,.1f}"),
                     _f(k.get("green_share"), "{:.1%}"),
@@ -403,7 +409,7 @@ def markdown(run: dict[str, Any], plot_name: str | None) -> str:
                 _f(at["phases_s"]["solve"]),
                 _f(at["wall_s"]),
                 _f(at.get("gap"), "{:.2%}"),
-                _f(at.get("objective_cny"), "{:,.0f}"),
+                _f(_money(at, "objective"), "{:,.0f}"),
                 _f(at.get("over_budget_s")),
                 _f(_get(at, "plan", "validated")),
                 _f(_get(at, "solver", "plan_source")),

@@ -60,7 +60,7 @@ def check(sc: Scenario, plan: Plan) -> dict[str, Any]:
 
 def plan_record(sc: Scenario, plan: Plan) -> dict[str, Any]:
     """KPIs of a plan and the validator's verdict on it."""
-    return {"status": plan.status, "kpis": plan.kpis(), **check(sc, plan)}
+    return {"status": plan.status, "kpis": plan.kpis.as_dict(), **check(sc, plan)}
 
 
 # the planner's timing entries, grouped into the phases the benchmark reports; entries it
@@ -111,8 +111,8 @@ class Trace:
             {
                 "wall_s": time.perf_counter() - self.t0,
                 "phase": ev.get("phase"),
-                "objective_cny": ev.get("objective_cny"),
-                "bound_cny": ev.get("bound_cny"),
+                "objective": ev.get("objective"),
+                "bound": ev.get("bound"),
                 "gap": ev.get("gap"),
             }
         )
@@ -153,8 +153,8 @@ def solve_record(
         "wall_s": wall_s,
         "model_size": s.get("model_size"),
         "solver": solver,
-        "objective_cny": solver.get("objective_cny"),
-        "bound_cny": solver.get("bound_cny"),
+        "objective": solver.get("objective"),
+        "bound": solver.get("bound"),
         "gap": gap,
         "reached_gap_target": gap is not None and gap <= settings.mip_rel_gap + 1e-12,
         # HiGHS' own stop: its gap on the model it solved (the relaxed one when the planner
@@ -192,9 +192,9 @@ def task_milp(size: Size, workdir: Path, **_: Any) -> dict[str, Any]:
         bp = baseline_plan(sc, name)
         plans[name] = plan_record(sc, bp)
         # the planner's summary carries the same baseline's KPIs: they must agree
-        summary_cost = plan.summary["baselines"][name]["total_cost_cny"]
+        summary_cost = plan.summary["baselines"][name]["total_cost"]
         plans[name]["matches_planner_summary"] = bool(
-            np.isclose(summary_cost, bp.kpis()["total_cost_cny"], rtol=1e-9, atol=1e-6)
+            np.isclose(summary_cost, bp.kpis.total_cost, rtol=1e-9, atol=1e-6)
         )
     out["plans"] = plans
     if plan.schedule is not None:

@@ -4,6 +4,8 @@
   optimizer/scenario/schema.py.
 * docs/model.md: the model's math, from the docstrings of the modules in
   optimizer/model/build.py's MODULES list, in build order.
+* docs/bundle.md: the bundle reference between the GENERATED markers, from
+  optimizer/contract.py.
 
 Run `python docs/generate.py` after changing either; tests/test_docs.py fails when the
 committed files differ from what this produces.
@@ -19,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from optimizer import contract  # noqa: E402
 from optimizer.model.build import MODULES  # noqa: E402
 from optimizer.scenario import schema  # noqa: E402
 from optimizer.scenario.schema import REQUIRED, Column  # noqa: E402
@@ -73,6 +76,70 @@ def schema_markdown() -> str:
         parts += [_row(c) for c in t.columns]
     parts += ["", END]
     return "\n".join(parts)
+
+
+BUNDLE_BEGIN = "<!-- BEGIN GENERATED: bundle contract (python docs/generate.py) -->"
+BUNDLE_END = "<!-- END GENERATED: bundle contract -->"
+
+
+def _codes(names: tuple[str, ...]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def bundle_markdown() -> str:
+    """The summary keys, the KPIs and every bundle table, from optimizer/contract.py."""
+    parts = [
+        BUNDLE_BEGIN,
+        "",
+        "## summary.json",
+        "",
+        "| key | unit | status | meaning |",
+        "|---|---|---|---|",
+    ]
+    kpis = set(contract.KPI_KEYS)
+    parts += [
+        f"| `{k.name}` | {k.unit} | {k.status} | {k.meaning} |"
+        for k in contract.SUMMARY
+        if k.name not in kpis
+    ]
+    parts += [
+        "| the KPIs | | | every KPI below, as a top-level key |",
+        "",
+        "## KPIs",
+        "",
+        "Top-level keys of summary.json, and the keys of each plan under `baselines`.",
+        "",
+        "| KPI | unit | status | accounting | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    parts += [
+        f"| `{f.name}` | {f.metadata['unit']} | {f.metadata['status']} | "
+        f"{f.metadata['accounting']} | {f.metadata['meaning']} |"
+        for f in contract.KPIS
+    ]
+    parts += [
+        "",
+        f"Plan statuses: {_codes(contract.PLAN_STATUSES)}. Job statuses: "
+        f"{_codes(contract.JOB_STATUSES)}; service statuses: {_codes(contract.SERVICE_STATUSES)}.",
+    ]
+    for t in contract.TABLES:
+        parts += ["", f"## {t.file} — {t.rows}" + (" (extra)" if t.status == "extra" else "")]
+        if t.note:
+            parts += ["", t.note]
+        parts += ["", "| column | type | unit | status | meaning |", "|---|---|---|---|---|"]
+        parts += [
+            f"| `{c.name}` | {c.dtype} | {c.unit} | {c.status} | {c.meaning} |" for c in t.columns
+        ]
+    parts += ["", BUNDLE_END]
+    return "\n".join(parts)
+
+
+def updated_bundle_doc(text: str) -> str:
+    if BUNDLE_BEGIN not in text or BUNDLE_END not in text:
+        raise ValueError("docs/bundle.md lacks the GENERATED markers")
+    head, rest = text.split(BUNDLE_BEGIN, 1)
+    _, tail = rest.split(BUNDLE_END, 1)
+    return head + bundle_markdown() + tail
 
 
 def _rst_to_markdown(doc: str) -> str:
@@ -157,7 +224,9 @@ def main() -> None:
     readme = ROOT / "data" / "README.md"
     readme.write_text(updated_data_readme(readme.read_text()))
     (ROOT / "docs" / "model.md").write_text(model_markdown())
-    print("updated data/README.md and docs/model.md")
+    bundle = ROOT / "docs" / "bundle.md"
+    bundle.write_text(updated_bundle_doc(bundle.read_text()))
+    print("updated data/README.md, docs/model.md and docs/bundle.md")
 
 
 if __name__ == "__main__":

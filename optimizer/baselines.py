@@ -25,9 +25,10 @@ from typing import Literal
 
 import numpy as np
 
-from optimizer.plan import KG_PER_T, KW_PER_MW, Schedule, facility_mw
-from optimizer.rules import Option, job_options, work_in_horizon
+from optimizer.plan import Schedule, facility_mw
+from optimizer.rules import Option, grid_cost_per_mwh, job_options, work_in_horizon
 from optimizer.scenario.types import Job, Scenario
+from optimizer.units import KW_PER_MW
 
 Mode = Literal["greedy", "carbon_agnostic"]
 Order = Literal["deadline", "big_first", "largest_first"]
@@ -41,12 +42,13 @@ class FleetState:
     sc: Scenario
     free: np.ndarray  # [s, a, h] devices
     load: np.ndarray  # [s, h] facility MW so far
+    grid_cost: np.ndarray  # [s, h] price of a grid MWh, carbon included
 
     @classmethod
     def start(cls, sc: Scenario) -> FleetState:
         zero = np.zeros((len(sc.sites), len(sc.accelerators), sc.hours), dtype=np.int64)
         _, fac = facility_mw(sc, zero)  # idle load of every available device
-        return cls(sc, sc.capacity.astype(np.int64).copy(), fac)
+        return cls(sc, sc.capacity.astype(np.int64).copy(), fac, grid_cost_per_mwh(sc))
 
     def headroom(self, s: int | np.ndarray, h: np.ndarray) -> np.ndarray:
         sc = self.sc
@@ -57,11 +59,7 @@ class FleetState:
         sc = self.sc
         green_left = np.maximum(sc.green_available_mw[s, h] - self.load[s, h], 0.0)
         on_green = np.minimum(mw, green_left)
-        grid_price = (
-            sc.grid_price_cny_per_mwh[s, h]
-            + sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh[s, h] / KG_PER_T
-        )
-        return on_green * sc.green_price_cny_per_mwh[s, h] + (mw - on_green) * grid_price
+        return on_green * sc.green_price_cny_per_mwh[s, h] + (mw - on_green) * self.grid_cost[s, h]
 
     def take(self, s: int, a: int, h: np.ndarray, devices: int | np.ndarray) -> None:
         sc = self.sc
@@ -182,10 +180,7 @@ def _service_order(
     mw = (sc.busy_kw[a_] - sc.idle_kw[a_]) / KW_PER_MW * sc.pue[s_]
     green_left = np.maximum(sc.green_available_mw[s_, h] - st.load[s_, h], 0.0)
     on_green = np.minimum(mw, green_left)
-    grid_price = (
-        sc.grid_price_cny_per_mwh[s_, h]
-        + sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh[s_, h] / KG_PER_T
-    )
+    grid_price = st.grid_cost[s_, h]
     per_token = (on_green * sc.green_price_cny_per_mwh[s_, h] + (mw - on_green) * grid_price) / tp_
     return [(int(s_[i]), int(a_[i]), float(tp_[i])) for i in np.argsort(per_token, kind="stable")]
 

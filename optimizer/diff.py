@@ -10,29 +10,19 @@ from typing import Any
 
 import pandas as pd
 
+from optimizer.contract import DIFF_KPIS
 from optimizer.plan import Plan
 
-DELTA_KEYS = (
-    "objective_cny",
-    "total_cost_cny",
-    "energy_cost_cny",
-    "carbon_cost_cny",
-    "migration_cost_cny",
-    "grid_mwh",
-    "green_mwh",
-    "curtailed_mwh",
-    "emissions_t",
-    "emissions_location_t",
-    "green_share",
-    "unplaced",
-    "served_share",
-)
+DELTA_KEYS = DIFF_KPIS
+"""The KPIs a diff compares (flagged `diff=True` in the bundle contract)."""
 
 
 def _placements(plan: Plan) -> pd.DataFrame:
     w = plan.workloads
     jobs = w[w["kind"] != "inference"][["workload_id", "status", "site_id", "accelerator"]].copy()
     jobs["site_id"] = jobs["site_id"].fillna("")
+    # placed or on track (due after the horizon): either way it runs in this plan
+    jobs["runs"] = jobs["status"] != "unplaced"
     a = plan.assignments
     hours = (
         a[a["workload_id"].isin(jobs["workload_id"])]
@@ -54,7 +44,7 @@ def _site_totals(plan: Plan) -> pd.DataFrame:
         grid_mwh=("grid_mw", "sum"),
         green_mwh=("green_used_mw", "sum"),
         curtailed_mwh=("curtailed_mw", "sum"),
-        energy_cost_cny=("energy_cost_cny", "sum"),
+        energy_cost=("energy_cost", "sum"),
         emissions_t=("emissions_kg", lambda s: s.sum() / 1000.0),
     )
     if "emissions_location_kg" in sh:
@@ -101,13 +91,11 @@ def diff_plans(a: Plan, b: Plan) -> dict[str, Any]:
             only_b.append(j)
             continue
         x, y = pa.loc[j], pb.loc[j]
-        if x["status"] != y["status"]:
-            (newly_placed if y["status"] == "placed" else newly_unplaced).append(
+        if x["runs"] != y["runs"]:
+            (newly_placed if y["runs"] else newly_unplaced).append(
                 {"workload_id": j, "site_a": x["site_id"] or None, "site_b": y["site_id"] or None}
             )
-        elif x["status"] == "placed" and (
-            x["site_id"] != y["site_id"] or x["accelerator"] != y["accelerator"]
-        ):
+        elif x["runs"] and (x["site_id"] != y["site_id"] or x["accelerator"] != y["accelerator"]):
             moved.append(
                 {
                     "workload_id": j,
@@ -117,7 +105,7 @@ def diff_plans(a: Plan, b: Plan) -> dict[str, Any]:
                     "accelerator_b": y["accelerator"],
                 }
             )
-        elif x["status"] == "placed" and x["hours"] != y["hours"]:
+        elif x["runs"] and x["hours"] != y["hours"]:
             retimed.append(
                 {
                     "workload_id": j,

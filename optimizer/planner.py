@@ -36,7 +36,6 @@ from optimizer.model.extract import (
 from optimizer.model.rounding import device_bounds, disaggregate, round_devices
 from optimizer.model.sets import JobOptions, ModelData, all_job_options, build_sets
 from optimizer.plan import (
-    KW_PER_MW,
     Plan,
     Schedule,
     assemble_plan,
@@ -52,6 +51,7 @@ from optimizer.solve import (
     solve_loaded,
     solve_relaxation,
 )
+from optimizer.units import KW_PER_MW
 
 BASELINES = ("greedy", "carbon_agnostic")
 
@@ -125,8 +125,8 @@ def optimize(
     t = time.perf_counter()
     # the solver sees only what decisions can change; put the penalties no decision can
     # change (work that can run nowhere) back, so objective and bound compare with the plan's
-    solver["fixed_cost_cny"] = m.fixed_cost
-    for key in ("objective_cny", "bound_cny"):
+    solver["fixed_cost"] = m.fixed_cost
+    for key in ("objective", "bound"):
         if solver.get(key) is not None:
             solver[key] += m.fixed_cost
     if sched is None:
@@ -141,7 +141,7 @@ def optimize(
     timings["extract"] = time.perf_counter() - t
     for name, bs in baseline_scheds.items():
         bp = assemble_plan(sc, bs, status="baseline", planner=name)
-        plan.summary["baselines"][name] = bp.kpis()
+        plan.summary["baselines"][name] = bp.kpis.as_dict()
     timings["total"] = time.perf_counter() - t_all + validate_s
     plan.summary["timings_s"] = timings
     return plan
@@ -255,7 +255,7 @@ def _solve_rounding(
             "priced_in": int(active.sum()),
             "rounds": rounds,
         },
-        "lp_bound_cny": bound if np.isfinite(bound) else None,
+        "lp_bound": bound if np.isfinite(bound) else None,
     }
     m_lp, d_lp = m, d
     reserve = None
@@ -297,8 +297,8 @@ def _solve_rounding(
     if best is not None and _gap(best[0], bound) <= settings.mip_rel_gap:
         # the rounded LP is within the gap asked for: no branching needed
         solver |= {
-            "objective_cny": best[0],
-            "bound_cny": bound,
+            "objective": best[0],
+            "bound": bound,
             "gap": _gap(best[0], bound),
             "termination": "LP relaxation rounded",
             "plan_source": best[2],
@@ -347,8 +347,8 @@ def _solve_rounding(
     final_bound = bound if np.isfinite(bound) else None
     gap = _gap(objective, final_bound)
     solver |= {
-        "objective_cny": objective,
-        "bound_cny": final_bound,
+        "objective": objective,
+        "bound": final_bound,
         "gap": gap if np.isfinite(gap) else None,  # no bound proven in time: no gap claimed
         "termination": res.termination,
         "plan_source": source,
@@ -440,7 +440,7 @@ def _gap(objective: float, bound: float | None) -> float:
 
 def _objective(sc: Scenario, sched: Schedule, m: LinearModel) -> float:
     """A plan's objective on the solver's terms (without penalties no decision can change)."""
-    return float(assemble_plan(sc, sched, status="check").summary["objective_cny"]) - m.fixed_cost
+    return float(assemble_plan(sc, sched, status="check").summary["objective"]) - m.fixed_cost
 
 
 def _jobs_only(sc: Scenario, sched: Schedule) -> Schedule:
@@ -515,7 +515,7 @@ def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
     starts = [greedy] + [
         plan_baseline(sc, "greedy", order=order) for order in ("big_first", "largest_first")
     ]
-    objective = [assemble_plan(sc, s, status="start").summary["objective_cny"] for s in starts]
+    objective = [assemble_plan(sc, s, status="start").summary["objective"] for s in starts]
     return starts[int(np.argmin(objective))]
 
 

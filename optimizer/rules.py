@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from optimizer.scenario.types import Job, Scenario, run_hours_needed
+from optimizer.units import KG_PER_T
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,17 @@ def work_in_horizon(sc: Scenario, job: Job) -> float:
         return job.work_device_hours
     share = (sc.hours - job.release) / (job.deadline - job.release)
     return job.work_device_hours * share
+
+
+def carbon_cost_per_mwh(sc: Scenario) -> np.ndarray:
+    """[site, hour] carbon price on one MWh imported from the grid (contract-based: green
+    supply carries none)."""
+    return sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh / KG_PER_T
+
+
+def grid_cost_per_mwh(sc: Scenario) -> np.ndarray:
+    """[site, hour] what one more MWh from the grid costs: its price plus the carbon price."""
+    return sc.grid_price_cny_per_mwh + carbon_cost_per_mwh(sc)
 
 
 def site_allowed(sc: Scenario, job: Job, site_pos: int) -> bool:

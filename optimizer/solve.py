@@ -74,8 +74,8 @@ class SolveResult:
     def info(self) -> dict[str, Any]:
         return {
             "termination": self.termination,
-            "objective_cny": self.objective,
-            "bound_cny": self.bound,
+            "objective": self.objective,
+            "bound": self.bound,
             "gap": self.gap,
             "nodes": self.nodes,
             "mip_start_accepted": self.mip_start_accepted,
@@ -155,8 +155,8 @@ def solve_loaded(
                 {
                     "phase": "solve",
                     "elapsed_s": float(out.running_time),
-                    "objective_cny": _finite(out.mip_primal_bound),
-                    "bound_cny": _finite(out.mip_dual_bound),
+                    "objective": _finite(out.mip_primal_bound),
+                    "bound": _finite(out.mip_dual_bound),
                     "gap": _finite(out.mip_gap),
                     "nodes": int(out.mip_node_count),
                 }

@@ -106,11 +106,11 @@ def plan(
     with console.status("planning...") as status:
 
         def progress(ev: dict[str, Any]) -> None:
-            if ev.get("phase") == "solve" and ev.get("objective_cny") is not None:
+            if ev.get("phase") == "solve" and ev.get("objective") is not None:
                 g = ev.get("gap")
                 status.update(
-                    f"solving: {ev['elapsed_s']:.1f} s, best {ev['objective_cny']:,.0f} CNY, "
-                    f"bound {ev.get('bound_cny') or float('nan'):,.0f}, gap {g if g is not None else float('nan'):.2%}, "
+                    f"solving: {ev['elapsed_s']:.1f} s, best {ev['objective']:,.0f} {sc.currency}, "
+                    f"bound {ev.get('bound') or float('nan'):,.0f}, gap {g if g is not None else float('nan'):.2%}, "
                     f"nodes {ev.get('nodes', 0)}"
                 )
             else:
@@ -138,6 +138,11 @@ def plan(
 
 
 def _summary_table(s: dict[str, Any]) -> None:
+    from optimizer.contract import DEFAULT_CURRENCY, KPIS
+
+    # relative changes for amounts (money, emissions, energy), not for shares or counts
+    amounts = {f.name for f in KPIS if f.metadata["unit"] in ("currency", "tCO2", "MWh")}
+    cur = s.get("currency", DEFAULT_CURRENCY)
     base = s.get("baselines", {})
     t = Table(
         title=f"plan: {s['status']}  gap {s['gap'] if s['gap'] is not None else float('nan'):.3%}"
@@ -149,10 +154,10 @@ def _summary_table(s: dict[str, Any]) -> None:
     for name in base:
         t.add_column(f"vs {name.replace('_', '-')}", justify="right")
     rows = [
-        ("total cost, CNY", "total_cost_cny", "{:,.0f}"),
-        ("energy cost, CNY", "energy_cost_cny", "{:,.0f}"),
-        ("carbon cost, CNY", "carbon_cost_cny", "{:,.0f}"),
-        ("migration cost, CNY", "migration_cost_cny", "{:,.0f}"),
+        (f"total cost, {cur}", "total_cost", "{:,.0f}"),
+        (f"energy cost, {cur}", "energy_cost", "{:,.0f}"),
+        (f"carbon cost, {cur}", "carbon_cost", "{:,.0f}"),
+        (f"migration cost, {cur}", "migration_cost", "{:,.0f}"),
         ("emissions (contract), t", "emissions_t", "{:,.2f}"),
         ("emissions (location), t", "emissions_location_t", "{:,.2f}"),
         ("green share", "green_share", "{:.1%}"),
@@ -173,7 +178,7 @@ def _summary_table(s: dict[str, Any]) -> None:
                 isinstance(mine, float)
                 and isinstance(other, float)
                 and abs(other) > 1e-12
-                and key.endswith(("_cny", "_t", "_mwh"))
+                and key in amounts
             ):
                 cells.append(f"{(mine - other) / abs(other):+.1%}")
             else:
@@ -548,7 +553,7 @@ def _first_plan(db: Any, settings: Any) -> None:
                 worker.join(0.5)
                 with db.read() as s:
                     p = runs.get_run(s, run_id).progress
-                obj, gap = p.get("objective_cny"), p.get("gap")
+                obj, gap = p.get("objective"), p.get("gap")
                 line = (
                     f"first plan (run {run_id}): {p.get('phase', '...')}, "
                     f"{p.get('run_elapsed_s') or 0.0:.1f} s"
@@ -571,7 +576,8 @@ def _first_plan(db: Any, settings: Any) -> None:
             made = plans.get_plan(s, run.plan_id)
             console.print(
                 f"[green]plan {made.id} active[/green]: {made.status}, "
-                f"total cost {made.total_cost_cny or 0.0:,.0f} CNY, "
+                f"total cost {made.total_cost or 0.0:,.0f} "
+                f"{made.summary.get('currency', 'CNY')}, "
                 f"emissions {made.emissions_t or 0.0:,.1f} t, green share {made.green_share or 0.0:.1%}, "
                 f"gap {made.gap if made.gap is not None else float('nan'):.3%}"
             )

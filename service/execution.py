@@ -82,7 +82,7 @@ class _Monitor:
         interrupted through `cancel` instead."""
         with self._lock:
             self._latest = {**ev, "run_elapsed_s": round(time.perf_counter() - self._t0, 3)}
-        if self.cancel.is_set() and "objective_cny" not in ev and ev.get("phase") != "solve":
+        if self.cancel.is_set() and "objective" not in ev and ev.get("phase") != "solve":
             raise SolveCancelled("cancelled on request")
 
     def latest(self) -> dict[str, Any]:
@@ -280,8 +280,8 @@ def _store(db: Database, run_id: int, plan: Any, validation: dict[str, Any]) -> 
         progress = {
             "phase": "done",
             "status": plan.status,
-            "objective_cny": row.objective_cny,
-            "bound_cny": row.bound_cny,
+            "objective": row.objective,
+            "bound": row.bound,
             "gap": row.gap,
             "elapsed_s": row.timings.get("total"),
             "activated": activated,

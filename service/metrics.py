@@ -80,12 +80,12 @@ class _DatabaseCollector(Collector):
             (
                 "greenopt_active_plan_cost_cny",
                 "total cost of the active plan, CNY",
-                plan.total_cost_cny,
+                plan.total_cost,
             ),
             (
                 "greenopt_active_plan_objective_cny",
                 "objective of the active plan, CNY",
-                plan.objective_cny,
+                plan.objective,
             ),
             (
                 "greenopt_active_plan_emissions_t",

@@ -205,10 +205,10 @@ class Plan(Base):
     scenario_version_id: Mapped[int] = mapped_column(ForeignKey("scenario_versions.id"))
     scenario_fingerprint: Mapped[str] = mapped_column(String(64), index=True)
     status: Mapped[str] = mapped_column(String(32))
-    objective_cny: Mapped[float | None] = mapped_column(Float)
-    bound_cny: Mapped[float | None] = mapped_column(Float)
+    objective: Mapped[float | None] = mapped_column("objective_cny", Float)
+    bound: Mapped[float | None] = mapped_column("bound_cny", Float)
     gap: Mapped[float | None] = mapped_column(Float)
-    total_cost_cny: Mapped[float | None] = mapped_column(Float)
+    total_cost: Mapped[float | None] = mapped_column("total_cost_cny", Float)
     emissions_t: Mapped[float | None] = mapped_column(Float)
     emissions_location_t: Mapped[float | None] = mapped_column(Float)
     green_share: Mapped[float | None] = mapped_column(Float)
@@ -241,29 +241,12 @@ class PlanAssignment(Base):
     tokens_per_s: Mapped[float | None] = mapped_column(Float)
 
 
-SITE_HOUR_FLOAT_COLUMNS = (
-    "pue",
-    "it_mw",
-    "facility_mw",
-    "grid_limit_mw",
-    "green_available_mw",
-    "green_used_mw",
-    "curtailed_mw",
-    "grid_mw",
-    "battery_charge_mw",
-    "battery_discharge_mw",
-    "battery_soc_mwh",
-    "grid_price_cny_per_mwh",
-    "green_price_cny_per_mwh",
-    "carbon_kg_per_mwh",
-    "energy_cost_cny",
-    "emissions_kg",
-    "emissions_location_kg",
-)
-
-
 class PlanSiteHour(Base):
-    """A row of the plan's `site_hours` table (energy per site and hour)."""
+    """A row of the plan's `site_hours` table (energy per site and hour).
+
+    Attributes carry the bundle contract's column names (tests/test_contract.py checks
+    them); three stored columns keep the names they had before money names became
+    currency-neutral, so no migration was needed."""
 
     __tablename__ = "plan_site_hours"
     __table_args__ = (Index("ix_plan_site_hours_site", "plan_id", "site_id", "seq"),)
@@ -286,10 +269,10 @@ class PlanSiteHour(Base):
     battery_charge_mw: Mapped[float | None] = mapped_column(Float)
     battery_discharge_mw: Mapped[float | None] = mapped_column(Float)
     battery_soc_mwh: Mapped[float | None] = mapped_column(Float)
-    grid_price_cny_per_mwh: Mapped[float | None] = mapped_column(Float)
-    green_price_cny_per_mwh: Mapped[float | None] = mapped_column(Float)
+    grid_price_per_mwh: Mapped[float | None] = mapped_column("grid_price_cny_per_mwh", Float)
+    green_price_per_mwh: Mapped[float | None] = mapped_column("green_price_cny_per_mwh", Float)
     carbon_kg_per_mwh: Mapped[float | None] = mapped_column(Float)
-    energy_cost_cny: Mapped[float | None] = mapped_column(Float)
+    energy_cost: Mapped[float | None] = mapped_column("energy_cost_cny", Float)
     emissions_kg: Mapped[float | None] = mapped_column(Float)
     emissions_location_kg: Mapped[float | None] = mapped_column(Float)
 

@@ -49,9 +49,7 @@ def _sha(b: bytes) -> str:
 
 
 def _row_columns(table: str) -> list[str]:
-    return [
-        c.name for c in repo.ROW_MODELS[table].__table__.columns if c.name not in ("plan_id", "seq")
-    ]
+    return repo.row_keys(table)
 
 
 def rows_csv(table: str, rows: list[dict[str, Any]]) -> bytes:
@@ -109,10 +107,10 @@ def store_plan(
         scenario_version_id=version.id,
         scenario_fingerprint=str(plan.summary.get("scenario_fingerprint", version.fingerprint)),
         status=plan.status,
-        objective_cny=_num(plan.summary.get("objective_cny")),
-        bound_cny=_num(plan.summary.get("bound_cny")),
+        objective=_num(plan.summary.get("objective")),
+        bound=_num(plan.summary.get("bound")),
         gap=_num(plan.summary.get("gap")),
-        total_cost_cny=_num(plan.summary.get("total_cost_cny")),
+        total_cost=_num(plan.summary.get("total_cost")),
         emissions_t=_num(plan.summary.get("emissions_t")),
         emissions_location_t=_num(plan.summary.get("emissions_location_t")),
         green_share=_num(plan.summary.get("green_share")),

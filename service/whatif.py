@@ -571,13 +571,13 @@ def plan_kpis(p: Plan) -> dict[str, Any]:
     return {
         "id": p.id,
         "status": p.status,
-        "objective_cny": p.objective_cny,
-        "bound_cny": p.bound_cny,
+        "objective": p.objective,
+        "bound": p.bound,
         "gap": p.gap,
-        "total_cost_cny": p.total_cost_cny,
-        "energy_cost_cny": _num(s.get("energy_cost_cny")),
-        "carbon_cost_cny": _num(s.get("carbon_cost_cny")),
-        "penalty_cny": _num(s.get("penalty_cny")),
+        "total_cost": p.total_cost,
+        "energy_cost": _num(s.get("energy_cost")),
+        "carbon_cost": _num(s.get("carbon_cost")),
+        "penalty": _num(s.get("penalty")),
         "emissions_t": p.emissions_t,
         "emissions_location_t": p.emissions_location_t,
         "green_share": p.green_share,
@@ -594,7 +594,7 @@ def highlights(ex: dict[str, Any]) -> dict[str, Any]:
         site: {limit: len(hours) for limit, hours in limits.items() if hours}
         for site, limits in ex["binding_hours"].items()
     }
-    moves = sorted(ex["moves"], key=lambda m: -(_num(m.get("net_saving_cny")) or 0.0))
+    moves = sorted(ex["moves"], key=lambda m: -(_num(m.get("net_saving")) or 0.0))
     return {
         "binding_hours": {s: v for s, v in binding.items() if v},
         "unplaced": ex["unplaced"][:HIGHLIGHTS],
@@ -787,14 +787,14 @@ def _point(value: float, run: Run | None, plan: Plan | None) -> dict[str, Any]:
         "error": run.error if run is not None else None,
         "plan_id": None,
         "status": None,
-        "objective_cny": None,
-        "bound_cny": None,
+        "objective": None,
+        "bound": None,
         "gap": None,
-        "total_cost_cny": None,
-        "energy_cost_cny": None,
-        "carbon_cost_cny": None,
-        "penalty_cny": None,
-        "cost_excl_carbon_cny": None,
+        "total_cost": None,
+        "energy_cost": None,
+        "carbon_cost": None,
+        "penalty": None,
+        "cost_excl_carbon": None,
         "emissions_t": None,
         "emissions_location_t": None,
         "green_share": None,
@@ -806,14 +806,14 @@ def _point(value: float, run: Run | None, plan: Plan | None) -> dict[str, Any]:
         k = plan_kpis(plan)
         point |= {key: value for key, value in k.items() if key in point}
         point["plan_id"] = plan.id
-        if k["objective_cny"] is not None and k["carbon_cost_cny"] is not None:
-            point["cost_excl_carbon_cny"] = k["objective_cny"] - k["carbon_cost_cny"]
+        if k["objective"] is not None and k["carbon_cost"] is not None:
+            point["cost_excl_carbon"] = k["objective"] - k["carbon_cost"]
     return point
 
 
 def _pareto(points: list[dict[str, Any]], emissions: str) -> list[bool | None]:
     """For each point: on the cost-emissions front (no other point costs no more, emits no
-    more and is better in one), or None without a plan. Cost is `cost_excl_carbon_cny`, so
+    more and is better in one), or None without a plan. Cost is `cost_excl_carbon`, so
     a higher carbon price does not count against its own point, and unplaced work counts
     through its penalty."""
 
@@ -821,8 +821,8 @@ def _pareto(points: list[dict[str, Any]], emissions: str) -> list[bool | None]:
         return a < b - PARETO_REL_TOL * max(abs(a), abs(b), 1.0)
 
     xy = [
-        (p["cost_excl_carbon_cny"], p[emissions])
-        if p["cost_excl_carbon_cny"] is not None and p[emissions] is not None
+        (p["cost_excl_carbon"], p[emissions])
+        if p["cost_excl_carbon"] is not None and p[emissions] is not None
         else None
         for p in points
     ]

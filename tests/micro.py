@@ -157,7 +157,7 @@ def placement(plan: Plan, job_id: str) -> tuple[str, list[int]]:
     """(site, sorted hours) of a job in a plan; ("", []) if unplaced."""
     w = plan.workloads.set_index("workload_id").loc[job_id]
     a = plan.assignments[plan.assignments["workload_id"] == job_id]
-    return (w["site_id"] if w["status"] == "placed" else "", sorted(int(h) for h in a["hour"]))
+    return (w["site_id"] if w["status"] != "unplaced" else "", sorted(int(h) for h in a["hour"]))
 
 
 def site_hour(plan: Plan, site_id: str, column: str) -> np.ndarray:

@@ -29,6 +29,12 @@ def test_model_doc_matches_the_model_docstrings() -> None:
     )
 
 
+def test_bundle_doc_matches_the_contract() -> None:
+    gen = _generator()
+    text = (ROOT / "docs" / "bundle.md").read_text()
+    assert gen.updated_bundle_doc(text) == text, "run: python docs/generate.py"
+
+
 def test_every_model_module_documents_its_math_and_symbols() -> None:
     from optimizer.model.build import MODULES
 

@@ -21,7 +21,7 @@ def test_preemptible_job_takes_the_cheapest_hours_of_the_cheapest_site() -> None
     )
     plan = solve(sc)
     assert placement(plan, "j") == ("A", [1, 2])
-    assert plan.summary["total_cost_cny"] == pytest.approx(30.0)
+    assert plan.summary["total_cost"] == pytest.approx(30.0)
     assert plan.summary["status"] == "optimal"
 
 
@@ -42,7 +42,7 @@ def test_contiguous_job_runs_one_block_where_a_preemptible_one_would_pause() -> 
         )
     )
     assert placement(con, "j") == ("A", [2, 3])  # 11 + 12 beats 10 + 100
-    assert con.summary["total_cost_cny"] == pytest.approx(23.0)
+    assert con.summary["total_cost"] == pytest.approx(23.0)
 
 
 def test_job_that_cannot_meet_its_deadline_is_unplaced_with_a_reason() -> None:
@@ -104,7 +104,7 @@ def test_job_may_use_any_listed_accelerator_at_its_throughput() -> None:
     plan = solve(sc)
     row = plan.workloads.set_index("workload_id").loc["j"]
     assert row["accelerator"] == "F" and row["run_hours"] == 2
-    assert plan.summary["total_cost_cny"] == pytest.approx(2 * 0.25 * 100)
+    assert plan.summary["total_cost"] == pytest.approx(2 * 0.25 * 100)
 
 
 def test_deadline_beyond_the_horizon_asks_for_the_pro_rata_share() -> None:
@@ -120,6 +120,8 @@ def test_deadline_beyond_the_horizon_asks_for_the_pro_rata_share() -> None:
     plan = solve(sc)
     assert placement(plan, "p") == ("A", [1, 2])
     assert placement(plan, "c") == ("A", [1, 2])  # one block ending at the horizon end
+    # due after the horizon, they did their in-horizon share: on track, not done
+    assert set(plan.workloads["status"]) == {"on_track"}
 
 
 # --- 2. migration ----------------------------------------------------------------------
@@ -156,9 +158,9 @@ def test_running_job_moves_only_when_the_saving_pays_for_the_move(
     assert len(hours) == (4 if moves else 3)  # the lost hour is re-run on the new site
     if moves:
         m = plan.moves.set_index("workload_id").loc["r"]
-        assert m["energy_cost_if_stayed_cny"] == pytest.approx(300.0)
-        assert m["energy_cost_here_cny"] == pytest.approx(240.0)
-        assert m["net_saving_cny"] == pytest.approx(60.0 - weight * (15.0 + data_gb * 0.05))
+        assert m["energy_cost_if_stayed"] == pytest.approx(300.0)
+        assert m["energy_cost_here"] == pytest.approx(240.0)
+        assert m["net_saving"] == pytest.approx(60.0 - weight * (15.0 + data_gb * 0.05))
     else:
         assert plan.moves.empty
 
@@ -173,7 +175,7 @@ def test_data_transfer_cost_keeps_a_job_near_its_data_unless_the_saving_is_bigge
         scenario([site("A"), site("B")], **base, jobs=[job("j", data_origin_site="A", data_gb=300)])
     )  # 80 + 15 < 100
     assert placement(far, "j")[0] == "B"
-    assert far.summary["data_transfer_cost_cny"] == pytest.approx(15.0)
+    assert far.summary["data_transfer_cost"] == pytest.approx(15.0)
 
 
 # --- 3. inference ----------------------------------------------------------------------
@@ -199,7 +201,7 @@ def test_inference_uses_whole_devices_within_the_latency_limit() -> None:
     plan = solve(sc)
     a = plan.assignments[plan.assignments["workload_id"] == "s"]
     assert set(a["site_id"]) == {"A"} and list(a["devices"]) == [3, 3, 3]
-    assert plan.summary["total_cost_cny"] == pytest.approx(900.0)
+    assert plan.summary["total_cost"] == pytest.approx(900.0)
     assert plan.summary["served_share"] == pytest.approx(1.0)
     assert (plan.service_flows["latency_ms"] <= 20).all()
 
@@ -284,7 +286,7 @@ def test_green_supply_is_used_and_the_rest_curtailed() -> None:
     assert placement(plan, "j") == ("A", [2])
     assert site_hour(plan, "A", "green_used_mw")[2] == pytest.approx(1.0)
     assert site_hour(plan, "A", "curtailed_mw")[2] == pytest.approx(0.5)
-    assert plan.summary["total_cost_cny"] == pytest.approx(0.0)
+    assert plan.summary["total_cost"] == pytest.approx(0.0)
     assert plan.summary["green_share"] == pytest.approx(1.0)
 
 
@@ -309,7 +311,7 @@ def test_battery_shifts_cheap_energy_and_ends_no_emptier(efficiency: float, cost
         jobs=[job("a", deadline_h=1), job("b", release=at(1), deadline_h=2)],
     )
     plan = solve(sc)
-    assert plan.summary["total_cost_cny"] == pytest.approx(cost)
+    assert plan.summary["total_cost"] == pytest.approx(cost)
     assert site_hour(plan, "A", "battery_charge_mw")[0] == pytest.approx(1.0)
     assert site_hour(plan, "A", "battery_soc_mwh")[-1] >= 1.0 - 1e-6
 
@@ -362,7 +364,7 @@ def test_min_green_share_buys_dearer_green_energy() -> None:
     assert free.summary["green_share"] == pytest.approx(0.0)
     forced = solve(scenario([site("A")], **kw, policy={"min_green_share": 0.5}))
     assert forced.summary["green_share"] == pytest.approx(0.5)
-    assert forced.summary["total_cost_cny"] == pytest.approx(0.5 * 100 + 0.5 * 300)
+    assert forced.summary["total_cost"] == pytest.approx(0.5 * 100 + 0.5 * 300)
 
 
 def test_impossible_green_share_is_reported_as_a_violation_not_infeasible() -> None:
@@ -386,7 +388,7 @@ def test_carbon_budget_caps_emissions(budget: float | None, at_a: int, cost: flo
     policy = {} if budget is None else {"carbon_budget_t": budget}
     plan = solve(_two_grids(jobs=[job("a", deadline_h=1), job("b", deadline_h=1)], policy=policy))
     assert sum(placement(plan, j)[0] == "A" for j in ("a", "b")) == at_a
-    assert plan.summary["total_cost_cny"] == pytest.approx(cost)
+    assert plan.summary["total_cost"] == pytest.approx(cost)
 
 
 # --- 8. objective ----------------------------------------------------------------------------
@@ -400,4 +402,4 @@ def test_work_dearer_than_its_penalty_is_left_unplaced_and_says_so() -> None:
     plan = solve(sc)
     row = plan.workloads.set_index("workload_id").loc["j"]
     assert row["status"] == "unplaced" and "more than its unplaced penalty" in row["reason"]
-    assert plan.summary["objective_cny"] == pytest.approx(50.0)
+    assert plan.summary["objective"] == pytest.approx(50.0)

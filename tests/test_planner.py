@@ -36,14 +36,14 @@ def test_golden_demo(demo_plan: Plan) -> None:
     s = demo_plan.summary
     assert s["status"] == "optimal"
     # 2026-11-26: optimum of the demo as first solved to gap 0 (urgent-eval unplaced: 9600)
-    assert s["objective_cny"] == pytest.approx(11908.90, abs=0.05)
+    assert s["objective"] == pytest.approx(11908.90, abs=0.05)
     assert s["unplaced"] == 1
     # 2026-11-26: model size of the demo (whole inference devices, tight x <= y rows)
     assert s["model_size"]["variables"] == 1624
     assert s["model_size"]["constraints"] == 1064
     assert s["solver"]["integer_devices"] == "exact"
     for name in ("greedy", "carbon_agnostic"):
-        assert s["total_cost_cny"] <= s["baselines"][name]["total_cost_cny"] + 1e-6
+        assert s["total_cost"] <= s["baselines"][name]["total_cost"] + 1e-6
 
 
 def test_pyomo_and_matrix_builds_reach_the_same_optimum(demo, demo_plan: Plan) -> None:  # type: ignore[no-untyped-def]
@@ -51,9 +51,7 @@ def test_pyomo_and_matrix_builds_reach_the_same_optimum(demo, demo_plan: Plan) -
         demo, SolverSettings(backend="pyomo", threads=1, seed=0, time_limit_s=60, mip_rel_gap=0.0)
     )
     validate_plan(demo, pyomo).raise_if_failed()
-    assert pyomo.summary["objective_cny"] == pytest.approx(
-        demo_plan.summary["objective_cny"], rel=1e-7
-    )
+    assert pyomo.summary["objective"] == pytest.approx(demo_plan.summary["objective"], rel=1e-7)
     assert pyomo.summary["model_size"] == demo_plan.summary["model_size"]
     assert "build_pyomo" in pyomo.summary["timings_s"]
 
@@ -66,9 +64,7 @@ def test_a_stored_plan_warm_starts_the_next_solve(demo, demo_plan: Plan, tmp_pat
     again = optimize(demo, EXACT, warm_start=stored)
     validate_plan(demo, again).raise_if_failed()
     assert again.summary["solver"]["mip_start_accepted"] is True
-    assert again.summary["objective_cny"] == pytest.approx(
-        demo_plan.summary["objective_cny"], rel=1e-7
-    )
+    assert again.summary["objective"] == pytest.approx(demo_plan.summary["objective"], rel=1e-7)
 
 
 def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
@@ -87,9 +83,9 @@ def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
     assert s["solver"]["integer_devices"] == "rounded"
     assert s["solver"]["serving_units"] <= len(sc.services)
     assert s["status"] in ("optimal", "feasible")
-    assert s["bound_cny"] <= s["objective_cny"] + 1e-6
+    assert s["bound"] <= s["objective"] + 1e-6
     assert s["gap"] == pytest.approx(
-        (s["solver"]["objective_cny"] - s["solver"]["bound_cny"]) / s["solver"]["objective_cny"],
+        (s["solver"]["objective"] - s["solver"]["bound"]) / s["solver"]["objective"],
         abs=1e-9,
     )
     exact = optimize(
@@ -106,7 +102,7 @@ def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
     validate_plan(sc, exact).raise_if_failed()
     # the bound of the relaxed solve is a bound for the whole-device MILP too: below any
     # of its plans, optimal or not
-    assert s["bound_cny"] <= exact.summary["objective_cny"] * (1 + 1e-6)
+    assert s["bound"] <= exact.summary["objective"] * (1 + 1e-6)
 
 
 def test_no_plan_from_highs_falls_back_to_the_greedy_plan_flagged(demo) -> None:  # type: ignore[no-untyped-def]
@@ -117,8 +113,8 @@ def test_no_plan_from_highs_falls_back_to_the_greedy_plan_flagged(demo) -> None:
     validate_plan(demo, plan).raise_if_failed()
     assert plan.status == "fallback"
     assert "greedy plan" in plan.summary["solver"]["fallback_reason"]
-    assert plan.summary["total_cost_cny"] == pytest.approx(
-        plan.summary["baselines"]["greedy"]["total_cost_cny"]
+    assert plan.summary["total_cost"] == pytest.approx(
+        plan.summary["baselines"]["greedy"]["total_cost"]
     )
 
 

@@ -36,7 +36,8 @@ def test_every_schema_table_is_written_with_its_columns_in_order() -> None:
     assert list(tables) == [t.name for t in schema.TABLES]
     for table in schema.TABLES:
         assert list(tables[table.name].columns) == table.column_names, table.name
-    assert set(manifest) == {k.name for k in schema.MANIFEST_KEYS} | {"policy"}
+    # the default currency is left out of the manifest (fingerprints of CNY scenarios predate it)
+    assert set(manifest) == {k.name for k in schema.MANIFEST_KEYS} - {"currency"} | {"policy"}
     assert set(manifest["policy"]) <= {k.name for k in schema.POLICY_KEYS}
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from optimizer.model.core import LinearModel
 from optimizer.model.sets import ModelData
-from optimizer.units import KG_PER_T
+from optimizer.rules import carbon_cost_per_mwh
 
 
 def add_to_model(m: LinearModel, d: ModelData) -> None:
@@ -100,5 +100,5 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     m.add_cost(
         "carbon",
         grid.cols(),
-        sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh.reshape(-1) / KG_PER_T,
+        carbon_cost_per_mwh(sc).reshape(-1),
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from optimizer.model.core import LinearModel
-from optimizer.model.energy import KG_PER_T
 from optimizer.model.sets import ModelData
+from optimizer.units import KG_PER_T
 
 
 def add_to_model(m: LinearModel, d: ModelData) -> None:

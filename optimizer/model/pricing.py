@@ -26,6 +26,7 @@ import numpy as np
 from optimizer.model.core import LinearModel
 from optimizer.model.power import KW_PER_MW
 from optimizer.model.sets import JobOptions
+from optimizer.rules import grid_cost_per_mwh
 from optimizer.scenario.types import Scenario
 
 RC_TOL = 1e-6
@@ -58,10 +59,7 @@ def _pattern_cost(
 def estimated_costs(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> np.ndarray:
     """Cost of each option's cheapest run pattern at grid price (carbon priced), before any
     solve: which options to try first."""
-    price = (
-        sc.grid_price_cny_per_mwh
-        + sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh / 1000.0
-    )
+    price = grid_cost_per_mwh(sc)
     out = np.empty(opts.size)
     for i in range(opts.size):
         s, a = opts.site[i], opts.acc[i]

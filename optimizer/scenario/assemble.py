@@ -488,6 +488,7 @@ def assemble(
         services=tuple(a.services),
         demand_tokens_per_s=a.demand,
         description=str(meta.get("description") or ""),
+        currency=str(meta.get("currency") or "CNY"),
     )
 
 

@@ -446,6 +446,14 @@ MANIFEST_KEYS: tuple[Column, ...] = (
     _c("start", "timestamp", "ISO 8601", REQUIRED, "first hour of the horizon"),
     _c("hours", "int", "h", REQUIRED, "horizon length", min=1, max=744),
     _c("description", "str", "", "", "free text"),
+    _c(
+        "currency",
+        "str",
+        "ISO 4217",
+        "CNY",
+        "currency of every money column (the `_cny` in their names predates other currencies) "
+        "and of the plan's money figures",
+    ),
 )
 
 POLICY_KEYS: tuple[Column, ...] = (

@@ -167,6 +167,8 @@ class Scenario:
     services: tuple[Service, ...]
     demand_tokens_per_s: np.ndarray
     description: str = ""
+    # money of every *_cny_* input and of the plan; the input names predate other currencies
+    currency: str = "CNY"
     fingerprint: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:

@@ -36,6 +36,7 @@ def check(c: Checker) -> None:
         summary = {}
     summary_keys(c, summary)
     status(c, summary)
+    currency(c, summary)
     summary_objects(c, summary)
     summary_numbers(c, summary)
     fingerprint(c, summary)
@@ -67,6 +68,20 @@ def status(c: Checker, summary: dict[str, Any]) -> None:
             f"status {status!r} is not one of {', '.join(PLAN_STATUSES)}",
             table="summary",
             actual=status,
+        )
+
+
+def currency(c: Checker, summary: dict[str, Any]) -> None:
+    """The plan's money is in the scenario's currency."""
+    given = summary.get("currency")
+    if "currency" in summary and given != c.sc.currency:
+        c.add(
+            CHECK,
+            "currency",
+            f"currency {given!r}, the scenario's money is in {c.sc.currency!r}",
+            table="summary",
+            expected=c.sc.currency,
+            actual=given,
         )
 
 

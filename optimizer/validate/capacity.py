@@ -65,8 +65,8 @@ def device_rows(c: Checker, df: pd.DataFrame) -> None:
     want = {
         "capacity": k,
         "busy": b,
-        "busy_kw": b * c.busy_kw[ai],
-        "idle_kw": (k - b) * c.idle_kw[ai],
+        "busy_power_kw": b * c.busy_kw[ai],
+        "idle_power_kw": (k - b) * c.idle_kw[ai],
     }
     for col, v in want.items():
         given = c.num(df, col)[rows]

@@ -101,8 +101,8 @@ def site_hours(c: Checker, df: pd.DataFrame) -> SiteHours:
         "pue": pue(c)[:, None] * np.ones((1, H)),
         "grid_limit_mw": limit,
         "green_available_mw": np.asarray(sc.green_available_mw, dtype=float),
-        "grid_price_cny_per_mwh": np.asarray(sc.grid_price_cny_per_mwh, dtype=float),
-        "green_price_cny_per_mwh": np.asarray(sc.green_price_cny_per_mwh, dtype=float),
+        "grid_price_per_mwh": np.asarray(sc.grid_price_cny_per_mwh, dtype=float),
+        "green_price_per_mwh": np.asarray(sc.green_price_cny_per_mwh, dtype=float),
         "carbon_kg_per_mwh": np.asarray(sc.grid_carbon_kg_per_mwh, dtype=float),
     }
     return SiteHours(v, got >= 1, inputs)
@@ -254,17 +254,17 @@ def cost_and_emissions(c: Checker, t: SiteHours) -> None:
     extra column is present)."""
     v, inputs = t.v, t.inputs
     grid, green = v["grid_mw"], v["green_used_mw"]
-    cost = grid * inputs["grid_price_cny_per_mwh"] + green * inputs["green_price_cny_per_mwh"]
+    cost = grid * inputs["grid_price_per_mwh"] + green * inputs["green_price_per_mwh"]
     report(
         c,
         t,
         "energy_cost_column",
-        ~c.close(v["energy_cost_cny"], cost),
+        ~c.close(v["energy_cost"], cost),
         lambda s, h: (
-            f"energy_cost_cny {fmt(v['energy_cost_cny'][s, h])}, grid x price + green x green price = {cost[s, h]:.6g}"
+            f"energy_cost {fmt(v['energy_cost'][s, h])}, grid x price + green x green price = {cost[s, h]:.6g}"
         ),
         cost,
-        v["energy_cost_cny"],
+        v["energy_cost"],
     )
     ekg = grid * inputs["carbon_kg_per_mwh"]
     report(

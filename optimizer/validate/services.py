@@ -291,8 +291,8 @@ def row_numbers(c: Checker, svc: Service, wl: pd.DataFrame, r: int, per_hour: np
         "work_device_hours": float(per_hour.sum()),
         "work_in_horizon_device_hours": float(per_hour.sum()),
         "run_hours": float(np.count_nonzero(per_hour)),
-        "migration_cost_cny": 0.0,
-        "data_transfer_cost_cny": 0.0,
+        "migration_cost": 0.0,
+        "data_transfer_cost": 0.0,
     }
     for col, v in want.items():
         if col not in wl.columns:

@@ -23,7 +23,7 @@ CHECK = "totals"
 def check(c: Checker) -> None:
     penalties = penalty_terms(c)
     unplaced, unmet, policy = penalties.values()
-    rec = kpis(c, penalty_cny=unplaced + unmet + policy)
+    rec = kpis(c, penalty=unplaced + unmet + policy)
     unknown = unknown_kpis(c)
     rec = {k: (None if k in unknown else v) for k, v in rec.items()}
     pens = {k: (None if f"penalties.{k}" in unknown else v) for k, v in penalties.items()}
@@ -48,7 +48,7 @@ def check(c: Checker) -> None:
     baselines(c, summary)
 
 
-def kpis(c: Checker, penalty_cny: float) -> dict[str, Any]:
+def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     """The plan's KPIs, from the planned energy, the jobs' placements, the services' unmet
     demand and the penalties."""
     sc, pol, pw, jobs, svc = c.sc, c.sc.policy, c.power, c.jobs, c.services
@@ -72,15 +72,15 @@ def kpis(c: Checker, penalty_cny: float) -> dict[str, Any]:
     demand_total = float(np.asarray(sc.demand_tokens_per_s).sum())
     total = energy + carbon_cost + migration + transfer
     return {
-        "total_cost_cny": total,
-        "energy_cost_cny": energy,
-        "grid_cost_cny": grid_cost,
-        "green_cost_cny": green_cost,
-        "carbon_cost_cny": carbon_cost,
-        "migration_cost_cny": migration,
-        "data_transfer_cost_cny": transfer,
-        "penalty_cny": penalty_cny,
-        "objective_cny": total + penalty_cny,
+        "total_cost": total,
+        "energy_cost": energy,
+        "grid_cost": grid_cost,
+        "green_cost": green_cost,
+        "carbon_cost": carbon_cost,
+        "migration_cost": migration,
+        "data_transfer_cost": transfer,
+        "penalty": penalty,
+        "objective": total + penalty,
         "grid_mwh": float(grid.sum()),
         "green_mwh": float(green.sum()),
         "curtailed_mwh": float((avail - green).sum()),
@@ -134,9 +134,9 @@ def penalty_terms(c: Checker) -> dict[str, float]:
     )
     policy_pen += c.policy["carbon_excess_t"] * pol.carbon_excess_penalty_cny_per_t
     return {
-        "unplaced_cny": unplaced_pen,
-        "unmet_demand_cny": unmet_pen,
-        "policy_violation_cny": policy_pen,
+        "unplaced": unplaced_pen,
+        "unmet_demand": unmet_pen,
+        "policy_violation": policy_pen,
     }
 
 
@@ -149,13 +149,13 @@ def unknown_kpis(c: Checker) -> set[str]:
             "unplaced",
             "unplaced_device_hours",
             "moved_jobs",
-            "migration_cost_cny",
+            "migration_cost",
         }
-        unknown |= {"data_transfer_cost_cny", "total_cost_cny", "penalties.unplaced_cny"}
+        unknown |= {"data_transfer_cost", "total_cost", "penalties.unplaced"}
     if not c.usable("service_flows"):
-        unknown |= {"unmet_mtokens", "served_share", "penalties.unmet_demand_cny"}
+        unknown |= {"unmet_mtokens", "served_share", "penalties.unmet_demand"}
     if unknown:
-        unknown |= {"penalty_cny", "objective_cny"}
+        unknown |= {"penalty", "objective"}
     return unknown
 
 
@@ -189,7 +189,7 @@ def compare(c: Checker, key: str, said: Any, want: float | None) -> None:
 def bound_and_gap(c: Checker, summary: dict[str, Any]) -> None:
     """The solver's bound (a lower bound of a minimisation) and gap."""
     status = summary.get("status")
-    bound, gap, obj = summary.get("bound_cny"), summary.get("gap"), summary.get("objective_cny")
+    bound, gap, obj = summary.get("bound"), summary.get("gap"), summary.get("objective")
     if status not in ("optimal", "feasible"):
         return
     c.count(CHECK, 1)
@@ -200,7 +200,7 @@ def bound_and_gap(c: Checker, summary: dict[str, Any]) -> None:
         c.add(
             CHECK,
             "bound",
-            f"a {status} plan must report bound_cny and gap together, got {bound!r}, {gap!r}",
+            f"a {status} plan must report bound and gap together, got {bound!r}, {gap!r}",
             table="summary",
         )
     elif has_bound:
@@ -208,7 +208,7 @@ def bound_and_gap(c: Checker, summary: dict[str, Any]) -> None:
             c.add(
                 CHECK,
                 "bound",
-                f"bound_cny {bound:.10g} is above the objective {obj:.10g}",
+                f"bound {bound:.10g} is above the objective {obj:.10g}",
                 table="summary",
                 expected=obj,
                 actual=bound,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
+from optimizer import contract as plan_contract
 from optimizer.scenario import schema as scenario_schema
 from service.models import ApiKey, Plan, Run, ScenarioVersion
 from service.scenarios import Change, Outcome
@@ -406,8 +407,8 @@ _RUN_EXAMPLE = {
     "progress": {
         "phase": "solve",
         "elapsed_s": 4.2,
-        "objective_cny": 152340.5,
-        "bound_cny": 151200.0,
+        "objective": 152340.5,
+        "bound": 151200.0,
         "gap": 0.0075,
         "nodes": 120,
     },
@@ -515,10 +516,10 @@ _PLAN_ITEM = {
     "scenario_version_id": 3,
     "scenario_fingerprint": "45bf28fdbc61ca51",
     "status": "optimal",
-    "objective_cny": 152340.5,
-    "bound_cny": 152300.0,
+    "objective": 152340.5,
+    "bound": 152300.0,
     "gap": 0.00027,
-    "total_cost_cny": 150100.2,
+    "total_cost": 150100.2,
     "emissions_t": 61.3,
     "emissions_location_t": 88.0,
     "green_share": 0.41,
@@ -536,10 +537,10 @@ class PlanItem(BaseModel):
     scenario_version_id: int
     scenario_fingerprint: str
     status: str = Field(description="optimal | feasible | fallback (greedy plan, flagged)")
-    objective_cny: float | None
-    bound_cny: float | None
+    objective: float | None
+    bound: float | None
     gap: float | None
-    total_cost_cny: float | None
+    total_cost: float | None
     emissions_t: float | None
     emissions_location_t: float | None
     green_share: float | None
@@ -556,10 +557,10 @@ class PlanItem(BaseModel):
             "scenario_version_id": p.scenario_version_id,
             "scenario_fingerprint": p.scenario_fingerprint,
             "status": p.status,
-            "objective_cny": p.objective_cny,
-            "bound_cny": p.bound_cny,
+            "objective": p.objective,
+            "bound": p.bound,
             "gap": p.gap,
-            "total_cost_cny": p.total_cost_cny,
+            "total_cost": p.total_cost,
             "emissions_t": p.emissions_t,
             "emissions_location_t": p.emissions_location_t,
             "green_share": p.green_share,
@@ -569,6 +570,40 @@ class PlanItem(BaseModel):
     @classmethod
     def of(cls, p: Plan, active_id: int | None) -> PlanItem:
         return cls(**cls.fields_of(p, active_id))
+
+
+def _kpis_out() -> type[BaseModel]:
+    """A plan's KPIs, one field per KPI of the bundle contract (null: a plan stored before
+    the KPI existed)."""
+    types = {"float": float, "int": int}
+    fields: dict[str, Any] = {
+        f.name: (
+            types[str(f.type)] | None,
+            Field(
+                default=None,
+                description=f"{f.metadata['meaning']} [{f.metadata['unit']}]"
+                + (
+                    f"; {f.metadata['accounting']}-based accounting"
+                    if f.metadata["accounting"] != "n.a."
+                    else ""
+                ),
+            ),
+        )
+        for f in plan_contract.KPIS
+    }
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        "KpisOut",
+        __doc__="A plan's KPIs; money in the plan's `currency`.",
+        **fields,
+    )
+
+
+KpisOut = _kpis_out()
+
+
+def kpis_of(summary: dict[str, Any]) -> dict[str, Any]:
+    """The KPIs a summary holds (a plan stored before a KPI existed lacks it)."""
+    return {k: summary[k] for k in plan_contract.KPI_KEYS if k in summary}
 
 
 class PlanOut(PlanItem):
@@ -582,13 +617,19 @@ class PlanOut(PlanItem):
                 "check": 0.05,
                 "total": 0.6,
             },
-            "baselines": {"greedy": {"total_cost_cny": 171000.0, "emissions_t": 80.2}},
+            "currency": "CNY",
+            "kpis": {"total_cost": 150100.2, "emissions_t": 61.3, "green_share": 0.41},
+            "baselines": {"greedy": {"total_cost": 171000.0, "emissions_t": 80.2}},
             "bundle_sha256": {"summary.json": "9b74c9897bac770ffc029102a200c5de..."},
             "summary": {"status": "optimal", "gap": 0.00027, "baselines": {}},
         }
     )
     timings: dict[str, Any]
-    baselines: dict[str, Any] = Field(description="KPIs of the greedy and carbon-agnostic plans")
+    currency: str = Field(description="the currency of every money figure of the plan")
+    kpis: KpisOut = Field(description="the plan's KPIs")  # type: ignore[valid-type]
+    baselines: dict[str, KpisOut] = Field(  # type: ignore[valid-type]
+        description="KPIs of the greedy and carbon-agnostic plans"
+    )
     bundle_sha256: dict[str, str] = Field(description="sha256 of each bundle file as solved")
     summary: dict[str, Any] = Field(description="the bundle's summary.json")
 
@@ -597,7 +638,9 @@ class PlanOut(PlanItem):
         return cls(
             **PlanItem.fields_of(p, active_id),
             timings=p.timings,
-            baselines=p.summary.get("baselines", {}),
+            currency=p.summary.get("currency", plan_contract.DEFAULT_CURRENCY),
+            kpis=kpis_of(p.summary),
+            baselines={k: kpis_of(v) for k, v in p.summary.get("baselines", {}).items()},
             bundle_sha256=p.bundle_sha256,
             summary=p.summary,
         )
@@ -663,10 +706,10 @@ class SiteHourRow(BaseModel):
     battery_charge_mw: float | None
     battery_discharge_mw: float | None
     battery_soc_mwh: float | None
-    grid_price_cny_per_mwh: float | None
-    green_price_cny_per_mwh: float | None
+    grid_price_per_mwh: float | None
+    green_price_per_mwh: float | None
     carbon_kg_per_mwh: float | None
-    energy_cost_cny: float | None
+    energy_cost: float | None
     emissions_kg: float | None
     emissions_location_kg: float | None
 
@@ -694,10 +737,10 @@ class SiteHourPage(BaseModel):
                     "battery_charge_mw": 0.0,
                     "battery_discharge_mw": 0.0,
                     "battery_soc_mwh": 0.1,
-                    "grid_price_cny_per_mwh": 250.0,
-                    "green_price_cny_per_mwh": 200.0,
+                    "grid_price_per_mwh": 250.0,
+                    "green_price_per_mwh": 200.0,
                     "carbon_kg_per_mwh": 800.0,
-                    "energy_cost_cny": 48.0,
+                    "energy_cost": 48.0,
                     "emissions_kg": 0.0,
                     "emissions_location_kg": 192.0,
                 }
@@ -762,7 +805,7 @@ class ExplainOut(BaseModel):
                     "workload_id": "running-1",
                     "from_site": "sh-east",
                     "to_site": "nx-west",
-                    "net_saving_cny": 1234.5,
+                    "net_saving": 1234.5,
                 }
             ],
             "policy_violations": {"green_share": [], "carbon_excess_t": 0.0},
@@ -800,7 +843,7 @@ class DiffOut(BaseModel):
             "plan_a": 3,
             "plan_b": 4,
             "same_scenario": False,
-            "totals": {"total_cost_cny": {"a": 160000.0, "b": 150100.2, "delta": -9899.8}},
+            "totals": {"total_cost": {"a": 160000.0, "b": 150100.2, "delta": -9899.8}},
             "sites": {"nx-west": {"grid_mwh": {"a": 1.2, "b": 0.8, "delta": -0.4}}},
             "jobs": {
                 "moved": [

@@ -20,13 +20,13 @@ def _example(ex: dict[str, Any]) -> ConfigDict:
 _PLAN = {
     "id": 9,
     "status": "optimal",
-    "objective_cny": 161200.4,
-    "bound_cny": 161080.0,
+    "objective": 161200.4,
+    "bound": 161080.0,
     "gap": 0.00075,
-    "total_cost_cny": 158900.1,
-    "energy_cost_cny": 158400.1,
-    "carbon_cost_cny": 0.0,
-    "penalty_cny": 2300.3,
+    "total_cost": 158900.1,
+    "energy_cost": 158400.1,
+    "carbon_cost": 0.0,
+    "penalty": 2300.3,
     "emissions_t": 58.2,
     "emissions_location_t": 90.4,
     "green_share": 0.38,
@@ -42,13 +42,13 @@ class WhatIfPlanOut(BaseModel):
     model_config = _example(_PLAN)
     id: int
     status: str = Field(description="optimal | feasible | fallback")
-    objective_cny: float | None
-    bound_cny: float | None
+    objective: float | None
+    bound: float | None
     gap: float | None = Field(description="relative MIP gap of the solve")
-    total_cost_cny: float | None = Field(description="energy + carbon + moves + transfers")
-    energy_cost_cny: float | None
-    carbon_cost_cny: float | None = Field(description="carbon price x contract-based emissions")
-    penalty_cny: float | None = Field(description="unplaced work, unmet demand, policy")
+    total_cost: float | None = Field(description="energy + carbon + moves + transfers")
+    energy_cost: float | None
+    carbon_cost: float | None = Field(description="carbon price x contract-based emissions")
+    penalty: float | None = Field(description="unplaced work, unmet demand, policy")
     emissions_t: float | None = Field(description="contract-based accounting")
     emissions_location_t: float | None = Field(description="location-based accounting")
     green_share: float | None
@@ -142,14 +142,14 @@ _POINT = {
     "error": None,
     "plan_id": 15,
     "status": "optimal",
-    "objective_cny": 167300.2,
-    "bound_cny": 167200.0,
+    "objective": 167300.2,
+    "bound": 167200.0,
     "gap": 0.0006,
-    "total_cost_cny": 165000.0,
-    "energy_cost_cny": 159200.0,
-    "carbon_cost_cny": 5800.0,
-    "penalty_cny": 2300.2,
-    "cost_excl_carbon_cny": 161500.2,
+    "total_cost": 165000.0,
+    "energy_cost": 159200.0,
+    "carbon_cost": 5800.0,
+    "penalty": 2300.2,
+    "cost_excl_carbon": 161500.2,
     "emissions_t": 58.0,
     "emissions_location_t": 91.0,
     "green_share": 0.4,
@@ -169,14 +169,14 @@ class SweepPointOut(BaseModel):
     error: str | None
     plan_id: int | None
     status: str | None
-    objective_cny: float | None
-    bound_cny: float | None
+    objective: float | None
+    bound: float | None
     gap: float | None
-    total_cost_cny: float | None = Field(description="energy + carbon + moves + transfers")
-    energy_cost_cny: float | None
-    carbon_cost_cny: float | None
-    penalty_cny: float | None
-    cost_excl_carbon_cny: float | None = Field(
+    total_cost: float | None = Field(description="energy + carbon + moves + transfers")
+    energy_cost: float | None
+    carbon_cost: float | None
+    penalty: float | None
+    cost_excl_carbon: float | None = Field(
         description="objective without the carbon price: the cost axis of the Pareto flags"
     )
     emissions_t: float | None = Field(description="contract-based accounting")
@@ -184,10 +184,10 @@ class SweepPointOut(BaseModel):
     green_share: float | None
     unplaced: int | None
     pareto: bool | None = Field(
-        description="on the front of cost_excl_carbon_cny and emissions_t (null: no plan)"
+        description="on the front of cost_excl_carbon and emissions_t (null: no plan)"
     )
     pareto_location: bool | None = Field(
-        description="on the front of cost_excl_carbon_cny and emissions_location_t"
+        description="on the front of cost_excl_carbon and emissions_location_t"
     )
 
 

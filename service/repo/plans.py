@@ -26,6 +26,13 @@ ROW_MODELS: dict[str, type[PlanAssignment] | type[PlanSiteHour]] = {
 }
 
 
+def row_keys(table: str) -> list[str]:
+    """A row table's columns under their bundle names (the ORM attribute keys: a few stored
+    columns keep an older name, e.g. `energy_cost` is stored as `energy_cost_cny`)."""
+    mapper = ROW_MODELS[table].__mapper__
+    return [a.key for a in mapper.column_attrs if a.key not in ("plan_id", "seq")]
+
+
 def add(session: Session, **values: Any) -> Plan:
     plan = Plan(**values)
     session.add(plan)
@@ -80,7 +87,7 @@ def rows_page(
 ) -> tuple[list[dict[str, Any]], int]:
     """Rows of a plan table in bundle order, filtered, and how many match in all."""
     model = ROW_MODELS[table]
-    cols = [c for c in model.__table__.columns if c.name not in ("plan_id", "seq")]
+    cols = [getattr(model, k) for k in row_keys(table)]
     cond = [model.plan_id == plan_id]
     if site_id is not None:
         cond.append(model.site_id == site_id)

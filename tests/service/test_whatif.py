@@ -83,8 +83,8 @@ def rows(c: httpx.Client, plan_id: int, table: str, **params: Any) -> pd.DataFra
 def abs_gap(plan: dict[str, Any]) -> float:
     """How far the plan's objective may be above the optimum: objective - bound, CNY, plus
     a millionth of the objective for rounding in the stored numbers."""
-    assert plan["objective_cny"] is not None and plan["bound_cny"] is not None, plan
-    return max(0.0, plan["objective_cny"] - plan["bound_cny"]) + 1e-6 * abs(plan["objective_cny"])
+    assert plan["objective"] is not None and plan["bound"] is not None, plan
+    return max(0.0, plan["objective"] - plan["bound"]) + 1e-6 * abs(plan["objective"])
 
 
 def emissions_bound(
@@ -127,13 +127,13 @@ def test_a_price_shock_answers_with_the_diff_and_leaves_the_active_plan(
     assert out["scenario_version_id"] == base["scenario_version_id"]
     new = planner.get(f"/plans/{new_id}").json()
     assert (new["kind"], new["run_id"], new["active"]) == ("whatif", out["run_id"], False)
-    assert out["plan"]["total_cost_cny"] == new["total_cost_cny"]
+    assert out["plan"]["total_cost"] == new["total_cost"]
     assert out["plan"]["emissions_t"] == new["emissions_t"]
 
     # the diff is base -> what-if, and its deltas are those of the two plans' summaries
     diff = out["diff"]
     assert (diff["plan_a"], diff["plan_b"]) == (base["id"], new_id)
-    for key in ("total_cost_cny", "energy_cost_cny", "emissions_t", "emissions_location_t"):
+    for key in ("total_cost", "energy_cost", "emissions_t", "emissions_location_t"):
         d = diff["totals"][key]
         assert d["a"] == pytest.approx(base["summary"][key], rel=1e-12)
         assert d["b"] == pytest.approx(new["summary"][key], rel=1e-12)
@@ -149,8 +149,8 @@ def test_a_price_shock_answers_with_the_diff_and_leaves_the_active_plan(
     for site, factor in (("nx-west", 2.0), ("gz-west", 2.0), ("sh-east", 1.0)):
         before = rows(planner, base["id"], "site-hours", site_id=site)
         after = rows(planner, new_id, "site-hours", site_id=site)
-        assert list(after["grid_price_cny_per_mwh"]) == pytest.approx(
-            list(before["grid_price_cny_per_mwh"] * factor)
+        assert list(after["grid_price_per_mwh"]) == pytest.approx(
+            list(before["grid_price_per_mwh"] * factor)
         )
 
     run = planner.get(f"/runs/{out['run_id']}").json()
@@ -221,7 +221,7 @@ def test_a_carbon_price_does_not_raise_contract_based_emissions(
     plan = out["plan"]
     before = base["summary"]
     assert before["policy"]["carbon_price_cny_per_t"] == 0.0
-    assert plan["carbon_cost_cny"] == pytest.approx(price * plan["emissions_t"], rel=1e-9)
+    assert plan["carbon_cost"] == pytest.approx(price * plan["emissions_t"], rel=1e-9)
     assert plan["emissions_t"] <= before["emissions_t"] + emissions_bound(base, plan, 0.0, price)
     assert out["diff"]["totals"]["emissions_t"]["delta"] == pytest.approx(
         plan["emissions_t"] - before["emissions_t"], abs=1e-9
@@ -572,8 +572,8 @@ def test_a_carbon_price_sweep_gives_the_curve(
         assert (plan["kind"], plan["active"]) == ("sweep_point", False)
         assert p["emissions_t"] == plan["emissions_t"]
         assert p["emissions_location_t"] == plan["emissions_location_t"]
-        assert p["carbon_cost_cny"] == pytest.approx(p["value"] * p["emissions_t"], rel=1e-9)
-        assert p["cost_excl_carbon_cny"] == pytest.approx(p["objective_cny"] - p["carbon_cost_cny"])
+        assert p["carbon_cost"] == pytest.approx(p["value"] * p["emissions_t"], rel=1e-9)
+        assert p["cost_excl_carbon"] == pytest.approx(p["objective"] - p["carbon_cost"])
     # a higher carbon price never raises contract-based emissions beyond what the gaps allow
     for i, low in enumerate(points):
         for high in points[i + 1 :]:
@@ -587,13 +587,13 @@ def test_a_carbon_price_sweep_gives_the_curve(
     # Pareto flags: the cheapest and the cleanest points are on the front, and a point off
     # it is matched or beaten on both axes by another
     for key, emissions in (("pareto", "emissions_t"), ("pareto_location", "emissions_location_t")):
-        cheapest = min(points, key=lambda p: (p["cost_excl_carbon_cny"], p[emissions]))
-        cleanest = min(points, key=lambda p: (p[emissions], p["cost_excl_carbon_cny"]))
+        cheapest = min(points, key=lambda p: (p["cost_excl_carbon"], p[emissions]))
+        cleanest = min(points, key=lambda p: (p[emissions], p["cost_excl_carbon"]))
         assert cheapest[key] and cleanest[key]
         for p in points:
             if not p[key]:
                 assert any(
-                    no_worse(q["cost_excl_carbon_cny"], p["cost_excl_carbon_cny"])
+                    no_worse(q["cost_excl_carbon"], p["cost_excl_carbon"])
                     and no_worse(q[emissions], p[emissions])
                     for q in points
                     if q is not p

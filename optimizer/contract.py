@@ -1,0 +1,550 @@
+"""The plan bundle's contract, declared once: every table with its columns (type, unit,
+meaning), every KPI (unit, meaning, accounting), the summary keys and the status values.
+
+The planner's assembly, the validator's name lists, the diff, the service's stored columns,
+the API's KPI model and `docs/bundle.md` (via `docs/generate.py`) all read these names from
+here. Money is in the scenario's currency (summary key `currency`), so no name says which.
+Adding a KPI: one field on `Kpis` here, its computation in `optimizer/plan/kpis.py` and its
+recomputation in the validator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+DType = Literal["str", "float", "int", "bool", "timestamp", "list", "object"]
+Status = Literal["contract", "extra"]
+"""`contract`: always there with this meaning; `extra`: written on top, may grow."""
+Accounting = Literal["contract", "location", "n.a."]
+"""Which carbon accounting a KPI follows: contract-based (contracted green counts zero),
+location-based (all energy drawn at the grid's intensity), or not an emissions figure."""
+
+DEFAULT_CURRENCY = "CNY"
+"""The currency of a scenario whose manifest does not name one."""
+
+PLAN_STATUSES = ("optimal", "feasible", "fallback", "baseline")
+JOB_KINDS = ("training", "finetune", "batch")
+WORKLOAD_KINDS = (*JOB_KINDS, "inference")
+JOB_STATUSES = ("placed", "on_track", "unplaced")
+"""`placed`: runs all its work by its deadline in this horizon; `on_track`: due after the
+horizon, runs its in-horizon share (`work_in_horizon_device_hours`) and goes on in the next
+plan; `unplaced`: does not run (see `reason`)."""
+SERVICE_STATUSES = ("placed", "unplaced")
+BINDING_LIMITS = ("devices", "grid", "green")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    dtype: DType
+    unit: str
+    meaning: str
+    status: Status = "contract"
+    numeric: bool = False  # the validator requires finite numbers in it
+
+
+@dataclass(frozen=True)
+class BundleTable:
+    name: str
+    rows: str  # what one row is
+    columns: tuple[Column, ...]
+    status: Status = "contract"
+    note: str = ""
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.csv"
+
+    @property
+    def names(self) -> list[str]:
+        """Column names in the order the bundle writes them."""
+        return [c.name for c in self.columns]
+
+    @property
+    def contract_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.status == "contract")
+
+    @property
+    def numeric_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.numeric)
+
+
+def _c(name: str, dtype: DType, unit: str, meaning: str, *, extra: bool = False) -> Column:
+    numeric = dtype in ("float", "int") and not extra
+    return Column(name, dtype, unit, meaning, "extra" if extra else "contract", numeric)
+
+
+def _x(name: str, dtype: DType, unit: str, meaning: str) -> Column:
+    return _c(name, dtype, unit, meaning, extra=True)
+
+
+_HOUR = _x("hour", "int", "", "the hour's index from the horizon start (0 .. hours-1)")
+_TS = _c("timestamp", "timestamp", "ISO 8601", "start of the hour")
+
+WORKLOADS = BundleTable(
+    "workloads",
+    "one row per job and per inference service",
+    (
+        _c("workload_id", "str", "", "job id or service id"),
+        _c("kind", "str", "", "`training`, `finetune`, `batch` (jobs) or `inference` (services)"),
+        _c(
+            "accelerator",
+            "list",
+            "",
+            "placed job: the one type it runs on; unplaced job: its acceptable types; "
+            "service: the types it uses",
+        ),
+        _c("devices", "int", "devices", "job: its gang; service: its peak devices in an hour"),
+        _c(
+            "work_device_hours",
+            "float",
+            "device-h",
+            "job: its total work in reference device-hours; service: device-hours used",
+        ),
+        _x(
+            "work_in_horizon_device_hours",
+            "float",
+            "device-h",
+            "the work due in this horizon (the rolling-horizon share when the deadline lies "
+            "beyond it)",
+        ),
+        _x("run_hours", "int", "h", "hours the job runs (service: hours it has devices)"),
+        _c(
+            "release",
+            "timestamp",
+            "ISO 8601",
+            "job window start (release rounded up to the hour)",
+        ),
+        _c(
+            "deadline",
+            "timestamp",
+            "ISO 8601",
+            "job window end (rounded down to the hour); may lie beyond the horizon",
+        ),
+        _c("preemptible", "bool", "", "`True`: may pause between hours; `False`: one block"),
+        _c("current_site", "str", "", "where a running job runs now (empty: not running)"),
+        _c(
+            "allowed_sites",
+            "list",
+            "",
+            "job: sites its residency regions allow that have at least its gang of one of its "
+            "types installed; service: sites within its latency limit of a region with demand",
+        ),
+        _c(
+            "status",
+            "str",
+            "",
+            "job: `placed`, `on_track` (due after the horizon, runs its in-horizon share) or "
+            "`unplaced`; service: `placed` or `unplaced`",
+        ),
+        _c(
+            "site_id", "list", "", "placed job: its site; service: the sites it uses, busiest first"
+        ),
+        _x("moved", "bool", "", "a running job placed away from its current site"),
+        _x(
+            "migration_cost",
+            "float",
+            "currency",
+            "weight x (data_gb x transfer price + lost_hours_on_move x gang x lost-hour price), "
+            "if moved",
+        ),
+        _x(
+            "data_transfer_cost",
+            "float",
+            "currency",
+            "data_gb x transfer price, for a job not running yet placed away from its "
+            "data-origin site",
+        ),
+        _c("reason", "str", "", "unplaced job, or service with unmet demand: why"),
+    ),
+)
+
+ASSIGNMENTS = BundleTable(
+    "assignments",
+    "one row per job-hour and per service site-type-hour",
+    (
+        _c("workload_id", "str", "", "job or service"),
+        _c("site_id", "str", "", "where"),
+        _c("accelerator", "str", "", "on what type"),
+        _TS,
+        _HOUR,
+        _c("devices", "int", "devices", "job: its whole gang; service: devices serving it"),
+        # empty for jobs, so not required to be a number in every row
+        Column(
+            "tokens_per_s",
+            "float",
+            "tokens/s",
+            "services only (empty for jobs): tokens/s served by these devices (a site's flows "
+            "split over its types in proportion to their throughput)",
+        ),
+    ),
+)
+
+SITE_HOURS = BundleTable(
+    "site_hours",
+    "one row per site and hour",
+    (
+        _c("site_id", "str", "", "the site"),
+        _TS,
+        _HOUR,
+        _c("pue", "float", "-", "facility power / IT power"),
+        _c(
+            "it_mw",
+            "float",
+            "MW",
+            "busy devices x busy_kw + available idle devices x idle_kw, / 1000 (devices under "
+            "maintenance draw nothing)",
+        ),
+        _c("facility_mw", "float", "MW", "PUE x IT"),
+        _c("grid_limit_mw", "float", "MW", "grid connection limit"),
+        _c("green_available_mw", "float", "MW", "contracted green supply available"),
+        _c("green_used_mw", "float", "MW", "green supply used"),
+        _c("curtailed_mw", "float", "MW", "available - used"),
+        _c("grid_mw", "float", "MW", "grid import"),
+        _c("battery_charge_mw", "float", "MW", "battery charging power (zero without a battery)"),
+        _c(
+            "battery_discharge_mw",
+            "float",
+            "MW",
+            "battery discharging power (zero without a battery)",
+        ),
+        _c(
+            "battery_soc_mwh",
+            "float",
+            "MWh",
+            "state of charge at the end of the hour (zero at sites without a battery; an idle "
+            "battery keeps its initial charge)",
+        ),
+        _c("grid_price_per_mwh", "float", "currency/MWh", "the scenario's grid price"),
+        _c("green_price_per_mwh", "float", "currency/MWh", "the scenario's green price"),
+        _c("carbon_kg_per_mwh", "float", "kgCO2/MWh", "grid carbon intensity"),
+        _c(
+            "energy_cost",
+            "float",
+            "currency",
+            "grid_mw x grid price + green_used_mw x green price",
+        ),
+        _c("emissions_kg", "float", "kgCO2", "contract-based: grid_mw x intensity"),
+        _x(
+            "emissions_location_kg",
+            "float",
+            "kgCO2",
+            "location-based: (grid_mw + green_used_mw) x intensity",
+        ),
+    ),
+    note="Balance: `grid_mw + green_used_mw + battery_discharge_mw - battery_charge_mw = "
+    "facility_mw`.",
+)
+
+SITE_HOUR_DEVICES = BundleTable(
+    "site_hour_devices",
+    "one row per installed (site, type) and hour",
+    (
+        _c("site_id", "str", "", "the site"),
+        _TS,
+        _HOUR,
+        _c("accelerator", "str", "", "the type"),
+        _c("capacity", "int", "devices", "available: floor(installed x available_fraction)"),
+        _c("busy", "int", "devices", "job gangs running + inference devices"),
+        _c(
+            "busy_power_kw",
+            "float",
+            "kW",
+            "power of all busy devices: busy x the type's per-device busy_kw",
+        ),
+        _c(
+            "idle_power_kw",
+            "float",
+            "kW",
+            "power of all idle available devices: (capacity - busy) x the type's per-device "
+            "idle_kw",
+        ),
+    ),
+)
+
+SERVICE_HOURS = BundleTable(
+    "service_hours",
+    "one row per service and hour",
+    (
+        _c("service_id", "str", "", "the service"),
+        _TS,
+        _HOUR,
+        _c("demand_tokens_per_s", "float", "tokens/s", "demand summed over regions"),
+        _c("served_tokens_per_s", "float", "tokens/s", "served, summed over regions"),
+        _c("unmet_tokens_per_s", "float", "tokens/s", "demand - served"),
+    ),
+)
+
+SERVICE_FLOWS = BundleTable(
+    "service_flows",
+    "who serves which region from where (rows > 0 only)",
+    (
+        _c("service_id", "str", "", "the service"),
+        _c("demand_region", "str", "", "the region whose demand is served"),
+        _c("site_id", "str", "", "the site serving it"),
+        _TS,
+        _HOUR,
+        _c("tokens_per_s", "float", "tokens/s", "region's demand served from the site that hour"),
+        _x("latency_ms", "float", "ms", "latency from the site to the region (latency.csv)"),
+    ),
+    # not in the issue's list, but the only place a flow's demand region is written: the
+    # latency limit and the per-region demand balance cannot be audited without it
+    note="Extra in the issue's list, but the only table that says which demand region a site "
+    "serves, so the validator requires it to check latency limits and per-region demand.",
+)
+
+BINDING = BundleTable(
+    "binding",
+    "site-hours in which a limit was used up (explanation)",
+    (
+        _x("site_id", "str", "", "the site"),
+        _x("timestamp", "timestamp", "ISO 8601", "start of the hour"),
+        _HOUR,
+        _x("limit", "str", "", "`devices`, `grid` or `green`"),
+        _x("detail", "str", "", "the type, or what was used up"),
+        _x("value", "float", "", "what the plan uses"),
+        _x("limit_value", "float", "", "the limit"),
+    ),
+    status="extra",
+)
+
+MOVES = BundleTable(
+    "moves",
+    "running jobs the plan moves (explanation)",
+    (
+        _x("workload_id", "str", "", "the job"),
+        _x("from_site", "str", "", "where it runs now"),
+        _x("to_site", "str", "", "where the plan runs it"),
+        _x("migration_cost", "float", "currency", "its migration cost (as in workloads)"),
+        _x(
+            "energy_cost_here",
+            "float",
+            "currency",
+            "marginal energy and carbon cost of its hours on the new site",
+        ),
+        _x(
+            "energy_cost_if_stayed",
+            "float",
+            "currency",
+            "cheapest feasible hours at home (empty if it could not stay)",
+        ),
+        _x("net_saving", "float", "currency", "if stayed - here - migration"),
+        _x("why", "str", "", "why it moves"),
+    ),
+    status="extra",
+)
+
+TABLES: tuple[BundleTable, ...] = (
+    WORKLOADS,
+    ASSIGNMENTS,
+    SITE_HOURS,
+    SITE_HOUR_DEVICES,
+    SERVICE_HOURS,
+    SERVICE_FLOWS,
+    BINDING,
+    MOVES,
+)
+TABLES_BY_NAME = {t.name: t for t in TABLES}
+BUNDLE_TABLES = tuple(t.name for t in TABLES)
+REQUIRED_TABLES = tuple(t.name for t in TABLES if t.status == "contract")
+
+
+# ------------------------------------------------------------------------------------ KPIs
+def _kpi(
+    unit: str,
+    meaning: str,
+    *,
+    status: Status = "contract",
+    accounting: Accounting = "n.a.",
+    diff: bool = False,
+) -> Any:
+    """A KPI field: its unit, meaning, accounting and whether plan diffs compare it."""
+    meta = {"unit": unit, "meaning": meaning, "status": status, "accounting": accounting}
+    return field(metadata={**meta, "diff": diff})
+
+
+@dataclass(frozen=True)
+class Kpis:
+    """A plan's KPIs, each recomputed from its tables by the validator. The field order is
+    the order of summary.json."""
+
+    total_cost: float = _kpi(
+        "currency", "energy + carbon + migration + data transfer", status="extra", diff=True
+    )
+    energy_cost: float = _kpi("currency", "`grid_cost + green_cost`", diff=True)
+    grid_cost: float = _kpi("currency", "sum of grid_mw x grid price", status="extra")
+    green_cost: float = _kpi("currency", "sum of green_used_mw x green price", status="extra")
+    carbon_cost: float = _kpi("currency", "carbon price x `emissions_t`", diff=True)
+    migration_cost: float = _kpi(
+        "currency",
+        "plan-stability weighted cost of moving running jobs (see workloads)",
+        diff=True,
+    )
+    data_transfer_cost: float = _kpi(
+        "currency", "cost of running not-yet-running jobs away from their data", status="extra"
+    )
+    penalty: float = _kpi("currency", "`penalties` summed", status="extra")
+    objective: float = _kpi(
+        "currency",
+        "`total_cost + penalty`, recomputed from the plan's tables (not the solver's number, "
+        "which is under `solver`)",
+        diff=True,
+    )
+    grid_mwh: float = _kpi("MWh", "sum of `grid_mw` over site-hours", diff=True)
+    green_mwh: float = _kpi("MWh", "sum of `green_used_mw` over site-hours", diff=True)
+    curtailed_mwh: float = _kpi("MWh", "sum of `curtailed_mw` over site-hours", diff=True)
+    facility_mwh: float = _kpi("MWh", "sum of `facility_mw`", status="extra")
+    it_mwh: float = _kpi("MWh", "sum of `it_mw`", status="extra")
+    emissions_t: float = _kpi("tCO2", "contract-based emissions", accounting="contract", diff=True)
+    emissions_location_t: float = _kpi(
+        "tCO2", "location-based emissions", accounting="location", diff=True
+    )
+    green_share: float = _kpi("fraction", "`green_mwh / facility_mwh`", diff=True)
+    placed: int = _kpi("jobs", "jobs placed or on track", status="extra")
+    unplaced: int = _kpi("jobs", "jobs left unplaced", diff=True)
+    unplaced_device_hours: float = _kpi("device-h", "in-horizon work left undone", status="extra")
+    moved_jobs: int = _kpi("jobs", "running jobs moved", status="extra")
+    unmet_mtokens: float = _kpi("Mtoken", "inference demand left unserved", status="extra")
+    served_share: float = _kpi(
+        "fraction", "share of inference demand served", status="extra", diff=True
+    )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> Kpis:
+        """The KPIs of a summary (or of a baseline's KPI block)."""
+        return cls(**{k: values[k] for k in KPI_KEYS})
+
+
+KPIS = fields(Kpis)
+KPI_KEYS = tuple(f.name for f in KPIS)
+COUNT_KPIS = tuple(f.name for f in KPIS if f.type in (int, "int"))
+DIFF_KPIS = tuple(f.name for f in KPIS if f.metadata["diff"])
+ACCOUNTING = {
+    "emissions_t": "contract-based: grid import x grid intensity; contracted green supply "
+    "counts zero",
+    "emissions_location_t": "location-based: all energy drawn (grid + green) x grid intensity",
+    "green_share": "green used / facility energy",
+}
+"""The summary's `accounting` block: the two carbon accountings and the green share, in words."""
+
+
+# ---------------------------------------------------------------------------- summary.json
+@dataclass(frozen=True)
+class Key:
+    name: str
+    unit: str
+    meaning: str
+    status: Status = "contract"
+
+
+_SUMMARY_HEAD = (
+    Key("planner", "", "`milp`, `greedy` or `carbon_agnostic`", "extra"),
+    Key(
+        "status",
+        "",
+        "`optimal` (proved within the gap setting), `feasible` (time limit: best plan found, see "
+        "`gap`), `fallback` (HiGHS found none; this is the greedy plan), `baseline` (a baseline "
+        "plan)",
+    ),
+    Key("scenario", "", "scenario name", "extra"),
+    Key("scenario_fingerprint", "", "content hash of the scenario the plan was made for"),
+    Key("start", "ISO 8601", "first hour", "extra"),
+    Key("hours", "h", "horizon length", "extra"),
+    Key(
+        "currency",
+        "",
+        "the currency of every money figure in the bundle (the scenario's, default CNY)",
+    ),
+    Key(
+        "bound",
+        "currency",
+        "the solver's lower bound on the objective (null for baselines and fallbacks)",
+    ),
+    Key(
+        "gap",
+        "fraction",
+        "the solver's relative gap; measured on the part of the objective decisions can change "
+        "(`solver.fixed_cost`, penalties of work no plan can place, is excluded)",
+    ),
+)
+_SUMMARY_TAIL = (
+    Key(
+        "penalties",
+        "currency",
+        "`unplaced` (per unplaced job: its `unplaced_penalty_cny` if given, else policy rate x "
+        "in-horizon work x priority), `unmet_demand` (price per Mtoken x unmet tokens/s x 3600 "
+        "/ 10^6, per service), `policy_violation` (green shortfall MWh and carbon excess t at "
+        "their policy prices)",
+        "extra",
+    ),
+    Key(
+        "policy",
+        "",
+        "the policy in force (carbon price, minimum green share, carbon budget, stability weight)",
+        "extra",
+    ),
+    Key(
+        "policy_violations",
+        "",
+        "`green_share`: one entry per minimum in force (`scope` = `fleet` or a site id, "
+        "`required`, `achieved`, `shortfall_mwh`); `carbon_excess_t` above the budget. Policies "
+        "are soft: a miss is priced and reported here",
+        "extra",
+    ),
+    Key("accounting", "", "the two carbon accountings and the green share, in words", "extra"),
+    Key(
+        "solver",
+        "",
+        "HiGHS `termination`, its own `objective`/`bound`/`gap`, `nodes`, "
+        "`mip_start_accepted`, `settings`, `fixed_cost`, `fallback_reason`",
+        "extra",
+    ),
+    Key(
+        "timings_s",
+        "s",
+        "phase timings: `validate` (loading and checking the input), `baselines`, "
+        "`build_arrays`, `build_pyomo` (Pyomo backend only), `build`, `handover`, `solve`, "
+        "`extract`, `total`; `check` (this validator) when the CLI ran it",
+    ),
+    Key(
+        "model_size",
+        "",
+        "`variables`, `binaries`, `integers`, `constraints`, `nonzeros` of the MILP",
+    ),
+    Key(
+        "baselines",
+        "",
+        "`{name: {KPI: value}}` of the greedy and carbon-agnostic plans, with the same KPI keys "
+        "as this plan (empty in a baseline's own bundle)",
+    ),
+)
+_SUMMARY_CLI = (
+    Key(
+        "validation",
+        "",
+        "`{ok, violations}` when the CLI ran the validator before writing",
+        "extra",
+    ),
+    Key(
+        "policy_overrides",
+        "",
+        "the policy values `greenopt plan` overrode (`--carbon-price`, `--min-green-share`, "
+        "`--carbon-budget`, `--stability-weight`); `greenopt validate` applies them to the "
+        "scenario before checking",
+        "extra",
+    ),
+)
+SUMMARY: tuple[Key, ...] = (
+    *_SUMMARY_HEAD,
+    *(Key(f.name, f.metadata["unit"], f.metadata["meaning"], f.metadata["status"]) for f in KPIS),
+    *_SUMMARY_TAIL,
+    *_SUMMARY_CLI,
+)
+"""summary.json's keys: the assembly writes all but the last two, which `greenopt plan` adds
+(the service adds its own: `warm_start`, `plan_id` ...)."""
+SUMMARY_KEYS = tuple(k.name for k in SUMMARY if k.status == "contract")
+"""summary.json keys of the contract."""

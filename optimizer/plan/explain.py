@@ -1,0 +1,208 @@
+"""Why a plan looks as it does: the limits it used up (binding.csv), the running jobs it
+moves and what that saves (moves.csv), and why a job or a service's demand is left out."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optimizer.contract import BINDING, MOVES
+from optimizer.plan.types import TOL, Schedule
+from optimizer.rules import (
+    grid_cost_per_mwh,
+    job_options,
+    migration_cost_cny,
+    work_in_horizon,
+)
+from optimizer.scenario.types import Scenario
+from optimizer.units import KW_PER_MW
+
+
+def binding_limits(
+    sc: Scenario, busy: np.ndarray, grid: np.ndarray, green: np.ndarray, iso: np.ndarray
+) -> pd.DataFrame:
+    """Site-hours in which devices, the grid connection or the green supply were used up."""
+    rows: list[pd.DataFrame] = []
+    cap = sc.capacity
+    s, a, h = np.nonzero((cap > 0) & (busy >= cap))
+    if s.size:
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site_id": np.array(sc.site_ids, dtype=object)[s],
+                    "timestamp": iso[h],
+                    "hour": h,
+                    "limit": "devices",
+                    "detail": np.array(sc.accelerator_names, dtype=object)[a],
+                    "value": busy[s, a, h].astype(float),
+                    "limit_value": cap[s, a, h].astype(float),
+                }
+            )
+        )
+    lim = sc.grid_limit_mw[:, None] * np.ones_like(grid)
+    s, h = np.nonzero((lim > 0) & (grid >= lim - TOL * np.maximum(lim, 1.0)))
+    if s.size:
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site_id": np.array(sc.site_ids, dtype=object)[s],
+                    "timestamp": iso[h],
+                    "hour": h,
+                    "limit": "grid",
+                    "detail": "grid connection",
+                    "value": grid[s, h],
+                    "limit_value": lim[s, h],
+                }
+            )
+        )
+    av = sc.green_available_mw
+    s, h = np.nonzero((av > TOL) & (green >= av - TOL * np.maximum(av, 1.0)))
+    if s.size:
+        rows.append(
+            pd.DataFrame(
+                {
+                    "site_id": np.array(sc.site_ids, dtype=object)[s],
+                    "timestamp": iso[h],
+                    "hour": h,
+                    "limit": "green",
+                    "detail": "green supply fully used",
+                    "value": green[s, h],
+                    "limit_value": av[s, h],
+                }
+            )
+        )
+    if not rows:
+        return pd.DataFrame(columns=BINDING.names)
+    return (
+        pd.concat(rows, ignore_index=True)
+        .sort_values(["site_id", "hour", "limit"], kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def marginal_cost_per_mwh(sc: Scenario, green: np.ndarray) -> np.ndarray:
+    """[site, hour] cost of one more MWh: green price while green is curtailed, else grid + carbon."""
+    spare_green = sc.green_available_mw - green > TOL
+    return np.where(spare_green, sc.green_price_cny_per_mwh, grid_cost_per_mwh(sc))
+
+
+def job_mw(sc: Scenario, job_gang: int, acc: int, site: int) -> float:
+    """Extra facility MW a gang adds over leaving its devices idle."""
+    return job_gang * (sc.busy_kw[acc] - sc.idle_kw[acc]) / KW_PER_MW * sc.pue[site]
+
+
+def moved_jobs(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.DataFrame:
+    """Running jobs the plan moves, with the estimated energy saving that pays for the move."""
+    mc = marginal_cost_per_mwh(sc, green)
+    rows = []
+    for j, job in enumerate(sc.jobs):
+        s = int(sched.job_site[j])
+        if s < 0 or job.current_site is None or sc.site_ids[s] == job.current_site:
+            continue
+        a = int(sched.job_acc[j])
+        home = sc.site_index[job.current_site]
+        new_cost = float(mc[s, sched.job_hours[j]].sum()) * job_mw(sc, job.gang, a, s)
+        # what staying would have cost: its cheapest feasible hours at home on any allowed type
+        stay = math.inf
+        opts, _ = job_options(sc, job)
+        for o in opts:
+            if o.site != home:
+                continue
+            prices = mc[home, o.window_start : o.window_end] * job_mw(
+                sc, job.gang, o.accelerator, home
+            )
+            if job.preemptible:
+                c = float(np.sort(prices)[: o.run_hours].sum())
+            else:
+                sums = np.convolve(prices, np.ones(o.run_hours), mode="valid")
+                lo, hi = o.start_min - o.window_start, o.start_max - o.window_start
+                c = float(sums[lo : hi + 1].min()) if hi >= lo else math.inf
+            stay = min(stay, c)
+        migration = migration_cost_cny(sc, job, sc.site_ids[s])
+        rows.append(
+            {
+                "workload_id": job.job_id,
+                "from_site": job.current_site,
+                "to_site": sc.site_ids[s],
+                "migration_cost": migration,
+                "energy_cost_here": new_cost,
+                "energy_cost_if_stayed": stay if math.isfinite(stay) else None,
+                "net_saving": (stay - new_cost - migration) if math.isfinite(stay) else None,
+                "why": "its home site could not hold it in its window"
+                if not math.isfinite(stay)
+                else "energy saving exceeds the migration cost",
+            }
+        )
+    return pd.DataFrame(rows, columns=MOVES.names)
+
+
+def unmet_reason(sc: Scenario, k: int, unmet: np.ndarray, reachable: list[str]) -> str:
+    svc = sc.services[k]
+    if not reachable:
+        return (
+            f"no site with a suitable accelerator within {svc.latency_limit_ms:g} ms of its users"
+        )
+    hours = np.flatnonzero(unmet[k].sum(axis=0) > TOL)
+    share = unmet[k].sum() / max(sc.demand_tokens_per_s[k].sum(), 1e-12)
+    return (
+        f"{share:.1%} of demand unmet in {hours.size} h: devices or power at sites within "
+        f"{svc.latency_limit_ms:g} ms ({', '.join(reachable)}) used up"
+    )
+
+
+def unplaced_reason(
+    sc: Scenario, j: int, busy: np.ndarray, grid: np.ndarray, green: np.ndarray
+) -> str:
+    """Why job j is not in the plan: no eligible option, no room in its window, or cost."""
+    job = sc.jobs[j]
+    opts, why = job_options(sc, job)
+    if not opts:
+        return "cannot run anywhere: " + "; ".join(why)
+    cap = sc.capacity
+    headroom = sc.grid_limit_mw[:, None] - grid + (sc.green_available_mw - green)
+    best: tuple[int, Any, str] = (-1, None, "")
+    for o in opts:
+        hours = np.arange(o.window_start, o.window_end)
+        room_dev = (
+            cap[o.site, o.accelerator, hours] - busy[o.site, o.accelerator, hours] >= job.gang
+        )
+        room_pow = headroom[o.site, hours] >= job_mw(sc, job.gang, o.accelerator, o.site) - TOL
+        if job.preemptible:
+            n_dev, n_both = int(room_dev.sum()), int((room_dev & room_pow).sum())
+        else:  # a block must fit: count the longest run of hours with room among allowed starts
+            n_dev = _longest_block(room_dev, o)
+            n_both = _longest_block(room_dev & room_pow, o)
+        if n_both > best[0]:
+            limit = "devices" if n_dev < o.run_hours else "power"
+            best = (n_both, o, limit)
+    n, o, limit = best
+    assert o is not None
+    where = f"{sc.site_ids[o.site]}/{sc.accelerator_names[o.accelerator]}"
+    if n < o.run_hours:
+        word = (
+            f"free {sc.accelerator_names[o.accelerator]} devices"
+            if limit == "devices"
+            else "grid and green power headroom"
+        )
+        block = "" if job.preemptible else " in one block"
+        return (
+            f"deadline cannot be met: needs {o.run_hours} h{block} of {job.gang} devices between "
+            f"{sc.timestamp(o.window_start).isoformat()} and {sc.timestamp(o.window_end).isoformat()}, "
+            f"but the best option ({where}) has {word} in only {n} h"
+        )
+    return f"left unplaced: running it would cost more than its unplaced penalty ({sc.job_penalty_cny(job, work_in_horizon(sc, job)):.0f} {sc.currency})"
+
+
+def _longest_block(room: np.ndarray, o: Any) -> int:
+    """Longest run of hours with room that starts at an allowed block start of option `o`."""
+    best = 0
+    for t in range(o.start_min, o.start_max + 1):
+        i = t - o.window_start
+        n = 0
+        while i + n < room.size and room[i + n] and n < o.run_hours:
+            n += 1
+        best = max(best, n)
+    return best

@@ -1,0 +1,118 @@
+"""A plan's KPIs and penalties from its energy, placements and services: the numbers the
+summary reports and the validator recomputes on its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from optimizer.contract import Kpis
+from optimizer.plan.types import TOL, Energy
+from optimizer.rules import work_in_horizon
+from optimizer.scenario.types import Scenario
+from optimizer.units import KG_PER_T, SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
+
+
+def policy_violations(
+    sc: Scenario, green: np.ndarray, fac: np.ndarray, grid: np.ndarray
+) -> dict[str, Any]:
+    """How far the plan falls short of each green-share minimum and the carbon budget."""
+    out: dict[str, Any] = {"green_share": [], "carbon_excess_t": 0.0}
+    pol = sc.policy
+    groups: list[tuple[str, float, float, float]] = []
+    if pol.min_green_share > 0:
+        groups.append(("fleet", pol.min_green_share, float(green.sum()), float(fac.sum())))
+    for s, site in enumerate(sc.sites):
+        if site.min_green_share > 0:
+            groups.append(
+                (site.site_id, site.min_green_share, float(green[s].sum()), float(fac[s].sum()))
+            )
+    for scope, share, g, f in groups:
+        short = max(0.0, share * f - g)
+        out["green_share"].append(
+            {
+                "scope": scope,
+                "required": share,
+                "achieved": g / f if f > 0 else 0.0,
+                "shortfall_mwh": short if short > TOL * max(1.0, f) else 0.0,
+            }
+        )
+    if pol.carbon_budget_t is not None:
+        emissions = float((grid * sc.grid_carbon_kg_per_mwh).sum() / KG_PER_T)
+        excess = emissions - pol.carbon_budget_t
+        out["carbon_excess_t"] = excess if excess > TOL * max(1.0, pol.carbon_budget_t) else 0.0
+    return out
+
+
+def plan_kpis(
+    sc: Scenario,
+    *,
+    energy: Energy,
+    job_costs: tuple[np.ndarray, np.ndarray],
+    unplaced_mask: np.ndarray,
+    unmet: np.ndarray,
+    moved_jobs: int,
+) -> tuple[Kpis, dict[str, float], dict[str, Any]]:
+    """The KPIs, the penalties and the policy violations of a plan.
+
+    `energy` is the plan's `Energy` (per site-hour arrays), `job_costs` each job's
+    (migration, data transfer) cost, `unmet` the [service, region, hour] demand left unserved.
+    """
+    pol = sc.policy
+    e = energy
+    migration, transfer = job_costs
+    J, K = len(sc.jobs), len(sc.services)
+    work_in = np.array([work_in_horizon(sc, j) for j in sc.jobs]) if J else np.zeros(0)
+    unplaced_pen = float(
+        sum(sc.job_penalty_cny(sc.jobs[j], work_in[j]) for j in np.flatnonzero(unplaced_mask))
+    )
+    rho = (
+        np.array([sc.service_penalty_cny_per_mtoken(k) for k in sc.services]) if K else np.zeros(0)
+    )
+    unmet_mtok = unmet.sum(axis=(1, 2)) * SECONDS_PER_HOUR / TOKENS_PER_MTOKEN if K else np.zeros(0)
+    unmet_pen = float(np.dot(rho, unmet_mtok)) if K else 0.0
+    violations = policy_violations(sc, e.green, e.fac, e.grid)
+    policy_pen = (
+        sum(v["shortfall_mwh"] for v in violations["green_share"])
+        * pol.green_shortfall_penalty_cny_per_mwh
+    )
+    policy_pen += violations["carbon_excess_t"] * pol.carbon_excess_penalty_cny_per_t
+    energy_cost = float(e.grid_cost.sum() + e.green_cost.sum())
+    emissions_t = float(e.emis_kg.sum() / KG_PER_T)
+    carbon_cost = pol.carbon_price_cny_per_t * emissions_t
+    total = energy_cost + carbon_cost + float(migration.sum() + transfer.sum())
+    penalty = unplaced_pen + unmet_pen + policy_pen
+    fac_mwh = float(e.fac.sum())
+    total_demand = float(sc.demand_tokens_per_s.sum())
+    kpis = Kpis(
+        total_cost=total,
+        energy_cost=energy_cost,
+        grid_cost=float(e.grid_cost.sum()),
+        green_cost=float(e.green_cost.sum()),
+        carbon_cost=carbon_cost,
+        migration_cost=float(migration.sum()),
+        data_transfer_cost=float(transfer.sum()),
+        penalty=penalty,
+        objective=total + penalty,
+        grid_mwh=float(e.grid.sum()),
+        green_mwh=float(e.green.sum()),
+        curtailed_mwh=float(e.curtailed.sum()),
+        facility_mwh=fac_mwh,
+        it_mwh=float(e.it.sum()),
+        emissions_t=emissions_t,
+        emissions_location_t=float(e.emis_loc_kg.sum() / KG_PER_T),
+        green_share=float(e.green.sum() / fac_mwh) if fac_mwh > 0 else 0.0,
+        placed=int(J - unplaced_mask.sum()),
+        unplaced=int(unplaced_mask.sum()),
+        unplaced_device_hours=float(work_in[unplaced_mask].sum()) if J else 0.0,
+        moved_jobs=moved_jobs,
+        unmet_mtokens=float(unmet_mtok.sum()) if K else 0.0,
+        served_share=float(1.0 - unmet.sum() / total_demand) if total_demand > 0 else 1.0,
+    )
+    penalties = {
+        "unplaced": unplaced_pen,
+        "unmet_demand": unmet_pen,
+        "policy_violation": policy_pen,
+    }
+    return kpis, penalties, violations
