@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session
 
 from optimizer import InputValidationError, SolveCancelled, SolverSettings, optimize
 from optimizer.plan import Plan as OptPlan
-from optimizer.whatif import apply_overrides
+from optimizer.whatif import apply_overrides, parse_overrides
 from service import plans, scenarios
 from service.db import Database
 from service.errors import problem_dicts
 from service.models import utcnow
-from service.overrides import parse_overrides
 from service.repo import runs as runs_repo
 
 log = logging.getLogger("greenopt.execution")
@@ -155,9 +154,9 @@ def execute_run(
             solve = dict(run.settings)
             warm_id = run.warm_start_plan_id
             warm = _warm_start(s, run_id, warm_id)
-        ov = parse_overrides(overrides)
-        if not ov.is_empty():
-            sc = apply_overrides(sc, ov)
+        # the one application of the overrides on the worker side (the request checked them
+        # once); a policy-only change is a `dataclasses.replace`
+        sc = apply_overrides(sc, parse_overrides(overrides))
         settings = SolverSettings(
             time_limit_s=min(
                 float(solve["time_limit_s"]),

@@ -830,7 +830,6 @@ def _assemble(
         demand_tokens_per_s=demand,
         description=str(meta.get("description") or ""),
     )
-    object.__setattr__(sc, "fingerprint", fingerprint(sc))
     return sc
 
 

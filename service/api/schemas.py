@@ -4,12 +4,14 @@ them is the contract clients are generated from."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from optimizer.scenario import schema as scenario_schema
 from service.models import ApiKey, Plan, Run, ScenarioVersion
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from service.nightly import NightView
@@ -19,6 +21,16 @@ TS = "2025-07-15T01:02:03.456000Z"
 
 def _example(ex: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [ex]})
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list endpoint: `items` from `offset`, `total` in all."""
+
+    model_config = ConfigDict(from_attributes=True)
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
 
 
 # ----------------------------------------------------------------------------- errors
@@ -204,12 +216,7 @@ class DataOut(VersionOut):
         return cls(**VersionOut.of(v).model_dump(), manifest=v.manifest)
 
 
-class VersionPage(BaseModel):
-    model_config = _example({"items": [_VERSION_EXAMPLE], "total": 3, "offset": 0, "limit": 50})
-    items: list[VersionOut]
-    total: int
-    offset: int
-    limit: int
+VersionPage = Page[VersionOut]
 
 
 class TableOut(BaseModel):
@@ -382,12 +389,7 @@ class RunOut(BaseModel):
         )
 
 
-class RunPage(BaseModel):
-    model_config = _example({"items": [_RUN_EXAMPLE], "total": 1, "offset": 0, "limit": 50})
-    items: list[RunOut]
-    total: int
-    offset: int
-    limit: int
+RunPage = Page[RunOut]
 
 
 # ----------------------------------------------------------------------------- plans
@@ -488,12 +490,7 @@ class PlanOut(PlanItem):
         )
 
 
-class PlanPage(BaseModel):
-    model_config = _example({"items": [_PLAN_ITEM], "total": 1, "offset": 0, "limit": 50})
-    items: list[PlanItem]
-    total: int
-    offset: int
-    limit: int
+PlanPage = Page[PlanItem]
 
 
 class AssignmentRow(BaseModel):
@@ -829,12 +826,7 @@ class NightOut(BaseModel):
         )
 
 
-class NightPage(BaseModel):
-    model_config = _example({"items": [_NIGHT_EXAMPLE], "total": 1, "offset": 0, "limit": 50})
-    items: list[NightOut]
-    total: int
-    offset: int
-    limit: int
+NightPage = Page[NightOut]
 
 
 # ----------------------------------------------------------------------------- ops
