@@ -23,10 +23,19 @@ def _example(ex: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [ex]})
 
 
+def _page_example(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """A page's example: one item, the item model's own example."""
+    args = cls.__pydantic_generic_metadata__["args"]
+    extra = args[0].model_config.get("json_schema_extra") if args else None
+    if isinstance(extra, dict) and extra.get("examples"):
+        item = extra["examples"][0]  # type: ignore[index]
+        schema["examples"] = [{"items": [item], "total": 1, "offset": 0, "limit": 50}]
+
+
 class Page(BaseModel, Generic[T]):
     """One page of a list endpoint: `items` from `offset`, `total` in all."""
 
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=_page_example)
     items: list[T]
     total: int
     offset: int
