@@ -196,7 +196,7 @@ def queue_runs(
     return out, True
 
 
-def check_overrides(session: Session, version: ScenarioVersion, ov: Overrides) -> None:
+def _check_overrides(session: Session, version: ScenarioVersion, ov: Overrides) -> None:
     """InvalidInput listing every problem of `ov` against the version's scenario."""
     if ov.is_empty():
         return
@@ -225,7 +225,7 @@ def submit_run(
     # checked before taking the submission lock: applying overrides may take a while
     version = scenarios.get_version(session, request.scenario_version_id)
     solve = solver_settings(settings, request.settings)
-    check_overrides(session, version, request.overrides)
+    _check_overrides(session, version, request.overrides)
     queued = QueuedRun(
         kind=kind,
         scenario_version_id=version.id,
