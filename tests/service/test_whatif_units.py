@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from optimizer import load_scenario
 from optimizer.scenario import InputValidationError, Problem, Scenario
@@ -15,6 +16,8 @@ from service.errors import InvalidInput, ProblemTooLarge, override_problems
 from service.settings import Settings
 from service.whatif import (
     SWEEP_PARAMETERS,
+    SweepRequest,
+    WhatIfRequest,
     check_overrides,
     highlights,
     pareto_front,
@@ -206,3 +209,40 @@ def test_sweep_values_are_checked_as_the_override_they_become() -> None:
         "values[0]",
         "values[1]",
     ]
+
+
+# ----------------------------------------------------------------------------- request bodies
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"wait_s": 1e308},  # issue 10 row 8: was unchecked
+        {"wait_s": True},
+        {"wait_s": "5"},
+        {"settings": {"time_limit_s": float("inf")}},
+    ],
+)
+def test_what_if_body_numbers_are_strict_and_bounded(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        WhatIfRequest.model_validate(body)
+
+
+@pytest.mark.parametrize("values", [[True, 2.0], ["1"], [float("nan")], [1e308, 1.0]])
+def test_sweep_values_are_strict_and_finite(values: list[Any]) -> None:
+    found = False
+    try:
+        request = SweepRequest.model_validate(
+            {"parameter": "carbon_price_cny_per_t", "values": values}
+        )
+    except ValidationError:
+        found = True
+    else:  # finite but implausible: refused as the override it becomes
+        found = bool(value_problems(request.parameter, request.values))
+    assert found
+
+
+def test_malformed_overrides_in_a_body_are_kept_as_problems_not_refused() -> None:
+    # the body's validation lets them through so that one 422 lists them with the rest
+    body = WhatIfRequest.model_validate({"overrides": {"bogus": 1, "carbon_price_cny_per_t": 5}})
+    assert [p.column for p in body.overrides.problems] == ["bogus"]
+    assert body.overrides.policy() == {"carbon_price_cny_per_t": 5.0}
+    assert not body.overrides.is_empty()
