@@ -174,6 +174,14 @@ def test_a_policy_change_is_the_scenario_the_loader_would_give(sc: Scenario) -> 
     manifest["policy"] = {**manifest["policy"], **ov.policy()}
     loaded = scenario_from_tables(manifest, tables)
     assert changed.policy == loaded.policy
+    # every input the model reads is the same, so the plan is too
+    for name in ("grid_price_cny_per_mwh", "green_available_mw", "available_fraction"):
+        assert np.array_equal(getattr(changed, name), getattr(loaded, name))
+    assert (changed.jobs, changed.services, changed.sites) == (
+        loaded.jobs,
+        loaded.services,
+        loaded.sites,
+    )
     assert changed.fingerprint == loaded.fingerprint == fingerprint(loaded)
     assert changed.fingerprint != sc.fingerprint  # computed for the copy, never carried over
     assert sc.policy.carbon_price_cny_per_t == 0.0  # the base is untouched
