@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from optimizer.scenario import InputValidationError
 from optimizer.scenario import schema as scenario_schema
+from optimizer.whatif import FILE as OVERRIDES_FILE
 
 log = logging.getLogger("greenopt.errors")
 
@@ -126,6 +127,33 @@ def problem_dicts(err: InputValidationError) -> list[dict[str, Any]]:
         d["row"] = int(d["row"]) if d["row"] is not None else None
         d["table"] = _TABLE_OF_FILE.get(p.file, p.file)
         out.append(d)
+    return out
+
+
+def request_problem(column: str | None, message: str) -> dict[str, Any]:
+    """A problem of the request body, in the shape of every 422 (`ProblemOut`)."""
+    return {
+        "file": "request",
+        "table": "body",
+        "row": None,
+        "column": column,
+        "hour": None,
+        "message": message,
+    }
+
+
+def override_problems(err: InputValidationError) -> list[dict[str, Any]]:
+    """The problems of applying a request's `overrides`: those of the overrides at their
+    field path in the body (`overrides.price_changes[0].multiplier`), any other (a scenario
+    table the overrides made invalid) as the optimizer names it."""
+    out = []
+    for p, d in zip(err.problems, problem_dicts(err), strict=True):
+        if p.file == OVERRIDES_FILE:
+            out.append(
+                request_problem(f"overrides.{p.column}" if p.column else "overrides", p.message)
+            )
+        else:
+            out.append(d)
     return out
 
 

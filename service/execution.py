@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session
 
 from optimizer import InputValidationError, SolveCancelled, SolverSettings, optimize
 from optimizer.plan import Plan as OptPlan
-from optimizer.whatif import apply_overrides
+from optimizer.whatif import apply_overrides, parse_overrides
 from service import plans, scenarios
 from service.db import Database
 from service.errors import problem_dicts
 from service.models import utcnow
-from service.overrides import parse_overrides
 from service.repo import runs as runs_repo
 
 log = logging.getLogger("greenopt.execution")
@@ -134,8 +133,6 @@ def execute_run(
     "abandoned" if it was taken from this worker meanwhile). `time_limit_cap_s` lowers the
     run's solver time limit (a Celery worker's soft limit): HiGHS then stops with its best
     plan and gap."""
-    from optimizer.validate import validate_plan  # written alongside; imported when used
-
     db = database(database_url)
     with db.write() as s:
         if not runs_repo.claim(s, run_id, worker=worker_id(), now=utcnow()):
@@ -145,53 +142,7 @@ def execute_run(
     monitor = _Monitor(db, run_id, monitor_interval_s)
     monitor.start()
     try:
-        t = time.perf_counter()
-        with db.read() as s:
-            run = runs_repo.get(s, run_id)
-            assert run is not None
-            version = scenarios.get_version(s, run.scenario_version_id)
-            sc = scenarios.scenario_of(s, version)
-            overrides = dict(run.overrides)
-            solve = dict(run.settings)
-            warm_id = run.warm_start_plan_id
-            warm = _warm_start(s, run_id, warm_id)
-        ov = parse_overrides(overrides)
-        if not ov.is_empty():
-            sc = apply_overrides(sc, ov)
-        settings = SolverSettings(
-            time_limit_s=min(
-                float(solve["time_limit_s"]),
-                time_limit_cap_s if time_limit_cap_s is not None else float("inf"),
-            ),
-            mip_rel_gap=float(solve["mip_rel_gap"]),
-            threads=int(solve.get("threads", 1)),
-            seed=int(solve.get("seed", 0)),
-        )
-        plan = optimize(
-            sc,
-            settings,
-            progress=monitor.on_event,
-            cancel=monitor.cancel,
-            warm_start=warm,
-            validate_s=time.perf_counter() - t,
-        )
-        if warm_id is not None:
-            plan.summary["warm_start"] = {"plan_id": warm_id, "loaded": warm is not None}
-        monitor.phase("check")
-        t = time.perf_counter()
-        report = validate_plan(sc, plan)
-        plan.summary["timings_s"]["check"] = time.perf_counter() - t
-        monitor.stop()
-        if not report.ok:
-            _fail(
-                db,
-                run_id,
-                f"the plan failed the independent check: {len(report.violations)} violation(s)",
-                {"violations": [v.as_dict() for v in report.violations[:MAX_VIOLATIONS_KEPT]]},
-            )
-            return "failed"
-        validation = {"ok": True, "violations": 0, "checked": dict(report.checked)}
-        return _store(db, run_id, plan, validation)
+        return _solve_check_store(db, run_id, monitor, time_limit_cap_s)
     except SolveCancelled:
         monitor.stop()
         if monitor.lost:
@@ -230,6 +181,62 @@ def execute_run(
         return "failed"
     finally:
         monitor.stop()
+
+
+def _solve_check_store(
+    db: Database, run_id: int, monitor: _Monitor, time_limit_cap_s: float | None
+) -> str:
+    """Load the run's scenario with its overrides, solve, check the plan independently and
+    store it; the run's final state."""
+    from optimizer.validate import validate_plan  # written alongside; imported when used
+
+    t = time.perf_counter()
+    with db.read() as s:
+        run = runs_repo.get(s, run_id)
+        assert run is not None
+        version = scenarios.get_version(s, run.scenario_version_id)
+        sc = scenarios.scenario_of(s, version)
+        overrides = dict(run.overrides)
+        solve = dict(run.settings)
+        warm_id = run.warm_start_plan_id
+        warm = _warm_start(s, run_id, warm_id)
+    # the one application of the overrides on the worker side (the request checked them
+    # once); a policy-only change is a `dataclasses.replace`
+    sc = apply_overrides(sc, parse_overrides(overrides))
+    settings = SolverSettings(
+        time_limit_s=min(
+            float(solve["time_limit_s"]),
+            time_limit_cap_s if time_limit_cap_s is not None else float("inf"),
+        ),
+        mip_rel_gap=float(solve["mip_rel_gap"]),
+        threads=int(solve.get("threads", 1)),
+        seed=int(solve.get("seed", 0)),
+    )
+    plan = optimize(
+        sc,
+        settings,
+        progress=monitor.on_event,
+        cancel=monitor.cancel,
+        warm_start=warm,
+        validate_s=time.perf_counter() - t,
+    )
+    if warm_id is not None:
+        plan.summary["warm_start"] = {"plan_id": warm_id, "loaded": warm is not None}
+    monitor.phase("check")
+    t = time.perf_counter()
+    report = validate_plan(sc, plan)
+    plan.summary["timings_s"]["check"] = time.perf_counter() - t
+    monitor.stop()
+    if not report.ok:
+        _fail(
+            db,
+            run_id,
+            f"the plan failed the independent check: {len(report.violations)} violation(s)",
+            {"violations": [v.as_dict() for v in report.violations[:MAX_VIOLATIONS_KEPT]]},
+        )
+        return "failed"
+    validation = {"ok": True, "violations": 0, "checked": dict(report.checked)}
+    return _store(db, run_id, plan, validation)
 
 
 def _warm_start(s: Session, run_id: int, plan_id: int | None) -> OptPlan | None:

@@ -1,8 +1,9 @@
 """Service functions for runs: submit (idempotency, bounded queue), cancel, read, recover.
 
-`submit_run` is the one way a solve is requested: `POST /runs`, and later the nightly job
-and what-ifs, call it. It never solves: it stores a `queued` run and hands its id to the
-runner once the transaction has committed, so a worker always finds the row.
+`queue_runs` is the one way solves enter the queue: `POST /runs`, the nightly job (through
+`submit_run`), what-ifs and sweeps (a batch) call it, under one lock, one queue limit and one
+idempotency rule. It never solves: it stores `queued` runs and hands their ids to the runner
+once the transaction has committed, so a worker always finds the row.
 """
 
 from __future__ import annotations
@@ -11,18 +12,19 @@ import functools
 import hashlib
 import json
 import logging
-from typing import Annotated, Any, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from optimizer.scenario import InputValidationError
-from optimizer.whatif import apply_overrides
+from optimizer.whatif import Overrides, OverridesIn, apply_overrides
 from service import scenarios
 from service.db import on_commit
-from service.errors import Conflict, InvalidInput, NotFound, QueueFull, invalid_input
-from service.models import RUN_KINDS, Run, utcnow
-from service.overrides import OVERRIDES_JSON_SCHEMA, overrides_json, parse_overrides
+from service.errors import Conflict, InvalidInput, NotFound, QueueFull, override_problems
+from service.models import RUN_KINDS, Run, ScenarioVersion, utcnow
 from service.repo import runs as repo
 from service.settings import Settings
 
@@ -32,7 +34,7 @@ FINAL_STATES = ("succeeded", "failed", "interrupted", "cancelled")
 
 
 class Submitter(Protocol):
-    """What `submit_run` needs of a runner (see service.runner.SolveRunner)."""
+    """What `queue_runs` needs of a runner (see service.runner.SolveRunner)."""
 
     def submit(self, run_id: int, priority: int = 0) -> None: ...
 
@@ -43,14 +45,14 @@ class SolveSettingsIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     time_limit_s: float | None = Field(
-        default=None, gt=0, description="solver time limit, s (default: the server's)"
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="solver time limit, s (default: the server's)",
     )
     mip_rel_gap: float | None = Field(
         default=None, ge=0, le=1, description="relative MIP gap to stop at (default: the server's)"
     )
-
-
-OverridesField = Annotated[dict[str, Any], WithJsonSchema(OVERRIDES_JSON_SCHEMA)]
 
 
 class RunRequest(BaseModel):
@@ -70,10 +72,10 @@ class RunRequest(BaseModel):
         },
     )
     settings: SolveSettingsIn = Field(default_factory=SolveSettingsIn)
-    overrides: OverridesField = Field(
-        default_factory=dict,
-        description="optimizer.whatif.Overrides: policy values, price changes, outages, "
-        "green scaling, accelerator mix, jobs added or removed",
+    overrides: OverridesIn = Field(
+        default_factory=Overrides,
+        description="policy values, price changes, outages, green scaling, accelerator mix, "
+        "jobs added or removed",
     )
     activate: bool = Field(default=False, description="make the plan active when the run succeeds")
     priority: int = Field(default=0, ge=-100, le=100, description="higher runs first")
@@ -117,6 +119,95 @@ def solver_settings(settings: Settings, requested: SolveSettingsIn) -> dict[str,
     }
 
 
+@dataclass(frozen=True)
+class QueuedRun:
+    """One run for `queue_runs` to store: its inputs, checked already."""
+
+    kind: str
+    scenario_version_id: int
+    overrides: Overrides
+    settings: dict[str, Any]
+    note: str = ""
+    priority: int = 0
+    activate: bool = False
+    warm_start_plan_id: int | None = None
+    sweep_id: int | None = None
+
+
+def queue_runs(
+    session: Session,
+    runs: Sequence[QueuedRun],
+    *,
+    settings: Settings,
+    runner: Submitter,
+    actor: str,
+    idempotency_key: str | None = None,
+    digest: str | None = None,
+) -> tuple[list[Run], bool]:
+    """Queue checked runs, all or none; (the runs, True) or, for a repeated idempotency key,
+    ([the earlier run], False): Conflict if that key came with another `digest`. Raises
+    QueueFull when the runs do not all fit in `queue_limit`. No commit: the runner gets each
+    run once the caller's transaction commits."""
+    for r in runs:
+        if r.kind not in RUN_KINDS:
+            raise ValueError(f"unknown run kind {r.kind!r}")
+    repo.lock_submissions(session)
+    if idempotency_key is not None:
+        earlier = repo.by_idempotency_key(session, idempotency_key)
+        if earlier is not None:
+            if earlier.request_sha256 != digest:
+                raise Conflict(
+                    "this Idempotency-Key was used for a different request; use a new key"
+                )
+            return [earlier], False
+    active, limit, n = repo.count_active(session), settings.queue_limit, len(runs)
+    if active + n > limit:
+        raise QueueFull(
+            f"{active} runs are queued or running (limit {limit}); retry later"
+            if n == 1
+            else f"{n} runs need places in the run queue; {active} of {limit} are taken: "
+            "retry later",
+            retry_after_s=settings.retry_after_s,
+        )
+    now = utcnow()
+    out = []
+    for i, r in enumerate(runs):
+        run = repo.add(
+            session,
+            kind=r.kind,
+            state="queued",
+            priority=r.priority,
+            scenario_version_id=r.scenario_version_id,
+            overrides=r.overrides.to_json(),
+            settings=r.settings,
+            activate_on_success=r.activate,
+            progress={"phase": "queued"},
+            # the key names the request, so its first run
+            idempotency_key=idempotency_key if i == 0 else None,
+            request_sha256=digest if i == 0 else None,
+            sweep_id=r.sweep_id,
+            warm_start_plan_id=r.warm_start_plan_id,
+            created_by=actor,
+            note=r.note,
+            created_at=now,
+        )
+        on_commit(session, functools.partial(runner.submit, run.id, run.priority))
+        out.append(run)
+    return out, True
+
+
+def _check_overrides(session: Session, version: ScenarioVersion, ov: Overrides) -> None:
+    """InvalidInput listing every problem of `ov` against the version's scenario."""
+    if ov.is_empty():
+        return
+    try:
+        apply_overrides(scenarios.scenario_of(session, version), ov)
+    except InputValidationError as err:
+        raise InvalidInput(
+            f"{len(err.problems)} problem(s) in the overrides", problems=override_problems(err)
+        ) from None
+
+
 def submit_run(
     session: Session,
     request: RunRequest,
@@ -126,62 +217,35 @@ def submit_run(
     actor: str,
     idempotency_key: str | None = None,
     kind: str = "run",
-    sweep_id: int | None = None,
     warm_start_plan_id: int | None = None,
 ) -> tuple[Run, bool]:
-    """Queue a run; (the run, True) or, for a repeated idempotency key, (the earlier run,
-    False). Raises QueueFull when `queue_limit` runs are queued or running. A
-    `warm_start_plan_id` seeds the solver with that stored plan (the nightly job passes the
-    active plan)."""
-    if kind not in RUN_KINDS:
-        raise ValueError(f"unknown run kind {kind!r}")
-    # validate before taking the submission lock: applying overrides may take a while
+    """Check and queue a run (`queue_runs`); (the run, True) or, for a repeated idempotency
+    key, (the earlier run, False). A `warm_start_plan_id` seeds the solver with that stored
+    plan (the nightly job passes the active plan)."""
+    # checked before taking the submission lock: applying overrides may take a while
     version = scenarios.get_version(session, request.scenario_version_id)
     solve = solver_settings(settings, request.settings)
-    try:
-        ov = parse_overrides(request.overrides)
-        if not ov.is_empty():
-            apply_overrides(scenarios.scenario_of(session, version), ov)
-    except InputValidationError as err:
-        raise invalid_input(err, f"{len(err.problems)} problem(s) in the overrides") from None
-
-    repo.lock_submissions(session)
-    digest = request.digest()
-    if idempotency_key is not None:
-        earlier = repo.by_idempotency_key(session, idempotency_key)
-        if earlier is not None:
-            if earlier.request_sha256 != digest:
-                raise Conflict(
-                    "this Idempotency-Key was used for a different request; use a new key"
-                )
-            return earlier, False
-    active = repo.count_active(session)
-    if active >= settings.queue_limit:
-        raise QueueFull(
-            f"{active} runs are queued or running (limit {settings.queue_limit}); retry later",
-            retry_after_s=settings.retry_after_s,
-        )
-    run = repo.add(
-        session,
+    _check_overrides(session, version, request.overrides)
+    queued = QueuedRun(
         kind=kind,
-        state="queued",
-        priority=request.priority,
         scenario_version_id=version.id,
-        overrides=overrides_json(ov),
+        overrides=request.overrides,
         settings=solve,
-        activate_on_success=request.activate,
-        progress={"phase": "queued"},
-        idempotency_key=idempotency_key,
-        request_sha256=digest,
-        sweep_id=sweep_id,
-        warm_start_plan_id=warm_start_plan_id,
-        created_by=actor,
         note=request.note,
-        created_at=utcnow(),
+        priority=request.priority,
+        activate=request.activate,
+        warm_start_plan_id=warm_start_plan_id,
     )
-    run_id, priority = run.id, run.priority
-    on_commit(session, lambda: runner.submit(run_id, priority))
-    return run, True
+    runs, created = queue_runs(
+        session,
+        [queued],
+        settings=settings,
+        runner=runner,
+        actor=actor,
+        idempotency_key=idempotency_key,
+        digest=request.digest(),
+    )
+    return runs[0], created
 
 
 def get_run(session: Session, run_id: int) -> Run:

@@ -440,9 +440,7 @@ def scenario_from_tables(
         typed[table.name] = p.table(table, None if raw is None else _as_text(raw))
     if tz is None or start is None or hours is None:
         raise InputValidationError(p.problems)
-    sc = assemble(p, meta, policy, typed)
-    object.__setattr__(sc, "fingerprint", fingerprint(sc))
-    return sc
+    return assemble(p, meta, policy, typed)
 
 
 def _as_text(raw: pd.DataFrame) -> pd.DataFrame:

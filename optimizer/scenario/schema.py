@@ -456,7 +456,9 @@ MANIFEST_KEYS: tuple[Column, ...] = (
     ),
 )
 
-POLICY_KEYS: tuple[Column, ...] = (
+# The policy a planner changes to ask "what if" (a what-if's overrides, a sweep's parameter
+# and the CLI's policy options are derived from it), then the rates the model prices with.
+POLICY_LEVERS: tuple[Column, ...] = (
     _c(
         "carbon_price_cny_per_t",
         "float",
@@ -490,6 +492,9 @@ POLICY_KEYS: tuple[Column, ...] = (
         "multiplies the migration cost of running jobs; higher = fewer moves",
         min=0,
     ),
+)
+
+POLICY_RATES: tuple[Column, ...] = (
     _c(
         "transfer_price_cny_per_gb",
         "float",
@@ -539,5 +544,7 @@ POLICY_KEYS: tuple[Column, ...] = (
         min=0,
     ),
 )
+
+POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES
 
 JOB_KINDS = ("training", "finetune", "batch")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -169,7 +169,6 @@ class Scenario:
     description: str = ""
     # money of every *_cny_* input and of the plan; the input names predate other currencies
     currency: str = "CNY"
-    fingerprint: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         for name in (
@@ -181,6 +180,15 @@ class Scenario:
             "demand_tokens_per_s",
         ):
             object.__setattr__(self, name, _readonly(getattr(self, name)))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash of the scenario's canonical tables: same inputs, same fingerprint.
+        Computed from the content on first use, so a copy made with `dataclasses.replace`
+        (a policy change) gets its own and can never carry its original's."""
+        from optimizer.scenario.load import fingerprint  # load builds Scenarios: import late
+
+        return fingerprint(self)
 
     # --- indices -------------------------------------------------------------------
     @cached_property

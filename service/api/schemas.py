@@ -4,7 +4,7 @@ them is the contract clients are generated from."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
@@ -14,6 +14,8 @@ from service.models import ApiKey, Plan, Run, ScenarioVersion
 from service.scenarios import Change, Outcome
 from service.security import EXPIRES_IN_PATTERN, key_state
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
     from service.nightly import NightView
 
@@ -22,6 +24,25 @@ TS = "2025-07-15T01:02:03.456000Z"
 
 def _example(ex: dict[str, Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": [ex]})
+
+
+def _page_example(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """A page's example: one item, the item model's own example."""
+    args = cls.__pydantic_generic_metadata__["args"]
+    extra = args[0].model_config.get("json_schema_extra") if args else None
+    if isinstance(extra, dict) and extra.get("examples"):
+        item = extra["examples"][0]  # type: ignore[index]
+        schema["examples"] = [{"items": [item], "total": 1, "offset": 0, "limit": 50}]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list endpoint: `items` from `offset`, `total` in all."""
+
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=_page_example)
+    items: list[T]
+    total: int
+    offset: int
+    limit: int
 
 
 # ----------------------------------------------------------------------------- errors
@@ -300,12 +321,7 @@ class ChangeOut(VersionOut):
         )
 
 
-class VersionPage(BaseModel):
-    model_config = _example({"items": [_VERSION_EXAMPLE], "total": 3, "offset": 0, "limit": 50})
-    items: list[VersionOut]
-    total: int
-    offset: int
-    limit: int
+VersionPage = Page[VersionOut]
 
 
 class TableOut(BaseModel):
@@ -498,12 +514,7 @@ class RunOut(BaseModel):
         )
 
 
-class RunPage(BaseModel):
-    model_config = _example({"items": [_RUN_EXAMPLE], "total": 1, "offset": 0, "limit": 50})
-    items: list[RunOut]
-    total: int
-    offset: int
-    limit: int
+RunPage = Page[RunOut]
 
 
 # ----------------------------------------------------------------------------- plans
@@ -646,12 +657,7 @@ class PlanOut(PlanItem):
         )
 
 
-class PlanPage(BaseModel):
-    model_config = _example({"items": [_PLAN_ITEM], "total": 1, "offset": 0, "limit": 50})
-    items: list[PlanItem]
-    total: int
-    offset: int
-    limit: int
+PlanPage = Page[PlanItem]
 
 
 class AssignmentRow(BaseModel):
@@ -987,12 +993,7 @@ class NightOut(BaseModel):
         )
 
 
-class NightPage(BaseModel):
-    model_config = _example({"items": [_NIGHT_EXAMPLE], "total": 1, "offset": 0, "limit": 50})
-    items: list[NightOut]
-    total: int
-    offset: int
-    limit: int
+NightPage = Page[NightOut]
 
 
 # ----------------------------------------------------------------------------- ops

@@ -23,14 +23,13 @@ from service.api.deps import (
     Viewer,
     WriteSession,
 )
-from service.api.schemas import errors
-from service.api.whatif_schemas import SweepItem, SweepOut, SweepPage, WhatIfOut
+from service.api.schemas import Page, errors
+from service.api.whatif_schemas import SweepItem, SweepOut, WhatIfOut
 from service.db import Database
 from service.models import Run
 from service.runner import SolveRunner
-from service.runs import FINAL_STATES
 from service.settings import Settings
-from service.whatif import SweepRequest, WhatIfRequest
+from service.whatif import SweepRequest, WhatIfRequest, WhatIfResult
 
 router = APIRouter(prefix="/what-if", tags=["what-if"], responses=errors(401, 403))
 
@@ -84,23 +83,23 @@ def _submit(
     # checked in a read session first: the write transaction (on SQLite the one write lock)
     # is held only to queue the run, and committed before the wait so the runner finds it
     with db.read() as s:
-        base = whatif.check_whatif(s, body, settings=settings)
+        checked = whatif.check_whatif(s, body, settings=settings)
     with db.write() as s:
         return whatif.submit_whatif(
-            s, body, base, settings=settings, runner=runner, actor=actor, idempotency_key=key
+            s, body, checked, settings=settings, runner=runner, actor=actor, idempotency_key=key
         )
 
 
-def _result(db: Database, run: Run) -> dict[str, Any]:
+def _result(db: Database, run: Run) -> WhatIfResult:
     with db.read() as s:
         return whatif.whatif_result(s, run)
 
 
-def _answer(response: Response, result: dict[str, Any]) -> WhatIfOut:
-    if result["state"] not in FINAL_STATES:
+def _answer(response: Response, result: WhatIfResult) -> WhatIfOut:
+    if not result.finished:
         response.status_code = 202
-        response.headers["Location"] = f"/runs/{result['run_id']}"
-    return WhatIfOut(**result)
+        response.headers["Location"] = f"/runs/{result.run_id}"
+    return WhatIfOut.model_validate(result)
 
 
 @router.post(
@@ -183,19 +182,21 @@ def create_sweep(
     is created. More values than the server takes: 422."""
     sweep = whatif.create_sweep(session, body, settings=settings, runner=runner, actor=who.label)
     response.headers["Location"] = f"/what-if/sweep/{sweep.id}"
-    return SweepOut(**whatif.sweep_view(session, sweep.id))
+    return SweepOut.model_validate(whatif.sweep_view(session, sweep.id))
 
 
-@router.get("/sweeps", response_model=SweepPage)
+@router.get("/sweeps", response_model=Page[SweepItem])
 def list_sweeps(
     session: ReadSession,
     who: Viewer,
     offset: int = Query(0, ge=0, le=2**31 - 1),
     limit: int = Query(50, ge=1, le=500),
-) -> SweepPage:
+) -> Page[SweepItem]:
     """Sweeps, newest first, with their state and how many points are in each run state."""
     items, total = whatif.list_sweeps(session, offset=offset, limit=limit)
-    return SweepPage(items=[SweepItem(**i) for i in items], total=total, offset=offset, limit=limit)
+    return Page[SweepItem].model_validate(
+        {"items": items, "total": total, "offset": offset, "limit": limit}
+    )
 
 
 @router.get("/sweep/{sweep_id}", response_model=SweepOut, responses=errors(404))
@@ -203,7 +204,7 @@ def get_sweep(session: ReadSession, who: Viewer, sweep_id: Id) -> SweepOut:
     """A sweep's state and its curve: per value the run's state and its plan's total,
     energy and carbon cost, emissions (contract- and location-based, apart), green share,
     unplaced work and gap, in value order, with the cost-emissions Pareto flags."""
-    return SweepOut(**whatif.sweep_view(session, sweep_id))
+    return SweepOut.model_validate(whatif.sweep_view(session, sweep_id))
 
 
 @router.get(

@@ -1,5 +1,6 @@
 """Response models of the what-if routes, each with an example (kept apart from
-`schemas.py` only to keep that shared file small; the same conventions apply)."""
+`schemas.py` only to keep that shared file small; the same conventions apply). Each reads
+the typed result of `service.whatif` (`from_attributes`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ RunState = Literal["queued", "running", "succeeded", "failed", "interrupted", "c
 
 
 def _example(ex: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(json_schema_extra={"examples": [ex]})
+    return ConfigDict(from_attributes=True, json_schema_extra={"examples": [ex]})
 
 
 _PLAN = {
@@ -233,11 +234,3 @@ class SweepOut(SweepItem):
 
     model_config = _example({**_SWEEP_ITEM, "points": [_POINT]})
     points: list[SweepPointOut] = Field(description="one per value, in value order")
-
-
-class SweepPage(BaseModel):
-    model_config = _example({"items": [_SWEEP_ITEM], "total": 1, "offset": 0, "limit": 50})
-    items: list[SweepItem]
-    total: int
-    offset: int
-    limit: int
