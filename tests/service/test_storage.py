@@ -160,7 +160,7 @@ def test_recovery_interrupts_running_runs_and_requeues_queued_ones_by_priority(
     mid = queue(db, note="mid")
     collect = Collect()
     with db.write() as s:
-        interrupted, requeued = runs.recover(s, collect)
+        interrupted, requeued = runs.recover(s, collect, live_instances=())
     assert running in interrupted
     assert [r for r, _ in collect.got if r in (low, high, mid)] == [high, mid, low]
     run = state(db, running)
