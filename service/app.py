@@ -1,7 +1,7 @@
-"""`create_app(settings)`: the FastAPI application. The lifespan owns the database engine
-and the solve runner; a pure-ASGI middleware gives every request an id (X-Request-ID in
-and out), enforces the body size limit (413), logs one JSON line per request and counts
-it for Prometheus."""
+"""`create_app(settings)`: the FastAPI application. The lifespan owns the database engine,
+this process's row in `instances` (its heartbeat) and the solve runner; a pure-ASGI
+middleware gives every request an id (X-Request-ID in and out), enforces the body size
+limit (413), logs one JSON line per request and counts it for Prometheus."""
 
 from __future__ import annotations
 
@@ -21,9 +21,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import data, keys, ops, plans, runs, schedule, whatif
+from service.api.docs import install_docs
 from service.bootstrap import prepare_database
 from service.db import Database
 from service.errors import error_body, install_error_handlers, internal_error_body
+from service.instances import InstanceHeartbeat
 from service.logs import request_id_var
 from service.metrics import Metrics
 from service.runner import make_runner
@@ -140,8 +142,10 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application for `settings` (default: from the environment)."""
+def create_app(settings: Settings | None = None, *, first_run_id: int | None = None) -> FastAPI:
+    """The application for `settings` (default: from the environment). `first_run_id`: the
+    run solving the first plan (`greenopt serve`), queued already; /readyz answers 503 with
+    its progress until it has finished."""
     settings = settings or Settings()
     metrics = Metrics()
 
@@ -149,8 +153,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         await run_in_threadpool(prepare_database, db, settings)
-        runner = make_runner(settings, db)
-        app.state.db, app.state.runner = db, runner
+        instance = await run_in_threadpool(InstanceHeartbeat(db, settings, kind="api").start)
+        runner = make_runner(settings, db, instance_id=instance.id)
+        app.state.db, app.state.runner, app.state.instance = db, runner, instance
         metrics.bind(db, runner.queue_depth, getattr(runner, "collect_metrics", None))
         interrupted, resubmitted = await run_in_threadpool(runner.start)
         log.info(
@@ -164,7 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # embedded mode: one API process, so one scheduler (docs/service.md)
             from service.scheduler import NightlyScheduler
 
-            nightly_scheduler = NightlyScheduler(settings, db, runner)
+            nightly_scheduler = NightlyScheduler(settings, db, runner, instance=instance)
             await run_in_threadpool(nightly_scheduler.start)
         try:
             yield
@@ -172,6 +177,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if nightly_scheduler is not None:
                 await run_in_threadpool(nightly_scheduler.shutdown)
             await run_in_threadpool(runner.shutdown)
+            await run_in_threadpool(instance.stop)
             db.dispose()
 
     app = FastAPI(
@@ -179,6 +185,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=ops.VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # install_docs serves both pages from local assets
+        redoc_url=None,
         openapi_tags=[
             {"name": "runs", "description": "ask for a plan; follow and cancel runs"},
             {
@@ -197,6 +205,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.first_run_id = first_run_id
+    install_docs(app)
     install_error_handlers(app)
     for r in (
         runs.router,
