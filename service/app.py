@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -22,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import data, keys, ops, plans, runs, schedule, whatif
 from service.api.docs import install_docs
-from service.bootstrap import prepare_database
+from service.bootstrap import first_plan_status, prepare_database
 from service.db import Database
 from service.errors import error_body, install_error_handlers, internal_error_body
 from service.instances import InstanceHeartbeat
@@ -142,6 +143,30 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
 
+FIRST_PLAN_POLL_S = 1.0
+
+
+def _after_first_plan(
+    db: Database, first_run_id: int | None, stopping: threading.Event, then: Callable[[], None]
+) -> None:
+    """Call `then` once the first plan's run has finished (at once without one), unless the
+    app stops first."""
+    while first_run_id is not None and not stopping.is_set():
+        try:
+            with db.read() as s:
+                if first_plan_status(s, first_run_id)[0]:
+                    break
+        except Exception:  # a database hiccup: look again
+            log.exception("could not read the first plan's run")
+        stopping.wait(FIRST_PLAN_POLL_S)
+    if stopping.is_set():
+        return
+    try:
+        then()
+    except Exception:
+        log.exception("the nightly scheduler did not start")
+
+
 def create_app(settings: Settings | None = None, *, first_run_id: int | None = None) -> FastAPI:
     """The application for `settings` (default: from the environment). `first_run_id`: the
     run solving the first plan (`greenopt serve`), queued already; /readyz answers 503 with
@@ -164,16 +189,27 @@ def create_app(settings: Settings | None = None, *, first_run_id: int | None = N
             len(resubmitted),
             extra={"interrupted": interrupted, "requeued": resubmitted},
         )
-        nightly_scheduler = None
+        nightly_scheduler, starter, stopping = None, None, threading.Event()
         if settings.scheduler_in_process:
             # embedded mode: one API process, so one scheduler (docs/service.md)
             from service.scheduler import NightlyScheduler
 
             nightly_scheduler = NightlyScheduler(settings, db, runner, instance=instance)
-            await run_in_threadpool(nightly_scheduler.start)
+            # a night warm-starts from the active plan: the first one comes first (a night
+            # due meanwhile fires late, within the misfire grace time)
+            starter = threading.Thread(
+                target=_after_first_plan,
+                args=(db, first_run_id, stopping, nightly_scheduler.start),
+                name="scheduler-start",
+                daemon=True,
+            )
+            starter.start()
         try:
             yield
         finally:
+            stopping.set()
+            if starter is not None:
+                await run_in_threadpool(starter.join, 60)
             if nightly_scheduler is not None:
                 await run_in_threadpool(nightly_scheduler.shutdown)
             await run_in_threadpool(runner.shutdown)
