@@ -170,6 +170,28 @@ def test_recovery_interrupts_running_runs_and_requeues_queued_ones_by_priority(
             runs.cancel_run(s, rid)
 
 
+def test_recovery_leaves_the_runs_of_live_instances_alone(db: Database) -> None:
+    """A second instance starting on the database: the runs a live instance's pool holds
+    (running, or about to start) stay its own; a dead instance's running run is
+    interrupted."""
+    mine, dead = queue(db, note="live instance's"), queue(db, note="dead instance's")
+    starting = queue(db, note="live instance's, about to start")
+    with db.write() as s:
+        for run_id, owner in ((mine, "live"), (dead, "dead"), (starting, "live")):
+            assert runs_repo.assign_instance(s, run_id, owner)
+        assert runs_repo.claim(s, mine, worker="live:1", now=utcnow())
+        assert runs_repo.claim(s, dead, worker="dead:1", now=utcnow())
+    collect = Collect()
+    with db.write() as s:
+        interrupted, requeued = runs.recover(s, collect, live_instances=["live"])
+    assert dead in interrupted and mine not in interrupted and starting not in requeued
+    assert state(db, mine).state == "running" and state(db, dead).state == "interrupted"
+    assert state(db, starting).state == "queued"
+    with db.write() as s:  # leave the database as the next tests expect it
+        runs.cancel_run(s, starting)
+        runs_repo.finish(s, mine, state="failed", now=utcnow())
+
+
 def test_concurrent_scenario_edits_all_land_in_a_line(db: Database) -> None:
     with db.read() as s:
         start = scenarios.current_version(s).id
