@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -167,12 +167,10 @@ def _after_first_plan(
         log.exception("the nightly scheduler did not start")
 
 
-def create_app(settings: Settings | None = None, *, first_run_id: int | None = None) -> FastAPI:
-    """The application for `settings` (default: from the environment). `first_run_id`: the
-    run solving the first plan (`greenopt serve`), queued already; /readyz answers 503 with
-    its progress until it has finished."""
-    settings = settings or Settings()
-    metrics = Metrics()
+def _lifespan(
+    settings: Settings, metrics: Metrics, first_run_id: int | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down of one app: database, instance heartbeat, runner, scheduler."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -216,11 +214,20 @@ def create_app(settings: Settings | None = None, *, first_run_id: int | None = N
             await run_in_threadpool(instance.stop)
             db.dispose()
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, *, first_run_id: int | None = None) -> FastAPI:
+    """The application for `settings` (default: from the environment). `first_run_id`: the
+    run solving the first plan (`greenopt serve`), queued already; /readyz answers 503 with
+    its progress until it has finished."""
+    settings = settings or Settings()
+    metrics = Metrics()
     app = FastAPI(
         title="greenopt",
         version=ops.VERSION,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, metrics, first_run_id),
         docs_url=None,  # install_docs serves both pages from local assets
         redoc_url=None,
         openapi_tags=[
