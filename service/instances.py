@@ -30,6 +30,8 @@ log = logging.getLogger("greenopt.instances")
 
 _INIT_PID_NAMESPACE = 0xEFFFFFFC  # Linux's PROC_PID_INIT_INO: the host's own pid namespace
 DEAD_OWNER_REASON = "interrupted: the service instance running it stopped"
+# a dead instance stays listed (GET /schedule) this long, then its row is dropped
+FORGET_DEAD_AFTER = dt.timedelta(days=1)
 
 
 def this_host() -> str:
@@ -111,10 +113,10 @@ class InstanceHeartbeat:
 
     def beat(self) -> None:
         """Note this instance alive; settle the runs of instances that died."""
+        now = utcnow()
         with self.db.write() as s:
-            if not repo.beat(s, self.id, utcnow(), self.holds_scheduler):
+            if not repo.beat(s, self.id, now, self.holds_scheduler):
                 log.warning("instance %s had no row; registering it again", self.id)
-                now = utcnow()
                 repo.add(
                     s,
                     id=self.id,
@@ -125,8 +127,8 @@ class InstanceHeartbeat:
                     heartbeat_at=now,
                     holds_scheduler=self.holds_scheduler,
                 )
-        with self.db.write() as s:
             orphans = interrupt_runs_of_dead_instances(s, self.settings)
+            repo.forget_silent_since(s, now - FORGET_DEAD_AFTER)
         if orphans:
             log.warning("marked run(s) %s interrupted: their instance is gone", orphans)
 

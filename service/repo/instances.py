@@ -33,5 +33,10 @@ def remove(session: Session, instance_id: str) -> None:
     session.execute(delete(Instance).where(Instance.id == instance_id))
 
 
+def forget_silent_since(session: Session, before: dt.datetime) -> None:
+    """Drop the rows of instances silent since before `before` (long dead)."""
+    session.execute(delete(Instance).where(Instance.heartbeat_at < before))
+
+
 def all_instances(session: Session) -> Sequence[Instance]:
     return session.scalars(select(Instance).order_by(Instance.started_at, Instance.id)).all()
