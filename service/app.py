@@ -1,17 +1,18 @@
-"""`create_app(settings)`: the FastAPI application. The lifespan owns the database engine
-and the solve runner; a pure-ASGI middleware gives every request an id (X-Request-ID in
-and out), enforces the body size limit (413), logs one JSON line per request and counts
-it for Prometheus."""
+"""`create_app(settings)`: the FastAPI application. The lifespan owns the database engine,
+this process's row in `instances` (its heartbeat) and the solve runner; a pure-ASGI
+middleware gives every request an id (X-Request-ID in and out), enforces the body size
+limit (413), logs one JSON line per request and counts it for Prometheus."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -21,9 +22,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import data, keys, ops, plans, runs, schedule, whatif
-from service.bootstrap import prepare_database
+from service.api.docs import install_docs
+from service.bootstrap import first_plan_status, prepare_database
 from service.db import Database
 from service.errors import error_body, install_error_handlers, internal_error_body
+from service.instances import InstanceHeartbeat
 from service.logs import request_id_var
 from service.metrics import Metrics
 from service.runner import make_runner
@@ -140,17 +143,42 @@ class RequestMiddleware:
             request_id_var.reset(token)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The application for `settings` (default: from the environment)."""
-    settings = settings or Settings()
-    metrics = Metrics()
+FIRST_PLAN_POLL_S = 1.0
+
+
+def _after_first_plan(
+    db: Database, first_run_id: int | None, stopping: threading.Event, then: Callable[[], None]
+) -> None:
+    """Call `then` once the first plan's run has finished (at once without one), unless the
+    app stops first."""
+    while first_run_id is not None and not stopping.is_set():
+        try:
+            with db.read() as s:
+                if first_plan_status(s, first_run_id)[0]:
+                    break
+        except Exception:  # a database hiccup: look again
+            log.exception("could not read the first plan's run")
+        stopping.wait(FIRST_PLAN_POLL_S)
+    if stopping.is_set():
+        return
+    try:
+        then()
+    except Exception:
+        log.exception("the nightly scheduler did not start")
+
+
+def _lifespan(
+    settings: Settings, metrics: Metrics, first_run_id: int | None
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up and shut-down of one app: database, instance heartbeat, runner, scheduler."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         await run_in_threadpool(prepare_database, db, settings)
-        runner = make_runner(settings, db)
-        app.state.db, app.state.runner = db, runner
+        instance = await run_in_threadpool(InstanceHeartbeat(db, settings, kind="api").start)
+        runner = make_runner(settings, db, instance_id=instance.id)
+        app.state.db, app.state.runner, app.state.instance = db, runner, instance
         metrics.bind(db, runner.queue_depth, getattr(runner, "collect_metrics", None))
         interrupted, resubmitted = await run_in_threadpool(runner.start)
         log.info(
@@ -159,26 +187,49 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             len(resubmitted),
             extra={"interrupted": interrupted, "requeued": resubmitted},
         )
-        nightly_scheduler = None
+        nightly_scheduler, starter, stopping = None, None, threading.Event()
         if settings.scheduler_in_process:
             # embedded mode: one API process, so one scheduler (docs/service.md)
             from service.scheduler import NightlyScheduler
 
-            nightly_scheduler = NightlyScheduler(settings, db, runner)
-            await run_in_threadpool(nightly_scheduler.start)
+            nightly_scheduler = NightlyScheduler(settings, db, runner, instance=instance)
+            # a night warm-starts from the active plan: the first one comes first (a night
+            # due meanwhile fires late, within the misfire grace time)
+            starter = threading.Thread(
+                target=_after_first_plan,
+                args=(db, first_run_id, stopping, nightly_scheduler.start),
+                name="scheduler-start",
+                daemon=True,
+            )
+            starter.start()
         try:
             yield
         finally:
+            stopping.set()
+            if starter is not None:
+                await run_in_threadpool(starter.join, 60)
             if nightly_scheduler is not None:
                 await run_in_threadpool(nightly_scheduler.shutdown)
             await run_in_threadpool(runner.shutdown)
+            await run_in_threadpool(instance.stop)
             db.dispose()
 
+    return lifespan
+
+
+def create_app(settings: Settings | None = None, *, first_run_id: int | None = None) -> FastAPI:
+    """The application for `settings` (default: from the environment). `first_run_id`: the
+    run solving the first plan (`greenopt serve`), queued already; /readyz answers 503 with
+    its progress until it has finished."""
+    settings = settings or Settings()
+    metrics = Metrics()
     app = FastAPI(
         title="greenopt",
         version=ops.VERSION,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings, metrics, first_run_id),
+        docs_url=None,  # install_docs serves both pages from local assets
+        redoc_url=None,
         openapi_tags=[
             {"name": "runs", "description": "ask for a plan; follow and cancel runs"},
             {
@@ -197,6 +248,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.first_run_id = first_run_id
+    install_docs(app)
     install_error_handlers(app)
     for r in (
         runs.router,

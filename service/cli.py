@@ -5,6 +5,7 @@ does not pay for the web stack."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -457,13 +458,15 @@ def serve(
     ] = None,
 ) -> None:
     """Run the plan service: migrate the database, load the default scenario if it is empty,
-    make an admin key if there is none, solve a first plan if none is active, then serve."""
+    make an admin key if there is none, print how to reach it, then serve at once. A fresh
+    database's first plan solves in the background: /readyz answers 503 with its progress
+    until it is done."""
     import uvicorn
 
     from optimizer import InputValidationError
     from service import security
     from service.app import create_app
-    from service.bootstrap import prepare_database
+    from service.bootstrap import prepare_database, queue_first_plan
     from service.db import Database
     from service.logs import configure_logging
     from service.settings import Settings
@@ -485,107 +488,106 @@ def serve(
         )
     with db.write() as s:
         admin_key = security.ensure_admin_key(s)
-    if settings.initial_plan:
-        _first_plan(db, settings)
-    db.dispose()
-
-    base = f"http://{settings.host if settings.host not in ('0.0.0.0', '::') else '127.0.0.1'}:{settings.port}"
-    shown = admin_key or "(made on the first start; another: greenopt keys create --role admin)"
-    out.print(
-        f"\n[bold green]greenopt is serving[/bold green] on {base}\n"
-        f"  API docs:   {base}/docs\n"
-        f"  admin key:  {shown}\n"
-        + ("  (the key is shown this once: keep it)\n" if admin_key else "")
-        + (
-            "  nightly:    the scheduler runs in this process (GET /schedule)\n"
-            if settings.scheduler_in_process
-            else ""
-        )
-        + "  try:\n"
-        f"    curl -s -H 'X-API-Key: {admin_key or '<key>'}' {base}/plans/active\n"
-        f"    curl -s -X POST -H 'X-API-Key: {admin_key or '<key>'}' -H 'Content-Type: application/json' "
-        f"-d '{{\"activate\": true}}' {base}/runs\n",
-        soft_wrap=True,
-    )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None)
-
-
-def _first_plan(db: Any, settings: Any) -> None:
-    """Solve and activate a plan when none is active, showing its progress. Same path as
-    POST /runs: a run row, `execute_run`, the plan stored and checked."""
-    import threading
-
-    from service import plans, runs
-    from service.execution import execute_run
-    from service.runs import RunRequest
-
-    with db.read() as s:
-        if plans.active_plan_id(s) is not None:
-            return
-    queued: list[int] = []
-
-    class _Here:
-        def submit(self, run_id: int, priority: int = 0) -> None:
-            queued.append(run_id)
-
-    with db.write() as s:
-        run, _ = runs.submit_run(
-            s,
-            RunRequest(activate=True, note="first plan, solved by greenopt serve"),
-            settings=settings,
-            runner=_Here(),
-            actor="greenopt serve",
-        )
-        run_id = run.id
-    result: list[str] = []
-    worker = threading.Thread(
-        target=lambda: result.append(
-            execute_run(run_id, db.url, monitor_interval_s=settings.progress_interval_s)
-        ),
-        name="first-plan",
-        daemon=True,
-    )
-    worker.start()
-    last_line = 0.0
+    first_run_id = queue_first_plan(db, settings) if settings.initial_plan else None
+    _banner(settings, admin_key, first_run_id)
+    if first_run_id is not None:
+        threading.Thread(
+            target=_follow_first_plan,
+            args=(db, first_run_id),
+            name="first-plan-progress",
+            daemon=True,
+        ).start()
     try:
-        with console.status(f"solving a first plan (run {run_id})...") as status:
-            while worker.is_alive():
-                worker.join(0.5)
-                with db.read() as s:
-                    p = runs.get_run(s, run_id).progress
-                obj, gap = p.get("objective"), p.get("gap")
-                line = (
-                    f"first plan (run {run_id}): {p.get('phase', '...')}, "
-                    f"{p.get('run_elapsed_s') or 0.0:.1f} s"
-                    + (f", best {obj:,.0f} CNY" if isinstance(obj, int | float) else "")
-                    + (f", gap {gap:.2%}" if isinstance(gap, int | float) else "")
+        uvicorn.run(
+            create_app(settings, first_run_id=first_run_id),
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+        )
+    finally:
+        db.dispose()
+
+
+def _banner(settings: Any, admin_key: str | None, first_run_id: int | None) -> None:
+    """What a newcomer needs, printed before the port opens: where, which key, how to make
+    keys of each role, where the data live, and what the first minutes look like."""
+    host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    base = f"http://{host}:{settings.port}"
+    key = admin_key or "<key>"
+    shown = admin_key or "(made on the first start and shown then)"
+    where = (
+        f"{settings.sqlite_path} (data directory {settings.home})"
+        if settings.sqlite_path is not None
+        else f"{_redact(settings.database_url)}"
+    )
+    lines = [
+        f"\n[bold green]greenopt is serving[/bold green] on {base}",
+        f"  API docs:   {base}/docs (and {base}/redoc)",
+        f"  database:   {where}",
+        f"  admin key:  {shown}",
+        *(["  (the key is shown this once: keep it)"] if admin_key else []),
+        "  more keys:  greenopt keys create --role viewer|planner|admin --name <who>",
+        "              (viewer reads and scrapes /metrics, planner also solves, admin also "
+        "changes data, keys and the schedule)",
+        *(
+            ["  nightly:    the scheduler runs in this process (GET /schedule)"]
+            if settings.scheduler_in_process
+            else []
+        ),
+        *(
+            [
+                f"  first plan: solving now (run {first_run_id}); {base}/readyz answers 503 "
+                "with its progress until it is done, /healthz 200 already"
+            ]
+            if first_run_id is not None
+            else []
+        ),
+        "  try:",
+        f"    curl -s -H 'X-API-Key: {key}' {base}/plans/active",
+        f"    curl -s -X POST -H 'X-API-Key: {key}' -H 'Content-Type: application/json' "
+        f"-d '{{\"activate\": true}}' {base}/runs",
+    ]
+    out.print("\n".join(lines) + "\n", soft_wrap=True)
+
+
+FIRST_PLAN_LINE_S = 10.0  # how often the console hears about the first plan
+
+
+def _follow_first_plan(db: Any, run_id: int) -> None:
+    """Print the first plan's progress now and then, and its outcome (the same words as
+    /readyz)."""
+    from service import plans, runs
+    from service.bootstrap import first_plan_status
+
+    last = ""
+    deadline = 0.0
+    while True:
+        try:
+            with db.read() as s:
+                done, detail, progress = first_plan_status(s, run_id)
+                made = None
+                if done and progress.get("state") == "succeeded":
+                    plan_id = runs.get_run(s, run_id).plan_id
+                    made = plans.get_plan(s, plan_id) if plan_id is not None else None
+        except Exception:  # the server is stopping (or the database hiccuped)
+            return
+        if done:
+            if made is not None:
+                console.print(
+                    f"[green]plan {made.id} active[/green]: {made.status}, "
+                    f"total cost {made.total_cost or 0.0:,.0f} "
+                    f"{made.summary.get('currency', 'CNY')}, "
+                    f"emissions {made.emissions_t or 0.0:,.1f} t, "
+                    f"green share {made.green_share or 0.0:.1%}, "
+                    f"gap {made.gap if made.gap is not None else float('nan'):.3%}"
                 )
-                status.update(line)
-                if not console.is_terminal and time.monotonic() - last_line >= 5.0:
-                    # no spinner without a terminal: a line now and then instead
-                    console.print(line)
-                    last_line = time.monotonic()
-    except KeyboardInterrupt:
-        with db.write() as s:
-            runs.cancel_run(s, run_id)
-        worker.join(10)
-        raise typer.Exit(130) from None
-    with db.read() as s:
-        run = runs.get_run(s, run_id)
-        if run.state == "succeeded" and run.plan_id is not None:
-            made = plans.get_plan(s, run.plan_id)
-            console.print(
-                f"[green]plan {made.id} active[/green]: {made.status}, "
-                f"total cost {made.total_cost or 0.0:,.0f} "
-                f"{made.summary.get('currency', 'CNY')}, "
-                f"emissions {made.emissions_t or 0.0:,.1f} t, green share {made.green_share or 0.0:.1%}, "
-                f"gap {made.gap if made.gap is not None else float('nan'):.3%}"
-            )
-        else:
-            console.print(
-                f"[yellow]the first plan did not succeed ({run.state}): {run.error}[/yellow]; "
-                "serving anyway (POST /runs to try again)"
-            )
+            else:
+                console.print(f"[yellow]{detail}[/yellow]; serving anyway (POST /runs to retry)")
+            return
+        if detail != last and time.monotonic() >= deadline:
+            console.print(detail, markup=False, highlight=False)
+            last, deadline = detail, time.monotonic() + FIRST_PLAN_LINE_S
+        time.sleep(1.0)
 
 
 @app.command()
@@ -602,11 +604,11 @@ def scheduler(
     harmless: the night's unique key lets only one of them run it). Its runs execute on
     the configured runner (GREENOPT_RUNNER). Stops cleanly on SIGTERM or Ctrl-C."""
     import signal
-    import threading
 
     from optimizer import InputValidationError
     from service.bootstrap import prepare_database
     from service.db import Database
+    from service.instances import InstanceHeartbeat
     from service.logs import configure_logging
     from service.runner import make_runner
     from service.scheduler import NightlyScheduler
@@ -622,14 +624,15 @@ def scheduler(
         console.print(f"[red]the default scenario {settings.default_scenario} is invalid[/red]")
         _print_problems(err)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    # The runner's start() is not called: the local pool's start-up recovery marks every
-    # running run interrupted, right only in the API process that owns them, and the
-    # Celery runner's reconciler runs in the API (this process only publishes)
-    runner = make_runner(settings, db)
+    # The runner's start() is not called: start-up recovery re-hands queued runs, the API's
+    # job, and the Celery runner's reconciler runs in the API (this process only publishes).
+    # Its runs carry this process's instance, so an API's recovery leaves them alone.
+    instance = InstanceHeartbeat(db, settings, kind="scheduler").start()
+    runner = make_runner(settings, db, instance_id=instance.id)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    sched = NightlyScheduler(settings, db, runner, heartbeat_file=heartbeat_file)
+    sched = NightlyScheduler(settings, db, runner, heartbeat_file=heartbeat_file, instance=instance)
     try:
         sched.start()
         view = sched.sync()
@@ -649,6 +652,7 @@ def scheduler(
         try:
             settle_nights(db, settings)
         finally:
+            instance.stop()
             db.dispose()
 
 

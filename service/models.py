@@ -180,6 +180,9 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     worker: Mapped[str | None] = mapped_column(String(200), default=None)
     heartbeat_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    # the service instance whose local solver pool runs it (NULL: not handed to one yet, or
+    # a Celery worker's); start-up recovery leaves the runs of live instances alone
+    instance_id: Mapped[str | None] = mapped_column(String(64), default=None)
     created_by: Mapped[str] = mapped_column(String(100), default="")
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
@@ -340,6 +343,27 @@ class Schedule(Base):
     # written by every scheduler process at each poll: GET /schedule shows whether one runs
     scheduler_seen_at: Mapped[dt.datetime | None] = mapped_column(default=None)
     scheduler_id: Mapped[str | None] = mapped_column(String(200), default=None)
+
+
+INSTANCE_KINDS = ("api", "scheduler")
+
+
+class Instance(Base):
+    """A running `greenopt serve` (kind api) or `greenopt scheduler` process, while it
+    runs: registered at start, its heartbeat written every `instance_heartbeat_s`, removed
+    at a clean stop. A row whose heartbeat is older than `instance_stale_after_s` is an
+    instance that died without saying so."""
+
+    __tablename__ = "instances"
+    __table_args__ = (CheckConstraint(f"kind IN {_in(INSTANCE_KINDS)}", name="kind"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    holds_scheduler: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class NightlyRun(Base):

@@ -5,16 +5,29 @@ protocol; `make_runner(settings, db)` picks the implementation from the settings
 spawn start method: a solve never blocks the API's event loop or holds its GIL, and a
 crashing solver takes only its worker process down. It keeps its own priority queue and
 feeds at most `max_concurrent_solves` runs to the pool at a time.
+
+Its worker processes die with the API process, however it ends (a SIGKILL included), so a
+crash never leaves solvers holding gigabytes: each worker asks Linux for a parent-death
+signal (`prctl(PR_SET_PDEATHSIG, SIGKILL)`), and where there is no prctl a watchdog thread
+waits on multiprocessing's parent sentinel instead. Linux sends that signal when the
+*thread* that forked the worker ends, not only the process; so every pool process is
+forked by one long-lived thread of the runner (`solver-dispatch`), never by a request
+thread or a callback thread that may end while its workers still have work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import heapq
 import itertools
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import signal
+import sys
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -49,9 +62,38 @@ class SolveRunner(Protocol):
         Returns (ids marked interrupted, ids handed over again)."""
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> str:
+    """Make this worker process end when the process that started it ends. Returns how:
+    "prctl" (the kernel kills us with SIGKILL) or "watchdog" (a thread waits for the
+    parent's sentinel, then exits the process)."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child: nothing to follow
+        return "none"
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            # the parent may have died before the prctl: then no signal will ever come
+            if os.getppid() != parent.pid:
+                os._exit(1)
+            return "prctl"
+    sentinel = parent.sentinel
+
+    def watch() -> None:
+        multiprocessing.connection.wait([sentinel])
+        os._exit(1)  # no clean-up: the parent that would want the results is gone
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+    return "watchdog"
+
+
 def _init_worker(log_level: str, log_json: bool) -> None:
-    """Runs once in every worker process: logging, imports paid up front, and no
-    KeyboardInterrupt tracebacks when Ctrl-C reaches the whole process group."""
+    """Runs once in every worker process: die with the API process, logging, imports paid
+    up front, and no KeyboardInterrupt tracebacks when Ctrl-C reaches the whole process
+    group."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from service.logs import configure_logging
 
@@ -73,9 +115,11 @@ def _execute(run_id: int, database_url: str, monitor_interval_s: float) -> str:
 class LocalPoolRunner:
     """Runs in a local process pool, most urgent (then oldest) first."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, *, instance_id: str | None = None) -> None:
         self.settings = settings
         self.db = db
+        # the service instance this pool belongs to: recorded on every run it starts
+        self.instance_id = instance_id
         self.max_workers = settings.max_concurrent_solves
         self._lock = threading.Lock()
         self._heap: list[tuple[int, int, int]] = []  # (-priority, arrival, run id)
@@ -85,6 +129,15 @@ class LocalPoolRunner:
         self._closed = False
         self._crashes: dict[int, int] = {}
         self._pool = self._new_pool()
+        # the one thread that submits to the pool, and so forks its workers (see the module
+        # docstring); it lives until shutdown() is done with the workers
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._warm_pending = False
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_loop, name="solver-dispatch", daemon=True
+        )
+        self._dispatcher.start()
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
@@ -101,7 +154,7 @@ class LocalPoolRunner:
                 return
             heapq.heappush(self._heap, (-priority, next(self._arrival), run_id))
             self._waiting.add(run_id)
-        self._dispatch()
+        self._wake.set()
 
     def queue_depth(self) -> int:
         with self._lock:
@@ -119,6 +172,15 @@ class LocalPoolRunner:
             self._heap.clear()
             self._waiting.clear()
             inflight = dict(self._inflight)
+        try:
+            self._stop_pool(inflight)
+        finally:
+            # only now: its end sends the parent-death signal to the workers it forked
+            self._stopped.set()
+            self._wake.set()
+            self._dispatcher.join(timeout=30)
+
+    def _stop_pool(self, inflight: dict[Future[str], int]) -> None:
         if not inflight:
             # idle workers exit cleanly when asked; no need to kill anything
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -151,18 +213,48 @@ class LocalPoolRunner:
     # ---------------------------------------------------------------------- start-up
     def start(self) -> tuple[list[int], list[int]]:
         """Recover after a restart (see `service.runs.recover`) and warm the workers."""
+        from service.instances import live_instance_ids
+
         with self.db.write() as s:
-            interrupted, resubmitted = runs.recover(s, self)
-        for _ in range(self.max_workers):
-            self._pool.submit(_warm)
+            live = live_instance_ids(s, self.settings)
+            interrupted, resubmitted = runs.recover(s, self, live_instances=live)
+        with self._lock:
+            self._warm_pending = True
+        self._wake.set()
         return interrupted, resubmitted
 
     # ---------------------------------------------------------------------- internals
+    def _dispatch_loop(self) -> None:
+        while not self._stopped.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            if self._stopped.is_set():
+                return
+            try:
+                self._dispatch()
+            except Exception:  # this thread must outlive any one bad hand-over
+                log.exception("could not hand runs to the solver pool")
+
     def _dispatch(self) -> None:
+        """Feed the pool from the queue (on the dispatch thread only, so nothing else adds
+        to `_inflight` between taking a run and starting it)."""
         with self._lock:
-            while not self._closed and self._heap and len(self._inflight) < self.max_workers:
+            if self._warm_pending and not self._closed:
+                self._warm_pending = False
+                with contextlib.suppress(BrokenProcessPool, RuntimeError):
+                    for _ in range(self.max_workers):
+                        self._pool.submit(_warm)
+        while True:
+            with self._lock:
+                if self._closed or not self._heap or len(self._inflight) >= self.max_workers:
+                    return
                 _, _, run_id = heapq.heappop(self._heap)
                 self._waiting.discard(run_id)
+            # outside the lock: a database write must not hold up submit() callers
+            self._record_owner(run_id)
+            with self._lock:
+                if self._closed:  # stays queued in the database: the next start takes it
+                    return
                 try:
                     try:
                         fut = self._submit_to_pool(run_id)
@@ -176,7 +268,17 @@ class LocalPoolRunner:
                     self._closed = True
                     return
                 self._inflight[fut] = run_id
-                fut.add_done_callback(self._done)
+            # outside the lock: a future already done calls back at once, and _done takes it
+            fut.add_done_callback(self._done)
+
+    def _record_owner(self, run_id: int) -> None:
+        if self.instance_id is None:
+            return
+        try:
+            with self.db.write() as s:
+                runs_repo.assign_instance(s, run_id, self.instance_id)
+        except Exception:  # the run still runs; only a restart's recovery knows less
+            log.exception("run %s: could not record its instance", run_id)
 
     def _submit_to_pool(self, run_id: int) -> Future[str]:
         return self._pool.submit(_execute, run_id, self.db.url, self.settings.progress_interval_s)
@@ -191,7 +293,7 @@ class LocalPoolRunner:
         if exc is not None:
             self._after_crash(run_id, exc, closed)
         if not closed:
-            self._dispatch()
+            self._wake.set()
 
     def _after_crash(self, run_id: int, exc: BaseException, closed: bool) -> None:
         """The worker died (or `execute_run` could not even record a failure)."""
@@ -240,10 +342,11 @@ class LocalPoolRunner:
                 )
 
 
-def make_runner(settings: Settings, db: Database) -> SolveRunner:
-    """The runner the settings ask for."""
+def make_runner(settings: Settings, db: Database, *, instance_id: str | None = None) -> SolveRunner:
+    """The runner the settings ask for; `instance_id`: the service instance it runs in
+    (recorded on the runs a local pool starts)."""
     if settings.runner == "local":
-        return LocalPoolRunner(settings, db)
+        return LocalPoolRunner(settings, db, instance_id=instance_id)
     if settings.runner == "celery":
         # imported here: the embedded mode needs neither Celery nor Redis
         from service.celery_runner import CeleryRunner

@@ -287,13 +287,22 @@ def cancel_run(session: Session, run_id: int) -> Run:
     return run
 
 
-def recover(session: Session, runner: Submitter) -> tuple[list[int], list[int]]:
-    """After a restart: runs left `running` died with their process, so they become
-    `interrupted`; `queued` runs are handed to the runner again. (interrupted, resubmitted)"""
-    interrupted = repo.interrupt_running(
-        session, now=utcnow(), reason="interrupted: the process running it stopped"
+def recover(
+    session: Session, runner: Submitter, *, live_instances: Sequence[str]
+) -> tuple[list[int], list[int]]:
+    """At the start of an instance with a local solver pool: runs left `running` by an
+    instance that is no longer alive (or naming none: rows from before instances were
+    recorded) died with it, so they become `interrupted`; `queued` runs that no live
+    instance is starting are handed to `runner`. The runs of `live_instances` (other
+    `greenopt serve` on the same database) are left alone. (interrupted, resubmitted)"""
+    interrupted = repo.interrupt_orphans(
+        session,
+        live_instances=live_instances,
+        now=utcnow(),
+        reason="interrupted: the process running it stopped",
+        include_unowned=True,
     )
-    queued = repo.queued_ids(session)
+    queued = repo.queued_unheld(session, live_instances)
     for run_id, priority in queued:
         on_commit(session, functools.partial(runner.submit, run_id, priority))
     if interrupted:

@@ -31,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from service import nightly
 from service.db import Database
+from service.instances import InstanceHeartbeat
 from service.models import SCHEDULER_JOBS_TABLE, utcnow
 from service.repo import nightly as repo
 from service.runs import Submitter
@@ -40,9 +41,24 @@ log = logging.getLogger("greenopt.scheduler")
 
 JOB_ID = "nightly"
 POLL_JOB_ID = "schedule-poll"
+POLL_JOB_NAME = "schedule poll"
 # the nightly job and the poll; a night waiting on a full queue must not hold up the poll
 EXECUTOR_THREADS = 2
 
+
+class _RoutinePollAtDebug(logging.Filter):
+    """APScheduler logs "Running job" and "executed successfully" at INFO for every job: for
+    the poll that is two lines every `scheduler_poll_s`. Those become DEBUG; the nightly
+    job's stay INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.INFO and POLL_JOB_NAME in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+_QUIET_POLL = _RoutinePollAtDebug()
 _current: NightlyScheduler | None = None
 _current_lock = threading.Lock()
 
@@ -72,12 +88,15 @@ class NightlyScheduler:
         *,
         scheduler_id: str | None = None,
         heartbeat_file: Path | None = None,
+        instance: InstanceHeartbeat | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.runner = runner
         self.scheduler_id = scheduler_id or f"scheduler@{socket.gethostname()}:{os.getpid()}"
         self.heartbeat_file = heartbeat_file
+        # this process's row in `instances`: it says the process holds a scheduler
+        self.instance = instance
         self._stop = threading.Event()
         # held while a poll (or sync) works on APScheduler's jobs; see shutdown()
         self._syncing = threading.RLock()
@@ -115,16 +134,21 @@ class NightlyScheduler:
             # paused: the job store must be open to read the persisted job before it fires
             self._aps.start(paused=True)
             self.sync()
+            logging.getLogger("apscheduler.executors.default").addFilter(_QUIET_POLL)
             self._aps.add_job(
                 self.poll,
                 "interval",
                 seconds=self.settings.scheduler_poll_s,
                 id=POLL_JOB_ID,
+                name=POLL_JOB_NAME,
                 jobstore="local",
                 next_run_time=utcnow(),  # settle what a previous process left at once
                 misfire_grace_time=None,
             )
             self._aps.resume()
+            if self.instance is not None:
+                self.instance.holds_scheduler = True
+                self.instance.beat()
         except BaseException:
             self._release()
             raise
@@ -155,6 +179,8 @@ class NightlyScheduler:
 
     def _release(self) -> None:
         global _current
+        if self.instance is not None:
+            self.instance.holds_scheduler = False
         with _current_lock:
             if _current is self:
                 _current = None

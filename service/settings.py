@@ -3,10 +3,11 @@ variables, built once per process and injected where needed (tests pass their ow
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -15,6 +16,24 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SCENARIO_DIR = PROJECT_ROOT / "data" / "scenarios" / "cn-edwc-48h"
 DEMO_SCENARIO_DIR = PROJECT_ROOT / "data" / "demo"
 MIB = 1024 * 1024
+
+
+DATABASE_FILE = "greenopt.db"
+"""The embedded SQLite database's file name, inside the data directory."""
+
+
+def default_home() -> Path:
+    """Where the service keeps its data when GREENOPT_HOME is not set: the per-user data
+    directory of the XDG base-directory convention, `$XDG_DATA_HOME/greenopt`, else
+    `~/.local/share/greenopt`. Always absolute, so every command run from any folder finds
+    the same database."""
+    xdg = os.environ.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".local" / "share"
+    return base / "greenopt"
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
 
 
 def default_scenario_dir() -> Path:
@@ -29,9 +48,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GREENOPT_", extra="ignore", frozen=True)
 
+    home: Path = Field(
+        default_factory=default_home,
+        description="the data directory: the embedded SQLite database lives here (created "
+        "owner-only, 0700; the database file 0600). Default $XDG_DATA_HOME/greenopt, else "
+        "~/.local/share/greenopt",
+    )
     database_url: str = Field(
-        default="sqlite:///var/greenopt.db",
-        description="SQLAlchemy URL; e.g. postgresql+psycopg://user@host:5432/greenopt",
+        default="",
+        description="SQLAlchemy URL; e.g. postgresql+psycopg://user@host:5432/greenopt "
+        f"(default: sqlite in the data directory, <home>/{DATABASE_FILE}; a relative SQLite "
+        "path is taken inside the data directory, never the current folder)",
     )
     default_scenario: Path = Field(
         default_factory=default_scenario_dir,
@@ -192,14 +219,52 @@ class Settings(BaseSettings):
         description="hard limit of one solve task in a worker: the solver process is killed and "
         "the run failed",
     )
+    instance_heartbeat_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="how often a `greenopt serve` / `greenopt scheduler` process writes its "
+        "heartbeat to the `instances` table",
+    )
+    instance_stale_after_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="an instance whose heartbeat is older than this is dead: its running runs "
+        "become interrupted",
+    )
     host: str = Field(default="127.0.0.1", description="address `greenopt serve` listens on")
     port: int = Field(default=8000, ge=0, le=65535, description="port `greenopt serve` listens on")
     log_level: str = Field(default="INFO", description="root log level")
     log_json: bool = Field(default=True, description="one JSON object per log line")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _absolute_database(cls, data: Any) -> Any:
+        """One database whatever folder a command runs in: `home` made absolute, the SQLite
+        default put in it, a relative SQLite path resolved inside it."""
+        if not isinstance(data, dict):
+            return data
+        home = Path(data.get("home") or default_home()).expanduser().absolute()
+        url = str(data.get("database_url") or "")
+        prefix = "sqlite:///"
+        if not url:
+            url = sqlite_url(home / DATABASE_FILE)
+        elif url.startswith(prefix) and url != prefix + ":memory:":
+            path = Path(url[len(prefix) :]).expanduser()
+            if not path.is_absolute():
+                url = sqlite_url(home / path)
+        return {**data, "home": home, "database_url": url}
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, when the database is one."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and not self.database_url.endswith(":memory:"):
+            return Path(self.database_url[len(prefix) :].split("?", 1)[0])
+        return None
 
 
 def get_settings() -> Settings:

@@ -1,5 +1,7 @@
-"""Operations: liveness, readiness, Prometheus metrics (no key needed: probes and scrapers
-carry none, and nothing here reveals plan contents)."""
+"""Operations: liveness and readiness (no key needed: probes carry none, and they reveal
+nothing about plans), and Prometheus metrics, which show the active plan's cost, emissions
+and gap and so need a viewer key (Prometheus sends it: `authorization: {type: Bearer,
+credentials: <key>}` in its scrape config)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
-from service.api.deps import DatabaseDep
-from service.api.schemas import HealthOut, ReadyOut
+from service.api.deps import DatabaseDep, Viewer
+from service.api.schemas import HealthOut, ReadyOut, errors
+from service.bootstrap import first_plan_status
 from service.db import head_revision
 from service.metrics import CONTENT_TYPE
 
@@ -23,7 +26,8 @@ except PackageNotFoundError:  # running from a checkout without an install
 
 @router.get("/healthz", response_model=HealthOut)
 def healthz() -> HealthOut:
-    """The process is up and serving."""
+    """The process is up and serving (liveness: 200 from the moment the port opens, while
+    the first plan is still solving too)."""
     return HealthOut(status="ok", version=VERSION)
 
 
@@ -32,14 +36,23 @@ def healthz() -> HealthOut:
     response_model=ReadyOut,
     responses={503: {"model": ReadyOut, "description": "not ready"}},
 )
-def readyz(db: DatabaseDep, response: Response) -> ReadyOut:
-    """Ready for traffic: the database answers at the current schema, and HiGHS loads and
-    solves a one-variable LP. 503 otherwise."""
+def readyz(request: Request, db: DatabaseDep, response: Response) -> ReadyOut:
+    """Ready for traffic: the database answers at the current schema, HiGHS loads and
+    solves a one-variable LP, and the first plan of a fresh `greenopt serve` has finished.
+    503 otherwise; while the first plan solves, `progress` says how far it got."""
     checks = {"database": _check_database(db), "solver": _check_solver()}
+    progress = None
+    first_run_id = getattr(request.app.state, "first_run_id", None)
+    if first_run_id is not None:
+        checks["first_plan"], progress = _check_first_plan(db, first_run_id)
     ok = all(c["ok"] for c in checks.values())
     if not ok:
         response.status_code = 503
-    return ReadyOut(status="ready" if ok else "not_ready", checks=checks)
+    return ReadyOut(
+        status="ready" if ok else "not_ready",
+        checks=checks,
+        progress=None if ok else progress,
+    )
 
 
 @router.get(
@@ -54,13 +67,24 @@ def readyz(db: DatabaseDep, response: Response) -> ReadyOut:
                 }
             },
             "description": "Prometheus text format",
-        }
+        },
+        **errors(401, 403),
     },
 )
-def metrics(request: Request) -> Response:
+def metrics(request: Request, who: Viewer) -> Response:
     """Prometheus metrics: requests, runs by state, solve durations, queue depth, and the
-    active plan's cost, emissions and green share."""
+    active plan's cost, emissions and green share. Needs a viewer key (X-API-Key or
+    `Authorization: Bearer <key>`, which Prometheus' scrape config can send)."""
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _check_first_plan(db: Any, run_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        with db.read() as s:
+            done, detail, progress = first_plan_status(s, run_id)
+    except Exception as exc:
+        return {"ok": False, "detail": f"{type(exc).__name__}: {exc}"}, {}
+    return {"ok": done, "detail": detail}, progress
 
 
 def _check_database(db: Any) -> dict[str, Any]:

@@ -6,17 +6,21 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Query, Response
+from sqlalchemy.orm import Session
 
-from service import nightly
+from service import instances, nightly
 from service.api.deps import Admin, ReadSession, RunnerDep, SettingsDep, Viewer, WriteSession
-from service.api.schemas import NightOut, NightPage, ScheduleOut, errors
+from service.api.schemas import InstanceOut, NightOut, NightPage, ScheduleOut, errors
 from service.models import utcnow
 from service.nightly import RunNowRequest, ScheduleUpdate, ScheduleView
+from service.repo import instances as instances_repo
+from service.settings import Settings
 
 router = APIRouter(prefix="/schedule", tags=["schedule"], responses=errors(401, 403))
 
 
-def _out(view: ScheduleView) -> ScheduleOut:
+def _out(view: ScheduleView, session: Session, settings: Settings) -> ScheduleOut:
+    seen = instances.describe(instances_repo.all_instances(session), settings)
     return ScheduleOut(
         cron=view.cron,
         timezone=view.timezone,
@@ -28,13 +32,27 @@ def _out(view: ScheduleView) -> ScheduleOut:
         updated_by=view.updated_by,
         scheduler_seen_at=view.scheduler_seen_at,
         scheduler_id=view.scheduler_id,
+        instances=[
+            InstanceOut(
+                id=row.id,
+                kind=row.kind,  # type: ignore[arg-type]  # the table's check constraint
+                host=row.host,
+                pid=row.pid,
+                started_at=row.started_at,
+                heartbeat_at=row.heartbeat_at,
+                alive=alive,
+                holds_scheduler=row.holds_scheduler,
+            )
+            for row, alive in seen
+        ],
     )
 
 
 @router.get("", response_model=ScheduleOut)
 def get_schedule(session: ReadSession, who: Viewer, settings: SettingsDep) -> ScheduleOut:
-    """The nightly schedule, its next fire time, and when a scheduler was last seen."""
-    return _out(nightly.get_schedule(session, settings))
+    """The nightly schedule, its next fire time, when a scheduler was last seen, and the
+    service instances on this database with the ones that hold a scheduler."""
+    return _out(nightly.get_schedule(session, settings), session, settings)
 
 
 @router.put("", response_model=ScheduleOut, responses=errors(422))
@@ -61,7 +79,8 @@ def put_schedule(
     """Change the schedule (fields left out keep their value). A cron or timezone that is
     not valid answers 422 naming the field. Running schedulers follow within
     `scheduler_poll_s`."""
-    return _out(nightly.update_schedule(session, body, settings=settings, actor=who.label))
+    view = nightly.update_schedule(session, body, settings=settings, actor=who.label)
+    return _out(view, session, settings)
 
 
 @router.post(

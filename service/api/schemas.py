@@ -888,6 +888,35 @@ class ActivationOut(BaseModel):
 
 
 # ----------------------------------------------------------------------------- schedule
+_INSTANCE_EXAMPLE: dict[str, Any] = {
+    "id": "3f2c9a7e51d04b6f8a0c2e4d6b8f1a3c",
+    "kind": "api",
+    "host": "ops-1",
+    "pid": 4242,
+    "started_at": TS,
+    "heartbeat_at": TS,
+    "alive": True,
+    "holds_scheduler": True,
+}
+
+
+class InstanceOut(BaseModel):
+    model_config = _example(_INSTANCE_EXAMPLE)
+    id: str
+    kind: Literal["api", "scheduler"] = Field(
+        description="api: `greenopt serve`; scheduler: `greenopt scheduler`"
+    )
+    host: str
+    pid: int
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime = Field(description="when it last said it was alive")
+    alive: bool = Field(
+        description="its heartbeat is recent (instance_stale_after_s); a dead instance's "
+        "running runs are marked interrupted"
+    )
+    holds_scheduler: bool = Field(description="it runs a nightly scheduler")
+
+
 class ScheduleOut(BaseModel):
     model_config = _example(
         {
@@ -901,6 +930,7 @@ class ScheduleOut(BaseModel):
             "updated_by": "key:ops-admin#1",
             "scheduler_seen_at": TS,
             "scheduler_id": "scheduler@host:4242",
+            "instances": [_INSTANCE_EXAMPLE],
         }
     )
     cron: str = Field(description="crontab `minute hour day month weekday` (0 or 7 = Sunday)")
@@ -920,6 +950,10 @@ class ScheduleOut(BaseModel):
         "nights fire only while one runs"
     )
     scheduler_id: str | None
+    instances: list[InstanceOut] = Field(
+        description="the `greenopt serve` and `greenopt scheduler` processes on this "
+        "database, alive or gone quiet, and which of them run a nightly scheduler"
+    )
 
 
 _NIGHT_EXAMPLE: dict[str, Any] = {
@@ -1014,4 +1048,12 @@ class ReadyOut(BaseModel):
         }
     )
     status: Literal["ready", "not_ready"]
-    checks: dict[str, dict[str, Any]]
+    checks: dict[str, dict[str, Any]] = Field(
+        description="database, solver and (a fresh `greenopt serve`) first_plan: each ok and "
+        "a detail saying what it found or is doing"
+    )
+    progress: dict[str, Any] | None = Field(
+        default=None,
+        description="while the first plan solves: its run_id, state, phase (loading, build, "
+        "solve...), run_elapsed_s, objective_cny and gap as the solver reports them",
+    )

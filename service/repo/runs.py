@@ -68,16 +68,6 @@ def page(
     return rows, total
 
 
-def queued_ids(session: Session) -> list[tuple[int, int]]:
-    """(run id, priority) of every queued run, most urgent first."""
-    rows = session.execute(
-        select(Run.id, Run.priority)
-        .where(Run.state == "queued")
-        .order_by(Run.priority.desc(), Run.id)
-    ).all()
-    return [(int(i), int(p)) for i, p in rows]
-
-
 def claim(session: Session, run_id: int, *, worker: str, now: dt.datetime) -> bool:
     """queued -> running, for exactly one caller."""
     res = session.execute(
@@ -143,18 +133,6 @@ def request_cancel(session: Session, run_id: int) -> None:
     session.execute(
         update(Run).where(Run.id == run_id, Run.state == "running").values(cancel_requested=True)
     )
-
-
-def interrupt_running(session: Session, *, now: dt.datetime, reason: str) -> list[int]:
-    """Mark every `running` run `interrupted` (their process is gone); returns their ids."""
-    ids = list(session.scalars(select(Run.id).where(Run.state == "running")))
-    if ids:
-        session.execute(
-            update(Run)
-            .where(Run.id.in_(ids), Run.state == "running")
-            .values(state="interrupted", finished_at=now, error=reason)
-        )
-    return ids
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -283,3 +261,65 @@ def duration_histogram(
         (str(r[0]), str(r[1])): ([int(x or 0) for x in r[4:]], int(r[2]), float(r[3] or 0.0))
         for r in rows
     }
+
+
+# ----------------------------------------------------------------------------- instances
+# Runs of the local solver pools carry the instance whose pool runs them (runs.instance_id).
+
+
+def assign_instance(session: Session, run_id: int, instance_id: str) -> bool:
+    """Record that `instance_id`'s pool is about to run this queued run."""
+    res = session.execute(
+        update(Run).where(Run.id == run_id, Run.state == "queued").values(instance_id=instance_id)
+    )
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+def _not_held_by(live_instances: Sequence[str]) -> ColumnElement[bool]:
+    return or_(Run.instance_id.is_(None), Run.instance_id.not_in(list(live_instances)))
+
+
+def interrupt_orphans(
+    session: Session,
+    *,
+    live_instances: Sequence[str],
+    now: dt.datetime,
+    reason: str,
+    include_unowned: bool,
+) -> list[int]:
+    """Mark `interrupted` the running runs of instances not in `live_instances` (and, with
+    `include_unowned`, running runs that name no instance); returns their ids."""
+    owner = (
+        _not_held_by(live_instances)
+        if include_unowned
+        else (Run.instance_id.is_not(None) & Run.instance_id.not_in(list(live_instances)))
+    )
+    ids = list(session.scalars(select(Run.id).where(Run.state == "running", owner)))
+    if ids:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(ids), Run.state == "running")
+            .values(state="interrupted", finished_at=now, error=reason)
+        )
+    return ids
+
+
+def queued_unheld(session: Session, live_instances: Sequence[str]) -> list[tuple[int, int]]:
+    """(run id, priority) of queued runs no live instance's pool is starting, most urgent
+    first."""
+    rows = session.execute(
+        select(Run.id, Run.priority)
+        .where(Run.state == "queued", _not_held_by(live_instances))
+        .order_by(Run.priority.desc(), Run.id)
+    ).all()
+    return [(int(i), int(p)) for i, p in rows]
+
+
+def pending_activation(session: Session) -> int | None:
+    """A queued or running run that will activate its plan, the oldest first."""
+    return session.scalar(
+        select(Run.id)
+        .where(Run.state.in_(ACTIVE_RUN_STATES), Run.activate_on_success.is_(True))
+        .order_by(Run.id)
+        .limit(1)
+    )

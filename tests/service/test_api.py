@@ -62,7 +62,9 @@ def test_health_ready_and_metrics(server: LiveServer, base_plan: dict[str, Any])
         r = anon.get("/readyz")
         assert r.status_code == 200, r.text
         assert r.json()["checks"]["database"]["ok"] and r.json()["checks"]["solver"]["ok"]
-        m = anon.get("/metrics")
+        assert anon.get("/metrics").status_code == 401
+    with server.client("viewer") as viewer:
+        m = viewer.get("/metrics")
         assert m.status_code == 200
         text = m.text
     for name in (
@@ -203,11 +205,12 @@ ROUTES: list[tuple[str, str, str]] = [
     ("PUT", "/schedule", "admin"),
     ("POST", "/schedule/run-now", "admin"),
     ("GET", "/schedule/history", "viewer"),
+    ("GET", "/metrics", "viewer"),  # it shows the active plan's cost, emissions and gap
     ("POST", "/keys", "admin"),
     ("GET", "/keys", "admin"),
     ("DELETE", "/keys/{key_id}", "admin"),
 ]
-OPEN = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
+OPEN = {("GET", "/healthz"), ("GET", "/readyz")}
 ORDER = ("viewer", "planner", "admin")
 
 

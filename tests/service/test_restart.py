@@ -54,16 +54,18 @@ class Serve:
                 start_new_session=True,  # its own process group: the pool workers too
             )
 
-    def wait_healthy(self, timeout: float = 120.0) -> None:
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        """Until /readyz answers 200: the port opens at once, the first plan solves after."""
+
         def up() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"serve exited: {self.err.read_text()[-3000:]}")
             try:
-                return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+                return httpx.get(f"{self.url}/readyz", timeout=10).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_until(up, timeout, "greenopt serve to answer")
+        wait_until(up, timeout, "greenopt serve to be ready")
 
     def admin_key(self) -> str | None:
         m = KEY.search(self.out.read_text())
@@ -101,11 +103,11 @@ def test_killed_mid_solve_the_run_is_interrupted_and_the_service_recovers(
     port = free_port()
     first = Serve(tmp_path, env, port, "first")
     try:
-        first.wait_healthy()
+        first.wait_ready()
         key = first.admin_key()
         assert key, first.out.read_text()
         c = httpx.Client(base_url=first.url, headers={"X-API-Key": key}, timeout=30)
-        # serve solved and activated a first plan before serving
+        # serve solved and activated a first plan before it said it was ready
         active = c.get("/plans/active").json()
         assert active["status"] in ("optimal", "feasible")
         r = c.post("/runs", json=slow_run_body(time_limit_s=600))
@@ -139,7 +141,7 @@ def test_killed_mid_solve_the_run_is_interrupted_and_the_service_recovers(
 
     second = Serve(tmp_path, env, port, "second")
     try:
-        second.wait_healthy()
+        second.wait_ready()
         assert second.admin_key() is None  # made once, on the first start
         c = httpx.Client(base_url=second.url, headers={"X-API-Key": key}, timeout=30)
         run = c.get(f"/runs/{run_id}").json()

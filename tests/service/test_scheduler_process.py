@@ -192,11 +192,12 @@ def test_serve_with_the_scheduler_in_process_runs_a_night(backend: str, tmp_path
         def up() -> bool:
             serve.alive()
             try:
-                return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+                # ready: the first plan solved (the port opened before it)
+                return httpx.get(f"{base}/readyz", timeout=10).status_code == 200
             except httpx.HTTPError:
                 return False
 
-        wait_until(up, 180, "greenopt serve --scheduler to answer")
+        wait_until(up, 180, "greenopt serve --scheduler to be ready")
         m = KEY.search(serve.out.read_text())
         assert m, serve.out.read_text()
         headers = {"X-API-Key": m.group(1)}
@@ -215,6 +216,8 @@ def test_serve_with_the_scheduler_in_process_runs_a_night(backend: str, tmp_path
             assert c.get("/plans/active").json()["id"] == night["plan_id"] != first
             sched = c.get("/schedule").json()
             assert sched["cron"] == FAST_CRON and sched["scheduler_seen_at"] is not None
+            [me] = sched["instances"]
+            assert me["kind"] == "api" and me["alive"] and me["holds_scheduler"], me
             run = c.get(f"/runs/{night['run_id']}").json()
             assert run["warm_start_plan_id"] == first
         assert "nightly:    the scheduler runs in this process" in serve.out.read_text()
@@ -226,3 +229,12 @@ def test_serve_with_the_scheduler_in_process_runs_a_night(backend: str, tmp_path
     msgs = [line["msg"] for line in serve.log_lines()]
     assert any("nightly scheduler" in m and "stopped" in m for m in msgs)
     assert "Application shutdown complete." in msgs
+    # the poll ran many times (every 0.5 s), but its runs are not INFO news (APScheduler
+    # logged "Running job" and "executed successfully" at INFO for every one)
+    polls = [
+        x
+        for x in serve.log_lines()
+        if "schedule poll" in x["msg"] and x["logger"].startswith("apscheduler.executors")
+    ]
+    assert polls == [] or all(x["level"] == "debug" for x in polls), polls[:3]
+    assert any(x["msg"].startswith('Running job "nightly') for x in serve.log_lines())

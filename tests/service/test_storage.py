@@ -4,6 +4,8 @@ after a restart, concurrent scenario edits, and the `db`/`keys` commands."""
 
 from __future__ import annotations
 
+import datetime as dt
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +20,14 @@ from typer.testing import CliRunner
 
 import optimizer.validate
 from optimizer.validate import ValidationReport, Violation
-from service import plans, runs, scenarios, security
+from service import instances, plans, runs, scenarios, security
 from service.api.deps import wants_csv
 from service.bootstrap import prepare_database
 from service.cli import app as cli
 from service.db import Database, head_revision
 from service.execution import execute_run
 from service.models import Base, Plan, Run, utcnow
+from service.repo import instances as instances_repo
 from service.repo import runs as runs_repo
 from service.runs import RunRequest
 from tests.service.helpers import BACKENDS, fresh_database, make_settings
@@ -160,7 +163,7 @@ def test_recovery_interrupts_running_runs_and_requeues_queued_ones_by_priority(
     mid = queue(db, note="mid")
     collect = Collect()
     with db.write() as s:
-        interrupted, requeued = runs.recover(s, collect)
+        interrupted, requeued = runs.recover(s, collect, live_instances=())
     assert running in interrupted
     assert [r for r, _ in collect.got if r in (low, high, mid)] == [high, mid, low]
     run = state(db, running)
@@ -168,6 +171,81 @@ def test_recovery_interrupts_running_runs_and_requeues_queued_ones_by_priority(
     for rid in (low, high, mid):  # leave the database as the next tests expect it
         with db.write() as s:
             runs.cancel_run(s, rid)
+
+
+def test_recovery_leaves_the_runs_of_live_instances_alone(db: Database) -> None:
+    """A second instance starting on the database: the runs a live instance's pool holds
+    (running, or about to start) stay its own; a dead instance's running run is
+    interrupted."""
+    mine, dead = queue(db, note="live instance's"), queue(db, note="dead instance's")
+    starting = queue(db, note="live instance's, about to start")
+    with db.write() as s:
+        for run_id, owner in ((mine, "live"), (dead, "dead"), (starting, "live")):
+            assert runs_repo.assign_instance(s, run_id, owner)
+        assert runs_repo.claim(s, mine, worker="live:1", now=utcnow())
+        assert runs_repo.claim(s, dead, worker="dead:1", now=utcnow())
+    collect = Collect()
+    with db.write() as s:
+        interrupted, requeued = runs.recover(s, collect, live_instances=["live"])
+    assert dead in interrupted and mine not in interrupted and starting not in requeued
+    assert state(db, mine).state == "running" and state(db, dead).state == "interrupted"
+    assert state(db, starting).state == "queued"
+    with db.write() as s:  # leave the database as the next tests expect it
+        runs.cancel_run(s, starting)
+        runs_repo.finish(s, mine, state="failed", now=utcnow())
+
+
+def test_a_heartbeat_settles_the_runs_of_dead_instances_only(db: Database) -> None:
+    """Alive: a fresh heartbeat from another host, or from this host with its process
+    running. Dead: a stale heartbeat, or a process of this host that is gone. Each beat
+    interrupts the dead ones' running runs, and drops instances silent for a day."""
+    settings = make_settings(db.url, instance_heartbeat_s=3600.0, instance_stale_after_s=30.0)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid of this host that no longer runs
+    now, host = utcnow(), instances.this_host()
+    rows = {
+        "remote-fresh": ("elsewhere", 1, now),
+        "remote-stale": ("elsewhere", 1, now - dt.timedelta(minutes=5)),
+        "local-gone": (host, gone.pid, now),
+        "ancient": ("elsewhere", 1, now - dt.timedelta(days=2)),
+    }
+    with db.write() as s:
+        for name, (where, pid, beat) in rows.items():
+            instances_repo.add(
+                s, id=name, kind="api", host=where, pid=pid, started_at=beat, heartbeat_at=beat
+            )
+    owned = {}
+    for name in rows:
+        owned[name] = queue(db, note=f"run of {name}")
+        with db.write() as s:
+            runs_repo.assign_instance(s, owned[name], name)
+            runs_repo.claim(s, owned[name], worker=f"{name}:1", now=utcnow())
+    me = instances.InstanceHeartbeat(db, settings, kind="api").start()
+    try:
+        me.beat()
+        assert state(db, owned["remote-fresh"]).state == "running"
+        for name in ("remote-stale", "local-gone", "ancient"):
+            run = state(db, owned[name])
+            assert run.state == "interrupted" and "instance" in (run.error or ""), name
+        with db.read() as s:
+            seen = {
+                r.id: alive
+                for r, alive in instances.describe(instances_repo.all_instances(s), settings)
+            }
+        assert seen == {
+            "remote-fresh": True,
+            "remote-stale": False,
+            "local-gone": False,
+            me.id: True,
+        }
+    finally:
+        me.stop()
+        with db.write() as s:
+            runs_repo.finish(s, owned["remote-fresh"], state="failed", now=utcnow())
+            for name in rows:
+                instances_repo.remove(s, name)
+    with db.read() as s:
+        assert me.id not in {r.id for r in instances_repo.all_instances(s)}
 
 
 def test_concurrent_scenario_edits_all_land_in_a_line(db: Database) -> None:
