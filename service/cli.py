@@ -41,6 +41,14 @@ def _print_problems(err: Exception) -> None:
         console.print(f"  - {p}", markup=False, highlight=False)
 
 
+def _print_warnings(sc: Any) -> None:
+    """What loads but cannot all be done (e.g. a gang larger than every fleet: unplaced)."""
+    if sc.warnings:
+        console.print(f"[yellow]{len(sc.warnings)} warning(s) in the input:[/yellow]")
+    for w in sc.warnings:
+        console.print(f"  - {w}", markup=False, highlight=False)
+
+
 @app.command()
 def plan(
     scenario: Annotated[Path, typer.Option("--scenario", "-s", help="scenario directory")],
@@ -104,6 +112,7 @@ def plan(
         f"[bold]{sc.name}[/bold]: {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, "
         f"{len(sc.services)} services (fingerprint {sc.fingerprint})"
     )
+    _print_warnings(sc)
     with console.status("planning...") as status:
 
         def progress(ev: dict[str, Any]) -> None:
@@ -281,6 +290,7 @@ def scenario_check(scenario: Annotated[Path, typer.Argument(help="scenario direc
     except InputValidationError as err:
         _print_problems(err)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    _print_warnings(sc)
     out.print(
         f"[green]ok[/green]: {sc.name}, {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, {len(sc.services)} services"
     )
