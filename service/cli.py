@@ -296,6 +296,91 @@ def scenario_check(scenario: Annotated[Path, typer.Argument(help="scenario direc
     )
 
 
+@scenario_app.command("import-jobs")
+def scenario_import_jobs(
+    scenario: Annotated[Path, typer.Argument(help="scenario directory to import into")],
+    source: Annotated[Path, typer.Argument(help="job history file")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="slurm | kubernetes | philly | alibaba")
+    ],
+    maps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="source GPU type = scenario accelerators (`;`-separated); repeat"
+        ),
+    ] = None,
+    type_map: Annotated[
+        Path | None,
+        typer.Option("--type-map", help="CSV of source_type,accelerators (a mapping table)"),
+    ] = None,
+    any_type: Annotated[
+        str, typer.Option("--any-type", help="accelerators for jobs without a type (default: all)")
+    ] = "",
+    kind: Annotated[str, typer.Option("--kind", help="kind of every imported job")] = "training",
+    slack: Annotated[
+        float, typer.Option("--deadline-slack", help="deadline = release + slack x run time")
+    ] = 2.0,
+    preemptible: Annotated[
+        bool,
+        typer.Option("--preemptible/--no-preemptible", help="unless the source says otherwise"),
+    ] = True,
+    shift: Annotated[
+        bool, typer.Option("--shift/--no-shift", help="move the history onto the horizon")
+    ] = True,
+    shift_weeks: Annotated[
+        bool, typer.Option("--shift-weeks", help="shift by whole weeks (keeps weekdays)")
+    ] = False,
+    source_tz: Annotated[
+        str | None,
+        typer.Option("--source-timezone", help="zone of times without one (default: scenario's)"),
+    ] = None,
+    append: Annotated[bool, typer.Option("--append", help="keep the scenario's jobs")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="write the good rows even if some are bad")
+    ] = False,
+) -> None:
+    """Import a job history (Slurm sacct --parsable2, kubectl -o json, Philly job log,
+    Alibaba GPU pod list) into the scenario's jobs.csv; the rules go into its description."""
+    from optimizer import InputValidationError
+    from optimizer.importers import ImportRules, import_jobs, write_imported
+    from optimizer.importers.rules import read_type_map
+
+    try:
+        table = read_type_map(type_map, maps or [])
+        rules = ImportRules(
+            type_map=table,
+            any_type=tuple(a for a in any_type.split(";") if a),
+            kind=kind,
+            deadline_slack=slack,
+            preemptible=preemptible,
+            shift=shift,
+            shift_weeks=shift_weeks,
+        )
+        result = import_jobs(source, fmt, scenario, rules, source_tz, append, skip_bad)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (FileNotFoundError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
+    out.print(f"read {source}: {result.imported} jobs, skipped {skipped or 'none'}", markup=False)
+    if result.bad:
+        console.print(f"[red]{len(result.bad)} bad row(s) in {source}:[/red]")
+        for b in result.bad:
+            console.print(f"  - {b}", markup=False, highlight=False)
+    if result.scenario is None:
+        console.print("nothing written (fix the rows, or --skip-bad to import the others)")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    write_imported(result, scenario)
+    _print_warnings(result.scenario)
+    out.print(
+        f"[green]wrote[/green] {scenario}/jobs.csv: {len(result.scenario.jobs)} jobs "
+        f"({result.seconds:.2f} s); {result.provenance}",
+        highlight=False,
+    )
+
+
 class RoleChoice(StrEnum):
     viewer = "viewer"
     planner = "planner"
