@@ -28,6 +28,7 @@ console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 140)
 
 EXIT_BAD_INPUT = 2
+DEFAULT_JOBS = 300  # jobs of `scenario build`'s default workload
 EXIT_INVALID_PLAN = 3
 
 
@@ -252,13 +253,23 @@ def scenario_build(
         str, typer.Option("--start", help="first hour, ISO 8601")
     ] = "2025-07-15T00:00+08:00",
     hours: Annotated[int, typer.Option("--hours", help="horizon length, h")] = 48,
-    jobs: Annotated[int, typer.Option("--jobs", help="training, fine-tuning and batch jobs")] = 300,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            help="training, fine-tuning and batch jobs (default: 300; trace-calibrated: the "
+            "traces' arrival rate on the fleet)",
+        ),
+    ] = None,
     services: Annotated[int, typer.Option("--services", help="inference services")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same scenario)")] = 7,
     sites: Annotated[
         int | None, typer.Option("--sites", help="number of sites (default: the pack's)")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="scenario name")] = None,
+    workload: Annotated[
+        str, typer.Option("--workload", help="default | trace-calibrated (optimizer.workloads)")
+    ] = "default",
 ) -> None:
     """Generate a complete scenario from a region pack (seeded, reproducible)."""
     from optimizer import InputValidationError
@@ -266,7 +277,18 @@ def scenario_build(
     from optimizer.scenario import write_scenario
 
     try:
-        sc = build_scenario(region, start, hours, jobs, services, seed, n_sites=sites, name=name)
+        n_jobs = DEFAULT_JOBS if jobs is None and workload == "default" else jobs
+        sc = build_scenario(
+            region,
+            start,
+            hours,
+            n_jobs,
+            services,
+            seed,
+            n_sites=sites,
+            name=name,
+            workload=workload,
+        )
     except InputValidationError as err:
         _print_problems(err)
         raise typer.Exit(EXIT_BAD_INPUT) from None
