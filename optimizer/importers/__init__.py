@@ -77,7 +77,7 @@ def import_jobs(
         base.timezone,
         {a.accelerator: a.relative_throughput for a in base.accelerators},
     )
-    text = Path(source).read_text(encoding="utf-8")
+    text = Path(source).read_text(encoding="utf-8-sig")  # a BOM is not part of the header
     parsed = FORMATS[fmt](text, TimeParser(source_timezone or base.timezone))
     jobs, lines, bad, skipped = to_jobs(parsed.records, horizon, rules)
     bad = parsed.bad + bad
