@@ -174,3 +174,20 @@ def test_unknown_format_and_bad_slack_are_refused() -> None:
         import_jobs(FILES / "sacct.txt", "lsf", DEMO)
     with pytest.raises(ValueError, match="at least 1"):
         ImportRules(deadline_slack=0.5)
+
+
+def test_an_imported_history_plans_and_validates(tmp_path: Path) -> None:
+    from optimizer import SolverSettings, optimize
+    from optimizer.importers import write_imported
+    from optimizer.validate import validate_plan
+
+    d = tmp_path / "sc"
+    shutil.copytree(DEMO, d)
+    r = import_jobs(FILES / "kubectl_get_jobs.json", "kubernetes", d, ImportRules(type_map=TYPES))
+    write_imported(r, d)
+    sc = load_scenario(d)
+    plan = optimize(sc, SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=60))
+    validate_plan(sc, plan).raise_if_failed()
+    wl = plan.workloads.set_index("workload_id")
+    # both fit the demo fleet (32 H100 at one site, 1 H20) and are planned
+    assert (wl.loc[["research/llm-pretrain", "research/nightly-eval"], "status"] == "placed").all()
