@@ -191,3 +191,9 @@ def test_an_imported_history_plans_and_validates(tmp_path: Path) -> None:
     wl = plan.workloads.set_index("workload_id")
     # both fit the demo fleet (32 H100 at one site, 1 H20) and are planned
     assert (wl.loc[["research/llm-pretrain", "research/nightly-eval"], "status"] == "placed").all()
+
+
+def test_parse_errors_and_loader_rejections_are_reported_together() -> None:
+    r = import_jobs(FILES / "sacct.txt", "slurm", DEMO, ImportRules(type_map=TYPES, kind="serving"))
+    assert r.scenario is None
+    assert [b.line for b in r.bad] == [2, 5, 7, 9, 10, 11]  # kinds, field count, timestamp

@@ -86,17 +86,17 @@ def import_jobs(
         f"{PROVENANCE_PREFIX}{fmt} history {Path(source).name} "
         f"(naive times in {source_timezone or base.timezone}): {rules.describe()}."
     )
-    sc, read = None, len(jobs)
-    if not bad or skip_bad:
-        if append and "jobs" in tables:
-            jobs = pd.concat([tables["jobs"], jobs], ignore_index=True).fillna("")
-            lines = [0] * len(tables["jobs"]) + lines  # line 0: a job already in the scenario
-        earlier = base.description.splitlines()
-        if not append:  # the rules of a replaced import no longer describe the jobs
-            earlier = [d for d in earlier if not d.startswith(PROVENANCE_PREFIX)]
-        manifest = manifest | {"description": "\n".join(filter(None, (*earlier, provenance)))}
-        sc, wrong = _validated(manifest, tables | {"jobs": jobs}, lines, skip_bad)
-        bad += wrong
+    read = len(jobs)
+    if append and "jobs" in tables:
+        jobs = pd.concat([tables["jobs"], jobs], ignore_index=True).fillna("")
+        lines = [0] * len(tables["jobs"]) + lines  # line 0: a job already in the scenario
+    earlier = base.description.splitlines()
+    if not append:  # the rules of a replaced import no longer describe the jobs
+        earlier = [d for d in earlier if not d.startswith(PROVENANCE_PREFIX)]
+    manifest = manifest | {"description": "\n".join(filter(None, (*earlier, provenance)))}
+    # the loader checks the rows that parsed even when others did not: every bad row at once
+    sc, wrong = _validated(manifest, tables | {"jobs": jobs}, lines, skip_bad)
+    bad += wrong
     bad.sort(key=lambda b: b.line)
     return ImportResult(
         sc if not bad or skip_bad else None,
