@@ -276,3 +276,15 @@ def test_a_plan_made_under_a_policy_override_validates_under_it(
     checked = runner.invoke(app, ["validate", "--scenario", str(demo_dir), "--plan", str(out)])
     assert checked.exit_code == EXIT_INVALID_PLAN
     assert "carbon_cost" in checked.output
+
+
+def test_scenario_check_lists_warnings_and_passes(demo_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    edit(demo_dir, "jobs.csv", lambda df: df.assign(gang=df["gang"].where(df.index != 2, "4096")))
+    result = CliRunner().invoke(app, ["scenario", "check", str(demo_dir)])
+    assert result.exit_code == 0, result.output
+    assert "1 warning(s) in the input" in result.output
+    assert "jobs.csv, row 3, column gang: gang of 4096 devices" in result.output
