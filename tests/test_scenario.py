@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from optimizer import SolverSettings, optimize
 from optimizer.scenario import InputValidationError, load_scenario, write_scenario
+from optimizer.validate import validate_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
@@ -119,11 +121,22 @@ def test_unknown_accelerator_and_site(demo_dir: Path) -> None:
     assert ("fleets.csv", 1, "site_id", "unknown site 'mars-1'") in msgs
 
 
-def test_gang_larger_than_any_fleet(demo_dir: Path) -> None:
+def test_gang_larger_than_any_fleet_is_a_warning_and_the_job_is_planned_unplaced(
+    demo_dir: Path,
+) -> None:
     edit(demo_dir, "jobs.csv", lambda df: df.assign(gang=df["gang"].where(df.index != 0, "512")))
-    (p,) = problems(demo_dir)
-    assert (p.file, p.row, p.column) == ("jobs.csv", 1, "gang")
-    assert "larger than any site's fleet" in p.message and "128 H100" in p.message
+    sc = load_scenario(demo_dir)
+    (w,) = sc.warnings
+    assert (w.file, w.row, w.column) == ("jobs.csv", 1, "gang")
+    assert "larger than any site's fleet" in w.message and "128 H100" in w.message
+    plan = optimize(sc, SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=60))
+    validate_plan(sc, plan).raise_if_failed()  # the validator accepts it, with its reason
+    wl = plan.workloads.set_index("workload_id")
+    big = sc.jobs[0].job_id
+    assert wl.loc[big, "status"] == "unplaced"
+    assert "512 devices" in wl.loc[big, "reason"]
+    others = wl.drop(index=big)
+    assert (others.loc[others["kind"] != "service", "status"] != "unplaced").any()
 
 
 def test_timezone_mismatch(demo_dir: Path) -> None:
@@ -263,3 +276,15 @@ def test_a_plan_made_under_a_policy_override_validates_under_it(
     checked = runner.invoke(app, ["validate", "--scenario", str(demo_dir), "--plan", str(out)])
     assert checked.exit_code == EXIT_INVALID_PLAN
     assert "carbon_cost" in checked.output
+
+
+def test_scenario_check_lists_warnings_and_passes(demo_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    edit(demo_dir, "jobs.csv", lambda df: df.assign(gang=df["gang"].where(df.index != 2, "4096")))
+    result = CliRunner().invoke(app, ["scenario", "check", str(demo_dir)])
+    assert result.exit_code == 0, result.output
+    assert "1 warning(s) in the input" in result.output
+    assert "jobs.csv, row 3, column gang: gang of 4096 devices" in result.output
