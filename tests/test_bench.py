@@ -19,6 +19,10 @@ from bench.harness import RunPlan, run
 from bench.sizes import TINY
 from service.cli import app as cli_app
 
+# a whole benchmark run (every task, both builds, the plot): a development tool's end-to-end
+# test, not in the fast lane
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PHASES = {"validate", "build", "handover", "solve", "extract"}
