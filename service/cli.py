@@ -813,18 +813,6 @@ def worker(
         raise typer.Exit(EXIT_BAD_INPUT) from None
 
 
-@app.command(
-    add_help_option=False,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def bench(ctx: typer.Context) -> None:
-    """Benchmark the optimizer by instance size: --quick (S and M, the default) or --full;
-    --help lists the options (bench/README.md)."""
-    from bench.harness import main as bench_main
-
-    raise typer.Exit(bench_main(ctx.args))
-
-
 def main() -> None:
     app(prog_name="greenopt")
 
