@@ -370,7 +370,11 @@ class Kpis:
     the order of summary.json."""
 
     total_cost: float = _kpi(
-        "currency", "energy + carbon + migration + data transfer", status="extra", diff=True
+        "currency",
+        "energy + carbon + migration + data transfer + `contract_payment` - "
+        "`green_resale_value`",
+        status="extra",
+        diff=True,
     )
     energy_cost: float = _kpi("currency", "`grid_cost + green_cost`", diff=True)
     grid_cost: float = _kpi("currency", "sum of grid_mw x grid price", status="extra")
@@ -408,6 +412,20 @@ class Kpis:
     unmet_mtokens: float = _kpi("Mtoken", "inference demand left unserved", status="extra")
     served_share: float = _kpi(
         "fraction", "share of inference demand served", status="extra", diff=True
+    )
+    # --- green supply contracts (issue 11) ---
+    contract_payment: float = _kpi(
+        "currency",
+        "green contract payments: price x available (ppa) or contracted (trade) MWh, owed "
+        "whatever the plan does (a fixed cost, never optimised)",
+        status="extra",
+        diff=True,
+    )
+    green_resale_value: float = _kpi(
+        "currency",
+        "curtailed contracted green x its resale (or deviation) price: income, subtracted "
+        "from `total_cost`",
+        status="extra",
     )
 
     def as_dict(self) -> dict[str, Any]:

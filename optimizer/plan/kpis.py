@@ -81,7 +81,9 @@ def plan_kpis(
     energy_cost = float(e.grid_cost.sum() + e.green_cost.sum())
     emissions_t = float(e.emis_kg.sum() / KG_PER_T)
     carbon_cost = pol.carbon_price_cny_per_t * emissions_t
-    total = energy_cost + carbon_cost + float(migration.sum() + transfer.sum())
+    payment = float(sc.contract_payment_cny.sum())
+    resale = float((e.curtailed * sc.green_resale_cny_per_mwh[:, None]).sum())
+    total = energy_cost + carbon_cost + float(migration.sum() + transfer.sum()) + payment - resale
     penalty = unplaced_pen + unmet_pen + policy_pen
     fac_mwh = float(e.fac.sum())
     total_demand = float(sc.demand_tokens_per_s.sum())
@@ -109,6 +111,8 @@ def plan_kpis(
         moved_jobs=moved_jobs,
         unmet_mtokens=float(unmet_mtok.sum()) if K else 0.0,
         served_share=float(1.0 - unmet.sum() / total_demand) if total_demand > 0 else 1.0,
+        contract_payment=payment,
+        green_resale_value=resale,
     )
     penalties = {
         "unplaced": unplaced_pen,

@@ -131,6 +131,37 @@ SITES = Table(
             min=0,
             max=1,
         ),
+        # --- the site's green supply contract (issue 11); absent: an own asset priced by
+        # the series' green_price_cny_per_mwh, which is how scenarios before contracts read
+        _c(
+            "green_contract",
+            "str",
+            "",
+            "own",
+            "how the site's green supply (site_series `green_available_mw`) is contracted: "
+            "`own` (own asset or direct line 绿电直连, beside the grid connection), `ppa` "
+            "(take-or-pay PPA delivered over the grid connection, sharing its limit), `trade` "
+            "(fixed-volume green trade 绿电交易 over the grid connection: `green_available_mw` "
+            "is the contracted volume, a shortfall is grid import, a surplus is sold)",
+        ),
+        _c(
+            "green_payment_cny_per_mwh",
+            "float",
+            "CNY/MWh",
+            0.0,
+            "contract price paid on every available (ppa) or contracted (trade) MWh, used or "
+            "not: a fixed cost, reported, never optimised",
+            min=0,
+        ),
+        _c(
+            "green_resale_cny_per_mwh",
+            "float",
+            "CNY/MWh",
+            0.0,
+            "value of a contracted green MWh not used (resale, or the deviation price a trade "
+            "surplus is sold at); the marginal cost of using it",
+            min=0,
+        ),
     ),
     "One row per datacenter site.",
 )
@@ -548,3 +579,7 @@ POLICY_RATES: tuple[Column, ...] = (
 POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES
 
 JOB_KINDS = ("training", "finetune", "batch")
+GREEN_CONTRACTS = ("own", "ppa", "trade")
+"""Green supply contract forms (sites.csv `green_contract`)."""
+GRID_DELIVERED_CONTRACTS = ("ppa", "trade")
+"""Contract forms delivered over the grid connection, sharing its limit."""

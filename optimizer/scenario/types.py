@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -86,6 +88,9 @@ class Site:
     grid_limit_mw: float
     battery: Battery | None
     min_green_share: float
+    green_contract: str = "own"  # schema.GREEN_CONTRACTS
+    green_payment_cny_per_mwh: float = 0.0
+    green_resale_cny_per_mwh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -253,6 +258,36 @@ class Scenario:
     @cached_property
     def grid_limit_mw(self) -> np.ndarray:
         return np.array([s.grid_limit_mw for s in self.sites], dtype=float)
+
+    @cached_property
+    def green_shares_grid(self) -> np.ndarray:
+        """[site] bool: its contracted green comes over the grid connection (ppa, trade),
+        so grid import + green used share the connection's limit."""
+        return np.array([s.green_contract in GRID_DELIVERED_CONTRACTS for s in self.sites])
+
+    @cached_property
+    def supply_limit_mw(self) -> np.ndarray:
+        """[site, hour] most power the site can draw: the grid limit, plus the green supply
+        of an own asset or direct line beside it."""
+        own = np.where(self.green_shares_grid[:, None], 0.0, self.green_available_mw)
+        return self.grid_limit_mw[:, None] + own
+
+    @cached_property
+    def green_resale_cny_per_mwh(self) -> np.ndarray:
+        """[site] value of a contracted green MWh left unused."""
+        return np.array([s.green_resale_cny_per_mwh for s in self.sites], dtype=float)
+
+    @cached_property
+    def green_marginal_cny_per_mwh(self) -> np.ndarray:
+        """[site, hour] what using one more contracted green MWh costs: its price per MWh
+        used (O&M) plus the resale value it forgoes. The contract payment is fixed."""
+        return self.green_price_cny_per_mwh + self.green_resale_cny_per_mwh[:, None]
+
+    @cached_property
+    def contract_payment_cny(self) -> np.ndarray:
+        """[site, hour] the contract payment: price x available (or contracted) MWh."""
+        pay = np.array([s.green_payment_cny_per_mwh for s in self.sites], dtype=float)
+        return pay[:, None] * self.green_available_mw
 
     def job_penalty_cny(self, job: Job, work_device_hours: float | None = None) -> float:
         """Cost of leaving `job` unplaced (its work over this horizon undone)."""

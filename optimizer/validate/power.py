@@ -1,5 +1,6 @@
 """Check family `power`: IT and facility power recomputed from the busy devices; grid <=
-its connection; 0 <= green <= available; curtailed = available - used; the power balance
+its connection, and grid + green <= the connection where a ppa or trade contract delivers
+the green over it; 0 <= green <= available; curtailed = available - used; the power balance
 (grid + green + discharge - charge = facility); each row's cost and emissions; batteries
 within their power and energy and with a consistent state of charge; site_hours.csv
 restating the scenario's series.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS
 from optimizer.scenario.types import Site
 from optimizer.units import KW_PER_MW
 from optimizer.validate.names import TABLE_COLUMNS
@@ -210,6 +212,21 @@ def limits(c: Checker, t: SiteHours) -> None:
         lambda s, h: f"green use {green[s, h]:.6g} MW exceeds the {avail[s, h]:g} MW available",
         avail,
         green,
+    )
+    # green delivered over the connection (ppa, trade contracts) shares its limit
+    shared = np.array([s.green_contract in GRID_DELIVERED_CONTRACTS for s in c.sc.sites])
+    drawn = grid + np.where(shared[:, None], green, 0.0)
+    report(
+        c,
+        t,
+        "grid_connection",
+        shared[:, None] & ~c.le(drawn, limit),
+        lambda s, h: (
+            f"grid import + contracted green over the connection {drawn[s, h]:.6g} MW exceeds "
+            f"its {limit[s, h]:g} MW limit ({c.sc.sites[s].green_contract} contract)"
+        ),
+        limit,
+        drawn,
     )
 
 

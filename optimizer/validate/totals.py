@@ -70,7 +70,12 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     energy = grid_cost + green_cost
     fac_mwh = float(pw.facility_mw.sum())
     demand_total = float(np.asarray(sc.demand_tokens_per_s).sum())
-    total = energy + carbon_cost + migration + transfer
+    # green contracts: the payment on every available MWh, the resale of what is curtailed
+    pay = np.array([s.green_payment_cny_per_mwh for s in sc.sites], dtype=float)
+    resale_price = np.array([s.green_resale_cny_per_mwh for s in sc.sites], dtype=float)
+    payment = float((pay[:, None] * avail).sum())
+    resale = float((resale_price[:, None] * (avail - green)).sum())
+    total = energy + carbon_cost + migration + transfer + payment - resale
     return {
         "total_cost": total,
         "energy_cost": energy,
@@ -95,6 +100,8 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
         "moved_jobs": int(jobs.moved.sum()),
         "unmet_mtokens": float(unmet_mtokens(c).sum()),
         "served_share": 1.0 - float(svc.unmet.sum()) / demand_total if demand_total > 0 else 1.0,
+        "contract_payment": payment,
+        "green_resale_value": resale,
     }
 
 

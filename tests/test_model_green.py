@@ -1,0 +1,145 @@
+"""Green supply as it is contracted (issue 11), on micro scenarios worked out by hand.
+
+As in `tests/test_model_micro.py`: device "G" draws 1 MW busy and nothing idle, PUE 1, so a
+job-hour is one MWh. Every plan goes through the validator (`tests.micro.solve`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from optimizer.validate import validate_plan
+from tests.micro import job, placement, scenario, site, site_hour, solve
+
+
+def contract(form: str, payment: float = 0.0, resale: float = 0.0) -> dict[str, Any]:
+    """The sites.csv contract columns of one site."""
+    return {
+        "green_contract": form,
+        "green_payment_cny_per_mwh": payment,
+        "green_resale_cny_per_mwh": resale,
+    }
+
+
+@pytest.mark.parametrize(
+    ("form", "payment"), [("own", 0.0), ("ppa", 300.0), ("trade", 300.0)]
+)
+def test_one_job_runs_on_contracted_green_whatever_the_form(form: str, payment: float) -> None:
+    # grid 200 every hour, 1 MW of contracted green in hour 1 only; the contract price
+    # (300 > 200) is owed whatever the plan does, so using the green costs nothing more
+    sc = scenario(
+        [site("A", **contract(form, payment))],
+        prices={"A": [200] * 3},
+        carbon={"A": [600] * 3},
+        green={"A": [0, 1, 0]},
+        jobs=[job("j")],
+    )
+    plan = solve(sc)
+    assert placement(plan, "j") == ("A", [1])
+    assert plan.summary["grid_mwh"] == pytest.approx(0.0)
+    assert plan.summary["curtailed_mwh"] == pytest.approx(0.0)
+    assert plan.summary["emissions_t"] == pytest.approx(0.0)
+    assert plan.summary["contract_payment"] == pytest.approx(payment)
+    assert plan.summary["total_cost"] == pytest.approx(payment)
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [
+        {"green_contract": "own"},  # O&M priced per MWh used = the grid price
+        contract("ppa", payment=300.0, resale=100.0),  # resale value = the grid price
+    ],
+)
+def test_grid_and_green_at_the_same_price_the_plan_takes_green(terms: dict[str, Any]) -> None:
+    # one MWh either way costs 100; carbon is not priced, only the tie-break sees it
+    own = terms["green_contract"] == "own"
+    sc = scenario(
+        [site("A", **terms)],
+        hours=1,
+        prices={"A": [100]},
+        carbon={"A": [600]},
+        green={"A": [1.0]},
+        green_price={"A": [100.0 if own else 0.0]},
+        jobs=[job("j", deadline_h=1)],
+    )
+    plan = solve(sc)
+    assert site_hour(plan, "A", "green_used_mw")[0] == pytest.approx(1.0)
+    assert plan.summary["emissions_t"] == pytest.approx(0.0)
+    assert plan.summary["energy_cost"] + plan.summary["contract_payment"] == pytest.approx(
+        100.0 if own else 300.0
+    )
+
+
+def test_equal_cost_sites_the_plan_takes_the_cleaner_one() -> None:
+    # A and B both cost 100 per MWh, no carbon price: B's grid is cleaner
+    sc = scenario(
+        [site("A"), site("B")],
+        hours=1,
+        prices={"A": [100], "B": [100]},
+        carbon={"A": [900], "B": [300]},
+        jobs=[job("j", deadline_h=1)],
+    )
+    plan = solve(sc)
+    assert placement(plan, "j") == ("B", [0])
+    assert plan.summary["total_cost"] == pytest.approx(100.0)
+    assert plan.summary["emissions_t"] == pytest.approx(0.3)
+
+
+def _two_jobs_on_a_1_mw_connection(form: str) -> Any:
+    # grid connection 1 MW, 1 MW of green in hour 0, two 1 MW jobs due at the end of hour 0
+    return scenario(
+        [site("A", grid_limit_mw=1.0, **contract(form))],
+        hours=1,
+        green={"A": [1.0]},
+        jobs=[job("j1", deadline_h=1), job("j2", deadline_h=1)],
+    )
+
+
+def test_own_green_is_beside_the_connection_a_ppa_shares_it() -> None:
+    own = solve(_two_jobs_on_a_1_mw_connection("own"))
+    assert own.summary["unplaced"] == 0  # 1 MW grid + 1 MW green beside it
+    ppa = solve(_two_jobs_on_a_1_mw_connection("ppa"))
+    assert ppa.summary["unplaced"] == 1  # the PPA's green comes over the same 1 MW
+    assert site_hour(ppa, "A", "green_used_mw")[0] == pytest.approx(1.0)
+    assert site_hour(ppa, "A", "grid_mw")[0] == pytest.approx(0.0)
+
+
+def test_validator_fails_a_plan_overloading_a_shared_connection() -> None:
+    own = solve(_two_jobs_on_a_1_mw_connection("own"))
+    report = validate_plan(_two_jobs_on_a_1_mw_connection("ppa"), own)
+    assert ("power", "grid_connection") in {(v.check, v.rule) for v in report.violations}
+
+
+@pytest.mark.parametrize(
+    ("resale", "on_green", "total"),
+    [
+        # deviation price 50 < grid 100: use 1 MWh of the volume, sell 2: 900 - 2 x 50
+        (50.0, True, 800.0),
+        # deviation price 150 > grid 100: sell all 3 MWh, buy the job's at 100: 900 + 100 - 450
+        (150.0, False, 550.0),
+    ],
+)
+def test_trade_surplus_is_sold_at_the_deviation_price(
+    resale: float, on_green: bool, total: float
+) -> None:
+    sc = scenario(
+        [site("A", **contract("trade", payment=300.0, resale=resale))],
+        prices={"A": [100] * 3},
+        green={"A": [1.0] * 3},
+        jobs=[job("j")],
+    )
+    plan = solve(sc)
+    assert plan.summary["green_mwh"] == pytest.approx(1.0 if on_green else 0.0)
+    assert plan.summary["curtailed_mwh"] == pytest.approx(2.0 if on_green else 3.0)
+    assert plan.summary["contract_payment"] == pytest.approx(900.0)
+    assert plan.summary["green_resale_value"] == pytest.approx(resale * (2 if on_green else 3))
+    assert plan.summary["total_cost"] == pytest.approx(total)
+
+
+def test_unknown_contract_form_is_refused_naming_the_row() -> None:
+    from optimizer.scenario.types import InputValidationError
+
+    with pytest.raises(InputValidationError, match="sites.csv, row 1, column green_contract"):
+        scenario([site("A", green_contract="lease")])
