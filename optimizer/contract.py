@@ -404,7 +404,12 @@ class Kpis:
     emissions_location_t: float = _kpi(
         "tCO2", "location-based emissions", accounting="location", diff=True
     )
-    green_share: float = _kpi("fraction", "`green_mwh / facility_mwh`", diff=True)
+    green_share: float = _kpi(
+        "fraction",
+        "green that reaches the load / `facility_mwh`: sum of min(`green_used_mw`, "
+        "`facility_mw`) (green stored in a battery does not count)",
+        diff=True,
+    )
     placed: int = _kpi("jobs", "jobs placed or on track", status="extra")
     unplaced: int = _kpi("jobs", "jobs left unplaced", diff=True)
     unplaced_device_hours: float = _kpi("device-h", "in-horizon work left undone", status="extra")
@@ -445,7 +450,8 @@ ACCOUNTING = {
     "emissions_t": "contract-based: grid import x grid intensity; contracted green supply "
     "counts zero",
     "emissions_location_t": "location-based: all energy drawn (grid + green) x grid intensity",
-    "green_share": "green used / facility energy",
+    "green_share": "green reaching the load (min of green used and facility power, per "
+    "site-hour) / facility energy",
 }
 """The summary's `accounting` block: the two carbon accountings and the green share, in words."""
 

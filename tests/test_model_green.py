@@ -143,3 +143,55 @@ def test_unknown_contract_form_is_refused_naming_the_row() -> None:
 
     with pytest.raises(InputValidationError, match="sites.csv, row 1, column green_contract"):
         scenario([site("A", green_contract="lease")])
+
+
+def _battery_with_a_green_share_target() -> Any:
+    # 1 MW of load in each of two hours; 2 MW of own green in hour 0, none in hour 1; a 2 MWh
+    # battery (1 MW, round trip 0.81 = 0.9 each way) starting and ending at >= 1 MWh
+    from tests.micro import at
+
+    return scenario(
+        [
+            site(
+                "A",
+                battery_mwh=2.0,
+                battery_mw=1.0,
+                battery_efficiency=0.81,
+                battery_initial_soc=0.5,
+                min_green_share=1.0,
+            )
+        ],
+        hours=2,
+        prices={"A": [100, 100]},
+        green={"A": [2.0, 0.0]},
+        jobs=[
+            job("a", deadline_h=1, unplaced_penalty_cny=1e6),  # worth more than any shortfall
+            job("b", release=at(1), deadline_h=2, unplaced_penalty_cny=1e6),
+        ],
+    )
+
+
+def test_battery_with_a_green_share_target_is_honest() -> None:
+    plan = solve(_battery_with_a_green_share_target())
+    ch, dis = site_hour(plan, "A", "battery_charge_mw"), site_hour(plan, "A", "battery_discharge_mw")
+    assert not ((ch > 1e-9) & (dis > 1e-9)).any()  # never both in one hour
+    # hour 0: green serves the load and charges 1 MW (soc 1 + 0.9 = 1.9); hour 1: the battery
+    # gives 0.81 MW (down to 1 MWh), the grid 0.19 MW at 100
+    assert ch == pytest.approx([1.0, 0.0])
+    assert dis == pytest.approx([0.0, 0.81])
+    assert plan.summary["energy_cost"] == pytest.approx(19.0)
+    # stored green does not count: 1 MWh of 2 reached the load green, not 2 of 2
+    assert plan.summary["green_share"] == pytest.approx(0.5)
+    (v,) = plan.summary["policy_violations"]["green_share"]
+    assert v["shortfall_mwh"] == pytest.approx(1.0)
+
+
+def test_validator_fails_a_battery_charging_and_discharging_in_one_hour() -> None:
+    sc = _battery_with_a_green_share_target()
+    plan = solve(sc)
+    sh = plan.site_hours
+    both = sh["hour"] == 1
+    sh.loc[both, "battery_charge_mw"] += 0.1  # balance kept: +0.1 in, +0.1 out
+    sh.loc[both, "battery_discharge_mw"] += 0.1
+    report = validate_plan(sc, plan)
+    assert ("power", "battery_both") in {(v.check, v.rule) for v in report.violations}

@@ -72,7 +72,9 @@ def plan_kpis(
     )
     unmet_mtok = unmet.sum(axis=(1, 2)) * SECONDS_PER_HOUR / TOKENS_PER_MTOKEN if K else np.zeros(0)
     unmet_pen = float(np.dot(rho, unmet_mtok)) if K else 0.0
-    violations = policy_violations(sc, e.green, e.fac, e.grid)
+    # a share counts the green that reaches the load (at a battery site, not what is stored)
+    green_counted = np.minimum(e.green, e.fac)
+    violations = policy_violations(sc, green_counted, e.fac, e.grid)
     policy_pen = (
         sum(v["shortfall_mwh"] for v in violations["green_share"])
         * pol.green_shortfall_penalty_cny_per_mwh
@@ -104,7 +106,7 @@ def plan_kpis(
         it_mwh=float(e.it.sum()),
         emissions_t=emissions_t,
         emissions_location_t=float(e.emis_loc_kg.sum() / KG_PER_T),
-        green_share=float(e.green.sum() / fac_mwh) if fac_mwh > 0 else 0.0,
+        green_share=float(green_counted.sum() / fac_mwh) if fac_mwh > 0 else 0.0,
         placed=int(J - unplaced_mask.sum()),
         unplaced=int(unplaced_mask.sum()),
         unplaced_device_hours=float(work_in[unplaced_mask].sum()) if J else 0.0,

@@ -2,7 +2,8 @@
 its connection, and grid + green <= the connection where a ppa or trade contract delivers
 the green over it; 0 <= green <= available; curtailed = available - used; the power balance
 (grid + green + discharge - charge = facility); each row's cost and emissions; batteries
-within their power and energy and with a consistent state of charge; site_hours.csv
+within their power and energy, with a consistent state of charge, never charging and
+discharging in one hour; site_hours.csv
 restating the scenario's series.
 
 Leaves `Checker.power` (`PowerFindings`) for the policy and totals checks.
@@ -354,6 +355,14 @@ def battery(c: Checker, t: SiteHours, s: int, site: Site) -> None:
             )
     if row.all():
         state_of_charge(c, site, ch, dis, soc)
+    for h in np.flatnonzero((ch > c.abs_tol) & (dis > c.abs_tol)):
+        c.add(
+            CHECK,
+            "battery_both",
+            f"battery charges {ch[h]:.6g} MW and discharges {dis[h]:.6g} MW in the same hour",
+            site_id=site.site_id,
+            hour=int(h),
+        )
 
 
 def state_of_charge(

@@ -93,7 +93,9 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
         "it_mwh": float(pw.it_mw.sum()),
         "emissions_t": emissions_t,
         "emissions_location_t": emissions_loc_t,
-        "green_share": float(green.sum()) / fac_mwh if fac_mwh > 0 else 0.0,
+        "green_share": float(np.minimum(green, pw.facility_mw).sum()) / fac_mwh
+        if fac_mwh > 0
+        else 0.0,
         "placed": int(jobs.placed.sum()),
         "unplaced": int(unplaced.sum()),
         "unplaced_device_hours": float(jobs.work_in_horizon[unplaced].sum()),
