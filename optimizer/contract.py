@@ -225,7 +225,13 @@ SITE_HOURS = BundleTable(
             "currency",
             "grid_mw x grid price + green_used_mw x green price",
         ),
-        _c("emissions_kg", "float", "kgCO2", "contract-based: grid_mw x intensity"),
+        _c(
+            "emissions_kg",
+            "float",
+            "kgCO2",
+            "contract-based: grid_mw x the scenario's residual-mix factor where given, else "
+            "x carbon_kg_per_mwh (summary `accounting.residual_mix` says which)",
+        ),
         _x(
             "emissions_location_kg",
             "float",
@@ -371,8 +377,7 @@ class Kpis:
 
     total_cost: float = _kpi(
         "currency",
-        "energy + carbon + migration + data transfer + `contract_payment` - "
-        "`green_resale_value`",
+        "energy + carbon + migration + data transfer + `contract_payment` - `green_resale_value`",
         status="extra",
         diff=True,
     )
@@ -447,8 +452,9 @@ KPI_KEYS = tuple(f.name for f in KPIS)
 COUNT_KPIS = tuple(f.name for f in KPIS if f.type in (int, "int"))
 DIFF_KPIS = tuple(f.name for f in KPIS if f.metadata["diff"])
 ACCOUNTING = {
-    "emissions_t": "contract-based: grid import x grid intensity; contracted green supply "
-    "counts zero",
+    "emissions_t": "contract-based: grid import x the residual-mix factor where the scenario "
+    "gives one, else the average grid intensity (see `residual_mix`); contracted green "
+    "supply counts zero",
     "emissions_location_t": "location-based: all energy drawn (grid + green) x grid intensity",
     "green_share": "green reaching the load (min of green used and facility power, per "
     "site-hour) / facility energy",

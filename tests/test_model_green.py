@@ -23,9 +23,7 @@ def contract(form: str, payment: float = 0.0, resale: float = 0.0) -> dict[str, 
     }
 
 
-@pytest.mark.parametrize(
-    ("form", "payment"), [("own", 0.0), ("ppa", 300.0), ("trade", 300.0)]
-)
+@pytest.mark.parametrize(("form", "payment"), [("own", 0.0), ("ppa", 300.0), ("trade", 300.0)])
 def test_one_job_runs_on_contracted_green_whatever_the_form(form: str, payment: float) -> None:
     # grid 200 every hour, 1 MW of contracted green in hour 1 only; the contract price
     # (300 > 200) is owed whatever the plan does, so using the green costs nothing more
@@ -173,7 +171,10 @@ def _battery_with_a_green_share_target() -> Any:
 
 def test_battery_with_a_green_share_target_is_honest() -> None:
     plan = solve(_battery_with_a_green_share_target())
-    ch, dis = site_hour(plan, "A", "battery_charge_mw"), site_hour(plan, "A", "battery_discharge_mw")
+    ch, dis = (
+        site_hour(plan, "A", "battery_charge_mw"),
+        site_hour(plan, "A", "battery_discharge_mw"),
+    )
     assert not ((ch > 1e-9) & (dis > 1e-9)).any()  # never both in one hour
     # hour 0: green serves the load and charges 1 MW (soc 1 + 0.9 = 1.9); hour 1: the battery
     # gives 0.81 MW (down to 1 MWh), the grid 0.19 MW at 100
@@ -195,3 +196,26 @@ def test_validator_fails_a_battery_charging_and_discharging_in_one_hour() -> Non
     sh.loc[both, "battery_discharge_mw"] += 0.1
     report = validate_plan(sc, plan)
     assert ("power", "battery_both") in {(v.check, v.rule) for v in report.violations}
+
+
+def test_contract_emissions_use_the_residual_mix_where_given_and_say_so() -> None:
+    # 1 MWh from the grid at average 600 kg/MWh; residual mix 700 given in hour 0 only
+    sc = scenario(
+        [site("A")],
+        hours=2,
+        prices={"A": [100, 200]},
+        carbon={"A": [600, 600]},
+        jobs=[job("j", deadline_h=2)],
+    )
+    plan = solve(sc)
+    assert plan.summary["emissions_t"] == pytest.approx(0.6)
+    assert "stands in for it everywhere" in plan.summary["accounting"]["residual_mix"]
+    import dataclasses
+
+    import numpy as np
+
+    residual = dataclasses.replace(sc, grid_residual_kg_per_mwh=np.array([[700.0, np.nan]]))
+    plan = solve(residual)
+    assert plan.summary["emissions_t"] == pytest.approx(0.7)  # contract-based: residual mix
+    assert plan.summary["emissions_location_t"] == pytest.approx(0.6)  # unchanged
+    assert "1 of 2 site-hours" in plan.summary["accounting"]["residual_mix"]

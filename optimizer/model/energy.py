@@ -52,8 +52,9 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
 
     A scenario without the contract columns reads as ``own`` with no resale value: green
     priced per MWh used, as before contracts were modelled. Hours are one hour long, so MW
-    in an hour are MWh. Emissions priced here are contract-based: grid import times grid
-    intensity; green supply counts zero. Ties go green: :math:`\tau` (``TIEBREAK_CNY_PER_T``,
+    in an hour are MWh. Emissions priced here are contract-based: grid import times the
+    residual-mix factor (site_series ``grid_residual_kg_per_mwh``; where none is given the
+    average ``grid_carbon_kg_per_mwh`` stands in); contracted green counts zero. Ties go green: :math:`\tau` (``TIEBREAK_CNY_PER_T``,
     0.01 CNY/t) makes the lower-carbon of two equal-cost plans strictly cheaper; it moves the
     cost by at most :math:`\tau` x the plan's emissions and is reported nowhere.
 
@@ -68,7 +69,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     :math:`p^{grid}_{s,h}`   grid_price_cny_per_mwh      CNY/MWh       time-of-use grid price
     :math:`p^{green}_{s,h}`  green_price_cny_per_mwh     CNY/MWh       O&M cost of a green MWh used
     :math:`r_s`              green_resale_cny_per_mwh    CNY/MWh       value of a curtailed green MWh
-    :math:`\varepsilon_{s,h}` grid_carbon_kg_per_mwh     kgCO2/MWh     grid carbon intensity
+    :math:`\varepsilon_{s,h}` contract factor            kgCO2/MWh     residual mix, else the average
     :math:`p^{CO_2}`         carbon_price_cny_per_t      CNY/t         carbon price
     :math:`\tau`             TIEBREAK_CNY_PER_T          CNY/t         ties go green
     =======================  ==========================  ============  =====================================
@@ -142,7 +143,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     m.add_cost(
         "carbon_tiebreak",
         grid.cols(),
-        TIEBREAK_CNY_PER_T * sc.grid_carbon_kg_per_mwh.reshape(-1) / KG_PER_T,
+        TIEBREAK_CNY_PER_T * sc.contract_carbon_kg_per_mwh.reshape(-1) / KG_PER_T,
     )
 
 

@@ -126,7 +126,7 @@ def _carbon_budget(m: LinearModel, d: ModelData, grid: VarBlock) -> None:
             1,
             np.zeros(S * H + 1, dtype=np.int64),
             np.concatenate([grid.cols(), excess.cols()]),
-            np.concatenate([sc.grid_carbon_kg_per_mwh.reshape(-1) / KG_PER_T, [-1.0]]),
+            np.concatenate([sc.contract_carbon_kg_per_mwh.reshape(-1) / KG_PER_T, [-1.0]]),
             hi=pol.carbon_budget_t,
             doc="contract-based emissions within the budget",
         )

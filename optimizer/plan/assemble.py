@@ -60,6 +60,17 @@ def job_status(sc: Scenario, job: Job, placed: bool) -> str:
     return "on_track" if job.deadline > sc.hours else "placed"
 
 
+def residual_mix_note(sc: Scenario) -> str:
+    """Where the contract-based accounting used a residual mix, and where the average
+    stood in for it."""
+    given, n = int(sc.residual_mix_given.sum()), sc.residual_mix_given.size
+    if given == n:
+        return "residual mix given for every site-hour"
+    if given == 0:
+        return "no residual mix given: the average grid intensity stands in for it everywhere"
+    return f"residual mix given for {given} of {n} site-hours; the average stands in elsewhere"
+
+
 def site_energy(sc: Scenario, sched: Schedule) -> Energy:
     """Facility power from the busy devices and batteries, green supply used first (or as
     the planner chose), the grid for the rest."""
@@ -93,7 +104,7 @@ def site_energy(sc: Scenario, sched: Schedule) -> Energy:
         curtailed=np.maximum(avail - green, 0.0),
         grid_cost=grid * sc.grid_price_cny_per_mwh,
         green_cost=green * sc.green_price_cny_per_mwh,
-        emis_kg=grid * ci,
+        emis_kg=grid * sc.contract_carbon_kg_per_mwh,
         emis_loc_kg=(grid + green) * ci,
     )
 
@@ -404,7 +415,7 @@ def assemble_plan(
             "plan_stability_weight": pol.plan_stability_weight,
         },
         "policy_violations": violations,
-        "accounting": dict(ACCOUNTING),
+        "accounting": {**ACCOUNTING, "residual_mix": residual_mix_note(sc)},
         "solver": solver or {},
         "timings_s": timings_s or {},
         "model_size": model_size or {},

@@ -39,7 +39,7 @@ def policy_violations(
             }
         )
     if pol.carbon_budget_t is not None:
-        emissions = float((grid * sc.grid_carbon_kg_per_mwh).sum() / KG_PER_T)
+        emissions = float((grid * sc.contract_carbon_kg_per_mwh).sum() / KG_PER_T)
         excess = emissions - pol.carbon_budget_t
         out["carbon_excess_t"] = excess if excess > TOL * max(1.0, pol.carbon_budget_t) else 0.0
     return out

@@ -190,9 +190,13 @@ def site_series(a: Assembly) -> None:
         present[sidx[good], hrs[good]] = True
         for si, site in enumerate(a.sites):
             _report_missing_hours(a, "site_series.csv", f"site {site.site_id}", present[si])
+    # an empty residual-mix cell means "no residual mix given": it stays NaN (the average
+    # stands in, see Scenario.contract_carbon_kg_per_mwh)
+    residual = a.series.pop("grid_residual_kg_per_mwh")
     # bad cells were reported while parsing; fill so later arithmetic stays finite
     for arr in a.series.values():
         np.nan_to_num(arr, copy=False, nan=0.0)
+    a.series["grid_residual_kg_per_mwh"] = residual
 
 
 def availability(a: Assembly) -> None:
@@ -495,6 +499,7 @@ def assemble(
         grid_carbon_kg_per_mwh=a.series["grid_carbon_kg_per_mwh"],
         green_available_mw=a.series["green_available_mw"],
         green_price_cny_per_mwh=a.series["green_price_cny_per_mwh"],
+        grid_residual_kg_per_mwh=a.series["grid_residual_kg_per_mwh"],
         available_fraction=a.avail,
         latency_ms=MappingProxyType(a.latency),
         demand_regions=tuple(a.demand_regions),

@@ -252,6 +252,16 @@ SITE_SERIES = Table(
             min=0,
         ),
         _c("green_price_cny_per_mwh", "float", "CNY/MWh", 0.0, "price of green energy used"),
+        _c(
+            "grid_residual_kg_per_mwh",
+            "float",
+            "kgCO2/MWh",
+            None,
+            "residual-mix factor of grid import for contract-based emissions (the average "
+            "without the green attributes sold to others); empty: the average "
+            "`grid_carbon_kg_per_mwh` stands in, and the plan says so",
+            min=0,
+        ),
     ),
     "Hourly series per site; every site covers every hour of the horizon exactly once.",
 )

@@ -174,13 +174,19 @@ class Scenario:
     description: str = ""
     # money of every *_cny_* input and of the plan; the input names predate other currencies
     currency: str = "CNY"
+    # [site, hour] residual-mix factor; NaN (or None: all NaN) where none is given
+    grid_residual_kg_per_mwh: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.grid_residual_kg_per_mwh is None:
+            nan = np.full(np.shape(self.grid_carbon_kg_per_mwh), np.nan)
+            object.__setattr__(self, "grid_residual_kg_per_mwh", nan)
         for name in (
             "grid_price_cny_per_mwh",
             "grid_carbon_kg_per_mwh",
             "green_available_mw",
             "green_price_cny_per_mwh",
+            "grid_residual_kg_per_mwh",
             "available_fraction",
             "demand_tokens_per_s",
         ):
@@ -258,6 +264,20 @@ class Scenario:
     @cached_property
     def grid_limit_mw(self) -> np.ndarray:
         return np.array([s.grid_limit_mw for s in self.sites], dtype=float)
+
+    @cached_property
+    def residual_mix_given(self) -> np.ndarray:
+        """[site, hour] bool: a residual-mix factor is given (else the average stands in)."""
+        return ~np.isnan(np.asarray(self.grid_residual_kg_per_mwh, dtype=float))
+
+    @cached_property
+    def contract_carbon_kg_per_mwh(self) -> np.ndarray:
+        """[site, hour] the factor of a grid MWh in contract-based accounting: the residual
+        mix where given, else the average `grid_carbon_kg_per_mwh`."""
+        res = np.asarray(self.grid_residual_kg_per_mwh, dtype=float)
+        out = np.where(self.residual_mix_given, res, self.grid_carbon_kg_per_mwh)
+        out.flags.writeable = False
+        return out
 
     @cached_property
     def green_shares_grid(self) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.units import KG_PER_T
+from optimizer.validate.power import contract_factor
 from optimizer.validate.state import Checker, finite_number, fmt
 
 CHECK = "policy"
@@ -69,9 +70,7 @@ def recompute(c: Checker) -> dict[str, Any]:
         }
         for scope, req, g, f in groups
     ]
-    emissions = float(
-        (pw.grid_mw * np.asarray(sc.grid_carbon_kg_per_mwh, dtype=float)).sum() / KG_PER_T
-    )
+    emissions = float((pw.grid_mw * contract_factor(sc)).sum() / KG_PER_T)
     excess = max(0.0, emissions - pol.carbon_budget_t) if pol.carbon_budget_t is not None else 0.0
     return {"green_share": shares, "carbon_excess_t": excess, "emissions_t": emissions}
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS
-from optimizer.scenario.types import Site
+from optimizer.scenario.types import Scenario, Site
 from optimizer.units import KW_PER_MW
 from optimizer.validate.names import TABLE_COLUMNS
 from optimizer.validate.state import Checker, PowerFindings, fmt
@@ -62,6 +62,13 @@ def check(c: Checker) -> None:
     cost_and_emissions(c, t)
     for s, site in enumerate(sc.sites):
         battery(c, t, s, site)
+
+
+def contract_factor(sc: Scenario) -> np.ndarray:
+    """[site, hour] contract-based factor of grid import: the scenario's residual mix where
+    given, else its average intensity (recomputed here, not taken from the planner)."""
+    res = np.asarray(sc.grid_residual_kg_per_mwh, dtype=float)
+    return np.where(np.isnan(res), np.asarray(sc.grid_carbon_kg_per_mwh, dtype=float), res)
 
 
 def pue(c: Checker) -> np.ndarray:
@@ -284,14 +291,14 @@ def cost_and_emissions(c: Checker, t: SiteHours) -> None:
         cost,
         v["energy_cost"],
     )
-    ekg = grid * inputs["carbon_kg_per_mwh"]
+    ekg = grid * contract_factor(c.sc)
     report(
         c,
         t,
         "emissions_column",
         ~c.close(v["emissions_kg"], ekg),
         lambda s, h: (
-            f"emissions_kg {fmt(v['emissions_kg'][s, h])}, grid x intensity = {ekg[s, h]:.6g}"
+            f"emissions_kg {fmt(v['emissions_kg'][s, h])}, grid x contract factor = {ekg[s, h]:.6g}"
         ),
         ekg,
         v["emissions_kg"],

@@ -15,6 +15,7 @@ import numpy as np
 
 from optimizer.units import KG_PER_T, SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
 from optimizer.validate.names import COUNT_KPIS, KPI_KEYS
+from optimizer.validate.power import contract_factor
 from optimizer.validate.state import Checker
 
 CHECK = "totals"
@@ -59,7 +60,8 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     grid, green = pw.grid_mw, pw.green_mw
     grid_cost = float((grid * price).sum())
     green_cost = float((green * gprice).sum())
-    emissions_t = float((grid * ci).sum() / KG_PER_T)  # contract-based: green counts zero
+    # contract-based: residual mix (else the average) on grid import, green counts zero
+    emissions_t = float((grid * contract_factor(sc)).sum() / KG_PER_T)
     emissions_loc_t = float(
         ((grid + green) * ci).sum() / KG_PER_T
     )  # location-based: all energy drawn
