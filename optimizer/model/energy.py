@@ -10,7 +10,6 @@ from optimizer.model.sets import ModelData
 from optimizer.rules import carbon_cost_per_mwh
 from optimizer.units import KG_PER_T
 
-
 TIEBREAK_CNY_PER_T = 0.01
 """Ties go green: every contract-based tonne costs this much more in the objective (on top
 of the carbon price), so that of two plans with equal cost the lower-carbon one is

@@ -362,13 +362,13 @@ def battery(c: Checker, t: SiteHours, s: int, site: Site) -> None:
             )
     if row.all():
         state_of_charge(c, site, ch, dis, soc)
-    for h in np.flatnonzero((ch > c.abs_tol) & (dis > c.abs_tol)):
+    for hour in np.flatnonzero((ch > c.abs_tol) & (dis > c.abs_tol)).tolist():
         c.add(
             CHECK,
             "battery_both",
-            f"battery charges {ch[h]:.6g} MW and discharges {dis[h]:.6g} MW in the same hour",
+            f"battery charges {ch[hour]:.6g} MW and discharges {dis[hour]:.6g} MW in one hour",
             site_id=site.site_id,
-            hour=int(h),
+            hour=hour,
         )
 
 
