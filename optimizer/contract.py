@@ -377,7 +377,8 @@ class Kpis:
 
     total_cost: float = _kpi(
         "currency",
-        "energy + carbon + migration + data transfer + `contract_payment` - `green_resale_value`",
+        "energy + carbon + migration + data transfer + `contract_payment` - "
+        "`green_resale_value` + `certificate_cost`",
         status="extra",
         diff=True,
     )
@@ -436,6 +437,24 @@ class Kpis:
         "curtailed contracted green x its resale (or deviation) price: income, subtracted "
         "from `total_cost`",
         status="extra",
+    )
+    cfe_score: float = _kpi(
+        "fraction",
+        "hourly carbon-free-energy score (24/7 CFE): sum over site-hours of min(facility, "
+        "contracted green used) / facility energy; clean supply is contracted green only (the "
+        "grid's own clean share is not counted); per site under `cfe_by_site`",
+        status="extra",
+        diff=True,
+    )
+    certificate_mwh: float = _kpi(
+        "MWh",
+        "unbundled green certificates (绿证/GEC) bought to fill green-share gaps; reported "
+        "apart from hourly-matched green, no effect on either emissions accounting",
+        status="extra",
+        diff=True,
+    )
+    certificate_cost: float = _kpi(
+        "currency", "certificate price x `certificate_mwh` (in `total_cost`)", status="extra"
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -521,8 +540,16 @@ _SUMMARY_TAIL = (
         "policy_violations",
         "",
         "`green_share`: one entry per minimum in force (`scope` = `fleet` or a site id, "
-        "`required`, `achieved`, `shortfall_mwh`); `carbon_excess_t` above the budget. Policies "
-        "are soft: a miss is priced and reported here",
+        "`required`, `achieved` (hourly-matched, plus certificates when the policy offers "
+        "them), `hourly_matched`, `certificates_mwh`, `shortfall_mwh`); `carbon_excess_t` "
+        "above the budget. Policies are soft: a miss is priced and reported here",
+        "extra",
+    ),
+    Key(
+        "cfe_by_site",
+        "fraction",
+        "hourly CFE score per site: sum over its hours of min(facility, green used) / its "
+        "facility energy",
         "extra",
     ),
     Key("accounting", "", "the two carbon accountings and the green share, in words", "extra"),

@@ -219,3 +219,64 @@ def test_contract_emissions_use_the_residual_mix_where_given_and_say_so() -> Non
     assert plan.summary["emissions_t"] == pytest.approx(0.7)  # contract-based: residual mix
     assert plan.summary["emissions_location_t"] == pytest.approx(0.6)  # unchanged
     assert "1 of 2 site-hours" in plan.summary["accounting"]["residual_mix"]
+
+
+@pytest.mark.parametrize(
+    ("price", "certificates", "shortfall", "total"),
+    [
+        (None, 0.0, 0.5, 100.0),  # none on offer: the minimum counts hourly-matched green only
+        (30.0, 0.5, 0.0, 100.0 + 0.5 * 30.0),  # 0.5 MWh of certificates at 30 fill the gap
+    ],
+)
+def test_certificates_fill_a_green_share_gap_exactly_at_their_price(
+    price: float | None, certificates: float, shortfall: float, total: float
+) -> None:
+    # 1 MWh of grid at 100, no green; the fleet must be 50 % green
+    policy: dict[str, float] = {"min_green_share": 0.5}
+    if price is not None:
+        policy["certificate_price_cny_per_mwh"] = price
+    sc = scenario(
+        [site("A")],
+        hours=1,
+        prices={"A": [100]},
+        jobs=[job("j", deadline_h=1, unplaced_penalty_cny=1e6)],
+        policy=policy,
+    )
+    plan = solve(sc)
+    (v,) = plan.summary["policy_violations"]["green_share"]
+    assert v["certificates_mwh"] == pytest.approx(certificates)
+    assert v["shortfall_mwh"] == pytest.approx(shortfall)
+    assert v["hourly_matched"] == pytest.approx(0.0)
+    assert plan.summary["certificate_mwh"] == pytest.approx(certificates)
+    assert plan.summary["cfe_score"] == pytest.approx(0.0)  # certificates are not hourly green
+    assert plan.summary["total_cost"] == pytest.approx(total)
+
+
+def test_cfe_score_matches_green_to_load_hour_by_hour_per_site() -> None:
+    # A: 1 MW load in hour 0 with 0.5 MW green, hour 1 with 2 MW green (1 curtailed)
+    from tests.micro import at
+
+    sc = scenario(
+        [site("A")],
+        hours=2,
+        green={"A": [0.5, 2.0]},
+        jobs=[job("a", deadline_h=1), job("b", release=at(1), deadline_h=2)],
+    )
+    plan = solve(sc)
+    # min(1, 0.5) + min(1, 2) over 2 MWh of load
+    assert plan.summary["cfe_score"] == pytest.approx(0.75)
+    assert plan.summary["cfe_by_site"] == {"A": pytest.approx(0.75)}
+
+
+def test_validator_fails_certificates_bought_when_none_are_on_offer() -> None:
+    sc = scenario(
+        [site("A")],
+        hours=1,
+        jobs=[job("j", deadline_h=1, unplaced_penalty_cny=1e6)],
+        policy={"min_green_share": 0.5},
+    )
+    plan = solve(sc)
+    (v,) = plan.summary["policy_violations"]["green_share"]
+    v["certificates_mwh"], v["shortfall_mwh"] = 0.5, 0.0
+    report = validate_plan(sc, plan)
+    assert ("policy", "certificates") in {(x.check, x.rule) for x in report.violations}

@@ -16,6 +16,7 @@ COST_TERMS = (
     "unplaced",
     "unmet_demand",
     "policy_violation",
+    "certificates",
 )
 
 

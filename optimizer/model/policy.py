@@ -4,7 +4,10 @@ They are soft: a shortfall is priced high and reported as a violation, so a poli
 cannot be met never leaves the planner without a plan. A green share counts only energy
 whose origin is green: green used, and at a battery site only the green that reaches the
 load directly (what goes into the battery, and comes out again less its losses, counts as
-not green).
+not green). That is the hourly-matched green (as in 24/7 CFE). When the policy offers
+unbundled certificates (``certificate_price_cny_per_mwh``), a minimum counts annually:
+hourly-matched green plus certificates bought for it (each scope buys its own). Certificates
+do not change either emissions accounting here; they are reported apart.
 """
 
 from __future__ import annotations
@@ -21,21 +24,23 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
 
     .. math::
 
-        \sum_{s,h} \ell_{s,h} + \delta^{fleet} \ge \gamma \sum_{s,h} P^{fac}_{s,h}     && \text{(fleet\_green\_share)}
+        \sum_{s,h} \ell_{s,h} + q^{fleet} + \delta^{fleet} \ge \gamma \sum_{s,h} P^{fac}_{s,h}     && \text{(fleet\_green\_share)}
 
-        \sum_{h} \ell_{s,h} + \delta_s \ge \gamma_s \sum_{h} P^{fac}_{s,h} \quad \forall s: \gamma_s > 0   && \text{(site\_green\_share)}
+        \sum_{h} \ell_{s,h} + q_s + \delta_s \ge \gamma_s \sum_{h} P^{fac}_{s,h} \quad \forall s: \gamma_s > 0   && \text{(site\_green\_share)}
 
         \ell_{s,h} \le e_{s,h}, \quad \ell_{s,h} \le P^{fac}_{s,h}  \quad \text{(battery sites; elsewhere } \ell = e)  && \text{(green\_to\_load)}
 
         \sum_{s,h} \frac{\varepsilon_{s,h}}{1000} g_{s,h} - \chi \le B           && \text{(carbon\_budget)}
 
-        \text{cost} \mathrel{+}= \kappa^{green} \left(\delta^{fleet} + \sum_s \delta_s\right) + \kappa^{CO_2} \chi
+        \text{cost} \mathrel{+}= \kappa^{green} \left(\delta^{fleet} + \sum_s \delta_s\right) + p^{cert} \left(q^{fleet} + \sum_s q_s\right) + \kappa^{CO_2} \chi
 
     ======================  =================================  =========  ======================================
     symbol                  name                               unit       meaning
     ======================  =================================  =========  ======================================
     :math:`\gamma, \gamma_s`  min_green_share                  fraction   required green / facility energy
     :math:`\ell_{s,h}`      ``v_green_to_load_mw``             MW         green counted: what reaches the load
+    :math:`q`               ``v_certificates_mwh``             MWh        unbundled certificates bought (绿证/GEC)
+    :math:`p^{cert}`        certificate_price_cny_per_mwh      CNY/MWh    their price; absent: none on offer, q = 0
     :math:`\delta`          ``v_green_shortfall_mwh``          MWh        green energy missing to the minimum
     :math:`B`               carbon_budget_t                    t          cap on contract-based emissions
     :math:`\chi`            ``v_carbon_excess_t``              t          emissions above the budget
@@ -64,6 +69,18 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     rows: list[np.ndarray] = [np.zeros(0, np.int64)]
     cols: list[np.ndarray] = [np.zeros(0, np.int64)]
     vals: list[np.ndarray] = [np.zeros(0)]
+    if pol.certificate_price_cny_per_mwh is not None and n:
+        # unbundled certificates: each MWh bought fills one MWh of a minimum's gap
+        cert = m.add_variables(
+            "v_certificates_mwh",
+            n,
+            index={"site": short.index["site"]},
+            doc="green certificates bought for a green-share minimum (-1 = fleet)",
+        )
+        rows.append(np.arange(n))
+        cols.append(cert.cols())
+        vals.append(np.ones(n))
+        m.add_cost("certificates", cert.cols(), pol.certificate_price_cny_per_mwh)
     for i, (_, sh, share, _) in enumerate(groups):
         rows += [np.full(sh.size, i), np.full(sh.size, i), np.array([i])]
         cols += [counted[sh], fac.cols(sh), short.cols(np.array([i]))]

@@ -19,7 +19,7 @@ from optimizer.plan.explain import (
     unmet_reason,
     unplaced_reason,
 )
-from optimizer.plan.kpis import plan_kpis
+from optimizer.plan.kpis import cfe_by_site, plan_kpis
 from optimizer.plan.types import TOL, Energy, Plan, Schedule
 from optimizer.rules import migration_cost_cny, transfer_cost_cny, work_in_horizon
 from optimizer.scenario.types import Job, Scenario
@@ -411,10 +411,16 @@ def assemble_plan(
         "policy": {
             "carbon_price_cny_per_t": pol.carbon_price_cny_per_t,
             "min_green_share": pol.min_green_share,
+            # the basis a green-share minimum counts: hourly-matched, or annual with certificates
+            "green_share_basis": "hourly"
+            if pol.certificate_price_cny_per_mwh is None
+            else "annual with certificates",
+            "certificate_price_cny_per_mwh": pol.certificate_price_cny_per_mwh,
             "carbon_budget_t": pol.carbon_budget_t,
             "plan_stability_weight": pol.plan_stability_weight,
         },
         "policy_violations": violations,
+        "cfe_by_site": cfe_by_site(sc, e.green, e.fac),
         "accounting": {**ACCOUNTING, "residual_mix": residual_mix_note(sc)},
         "solver": solver or {},
         "timings_s": timings_s or {},

@@ -584,6 +584,16 @@ POLICY_RATES: tuple[Column, ...] = (
         "cost per tonne above the carbon budget (reported as a violation)",
         min=0,
     ),
+    _c(
+        "certificate_price_cny_per_mwh",
+        "float",
+        "CNY/MWh",
+        None,
+        "price of an unbundled green certificate (绿证/GEC, 1 MWh); absent = none on offer. "
+        "Given, a green-share minimum counts annually: hourly-matched green plus "
+        "certificates bought; absent, it counts hourly-matched green only",
+        min=0,
+    ),
 )
 
 POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES

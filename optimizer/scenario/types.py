@@ -140,6 +140,7 @@ class Policy:
     unmet_penalty_cny_per_mtoken: float = 100.0
     green_shortfall_penalty_cny_per_mwh: float = 20000.0
     carbon_excess_penalty_cny_per_t: float = 20000.0
+    certificate_price_cny_per_mwh: float | None = None
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -47,6 +47,20 @@ def check(c: Checker) -> None:
                 compare(c, f"penalties.{key}", pen[key], want)
     bound_and_gap(c, summary)
     baselines(c, summary)
+    cfe_by_site(c, summary)
+
+
+def cfe_by_site(c: Checker, summary: dict[str, Any]) -> None:
+    """Each site's hourly CFE score: sum_h min(facility, green used) / sum_h facility."""
+    said = summary.get("cfe_by_site")
+    if not isinstance(said, dict):
+        return
+    pw = c.power
+    matched = np.minimum(pw.green_mw, pw.facility_mw).sum(axis=1)
+    total = pw.facility_mw.sum(axis=1)
+    for s, site in enumerate(c.sc.sites):
+        want = float(matched[s] / total[s]) if total[s] > 0 else 0.0
+        compare(c, f"cfe_by_site.{site.site_id}", said.get(site.site_id), want)
 
 
 def kpis(c: Checker, penalty: float) -> dict[str, Any]:
@@ -77,7 +91,9 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     resale_price = np.array([s.green_resale_cny_per_mwh for s in sc.sites], dtype=float)
     payment = float((pay[:, None] * avail).sum())
     resale = float((resale_price[:, None] * (avail - green)).sum())
-    total = energy + carbon_cost + migration + transfer + payment - resale
+    cert_mwh = float(sum(g["certificates_mwh"] for g in c.policy["green_share"]))
+    cert_cost = (pol.certificate_price_cny_per_mwh or 0.0) * cert_mwh
+    total = energy + carbon_cost + migration + transfer + payment - resale + cert_cost
     return {
         "total_cost": total,
         "energy_cost": energy,
@@ -106,6 +122,11 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
         "served_share": 1.0 - float(svc.unmet.sum()) / demand_total if demand_total > 0 else 1.0,
         "contract_payment": payment,
         "green_resale_value": resale,
+        "cfe_score": float(np.minimum(green, pw.facility_mw).sum()) / fac_mwh
+        if fac_mwh > 0
+        else 0.0,
+        "certificate_mwh": cert_mwh,
+        "certificate_cost": cert_cost,
     }
 
 
