@@ -491,7 +491,7 @@ class Key:
 
 
 _SUMMARY_HEAD = (
-    Key("planner", "", "`milp`, `greedy` or `carbon_agnostic`", "extra"),
+    Key("planner", "", "`milp`, `greedy`, `carbon_agnostic` or `cost_only`", "extra"),
     Key(
         "status",
         "",

@@ -553,6 +553,41 @@ def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:
     return schedule_from_plan(sc, warm)  # a stored plan, or one made for other data
 
 
+COST_ONLY = "cost_only"
+"""The cost-only optimiser baseline (see `cost_only_plan`): a second full solve, so not
+among the `BASELINES` every plan carries; `with_cost_only_baseline` adds it."""
+
+
+def cost_only_scenario(sc: Scenario) -> Scenario:
+    """`sc` as a buyer without a green optimiser would plan it: no carbon price, contracted
+    green priced like grid energy (its price per MWh used = the grid price, no resale) and
+    no green-share minimum, so nothing steers work towards green."""
+    pol = dataclasses.replace(
+        sc.policy, carbon_price_cny_per_t=0.0, min_green_share=0.0, carbon_budget_t=None
+    )
+    sites = tuple(
+        dataclasses.replace(s, min_green_share=0.0, green_resale_cny_per_mwh=0.0) for s in sc.sites
+    )
+    return dataclasses.replace(
+        sc, policy=pol, sites=sites, green_price_cny_per_mwh=sc.grid_price_cny_per_mwh
+    )
+
+
+def cost_only_plan(sc: Scenario, settings: SolverSettings | None = None) -> Plan:
+    """The cost-only optimiser baseline: the same planner on `cost_only_scenario(sc)`, its
+    placements then costed on `sc` with green dispatched first (as the other baselines)."""
+    plan = optimize(cost_only_scenario(sc), settings)
+    assert plan.schedule is not None
+    sched = dataclasses.replace(plan.schedule, green_mw=None)
+    return assemble_plan(sc, sched, status="baseline", planner=COST_ONLY)
+
+
+def with_cost_only_baseline(sc: Scenario, plan: Plan, settings: SolverSettings | None) -> Plan:
+    """`plan` with the cost-only optimiser's KPIs beside the other baselines'."""
+    plan.summary["baselines"][COST_ONLY] = cost_only_plan(sc, settings).kpis.as_dict()
+    return plan
+
+
 def baseline_plan(sc: Scenario, name: str) -> Plan:
     """One baseline as a full plan (tables and KPIs)."""
     if name not in BASELINES:

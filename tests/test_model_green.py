@@ -280,3 +280,31 @@ def test_validator_fails_certificates_bought_when_none_are_on_offer() -> None:
     v["certificates_mwh"], v["shortfall_mwh"] = 0.5, 0.0
     report = validate_plan(sc, plan)
     assert ("policy", "certificates") in {(x.check, x.rule) for x in report.violations}
+
+
+def test_cost_only_optimiser_baseline_prices_green_as_grid_and_ignores_carbon() -> None:
+    from optimizer import SolverSettings
+    from optimizer.planner import cost_only_plan
+    from tests.micro import EXACT
+
+    # A: grid 80 at 900 kg/MWh; B: grid 100 with 1 MW of own green (free at the margin)
+    sc = scenario(
+        [site("A"), site("B")],
+        hours=1,
+        prices={"A": [80], "B": [100]},
+        carbon={"A": [900], "B": [900]},
+        green={"B": [1.0]},
+        jobs=[job("j", deadline_h=1)],
+        policy={"carbon_price_cny_per_t": 97.0},
+    )
+    plan = solve(sc)
+    assert placement(plan, "j") == ("B", [0])
+    assert plan.summary["total_cost"] == pytest.approx(0.0)
+    settings: SolverSettings = EXACT
+    base = cost_only_plan(sc, settings)
+    validate_plan(sc, base).raise_if_failed()
+    # priced like grid, B's green costs 100 > 80: the cost-only optimiser runs on A's grid
+    assert placement(base, "j") == ("A", [0])
+    assert base.summary["emissions_t"] == pytest.approx(0.9)
+    assert base.summary["curtailed_mwh"] == pytest.approx(1.0)
+    assert base.summary["total_cost"] == pytest.approx(80.0 + 0.9 * 97.0)
