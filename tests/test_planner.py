@@ -17,7 +17,9 @@ from optimizer.plan import schedule_from_plan
 from optimizer.validate import validate_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
-EXACT = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=60, mip_rel_gap=0.0)
+# 2026-12-05 (issue 11): 60 -> 120 s: proving gap 0 on the demo takes ~10 % more nodes with
+# ties going green (31 -> 34 s alone), past 60 s when the two cores are shared
+EXACT = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=120, mip_rel_gap=0.0)
 
 
 @pytest.fixture(scope="module")
