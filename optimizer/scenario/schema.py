@@ -251,7 +251,14 @@ SITE_SERIES = Table(
             "contracted green (wind, solar, hydro) supply available",
             min=0,
         ),
-        _c("green_price_cny_per_mwh", "float", "CNY/MWh", 0.0, "price of green energy used"),
+        _c(
+            "green_price_cny_per_mwh",
+            "float",
+            "CNY/MWh",
+            0.0,
+            "cost of a contracted green MWh used (O&M; the contract's price is its fixed "
+            "payment, sites.csv `green_payment_cny_per_mwh`)",
+        ),
         _c(
             "grid_residual_kg_per_mwh",
             "float",
