@@ -308,3 +308,17 @@ def test_cost_only_optimiser_baseline_prices_green_as_grid_and_ignores_carbon() 
     assert base.summary["emissions_t"] == pytest.approx(0.9)
     assert base.summary["curtailed_mwh"] == pytest.approx(1.0)
     assert base.summary["total_cost"] == pytest.approx(80.0 + 0.9 * 97.0)
+
+
+def test_residual_mix_column_round_trips_through_the_tables() -> None:
+    from optimizer.scenario import scenario_from_tables
+    from optimizer.scenario.load import scenario_to_tables
+
+    sc = scenario([site("A")], hours=2, carbon={"A": [600, 600]})
+    manifest, tables = scenario_to_tables(sc)
+    assert tables["site_series"]["grid_residual_kg_per_mwh"].isna().all()  # none given
+    tables["site_series"]["grid_residual_kg_per_mwh"] = [700.0, None]
+    back = scenario_from_tables(manifest, tables)
+    assert back.contract_carbon_kg_per_mwh.tolist() == [[700.0, 600.0]]
+    assert back.residual_mix_given.tolist() == [[True, False]]
+    assert back.fingerprint != sc.fingerprint
