@@ -52,14 +52,16 @@ class FleetState:
 
     def headroom(self, s: int | np.ndarray, h: np.ndarray) -> np.ndarray:
         sc = self.sc
-        return sc.grid_limit_mw[s] + sc.green_available_mw[s, h] - self.load[s, h]
+        return sc.supply_limit_mw[s, h] - self.load[s, h]
 
     def cost(self, s: int, h: np.ndarray, mw: float) -> np.ndarray:
         """Marginal cost of `mw` more at site s in hours h: green left first, then grid."""
         sc = self.sc
         green_left = np.maximum(sc.green_available_mw[s, h] - self.load[s, h], 0.0)
         on_green = np.minimum(mw, green_left)
-        return on_green * sc.green_price_cny_per_mwh[s, h] + (mw - on_green) * self.grid_cost[s, h]
+        return (
+            on_green * sc.green_marginal_cny_per_mwh[s, h] + (mw - on_green) * self.grid_cost[s, h]
+        )
 
     def take(self, s: int, a: int, h: np.ndarray, devices: int | np.ndarray) -> None:
         sc = self.sc

@@ -225,7 +225,13 @@ SITE_HOURS = BundleTable(
             "currency",
             "grid_mw x grid price + green_used_mw x green price",
         ),
-        _c("emissions_kg", "float", "kgCO2", "contract-based: grid_mw x intensity"),
+        _c(
+            "emissions_kg",
+            "float",
+            "kgCO2",
+            "contract-based: grid_mw x the scenario's residual-mix factor where given, else "
+            "x carbon_kg_per_mwh (summary `accounting.residual_mix` says which)",
+        ),
         _x(
             "emissions_location_kg",
             "float",
@@ -370,7 +376,11 @@ class Kpis:
     the order of summary.json."""
 
     total_cost: float = _kpi(
-        "currency", "energy + carbon + migration + data transfer", status="extra", diff=True
+        "currency",
+        "energy + carbon + migration + data transfer + `contract_payment` - "
+        "`green_resale_value` + `certificate_cost`",
+        status="extra",
+        diff=True,
     )
     energy_cost: float = _kpi("currency", "`grid_cost + green_cost`", diff=True)
     grid_cost: float = _kpi("currency", "sum of grid_mw x grid price", status="extra")
@@ -400,7 +410,12 @@ class Kpis:
     emissions_location_t: float = _kpi(
         "tCO2", "location-based emissions", accounting="location", diff=True
     )
-    green_share: float = _kpi("fraction", "`green_mwh / facility_mwh`", diff=True)
+    green_share: float = _kpi(
+        "fraction",
+        "green that reaches the load / `facility_mwh`: sum of min(`green_used_mw`, "
+        "`facility_mw`) (green stored in a battery does not count)",
+        diff=True,
+    )
     placed: int = _kpi("jobs", "jobs placed or on track", status="extra")
     unplaced: int = _kpi("jobs", "jobs left unplaced", diff=True)
     unplaced_device_hours: float = _kpi("device-h", "in-horizon work left undone", status="extra")
@@ -408,6 +423,38 @@ class Kpis:
     unmet_mtokens: float = _kpi("Mtoken", "inference demand left unserved", status="extra")
     served_share: float = _kpi(
         "fraction", "share of inference demand served", status="extra", diff=True
+    )
+    # --- green supply contracts (issue 11) ---
+    contract_payment: float = _kpi(
+        "currency",
+        "green contract payments: price x available (ppa) or contracted (trade) MWh, owed "
+        "whatever the plan does (a fixed cost, never optimised)",
+        status="extra",
+        diff=True,
+    )
+    green_resale_value: float = _kpi(
+        "currency",
+        "curtailed contracted green x its resale (or deviation) price: income, subtracted "
+        "from `total_cost`",
+        status="extra",
+    )
+    cfe_score: float = _kpi(
+        "fraction",
+        "hourly carbon-free-energy score (24/7 CFE): sum over site-hours of min(facility, "
+        "contracted green used) / facility energy; clean supply is contracted green only (the "
+        "grid's own clean share is not counted); per site under `cfe_by_site`",
+        status="extra",
+        diff=True,
+    )
+    certificate_mwh: float = _kpi(
+        "MWh",
+        "unbundled green certificates (绿证/GEC) bought to fill green-share gaps; reported "
+        "apart from hourly-matched green, no effect on either emissions accounting",
+        status="extra",
+        diff=True,
+    )
+    certificate_cost: float = _kpi(
+        "currency", "certificate price x `certificate_mwh` (in `total_cost`)", status="extra"
     )
 
     def as_dict(self) -> dict[str, Any]:
@@ -424,10 +471,12 @@ KPI_KEYS = tuple(f.name for f in KPIS)
 COUNT_KPIS = tuple(f.name for f in KPIS if f.type in (int, "int"))
 DIFF_KPIS = tuple(f.name for f in KPIS if f.metadata["diff"])
 ACCOUNTING = {
-    "emissions_t": "contract-based: grid import x grid intensity; contracted green supply "
-    "counts zero",
+    "emissions_t": "contract-based: grid import x the residual-mix factor where the scenario "
+    "gives one, else the average grid intensity (see `residual_mix`); contracted green "
+    "supply counts zero",
     "emissions_location_t": "location-based: all energy drawn (grid + green) x grid intensity",
-    "green_share": "green used / facility energy",
+    "green_share": "green reaching the load (min of green used and facility power, per "
+    "site-hour) / facility energy",
 }
 """The summary's `accounting` block: the two carbon accountings and the green share, in words."""
 
@@ -442,7 +491,7 @@ class Key:
 
 
 _SUMMARY_HEAD = (
-    Key("planner", "", "`milp`, `greedy` or `carbon_agnostic`", "extra"),
+    Key("planner", "", "`milp`, `greedy`, `carbon_agnostic` or `cost_only`", "extra"),
     Key(
         "status",
         "",
@@ -491,8 +540,16 @@ _SUMMARY_TAIL = (
         "policy_violations",
         "",
         "`green_share`: one entry per minimum in force (`scope` = `fleet` or a site id, "
-        "`required`, `achieved`, `shortfall_mwh`); `carbon_excess_t` above the budget. Policies "
-        "are soft: a miss is priced and reported here",
+        "`required`, `achieved` (hourly-matched, plus certificates when the policy offers "
+        "them), `hourly_matched`, `certificates_mwh`, `shortfall_mwh`); `carbon_excess_t` "
+        "above the budget. Policies are soft: a miss is priced and reported here",
+        "extra",
+    ),
+    Key(
+        "cfe_by_site",
+        "fraction",
+        "hourly CFE score per site: sum over its hours of min(facility, green used) / its "
+        "facility energy",
         "extra",
     ),
     Key("accounting", "", "the two carbon accountings and the green share, in words", "extra"),

@@ -404,7 +404,12 @@ class _World:
 
 
 def _sites_table(w: _World) -> pd.DataFrame:
+    """The sites with their green supply contract: the payment is the zone's green price
+    plus the site's premium on every available MWh (own asset or direct line: its agreed
+    price; ppa and trade: the contract price), fixed whatever the plan does."""
     s = w.sites
+    zones = w.pack.grid_zones.set_index("zone_id")
+    green_price = zones.loc[s["zone"], "green_price_cny_per_mwh"].to_numpy(dtype=float)
     return pd.DataFrame(
         {
             "site_id": s["site_id"],
@@ -416,12 +421,19 @@ def _sites_table(w: _World) -> pd.DataFrame:
             "lon": s["lon"],
             "pue": s["pue"],
             "grid_limit_mw": s["grid_limit_mw"],
+            "green_contract": s["green_contract"],
+            "green_payment_cny_per_mwh": np.round(
+                green_price + s["green_premium_cny_per_mwh"].to_numpy(dtype=float), 3
+            ),
+            "green_resale_cny_per_mwh": np.round(s["green_resale_cny_per_mwh"], 3),
         }
     )
 
 
 def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
-    """Grid price (flat x TOU), carbon, contracted green supply and its price, per site-hour."""
+    """Grid price (flat x TOU), carbon and contracted green supply per site-hour. A green
+    MWh used costs nothing more (O&M ~0, `assumed`): its contract price is the site's fixed
+    payment (sites table), not a price per MWh used."""
     pack, s = w.pack, w.sites
     zones = pack.grid_zones.set_index("zone_id")
     local = w.stamps.tz_convert(pack.timezone)
@@ -429,14 +441,12 @@ def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
     S, H = len(s), w.hours
     price = np.empty((S, H))
     carbon = np.empty((S, H))
-    green_price = np.empty((S, H))
     for i, zone_id in enumerate(s["zone"]):
         z = zones.loc[zone_id]
         price[i] = (
             z["flat_price_cny_per_mwh"]
             * pack.tou_multipliers(str(z["tou_scheme_id"]))[month0, hour]
         )
-        green_price[i] = z["green_price_cny_per_mwh"]
         if carbon_mode == "annual_avg":
             carbon[i] = z["ef_kg_per_mwh"]
     if carbon_mode == "hourly":
@@ -454,7 +464,7 @@ def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
             "grid_price_cny_per_mwh": np.round(price, 3).reshape(-1),
             "grid_carbon_kg_per_mwh": np.round(carbon, 2).reshape(-1),
             "green_available_mw": np.round(green, 4).reshape(-1),
-            "green_price_cny_per_mwh": np.round(green_price, 3).reshape(-1),
+            "green_price_cny_per_mwh": np.zeros(S * H),
         }
     )
 

@@ -28,6 +28,7 @@ from optimizer.heuristics import lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
 from optimizer.model.build import build_from_sets
 from optimizer.model.core import LinearModel
+from optimizer.model.energy import TIEBREAK_CNY_PER_T
 from optimizer.model.extract import (
     jobs_from_solution,
     services_and_energy_from_solution,
@@ -42,6 +43,7 @@ from optimizer.plan import (
     busy_devices,
     schedule_from_plan,
 )
+from optimizer.plan.assemble import site_energy
 from optimizer.scenario.types import Scenario
 from optimizer.solve import (
     ProgressFn,
@@ -51,7 +53,7 @@ from optimizer.solve import (
     solve_loaded,
     solve_relaxation,
 )
-from optimizer.units import KW_PER_MW
+from optimizer.units import KG_PER_T, KW_PER_MW
 
 BASELINES = ("greedy", "carbon_agnostic")
 
@@ -129,6 +131,8 @@ def optimize(
     for key in ("objective", "bound"):
         if solver.get(key) is not None:
             solver[key] += m.fixed_cost
+    if sched is not None:
+        _remove_tiebreak(sc, sched, solver)
     if sched is None:
         sched = baseline_scheds["greedy"]
         status = "fallback"
@@ -407,6 +411,17 @@ def _rounding_reserve(
     return reserve, _reserve_mw(sc, reserve, np.zeros_like(reserve)), device_cny, mw_cny
 
 
+def _remove_tiebreak(sc: Scenario, sched: Schedule, solver: dict[str, Any]) -> None:
+    """Take the ties-go-green term (energy.TIEBREAK_CNY_PER_T x the plan's contract-based
+    emissions) out of the solver's objective and bound, so both compare with the plan's
+    objective, which reports no such cost; it is kept under `solver.tiebreak`."""
+    emis_t = float(site_energy(sc, sched).emis_kg.sum()) / KG_PER_T
+    solver["tiebreak"] = TIEBREAK_CNY_PER_T * emis_t
+    for key in ("objective", "bound"):
+        if solver.get(key) is not None:
+            solver[key] -= solver["tiebreak"]
+
+
 def _reserve_mw(sc: Scenario, reserve: np.ndarray, busy: np.ndarray) -> np.ndarray:
     """MW [site, hour] that `reserve` more busy devices [site, type, hour] would draw, as far
     as the grid connection has any to spare beside `busy` devices (the rest idle)."""
@@ -536,6 +551,41 @@ def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:
     if warm.schedule is not None and warm.summary.get("scenario_fingerprint") == sc.fingerprint:
         return warm.schedule
     return schedule_from_plan(sc, warm)  # a stored plan, or one made for other data
+
+
+COST_ONLY = "cost_only"
+"""The cost-only optimiser baseline (see `cost_only_plan`): a second full solve, so not
+among the `BASELINES` every plan carries; `with_cost_only_baseline` adds it."""
+
+
+def cost_only_scenario(sc: Scenario) -> Scenario:
+    """`sc` as a buyer without a green optimiser would plan it: no carbon price, contracted
+    green priced like grid energy (its price per MWh used = the grid price, no resale) and
+    no green-share minimum, so nothing steers work towards green."""
+    pol = dataclasses.replace(
+        sc.policy, carbon_price_cny_per_t=0.0, min_green_share=0.0, carbon_budget_t=None
+    )
+    sites = tuple(
+        dataclasses.replace(s, min_green_share=0.0, green_resale_cny_per_mwh=0.0) for s in sc.sites
+    )
+    return dataclasses.replace(
+        sc, policy=pol, sites=sites, green_price_cny_per_mwh=sc.grid_price_cny_per_mwh
+    )
+
+
+def cost_only_plan(sc: Scenario, settings: SolverSettings | None = None) -> Plan:
+    """The cost-only optimiser baseline: the same planner on `cost_only_scenario(sc)`, its
+    placements then costed on `sc` with green dispatched first (as the other baselines)."""
+    plan = optimize(cost_only_scenario(sc), settings)
+    assert plan.schedule is not None
+    sched = dataclasses.replace(plan.schedule, green_mw=None)
+    return assemble_plan(sc, sched, status="baseline", planner=COST_ONLY)
+
+
+def with_cost_only_baseline(sc: Scenario, plan: Plan, settings: SolverSettings | None) -> Plan:
+    """`plan` with the cost-only optimiser's KPIs beside the other baselines'."""
+    plan.summary["baselines"][COST_ONLY] = cost_only_plan(sc, settings).kpis.as_dict()
+    return plan
 
 
 def baseline_plan(sc: Scenario, name: str) -> Plan:

@@ -104,6 +104,25 @@ REQUIRED_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
 MANIFEST_KEYS = ("name", "timezone", "currency", "fx_cny_per_unit", "min_peak_valley_ratio")
 
 
+GREEN_CONTRACT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {"green_contract": "own", "green_premium_local_per_mwh": 0.0, "green_resale_local_per_mwh": 0.0}
+)
+"""Optional sites.csv columns of a pack and their value when absent: the site's green supply
+contract form (scenario schema `green_contract`), the premium over the zone's green price
+its payment carries, and the value of a curtailed MWh."""
+
+
+def _green_contracts(sites: pd.DataFrame, fx: float) -> pd.DataFrame:
+    """The sites' contract columns (defaults where the pack has none), money in CNY."""
+    for col, default in GREEN_CONTRACT_DEFAULTS.items():
+        if col not in sites.columns:
+            sites[col] = default
+        sites[col] = sites[col].fillna(default)
+    sites["green_premium_cny_per_mwh"] = sites["green_premium_local_per_mwh"] * fx
+    sites["green_resale_cny_per_mwh"] = sites["green_resale_local_per_mwh"] * fx
+    return sites
+
+
 class RegionPackError(ValueError):
     """A region pack is missing files or has inconsistent data; `problems` lists them all."""
 
@@ -291,7 +310,7 @@ def _load(path_str: str, _stamp: tuple[tuple[str, int, int], ...]) -> RegionPack
         raise RegionPackError(path, [f"{MANIFEST_FILE}: unknown timezone {tz!r}"]) from None
     fx = float(meta["fx_cny_per_unit"])
 
-    sites = tables["sites.csv"]
+    sites = _green_contracts(tables["sites.csv"].copy(), fx)
     zones = tables["grid_zones.csv"].copy()
     zones["flat_price_cny_per_mwh"] = (
         zones["price_basis_local_per_mwh"] + zones["price_adder_local_per_mwh"]

@@ -46,9 +46,9 @@ def work_in_horizon(sc: Scenario, job: Job) -> float:
 
 
 def carbon_cost_per_mwh(sc: Scenario) -> np.ndarray:
-    """[site, hour] carbon price on one MWh imported from the grid (contract-based: green
-    supply carries none)."""
-    return sc.policy.carbon_price_cny_per_t * sc.grid_carbon_kg_per_mwh / KG_PER_T
+    """[site, hour] carbon price on one MWh imported from the grid (contract-based: the
+    residual mix where given, else the average; green supply carries none)."""
+    return sc.policy.carbon_price_cny_per_t * sc.contract_carbon_kg_per_mwh / KG_PER_T
 
 
 def grid_cost_per_mwh(sc: Scenario) -> np.ndarray:

@@ -17,8 +17,9 @@ from optimizer.plan import schedule_from_plan
 from optimizer.validate import validate_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
-# a generous limit: the golden optimum is proven at gap 0, and a loaded machine must not turn
-# that into a time-out (the limit is a guard, not a speed claim)
+# A generous limit: the golden optimum is proven at gap 0, and a loaded machine must not turn
+# that into a time-out (the limit is a guard, not a speed claim). 2026-12-05 (issue 11):
+# proving gap 0 on the demo takes ~10 % more nodes with ties going green (31 -> 34 s alone).
 EXACT = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=300, mip_rel_gap=0.0)
 
 
@@ -38,11 +39,14 @@ def test_golden_demo(demo_plan: Plan) -> None:
     s = demo_plan.summary
     assert s["status"] == "optimal"
     # 2026-11-26: optimum of the demo as first solved to gap 0 (urgent-eval unplaced: 9600)
+    # 2026-12-05 (issue 11): unchanged by the binary battery and ties going green
     assert s["objective"] == pytest.approx(11908.90, abs=0.05)
     assert s["unplaced"] == 1
     # 2026-11-26: model size of the demo (whole inference devices, tight x <= y rows)
-    assert s["model_size"]["variables"] == 1624
-    assert s["model_size"]["constraints"] == 1064
+    # 2026-12-05 (issue 11): + curtailment per green site-hour and its row, + a charging
+    # binary and two charge_or_discharge rows per battery site-hour
+    assert s["model_size"]["variables"] == 1708
+    assert s["model_size"]["constraints"] == 1172
     assert s["solver"]["integer_devices"] == "exact"
     for name in ("greedy", "carbon_agnostic"):
         assert s["total_cost"] <= s["baselines"][name]["total_cost"] + 1e-6
@@ -86,8 +90,11 @@ def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
     assert s["solver"]["serving_units"] <= len(sc.services)
     assert s["status"] in ("optimal", "feasible")
     assert s["bound"] <= s["objective"] + 1e-6
+    # 2026-12-05 (issue 11): the gap is measured on what decisions can change, so without
+    # the fixed cost (now the green contract payments) and with the ties-go-green term
+    sv = s["solver"]
     assert s["gap"] == pytest.approx(
-        (s["solver"]["objective"] - s["solver"]["bound"]) / s["solver"]["objective"],
+        (sv["objective"] - sv["bound"]) / (sv["objective"] - sv["fixed_cost"] + sv["tiebreak"]),
         abs=1e-9,
     )
     exact = optimize(

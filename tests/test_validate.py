@@ -28,7 +28,9 @@ from tests.micro import EXACT, job, scenario, site
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
-SETTINGS = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=30, mip_rel_gap=1e-4)
+# 2026-12-05 (issue 11): 30 -> 60 s: ties going green (a tiny carbon term) cost the demo
+# ~50 % more branch-and-bound nodes to prove a 1e-4 gap (15 -> 22 s on a loaded machine)
+SETTINGS = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=60, mip_rel_gap=1e-4)
 PLANNERS = ("milp", "greedy", "carbon_agnostic")
 
 

@@ -22,9 +22,13 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
 
         0 \le c_{s,h}, d_{s,h} \le \bar P_s, \quad 0 \le \sigma_{s,h} \le \bar S_s
 
+        c_{s,h} \le \bar P_s b_{s,h}, \quad d_{s,h} \le \bar P_s (1 - b_{s,h}), \quad b_{s,h} \in \{0, 1\}   && \text{(charge\_or\_discharge)}
+
         \text{balance}_{s,h} \mathrel{+}= d_{s,h} - c_{s,h}           && \text{(registered: power\_balance)}
 
-    The round-trip efficiency is split evenly between charging and discharging.
+    The round-trip efficiency is split evenly between charging and discharging. The battery
+    never charges and discharges in the same hour: with losses that would burn energy,
+    which a green-share minimum could reward.
 
     ====================  ======================  =====  =========================================
     symbol                name                    unit   meaning
@@ -32,6 +36,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     :math:`c_{s,h}`       ``v_charge_mw``         MW     battery charging
     :math:`d_{s,h}`       ``v_discharge_mw``      MW     battery discharging
     :math:`\sigma_{s,h}`  ``v_soc_mwh``           MWh    state of charge at the end of hour h
+    :math:`b_{s,h}`       ``v_charging``          \-     1 in an hour the battery may charge
     :math:`\eta_s`        battery_efficiency      \-     round-trip efficiency
     :math:`\bar P_s`      battery_mw              MW     power limit
     :math:`\bar S_s`      battery_mwh             MWh    energy capacity
@@ -85,6 +90,22 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         lo=soc0,
         index={"site": np.asarray(sites, dtype=np.int64)},
         doc="the battery ends at least as full as it started",
+    )
+    # never both in one hour: with losses, charging and discharging at once burns energy,
+    # which a green-share minimum could otherwise reward (issue 11)
+    mode = m.add_variables(
+        "v_charging", nb * H, ub=1.0, integer=True, index=index, doc="1: the battery may charge"
+    )
+    n = nb * H
+    m.add_constraints(
+        "charge_or_discharge",
+        2 * n,
+        rows=np.concatenate([k, k, n + k, n + k]),
+        cols=np.concatenate([ch.cols(), mode.cols(), dis.cols(), mode.cols()]),
+        vals=np.concatenate([np.ones(n), -power, np.ones(n), power]),
+        hi=np.concatenate([np.zeros(n), power]),
+        index={"site": np.tile(bs, 2), "hour": np.tile(bh, 2)},
+        doc="charge only in charging hours, discharge only in the others",
     )
     m.register("power_balance", bs * H + bh, dis.cols(), 1.0)
     m.register("power_balance", bs * H + bh, ch.cols(), -1.0)

@@ -1,14 +1,20 @@
 """Policy limits: minimum green share (fleet and per site) and a carbon budget.
 
 They are soft: a shortfall is priced high and reported as a violation, so a policy that
-cannot be met never leaves the planner without a plan.
+cannot be met never leaves the planner without a plan. A green share counts only energy
+whose origin is green: green used, and at a battery site only the green that reaches the
+load directly (what goes into the battery, and comes out again less its losses, counts as
+not green). That is the hourly-matched green (as in 24/7 CFE). When the policy offers
+unbundled certificates (``certificate_price_cny_per_mwh``), a minimum counts annually:
+hourly-matched green plus certificates bought for it (each scope buys its own). Certificates
+do not change either emissions accounting here; they are reported apart.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from optimizer.model.core import LinearModel
+from optimizer.model.core import LinearModel, VarBlock
 from optimizer.model.sets import ModelData
 from optimizer.units import KG_PER_T
 
@@ -18,18 +24,23 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
 
     .. math::
 
-        \sum_{s,h} e_{s,h} + \delta^{fleet} \ge \gamma \sum_{s,h} P^{fac}_{s,h}     && \text{(fleet\_green\_share)}
+        \sum_{s,h} \ell_{s,h} + q^{fleet} + \delta^{fleet} \ge \gamma \sum_{s,h} P^{fac}_{s,h}     && \text{(fleet\_green\_share)}
 
-        \sum_{h} e_{s,h} + \delta_s \ge \gamma_s \sum_{h} P^{fac}_{s,h} \quad \forall s: \gamma_s > 0   && \text{(site\_green\_share)}
+        \sum_{h} \ell_{s,h} + q_s + \delta_s \ge \gamma_s \sum_{h} P^{fac}_{s,h} \quad \forall s: \gamma_s > 0   && \text{(site\_green\_share)}
+
+        \ell_{s,h} \le e_{s,h}, \quad \ell_{s,h} \le P^{fac}_{s,h}  \quad \text{(battery sites; elsewhere } \ell = e)  && \text{(green\_to\_load)}
 
         \sum_{s,h} \frac{\varepsilon_{s,h}}{1000} g_{s,h} - \chi \le B           && \text{(carbon\_budget)}
 
-        \text{cost} \mathrel{+}= \kappa^{green} \left(\delta^{fleet} + \sum_s \delta_s\right) + \kappa^{CO_2} \chi
+        \text{cost} \mathrel{+}= \kappa^{green} \left(\delta^{fleet} + \sum_s \delta_s\right) + p^{cert} \left(q^{fleet} + \sum_s q_s\right) + \kappa^{CO_2} \chi
 
     ======================  =================================  =========  ======================================
     symbol                  name                               unit       meaning
     ======================  =================================  =========  ======================================
     :math:`\gamma, \gamma_s`  min_green_share                  fraction   required green / facility energy
+    :math:`\ell_{s,h}`      ``v_green_to_load_mw``             MW         green counted: what reaches the load
+    :math:`q`               ``v_certificates_mwh``             MWh        unbundled certificates bought (绿证/GEC)
+    :math:`p^{cert}`        certificate_price_cny_per_mwh      CNY/MWh    their price; absent: none on offer, q = 0
     :math:`\delta`          ``v_green_shortfall_mwh``          MWh        green energy missing to the minimum
     :math:`B`               carbon_budget_t                    t          cap on contract-based emissions
     :math:`\chi`            ``v_carbon_excess_t``              t          emissions above the budget
@@ -47,6 +58,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     for s, site in enumerate(sc.sites):
         if site.min_green_share > 0:
             groups.append((site.site_id, np.arange(s * H, (s + 1) * H), site.min_green_share, s))
+    counted = _green_counted(m, d, green, fac) if groups else green.cols()
     n = len(groups)
     short = m.add_variables(
         "v_green_shortfall_mwh",
@@ -57,9 +69,21 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     rows: list[np.ndarray] = [np.zeros(0, np.int64)]
     cols: list[np.ndarray] = [np.zeros(0, np.int64)]
     vals: list[np.ndarray] = [np.zeros(0)]
+    if pol.certificate_price_cny_per_mwh is not None and n:
+        # unbundled certificates: each MWh bought fills one MWh of a minimum's gap
+        cert = m.add_variables(
+            "v_certificates_mwh",
+            n,
+            index={"site": short.index["site"]},
+            doc="green certificates bought for a green-share minimum (-1 = fleet)",
+        )
+        rows.append(np.arange(n))
+        cols.append(cert.cols())
+        vals.append(np.ones(n))
+        m.add_cost("certificates", cert.cols(), pol.certificate_price_cny_per_mwh)
     for i, (_, sh, share, _) in enumerate(groups):
         rows += [np.full(sh.size, i), np.full(sh.size, i), np.array([i])]
-        cols += [green.cols(sh), fac.cols(sh), short.cols(np.array([i]))]
+        cols += [counted[sh], fac.cols(sh), short.cols(np.array([i]))]
         vals += [np.ones(sh.size), np.full(sh.size, -share), np.array([1.0])]
     m.add_constraints(
         "green_share",
@@ -72,6 +96,45 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         doc="green energy at least the required share of facility energy",
     )
     m.add_cost("policy_violation", short.cols(), pol.green_shortfall_penalty_cny_per_mwh)
+    _carbon_budget(m, d, grid)
+
+
+def _green_counted(m: LinearModel, d: ModelData, green: VarBlock, fac: VarBlock) -> np.ndarray:
+    """Column per site-hour of the green energy a share counts: the green used, or at a
+    battery site the green that reaches the load, l <= e and l <= P^fac (a battery's
+    charge and discharge count as grid: their origin is not tracked)."""
+    sc = d.sc
+    H = d.H
+    counted = green.cols().copy()
+    sites = [i for i, s in enumerate(sc.sites) if s.battery is not None]
+    if not sites:
+        return counted
+    cells = (np.asarray(sites, dtype=np.int64)[:, None] * H + np.arange(H)).reshape(-1)
+    n = cells.size
+    to_load = m.add_variables(
+        "v_green_to_load_mw",
+        n,
+        index={"site": cells // H, "hour": cells % H},
+        doc="green energy reaching the load at a battery site",
+    )
+    m.add_constraints(
+        "green_to_load",
+        2 * n,
+        rows=np.concatenate([np.arange(n), np.arange(n), n + np.arange(n), n + np.arange(n)]),
+        cols=np.concatenate([to_load.cols(), green.cols(cells), to_load.cols(), fac.cols(cells)]),
+        vals=np.concatenate([np.ones(n), -np.ones(n), np.ones(n), -np.ones(n)]),
+        hi=0.0,
+        index={"site": np.tile(cells // H, 2), "hour": np.tile(cells % H, 2)},
+        doc="green counted at a battery site: at most the green used and the facility load",
+    )
+    counted[cells] = to_load.cols()
+    return counted
+
+
+def _carbon_budget(m: LinearModel, d: ModelData, grid: VarBlock) -> None:
+    sc = d.sc
+    S, H = d.S, d.H
+    pol = sc.policy
 
     if pol.carbon_budget_t is not None:
         excess = m.add_variables("v_carbon_excess_t", 1, doc="emissions above the carbon budget")
@@ -80,7 +143,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
             1,
             np.zeros(S * H + 1, dtype=np.int64),
             np.concatenate([grid.cols(), excess.cols()]),
-            np.concatenate([sc.grid_carbon_kg_per_mwh.reshape(-1) / KG_PER_T, [-1.0]]),
+            np.concatenate([sc.contract_carbon_kg_per_mwh.reshape(-1) / KG_PER_T, [-1.0]]),
             hi=pol.carbon_budget_t,
             doc="contract-based emissions within the budget",
         )

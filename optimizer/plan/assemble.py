@@ -19,7 +19,7 @@ from optimizer.plan.explain import (
     unmet_reason,
     unplaced_reason,
 )
-from optimizer.plan.kpis import plan_kpis
+from optimizer.plan.kpis import cfe_by_site, plan_kpis
 from optimizer.plan.types import TOL, Energy, Plan, Schedule
 from optimizer.rules import migration_cost_cny, transfer_cost_cny, work_in_horizon
 from optimizer.scenario.types import Job, Scenario
@@ -60,6 +60,17 @@ def job_status(sc: Scenario, job: Job, placed: bool) -> str:
     return "on_track" if job.deadline > sc.hours else "placed"
 
 
+def residual_mix_note(sc: Scenario) -> str:
+    """Where the contract-based accounting used a residual mix, and where the average
+    stood in for it."""
+    given, n = int(sc.residual_mix_given.sum()), sc.residual_mix_given.size
+    if given == n:
+        return "residual mix given for every site-hour"
+    if given == 0:
+        return "no residual mix given: the average grid intensity stands in for it everywhere"
+    return f"residual mix given for {given} of {n} site-hours; the average stands in elsewhere"
+
+
 def site_energy(sc: Scenario, sched: Schedule) -> Energy:
     """Facility power from the busy devices and batteries, green supply used first (or as
     the planner chose), the grid for the rest."""
@@ -93,7 +104,7 @@ def site_energy(sc: Scenario, sched: Schedule) -> Energy:
         curtailed=np.maximum(avail - green, 0.0),
         grid_cost=grid * sc.grid_price_cny_per_mwh,
         green_cost=green * sc.green_price_cny_per_mwh,
-        emis_kg=grid * ci,
+        emis_kg=grid * sc.contract_carbon_kg_per_mwh,
         emis_loc_kg=(grid + green) * ci,
     )
 
@@ -400,11 +411,17 @@ def assemble_plan(
         "policy": {
             "carbon_price_cny_per_t": pol.carbon_price_cny_per_t,
             "min_green_share": pol.min_green_share,
+            # the basis a green-share minimum counts: hourly-matched, or annual with certificates
+            "green_share_basis": "hourly"
+            if pol.certificate_price_cny_per_mwh is None
+            else "annual with certificates",
+            "certificate_price_cny_per_mwh": pol.certificate_price_cny_per_mwh,
             "carbon_budget_t": pol.carbon_budget_t,
             "plan_stability_weight": pol.plan_stability_weight,
         },
         "policy_violations": violations,
-        "accounting": dict(ACCOUNTING),
+        "cfe_by_site": cfe_by_site(sc, e.green, e.fac),
+        "accounting": {**ACCOUNTING, "residual_mix": residual_mix_note(sc)},
         "solver": solver or {},
         "timings_s": timings_s or {},
         "model_size": model_size or {},

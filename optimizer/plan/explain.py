@@ -162,7 +162,7 @@ def unplaced_reason(
     if not opts:
         return "cannot run anywhere: " + "; ".join(why)
     cap = sc.capacity
-    headroom = sc.grid_limit_mw[:, None] - grid + (sc.green_available_mw - green)
+    headroom = sc.supply_limit_mw - grid - green
     best: tuple[int, Any, str] = (-1, None, "")
     for o in opts:
         hours = np.arange(o.window_start, o.window_end)

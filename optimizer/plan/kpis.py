@@ -28,21 +28,37 @@ def policy_violations(
             groups.append(
                 (site.site_id, site.min_green_share, float(green[s].sum()), float(fac[s].sum()))
             )
+    price = pol.certificate_price_cny_per_mwh
+    buys = price is not None and price <= pol.green_shortfall_penalty_cny_per_mwh
     for scope, share, g, f in groups:
-        short = max(0.0, share * f - g)
+        gap = max(0.0, share * f - g)
+        gap = gap if gap > TOL * max(1.0, f) else 0.0
+        # certificates on offer fill the gap exactly (cheaper than missing the minimum)
+        cert = gap if buys else 0.0
         out["green_share"].append(
             {
                 "scope": scope,
                 "required": share,
-                "achieved": g / f if f > 0 else 0.0,
-                "shortfall_mwh": short if short > TOL * max(1.0, f) else 0.0,
+                "achieved": (g + cert) / f if f > 0 else 0.0,
+                "hourly_matched": g / f if f > 0 else 0.0,
+                "certificates_mwh": cert,
+                "shortfall_mwh": gap - cert,
             }
         )
     if pol.carbon_budget_t is not None:
-        emissions = float((grid * sc.grid_carbon_kg_per_mwh).sum() / KG_PER_T)
+        emissions = float((grid * sc.contract_carbon_kg_per_mwh).sum() / KG_PER_T)
         excess = emissions - pol.carbon_budget_t
         out["carbon_excess_t"] = excess if excess > TOL * max(1.0, pol.carbon_budget_t) else 0.0
     return out
+
+
+def cfe_by_site(sc: Scenario, green: np.ndarray, fac: np.ndarray) -> dict[str, float]:
+    """Hourly CFE score of each site: sum_h min(facility, green used) / sum_h facility."""
+    matched, total = np.minimum(green, fac).sum(axis=1), fac.sum(axis=1)
+    return {
+        site: float(m / t) if t > 0 else 0.0
+        for site, m, t in zip(sc.site_ids, matched, total, strict=True)
+    }
 
 
 def plan_kpis(
@@ -72,7 +88,9 @@ def plan_kpis(
     )
     unmet_mtok = unmet.sum(axis=(1, 2)) * SECONDS_PER_HOUR / TOKENS_PER_MTOKEN if K else np.zeros(0)
     unmet_pen = float(np.dot(rho, unmet_mtok)) if K else 0.0
-    violations = policy_violations(sc, e.green, e.fac, e.grid)
+    # a share counts the green that reaches the load (at a battery site, not what is stored)
+    green_counted = np.minimum(e.green, e.fac)
+    violations = policy_violations(sc, green_counted, e.fac, e.grid)
     policy_pen = (
         sum(v["shortfall_mwh"] for v in violations["green_share"])
         * pol.green_shortfall_penalty_cny_per_mwh
@@ -81,7 +99,18 @@ def plan_kpis(
     energy_cost = float(e.grid_cost.sum() + e.green_cost.sum())
     emissions_t = float(e.emis_kg.sum() / KG_PER_T)
     carbon_cost = pol.carbon_price_cny_per_t * emissions_t
-    total = energy_cost + carbon_cost + float(migration.sum() + transfer.sum())
+    certificate_mwh = float(sum(v["certificates_mwh"] for v in violations["green_share"]))
+    certificate_cost = (pol.certificate_price_cny_per_mwh or 0.0) * certificate_mwh
+    payment = float(sc.contract_payment_cny.sum())
+    resale = float((e.curtailed * sc.green_resale_cny_per_mwh[:, None]).sum())
+    total = (
+        energy_cost
+        + carbon_cost
+        + float(migration.sum() + transfer.sum())
+        + payment
+        - resale
+        + certificate_cost
+    )
     penalty = unplaced_pen + unmet_pen + policy_pen
     fac_mwh = float(e.fac.sum())
     total_demand = float(sc.demand_tokens_per_s.sum())
@@ -102,13 +131,18 @@ def plan_kpis(
         it_mwh=float(e.it.sum()),
         emissions_t=emissions_t,
         emissions_location_t=float(e.emis_loc_kg.sum() / KG_PER_T),
-        green_share=float(e.green.sum() / fac_mwh) if fac_mwh > 0 else 0.0,
+        green_share=float(green_counted.sum() / fac_mwh) if fac_mwh > 0 else 0.0,
         placed=int(J - unplaced_mask.sum()),
         unplaced=int(unplaced_mask.sum()),
         unplaced_device_hours=float(work_in[unplaced_mask].sum()) if J else 0.0,
         moved_jobs=moved_jobs,
         unmet_mtokens=float(unmet_mtok.sum()) if K else 0.0,
         served_share=float(1.0 - unmet.sum() / total_demand) if total_demand > 0 else 1.0,
+        contract_payment=payment,
+        green_resale_value=resale,
+        cfe_score=float(green_counted.sum() / fac_mwh) if fac_mwh > 0 else 0.0,
+        certificate_mwh=certificate_mwh,
+        certificate_cost=certificate_cost,
     )
     penalties = {
         "unplaced": unplaced_pen,

@@ -120,8 +120,19 @@ def sites(a: Assembly) -> None:
                 grid_limit_mw=float(row.grid_limit_mw),
                 battery=batt,
                 min_green_share=float(row.min_green_share),
+                green_contract=row.green_contract or "own",
+                green_payment_cny_per_mwh=float(row.green_payment_cny_per_mwh),
+                green_resale_cny_per_mwh=float(row.green_resale_cny_per_mwh),
             )
         )
+        if row.green_contract and row.green_contract not in schema.GREEN_CONTRACTS:
+            a.p.add(
+                "sites.csv",
+                f"unknown green_contract {row.green_contract!r}; use one of "
+                f"{', '.join(schema.GREEN_CONTRACTS)}",
+                row=len(a.sites),
+                column="green_contract",
+            )
     if not a.sites:
         a.p.add("sites.csv", "no sites")
     a.site_ids = {s.site_id: i for i, s in enumerate(a.sites)}
@@ -181,9 +192,13 @@ def site_series(a: Assembly) -> None:
         present[sidx[good], hrs[good]] = True
         for si, site in enumerate(a.sites):
             _report_missing_hours(a, "site_series.csv", f"site {site.site_id}", present[si])
+    # an empty residual-mix cell means "no residual mix given": it stays NaN (the average
+    # stands in, see Scenario.contract_carbon_kg_per_mwh)
+    residual = a.series.pop("grid_residual_kg_per_mwh")
     # bad cells were reported while parsing; fill so later arithmetic stays finite
     for arr in a.series.values():
         np.nan_to_num(arr, copy=False, nan=0.0)
+    a.series["grid_residual_kg_per_mwh"] = residual
 
 
 def availability(a: Assembly) -> None:
@@ -438,7 +453,10 @@ def idle_load_fits(a: Assembly) -> None:
     cap = np.floor(a.installed[:, :, None] * a.avail + 1e-9)
     idle_mw = np.einsum("sah,a->sh", cap, np.array([x.idle_kw for x in a.accs])) / 1000.0
     facility_idle = idle_mw * np.array([s.pue for s in a.sites])[:, None]
-    supply = np.array([s.grid_limit_mw for s in a.sites])[:, None] + a.series["green_available_mw"]
+    beside = np.array([s.green_contract not in schema.GRID_DELIVERED_CONTRACTS for s in a.sites])
+    supply = np.array([s.grid_limit_mw for s in a.sites])[:, None] + np.where(
+        beside[:, None], a.series["green_available_mw"], 0.0
+    )
     for si, h in zip(*np.nonzero(facility_idle > supply + 1e-9), strict=True):
         a.p.add(
             "sites.csv",
@@ -486,6 +504,7 @@ def assemble(
         grid_carbon_kg_per_mwh=a.series["grid_carbon_kg_per_mwh"],
         green_available_mw=a.series["green_available_mw"],
         green_price_cny_per_mwh=a.series["green_price_cny_per_mwh"],
+        grid_residual_kg_per_mwh=a.series["grid_residual_kg_per_mwh"],
         available_fraction=a.avail,
         latency_ms=MappingProxyType(a.latency),
         demand_regions=tuple(a.demand_regions),

@@ -131,6 +131,37 @@ SITES = Table(
             min=0,
             max=1,
         ),
+        # --- the site's green supply contract (issue 11); absent: an own asset priced by
+        # the series' green_price_cny_per_mwh, which is how scenarios before contracts read
+        _c(
+            "green_contract",
+            "str",
+            "",
+            "own",
+            "how the site's green supply (site_series `green_available_mw`) is contracted: "
+            "`own` (own asset or direct line 绿电直连, beside the grid connection), `ppa` "
+            "(take-or-pay PPA delivered over the grid connection, sharing its limit), `trade` "
+            "(fixed-volume green trade 绿电交易 over the grid connection: `green_available_mw` "
+            "is the contracted volume, a shortfall is grid import, a surplus is sold)",
+        ),
+        _c(
+            "green_payment_cny_per_mwh",
+            "float",
+            "CNY/MWh",
+            0.0,
+            "contract price paid on every available (ppa) or contracted (trade) MWh, used or "
+            "not: a fixed cost, reported, never optimised",
+            min=0,
+        ),
+        _c(
+            "green_resale_cny_per_mwh",
+            "float",
+            "CNY/MWh",
+            0.0,
+            "value of a contracted green MWh not used (resale, or the deviation price a trade "
+            "surplus is sold at); the marginal cost of using it",
+            min=0,
+        ),
     ),
     "One row per datacenter site.",
 )
@@ -220,7 +251,24 @@ SITE_SERIES = Table(
             "contracted green (wind, solar, hydro) supply available",
             min=0,
         ),
-        _c("green_price_cny_per_mwh", "float", "CNY/MWh", 0.0, "price of green energy used"),
+        _c(
+            "green_price_cny_per_mwh",
+            "float",
+            "CNY/MWh",
+            0.0,
+            "cost of a contracted green MWh used (O&M; the contract's price is its fixed "
+            "payment, sites.csv `green_payment_cny_per_mwh`)",
+        ),
+        _c(
+            "grid_residual_kg_per_mwh",
+            "float",
+            "kgCO2/MWh",
+            None,
+            "residual-mix factor of grid import for contract-based emissions (the average "
+            "without the green attributes sold to others); empty: the average "
+            "`grid_carbon_kg_per_mwh` stands in, and the plan says so",
+            min=0,
+        ),
     ),
     "Hourly series per site; every site covers every hour of the horizon exactly once.",
 )
@@ -543,8 +591,22 @@ POLICY_RATES: tuple[Column, ...] = (
         "cost per tonne above the carbon budget (reported as a violation)",
         min=0,
     ),
+    _c(
+        "certificate_price_cny_per_mwh",
+        "float",
+        "CNY/MWh",
+        None,
+        "price of an unbundled green certificate (绿证/GEC, 1 MWh); absent = none on offer. "
+        "Given, a green-share minimum counts annually: hourly-matched green plus "
+        "certificates bought; absent, it counts hourly-matched green only",
+        min=0,
+    ),
 )
 
 POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES
 
 JOB_KINDS = ("training", "finetune", "batch")
+GREEN_CONTRACTS = ("own", "ppa", "trade")
+"""Green supply contract forms (sites.csv `green_contract`)."""
+GRID_DELIVERED_CONTRACTS = ("ppa", "trade")
+"""Contract forms delivered over the grid connection, sharing its limit."""

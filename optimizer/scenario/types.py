@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -86,6 +88,9 @@ class Site:
     grid_limit_mw: float
     battery: Battery | None
     min_green_share: float
+    green_contract: str = "own"  # schema.GREEN_CONTRACTS
+    green_payment_cny_per_mwh: float = 0.0
+    green_resale_cny_per_mwh: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -135,6 +140,7 @@ class Policy:
     unmet_penalty_cny_per_mtoken: float = 100.0
     green_shortfall_penalty_cny_per_mwh: float = 20000.0
     carbon_excess_penalty_cny_per_t: float = 20000.0
+    certificate_price_cny_per_mwh: float | None = None
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -171,13 +177,19 @@ class Scenario:
     currency: str = "CNY"
     # what loads but cannot all be done (a gang larger than every fleet): planned as unplaced
     warnings: tuple[Problem, ...] = ()
+    # [site, hour] residual-mix factor; NaN (or None: all NaN) where none is given
+    grid_residual_kg_per_mwh: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        if self.grid_residual_kg_per_mwh is None:
+            nan = np.full(np.shape(self.grid_carbon_kg_per_mwh), np.nan)
+            object.__setattr__(self, "grid_residual_kg_per_mwh", nan)
         for name in (
             "grid_price_cny_per_mwh",
             "grid_carbon_kg_per_mwh",
             "green_available_mw",
             "green_price_cny_per_mwh",
+            "grid_residual_kg_per_mwh",
             "available_fraction",
             "demand_tokens_per_s",
         ):
@@ -255,6 +267,50 @@ class Scenario:
     @cached_property
     def grid_limit_mw(self) -> np.ndarray:
         return np.array([s.grid_limit_mw for s in self.sites], dtype=float)
+
+    @cached_property
+    def residual_mix_given(self) -> np.ndarray:
+        """[site, hour] bool: a residual-mix factor is given (else the average stands in)."""
+        return ~np.isnan(np.asarray(self.grid_residual_kg_per_mwh, dtype=float))
+
+    @cached_property
+    def contract_carbon_kg_per_mwh(self) -> np.ndarray:
+        """[site, hour] the factor of a grid MWh in contract-based accounting: the residual
+        mix where given, else the average `grid_carbon_kg_per_mwh`."""
+        res = np.asarray(self.grid_residual_kg_per_mwh, dtype=float)
+        out = np.where(self.residual_mix_given, res, self.grid_carbon_kg_per_mwh)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def green_shares_grid(self) -> np.ndarray:
+        """[site] bool: its contracted green comes over the grid connection (ppa, trade),
+        so grid import + green used share the connection's limit."""
+        return np.array([s.green_contract in GRID_DELIVERED_CONTRACTS for s in self.sites])
+
+    @cached_property
+    def supply_limit_mw(self) -> np.ndarray:
+        """[site, hour] most power the site can draw: the grid limit, plus the green supply
+        of an own asset or direct line beside it."""
+        own = np.where(self.green_shares_grid[:, None], 0.0, self.green_available_mw)
+        return self.grid_limit_mw[:, None] + own
+
+    @cached_property
+    def green_resale_cny_per_mwh(self) -> np.ndarray:
+        """[site] value of a contracted green MWh left unused."""
+        return np.array([s.green_resale_cny_per_mwh for s in self.sites], dtype=float)
+
+    @cached_property
+    def green_marginal_cny_per_mwh(self) -> np.ndarray:
+        """[site, hour] what using one more contracted green MWh costs: its price per MWh
+        used (O&M) plus the resale value it forgoes. The contract payment is fixed."""
+        return self.green_price_cny_per_mwh + self.green_resale_cny_per_mwh[:, None]
+
+    @cached_property
+    def contract_payment_cny(self) -> np.ndarray:
+        """[site, hour] the contract payment: price x available (or contracted) MWh."""
+        pay = np.array([s.green_payment_cny_per_mwh for s in self.sites], dtype=float)
+        return pay[:, None] * self.green_available_mw
 
     def job_penalty_cny(self, job: Job, work_device_hours: float | None = None) -> float:
         """Cost of leaving `job` unplaced (its work over this horizon undone)."""

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.units import KG_PER_T
+from optimizer.validate.power import contract_factor
 from optimizer.validate.state import Checker, finite_number, fmt
 
 CHECK = "policy"
@@ -42,10 +43,12 @@ def recompute(c: Checker) -> dict[str, Any]:
     """The green-share requirements (scope, required, achieved, shortfall) and the carbon
     budget's excess, from the planned grid and green energy and the facility energy."""
     sc, pol, pw = c.sc, c.sc.policy, c.power
+    # only green whose origin is green counts: what reaches the load in its hour
+    counted = np.minimum(pw.green_mw, pw.facility_mw)
     groups: list[tuple[str, float, float, float]] = []
     if pol.min_green_share > 0:
         groups.append(
-            ("fleet", pol.min_green_share, float(pw.green_mw.sum()), float(pw.facility_mw.sum()))
+            ("fleet", pol.min_green_share, float(counted.sum()), float(pw.facility_mw.sum()))
         )
     for s, site in enumerate(sc.sites):
         if site.min_green_share > 0:
@@ -53,25 +56,45 @@ def recompute(c: Checker) -> dict[str, Any]:
                 (
                     site.site_id,
                     site.min_green_share,
-                    float(pw.green_mw[s].sum()),
+                    float(counted[s].sum()),
                     float(pw.facility_mw[s].sum()),
                 )
             )
+    certs = certificates(c)
     shares = [
         {
             "scope": scope,
             "required": req,
-            "achieved": g / f if f > 0 else 0.0,
-            "shortfall_mwh": max(0.0, req * f - g),
+            "achieved": (g + certs.get(scope, 0.0)) / f if f > 0 else 0.0,
+            "hourly_matched": g / f if f > 0 else 0.0,
+            "certificates_mwh": certs.get(scope, 0.0),
+            "shortfall_mwh": max(0.0, req * f - g - certs.get(scope, 0.0)),
             "facility_mwh": f,
         }
         for scope, req, g, f in groups
     ]
-    emissions = float(
-        (pw.grid_mw * np.asarray(sc.grid_carbon_kg_per_mwh, dtype=float)).sum() / KG_PER_T
-    )
+    emissions = float((pw.grid_mw * contract_factor(sc)).sum() / KG_PER_T)
     excess = max(0.0, emissions - pol.carbon_budget_t) if pol.carbon_budget_t is not None else 0.0
     return {"green_share": shares, "carbon_excess_t": excess, "emissions_t": emissions}
+
+
+def certificates(c: Checker) -> dict[str, float]:
+    """The certificates the plan says it bought per scope (its decision), each a finite
+    number >= 0, and none when the policy offers none."""
+    out: dict[str, float] = {}
+    claimed = c.summary().get("policy_violations")
+    entries = claimed.get("green_share", []) if isinstance(claimed, dict) else []
+    offered = c.sc.policy.certificate_price_cny_per_mwh is not None
+    for e in entries or []:
+        if not isinstance(e, dict) or "certificates_mwh" not in e:
+            continue
+        scope, q = str(e.get("scope")), finite_number(e.get("certificates_mwh"))
+        if q is None or q < -c.abs_tol or (not offered and q > c.abs_tol):
+            why = "none are on offer" if q is not None and offered is False else "not a number >= 0"
+            c.add(CHECK, "certificates", f"{scope} certificates_mwh {fmt(q)}: {why}")
+            continue
+        out[scope] = max(q, 0.0)
+    return out
 
 
 def green_shares(c: Checker, claimed: dict[str, Any]) -> None:

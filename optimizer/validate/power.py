@@ -1,7 +1,9 @@
 """Check family `power`: IT and facility power recomputed from the busy devices; grid <=
-its connection; 0 <= green <= available; curtailed = available - used; the power balance
+its connection, and grid + green <= the connection where a ppa or trade contract delivers
+the green over it; 0 <= green <= available; curtailed = available - used; the power balance
 (grid + green + discharge - charge = facility); each row's cost and emissions; batteries
-within their power and energy and with a consistent state of charge; site_hours.csv
+within their power and energy, with a consistent state of charge, never charging and
+discharging in one hour; site_hours.csv
 restating the scenario's series.
 
 Leaves `Checker.power` (`PowerFindings`) for the policy and totals checks.
@@ -16,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from optimizer.scenario.types import Site
+from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS
+from optimizer.scenario.types import Scenario, Site
 from optimizer.units import KW_PER_MW
 from optimizer.validate.names import TABLE_COLUMNS
 from optimizer.validate.state import Checker, PowerFindings, fmt
@@ -59,6 +62,13 @@ def check(c: Checker) -> None:
     cost_and_emissions(c, t)
     for s, site in enumerate(sc.sites):
         battery(c, t, s, site)
+
+
+def contract_factor(sc: Scenario) -> np.ndarray:
+    """[site, hour] contract-based factor of grid import: the scenario's residual mix where
+    given, else its average intensity (recomputed here, not taken from the planner)."""
+    res = np.asarray(sc.grid_residual_kg_per_mwh, dtype=float)
+    return np.where(np.isnan(res), np.asarray(sc.grid_carbon_kg_per_mwh, dtype=float), res)
 
 
 def pue(c: Checker) -> np.ndarray:
@@ -211,6 +221,21 @@ def limits(c: Checker, t: SiteHours) -> None:
         avail,
         green,
     )
+    # green delivered over the connection (ppa, trade contracts) shares its limit
+    shared = np.array([s.green_contract in GRID_DELIVERED_CONTRACTS for s in c.sc.sites])
+    drawn = grid + np.where(shared[:, None], green, 0.0)
+    report(
+        c,
+        t,
+        "grid_connection",
+        shared[:, None] & ~c.le(drawn, limit),
+        lambda s, h: (
+            f"grid import + contracted green over the connection {drawn[s, h]:.6g} MW exceeds "
+            f"its {limit[s, h]:g} MW limit ({c.sc.sites[s].green_contract} contract)"
+        ),
+        limit,
+        drawn,
+    )
 
 
 def curtailed(c: Checker, t: SiteHours) -> None:
@@ -266,14 +291,14 @@ def cost_and_emissions(c: Checker, t: SiteHours) -> None:
         cost,
         v["energy_cost"],
     )
-    ekg = grid * inputs["carbon_kg_per_mwh"]
+    ekg = grid * contract_factor(c.sc)
     report(
         c,
         t,
         "emissions_column",
         ~c.close(v["emissions_kg"], ekg),
         lambda s, h: (
-            f"emissions_kg {fmt(v['emissions_kg'][s, h])}, grid x intensity = {ekg[s, h]:.6g}"
+            f"emissions_kg {fmt(v['emissions_kg'][s, h])}, grid x contract factor = {ekg[s, h]:.6g}"
         ),
         ekg,
         v["emissions_kg"],
@@ -337,6 +362,14 @@ def battery(c: Checker, t: SiteHours, s: int, site: Site) -> None:
             )
     if row.all():
         state_of_charge(c, site, ch, dis, soc)
+    for hour in np.flatnonzero((ch > c.abs_tol) & (dis > c.abs_tol)).tolist():
+        c.add(
+            CHECK,
+            "battery_both",
+            f"battery charges {ch[hour]:.6g} MW and discharges {dis[hour]:.6g} MW in one hour",
+            site_id=site.site_id,
+            hour=hour,
+        )
 
 
 def state_of_charge(

@@ -15,6 +15,7 @@ import numpy as np
 
 from optimizer.units import KG_PER_T, SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
 from optimizer.validate.names import COUNT_KPIS, KPI_KEYS
+from optimizer.validate.power import contract_factor
 from optimizer.validate.state import Checker
 
 CHECK = "totals"
@@ -46,6 +47,20 @@ def check(c: Checker) -> None:
                 compare(c, f"penalties.{key}", pen[key], want)
     bound_and_gap(c, summary)
     baselines(c, summary)
+    cfe_by_site(c, summary)
+
+
+def cfe_by_site(c: Checker, summary: dict[str, Any]) -> None:
+    """Each site's hourly CFE score: sum_h min(facility, green used) / sum_h facility."""
+    said = summary.get("cfe_by_site")
+    if not isinstance(said, dict):
+        return
+    pw = c.power
+    matched = np.minimum(pw.green_mw, pw.facility_mw).sum(axis=1)
+    total = pw.facility_mw.sum(axis=1)
+    for s, site in enumerate(c.sc.sites):
+        want = float(matched[s] / total[s]) if total[s] > 0 else 0.0
+        compare(c, f"cfe_by_site.{site.site_id}", said.get(site.site_id), want)
 
 
 def kpis(c: Checker, penalty: float) -> dict[str, Any]:
@@ -59,7 +74,8 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     grid, green = pw.grid_mw, pw.green_mw
     grid_cost = float((grid * price).sum())
     green_cost = float((green * gprice).sum())
-    emissions_t = float((grid * ci).sum() / KG_PER_T)  # contract-based: green counts zero
+    # contract-based: residual mix (else the average) on grid import, green counts zero
+    emissions_t = float((grid * contract_factor(sc)).sum() / KG_PER_T)
     emissions_loc_t = float(
         ((grid + green) * ci).sum() / KG_PER_T
     )  # location-based: all energy drawn
@@ -70,7 +86,14 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     energy = grid_cost + green_cost
     fac_mwh = float(pw.facility_mw.sum())
     demand_total = float(np.asarray(sc.demand_tokens_per_s).sum())
-    total = energy + carbon_cost + migration + transfer
+    # green contracts: the payment on every available MWh, the resale of what is curtailed
+    pay = np.array([s.green_payment_cny_per_mwh for s in sc.sites], dtype=float)
+    resale_price = np.array([s.green_resale_cny_per_mwh for s in sc.sites], dtype=float)
+    payment = float((pay[:, None] * avail).sum())
+    resale = float((resale_price[:, None] * (avail - green)).sum())
+    cert_mwh = float(sum(g["certificates_mwh"] for g in c.policy["green_share"]))
+    cert_cost = (pol.certificate_price_cny_per_mwh or 0.0) * cert_mwh
+    total = energy + carbon_cost + migration + transfer + payment - resale + cert_cost
     return {
         "total_cost": total,
         "energy_cost": energy,
@@ -88,13 +111,22 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
         "it_mwh": float(pw.it_mw.sum()),
         "emissions_t": emissions_t,
         "emissions_location_t": emissions_loc_t,
-        "green_share": float(green.sum()) / fac_mwh if fac_mwh > 0 else 0.0,
+        "green_share": float(np.minimum(green, pw.facility_mw).sum()) / fac_mwh
+        if fac_mwh > 0
+        else 0.0,
         "placed": int(jobs.placed.sum()),
         "unplaced": int(unplaced.sum()),
         "unplaced_device_hours": float(jobs.work_in_horizon[unplaced].sum()),
         "moved_jobs": int(jobs.moved.sum()),
         "unmet_mtokens": float(unmet_mtokens(c).sum()),
         "served_share": 1.0 - float(svc.unmet.sum()) / demand_total if demand_total > 0 else 1.0,
+        "contract_payment": payment,
+        "green_resale_value": resale,
+        "cfe_score": float(np.minimum(green, pw.facility_mw).sum()) / fac_mwh
+        if fac_mwh > 0
+        else 0.0,
+        "certificate_mwh": cert_mwh,
+        "certificate_cost": cert_cost,
     }
 
 
