@@ -1,0 +1,1 @@
+export async function renderHistory(el) { el.innerHTML = '<h2>todo</h2>'; }
