@@ -80,3 +80,75 @@ def test_map_opens_a_site(tab: Tab, ui_server: LiveServer) -> None:
     )
     tab.shot("site")
     assert tab.foreign_requests() == []
+
+
+def test_workloads_gantt_heatmap_and_unplaced(tab: Tab, ui_server: LiveServer) -> None:
+    with ui_server.client("viewer") as c:
+        plan = c.get("/plans/active").json()
+        unplaced = c.get(f"/plans/{plan['id']}/explain").json()["unplaced"]
+    assert ui_server.keys is not None
+    tab.sign_in(ui_server.keys.viewer)
+    tab.page.get_by_role("link", name="Workloads").click()
+    expect(tab.page.locator("#gantt rect").first).to_be_visible()
+    expect(tab.page.locator("#heatmap rect").first).to_be_visible()
+    assert unplaced, "the demo plan leaves a job unplaced: the list must show it"
+    table = tab.page.locator("#unplaced")
+    for u in unplaced:
+        expect(table).to_contain_text(u["workload_id"])
+    tab.shot("workloads")
+    assert tab.foreign_requests() == []
+
+
+def test_viewer_sees_no_what_if_form(tab: Tab, ui_server: LiveServer) -> None:
+    assert ui_server.keys is not None
+    tab.sign_in(ui_server.keys.viewer)
+    expect(tab.page.locator("#kpi-cards")).to_be_visible()
+    expect(tab.page.get_by_role("link", name="What-if")).to_be_hidden()
+    tab.page.goto(f"{ui_server.url}/ui#/whatif")  # typed by hand: still no form
+    expect(tab.page.get_by_role("alert")).to_contain_text("planner or admin")
+    expect(tab.page.locator("#whatif-form")).to_have_count(0)
+    # History without the activate button
+    tab.page.get_by_role("link", name="History").click()
+    expect(tab.page.locator("#plans")).to_be_visible()
+    expect(tab.page.locator("[data-activate]")).to_have_count(0)
+
+
+def test_what_if_shows_its_diff(tab: Tab, ui_server: LiveServer) -> None:
+    assert ui_server.keys is not None
+    tab.sign_in(ui_server.keys.planner)
+    tab.page.get_by_role("link", name="What-if").click()
+    tab.page.get_by_label("multiplier (×)").fill("3")
+    tab.page.get_by_label("zones").select_option("shanghai")
+    tab.page.get_by_role("button", name="Run what-if").click()
+    diff = tab.page.locator("#whatif-diff")
+    expect(diff).to_be_visible(timeout=120_000)
+    # the diff's numbers are the API's: the what-if run's own answer
+    run_id = int(re.search(r"run (\d+)", tab.page.locator("#whatif-status").inner_text())[1])  # type: ignore[index]
+    with ui_server.client("viewer") as c:
+        out = c.get(f"/what-if/{run_id}").json()
+    assert out["state"] == "succeeded"
+    a = out["diff"]["totals"]["total_cost"]["a"]
+    b = out["diff"]["totals"]["total_cost"]["b"]
+    row = diff.locator("tr[data-kpi=total_cost] td")
+    expect(row.nth(0)).to_have_text(_fmt(a, 3))
+    expect(row.nth(1)).to_have_text(_fmt(b, 3))
+    expect(tab.page.locator("#changed-site-hours")).to_contain_text("sh-east")
+    tab.shot("what-if")
+    assert tab.foreign_requests() == []
+
+
+def test_sweep_draws_the_cost_carbon_curve(tab: Tab, ui_server: LiveServer) -> None:
+    assert ui_server.keys is not None
+    tab.sign_in(ui_server.keys.planner)
+    tab.page.get_by_role("link", name="What-if").click()
+    tab.page.get_by_label("carbon prices").fill("0, 300, 3000")
+    tab.page.get_by_role("button", name="Run sweep").click()
+    expect(tab.page.locator("#abatement")).to_be_visible(timeout=180_000)
+    expect(tab.page.locator("#abatement tbody tr")).to_have_count(2)
+    points = tab.page.evaluate(
+        "Chart.getChart(document.querySelector('#curve-chart')).data.datasets[0].data.length"
+    )
+    assert points == 3
+    tab.page.locator("#sweep-result").scroll_into_view_if_needed()
+    tab.shot("cost-carbon-curve")
+    assert tab.foreign_requests() == []
