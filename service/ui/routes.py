@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.deps import Viewer
 from service.api.schemas import errors
@@ -22,6 +22,9 @@ router = APIRouter(prefix=UI_PATH, tags=["dashboard"])
 
 
 class WhoAmIOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "ops-team", "role": "planner", "can_plan": True}]}
+    )
     name: str = Field(description="the key's name")
     role: str = Field(description="viewer | planner | admin")
     can_plan: bool = Field(

@@ -5,6 +5,7 @@ none left the machine."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -72,6 +73,17 @@ class Tab:
         path = SHOTS / f"{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         return path
+
+    def record_timing(self, name: str) -> float:
+        """Milliseconds since this page's navigation began, kept in the screenshots folder
+        beside the pictures (recorded, never asserted: the machine is shared)."""
+        ms = float(self.page.evaluate("performance.now()"))
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / "timings.json"
+        timings = json.loads(path.read_text()) if path.exists() else {}
+        timings[name] = round(ms, 1)
+        path.write_text(json.dumps(timings, indent=2) + "\n")
+        return ms
 
     def foreign_requests(self) -> list[str]:
         allowed = (self.base + "/", "data:", "blob:", "about:")

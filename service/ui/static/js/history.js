@@ -3,6 +3,10 @@
 import { api } from "./api.js";
 import { age, esc, num, pct } from "./fmt.js";
 
+// Plans answering a what-if were made for changed data: the API refuses to activate them
+// (service/plans.py WHAT_IF_KINDS), so the page does not offer it.
+const WHAT_IF_KINDS = ["whatif", "sweep_point"];
+
 async function download(planId) {
   const res = await api(`/plans/${planId}/bundle`, { raw: true });
   const url = URL.createObjectURL(await res.blob());
@@ -29,7 +33,7 @@ export async function renderHistory(el, { who }) {
         <td class="num">${num(p.emissions_t, 2)} / ${num(p.emissions_location_t, 2)}</td><td class="num">${pct(p.green_share)}</td>
         <td class="num">${p.gap === null ? "–" : pct(p.gap, 2)}</td>
         <td><button type="button" class="secondary" data-download="${p.id}">Bundle (zip)</button>
-          ${who.can_plan && !p.active ? `<button type="button" data-activate="${p.id}">Activate</button>` : ""}</td></tr>`).join("")}</tbody></table></div>
+          ${who.can_plan && !p.active && !WHAT_IF_KINDS.includes(p.kind) ? `<button type="button" data-activate="${p.id}">Activate</button>` : ""}</td></tr>`).join("")}</tbody></table></div>
     <h3 id="nights-title">Nightly runs</h3>
     ${nights.items.length ? `<table id="nights" aria-labelledby="nights-title"><thead><tr><th scope="col">night</th><th scope="col">trigger</th><th scope="col">state</th><th scope="col">plan</th><th scope="col">what happened</th></tr></thead>
       <tbody>${nights.items.map((n) => `<tr><td>${esc(n.night ?? age(n.created_at))}</td><td>${esc(n.trigger)}</td><td>${esc(n.state)}</td><td>${n.plan_id ?? "–"}${n.activated ? " (activated)" : ""}</td><td>${esc(n.reason)}</td></tr>`).join("")}</tbody></table>` : "<p>No nightly run yet.</p>"}`;
