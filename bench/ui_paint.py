@@ -2,7 +2,7 @@
 Debian's Chromium against `greenopt serve` as a user runs it (issue 14: first paint under
 2 s). Records to bench/results/ui-first-paint.json; asserts nothing.
 
-    python -m bench.ui_paint [--loads 5] [--what-ifs 1]
+    python -m bench.ui_paint [--loads 5] [--what-ifs 1] [--screenshots DIR] [--site wuhu]
 
 A fresh data directory in a temporary folder: the server solves the default scenario's first
 plan (up to its time limit) before anything is measured."""
@@ -50,7 +50,43 @@ def _wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise TimeoutError("the server was not ready in time")
 
 
-def _measure(base: str, key: str, loads: int, what_ifs: int) -> dict[str, Any]:
+# Each view: its route and the element whose appearance means it has drawn.
+VIEWS = {
+    "overview": ("#/overview", "#kpi-cards"),
+    "map": ("#/map", "g.site circle"),
+    "site": ("#/site/{site}", "#power-chart"),
+    "workloads": ("#/workloads", "#gantt rect"),
+    "history": ("#/history", "#plans"),
+}
+
+
+def _tab(browser: Any, key: str) -> Any:
+    # a fresh tab with the key already in its session storage: the morning's reload
+    ctx = browser.new_context(viewport={"width": 1400, "height": 900})
+    ctx.add_init_script(f"sessionStorage.setItem('greenopt.key', {json.dumps(key)})")
+    return ctx
+
+
+def _views(browser: Any, base: str, key: str, site: str, shots: Path | None) -> dict[str, float]:
+    """Seconds from navigation to each view drawn (a fresh tab each), with a screenshot."""
+    out = {}
+    for name, (route, ready) in VIEWS.items():
+        ctx = _tab(browser, key)
+        page = ctx.new_page()
+        t0 = time.perf_counter()
+        page.goto(f"{base}/ui{route.format(site=site)}")
+        page.wait_for_selector(ready, timeout=120_000)
+        out[name] = round(time.perf_counter() - t0, 3)
+        if shots is not None:
+            page.wait_for_timeout(300)  # let the last chart finish its frame
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+        ctx.close()
+    return out
+
+
+def _measure(
+    base: str, key: str, loads: int, what_ifs: int, site: str, shots: Path | None
+) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -61,9 +97,7 @@ def _measure(base: str, key: str, loads: int, what_ifs: int) -> dict[str, Any]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
         for _ in range(loads):
-            # a fresh tab with the key already in its session storage: the morning's reload
-            ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-            ctx.add_init_script(f"sessionStorage.setItem('greenopt.key', {json.dumps(key)})")
+            ctx = _tab(browser, key)
             page = ctx.new_page()
             page.goto(f"{base}/ui")
             page.wait_for_selector("#kpi-cards", timeout=60_000)
@@ -77,16 +111,18 @@ def _measure(base: str, key: str, loads: int, what_ifs: int) -> dict[str, Any]:
                 )
             )
             ctx.close()
+        views_s = _views(browser, base, key, site, shots)
         for _ in range(what_ifs):
-            ctx = browser.new_context(viewport={"width": 1400, "height": 900})
-            ctx.add_init_script(f"sessionStorage.setItem('greenopt.key', {json.dumps(key)})")
+            ctx = _tab(browser, key)
             page = ctx.new_page()
             page.goto(f"{base}/ui#/whatif")
             page.get_by_label("multiplier (×)").fill("1.5")
             t0 = time.perf_counter()
             page.get_by_role("button", name="Run what-if").click()
             page.wait_for_selector("#whatif-diff", timeout=WHATIF_TIMEOUT_MS)
-            whatif_s.append(time.perf_counter() - t0)
+            whatif_s.append(round(time.perf_counter() - t0, 1))
+            if shots is not None:
+                page.screenshot(path=str(shots / "what-if.png"), full_page=True)
             ctx.close()
         browser.close()
     cards = [x["kpi_cards_ms"] for x in paint]
@@ -94,6 +130,7 @@ def _measure(base: str, key: str, loads: int, what_ifs: int) -> dict[str, Any]:
         "loads": paint,
         "kpi_cards_ms_median": statistics.median(cards),
         "kpi_cards_ms_max": max(cards),
+        "view_drawn_s": views_s,
         "what_if_round_trip_s": whatif_s,
     }
 
@@ -102,7 +139,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loads", type=int, default=5)
     ap.add_argument("--what-ifs", type=int, default=1)
+    ap.add_argument("--screenshots", type=Path, help="write a screenshot of each view here")
+    ap.add_argument("--site", default="wuhu", help="the site view to open")
     args = ap.parse_args(argv)
+    if args.screenshots is not None:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     exe = str(Path(sys.executable).with_name("greenopt"))
@@ -131,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
                 "machine": f"{platform.node()} ({os.cpu_count()} cores, load {os.getloadavg()[0]:.1f})",
                 "scenario": plan["summary"].get("scenario"),
                 "plan": {"id": plan["id"], "status": plan["status"], "gap": plan["gap"]},
-                **_measure(base, key, args.loads, args.what_ifs),
+                **_measure(base, key, args.loads, args.what_ifs, args.site, args.screenshots),
             }
         finally:
             proc.terminate()

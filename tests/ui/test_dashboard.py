@@ -98,6 +98,10 @@ def test_workloads_gantt_heatmap_and_unplaced(tab: Tab, ui_server: LiveServer) -
     for u in unplaced:
         expect(table).to_contain_text(u["workload_id"])
     tab.shot("workloads")
+    # the site filter keeps that site's rows only
+    tab.page.get_by_label("Site", exact=True).select_option("nx-west")
+    labels = tab.page.locator("#gantt text").filter(has_text=" · ").all_text_contents()
+    assert labels and all(t.startswith("nx-west · ") for t in labels), labels
     assert tab.foreign_requests() == []
 
 

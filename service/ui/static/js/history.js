@@ -1,6 +1,7 @@
 // History: stored plans (activate for planners and admins, download the bundle) and the
 // nightly runs with what each did.
 import { api } from "./api.js";
+import { activePlan } from "./data.js";
 import { age, esc, num, pct } from "./fmt.js";
 
 // Plans answering a what-if were made for changed data: the API refuses to activate them
@@ -18,14 +19,16 @@ async function download(planId) {
 }
 
 export async function renderHistory(el, { who }) {
-  const [plans, nights] = await Promise.all([api("/plans?limit=50"), api("/schedule/history?limit=20")]);
+  const [plans, nights, active] = await Promise.all([
+    api("/plans?limit=50"), api("/schedule/history?limit=20"), activePlan().catch(() => ({ currency: "" })),
+  ]);
   el.innerHTML = `
     <h2>History</h2>
     <h3 id="plans-title">Plans (newest first, ${plans.total} in all)</h3>
     <p class="error" id="history-error" role="alert"></p>
     <div class="scroll"><table id="plans" aria-labelledby="plans-title"><thead><tr>
       <th scope="col">plan</th><th scope="col">kind</th><th scope="col">status</th><th scope="col">solved</th>
-      <th scope="col" class="num">cost</th><th scope="col" class="num">emissions (tCO2, contract / location)</th>
+      <th scope="col" class="num">cost (${esc(active.currency)})</th><th scope="col" class="num">emissions (tCO2, contract / location)</th>
       <th scope="col" class="num">green share</th><th scope="col" class="num">gap</th><th scope="col">actions</th></tr></thead>
       <tbody>${plans.items.map((p) => `<tr data-plan="${p.id}">
         <td>${p.id}${p.active ? " <strong>(active)</strong>" : ""}</td><td>${esc(p.kind)}</td><td>${esc(p.status)}</td>

@@ -72,18 +72,20 @@ export async function renderWorkloads(el) {
       byJob.get(a.workload_id).push(a.hour);
     } else services.push(a);
   }
-  const heat = heatmap(services, nHours, labels);
+  const sites = [...new Set(sh.map((r) => r.site_id))].sort();
   const unplaced = ex.unplaced || [];
   const moves = ex.moves || [];
   const binding = ex.binding_hours || {};
   const limits = [...new Set(Object.values(binding).flatMap((b) => Object.keys(b)))];
   el.innerHTML = `
     <h2>Workloads: active plan ${plan.id}</h2>
+    <p><label for="wl-site">Site</label><select id="wl-site"><option value="">all sites</option>${sites.map((x) => `<option>${esc(x)}</option>`).join("")}</select>
+      <span class="hint">filters the Gantt and the heat map</span></p>
     <div class="panel"><h3 id="gantt-title">Jobs by site and hour</h3>
       <div class="legend"><span><span class="swatch" style="background:${OKABE_ITO.blue}"></span>runs (a gap is a pause)</span>
         <span><span class="swatch" style="background:${OKABE_ITO.orange}"></span>moved from its current site (⇄)</span>
         <span class="muted">x: hour (scenario time, day HH:MM), one column per hour</span></div>
-      <div class="scroll" id="gantt">${gantt(jobs, byJob, nHours, labels)}</div></div>
+      <div class="scroll tall" id="gantt" tabindex="0" aria-label="Gantt, scrollable"></div></div>
     <div class="panel"><h3>Unplaced work (${unplaced.length})</h3>
       ${unplaced.length ? `<table id="unplaced"><thead><tr><th scope="col">workload</th><th scope="col">kind</th><th scope="col">why</th></tr></thead>
         <tbody>${unplaced.map((u) => `<tr><td>${esc(u.workload_id)}</td><td>${esc(u.kind)}</td><td>${esc(u.reason)}</td></tr>`).join("")}</tbody></table>` : "<p>Every job is placed.</p>"}</div>
@@ -91,11 +93,21 @@ export async function renderWorkloads(el) {
       ${moves.length ? `<table><thead><tr><th scope="col">job</th><th scope="col">from</th><th scope="col">to</th><th scope="col" class="num">net saving (${esc(plan.currency)})</th><th scope="col">why</th></tr></thead>
         <tbody>${moves.map((m) => `<tr><td>${esc(m.workload_id)}</td><td>${esc(m.from_site)}</td><td>${esc(m.to_site)}</td><td class="num">${num(m.net_saving, 0)}</td><td>${esc(m.why ?? "")}</td></tr>`).join("")}</tbody></table>` : "<p>No running job moves.</p>"}</div>
     <div class="panel"><h3 id="heat-title">Inference replicas per service, site and hour</h3>
-      <div class="legend"><span>devices serving:</span><span><span class="swatch" style="background:#f3f3f3"></span>0</span>
-        <span><span class="swatch" style="background:${ramp(0.5)}"></span>${num(heat.max / 2, 0)}</span>
-        <span><span class="swatch" style="background:${ramp(1)}"></span>${heat.max}</span></div>
-      <div class="scroll" id="heatmap">${heat.svg}</div></div>
+      <div class="legend" id="heat-legend"></div>
+      <div class="scroll tall" id="heatmap" tabindex="0" aria-label="Heat map, scrollable"></div></div>
     <div class="panel"><h3>Limits that bind (hours per site)</h3>
       <table><thead><tr><th scope="col">site</th>${limits.map((k) => `<th scope="col" class="num">${esc(k.replace("_", " "))} (h)</th>`).join("")}</tr></thead>
       <tbody>${Object.entries(binding).map(([s, b]) => `<tr><td>${esc(s)}</td>${limits.map((k) => `<td class="num">${(b[k] || []).length}</td>`).join("")}</tr>`).join("")}</tbody></table></div>`;
+  const draw = () => {
+    const site = el.querySelector("#wl-site").value;
+    const mine = (x) => !site || x.site_id === site;
+    const heat = heatmap(services.filter(mine), nHours, labels);
+    el.querySelector("#gantt").innerHTML = gantt(jobs.filter(mine), byJob, nHours, labels);
+    el.querySelector("#heatmap").innerHTML = heat.svg;
+    el.querySelector("#heat-legend").innerHTML = `<span>devices serving:</span><span><span class="swatch" style="background:#f3f3f3"></span>0</span>
+      <span><span class="swatch" style="background:${ramp(0.5)}"></span>${num(heat.max / 2, 0)}</span>
+      <span><span class="swatch" style="background:${ramp(1)}"></span>${heat.max}</span>`;
+  };
+  el.querySelector("#wl-site").addEventListener("change", draw);
+  draw();
 }
