@@ -189,3 +189,34 @@ def test_history_downloads_a_bundle_and_activates_a_plan(tab: Tab, ui_server: Li
     finally:
         with ui_server.client("planner") as c:  # the other tests read the first plan
             assert c.post(f"/plans/{first}/activate").status_code == 200
+
+
+def test_keyboard_only_labels_and_axis_units(tab: Tab, ui_server: LiveServer) -> None:
+    assert ui_server.keys is not None
+    page = tab.page
+    page.goto(f"{ui_server.url}/ui")
+    # keyboard only: the skip link, then the key field, then Enter signs in
+    page.keyboard.press("Tab")
+    expect(page.locator("a.skip")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("API key")).to_be_focused()
+    page.keyboard.type(ui_server.keys.planner)
+    page.keyboard.press("Enter")
+    expect(page.locator("#kpi-cards")).to_be_visible()
+    # every form control of the what-if page has a label
+    page.goto(f"{ui_server.url}/ui#/whatif")
+    expect(page.locator("#whatif-form")).to_be_visible()
+    unlabelled = page.evaluate(
+        """[...document.querySelectorAll('input, select')]
+             .filter((e) => e.labels.length === 0 && !e.getAttribute('aria-label'))
+             .map((e) => e.id)"""
+    )
+    assert unlabelled == []
+    # every axis of every chart on the site view names its unit, "(...)"
+    page.goto(f"{ui_server.url}/ui#/site/sh-east")
+    expect(page.locator("#device-chart")).to_be_visible()
+    titles = page.evaluate(
+        """[...document.querySelectorAll('canvas')].flatMap((c) =>
+             Object.values(Chart.getChart(c).options.scales).map((s) => s.title.display ? s.title.text : ''))"""
+    )
+    assert len(titles) >= 5 and all(re.search(r"\(.+\)", t) for t in titles), titles

@@ -44,8 +44,8 @@ async function route() {
   const [name, ...args] = (location.hash.replace(/^#\//, "") || "overview").split("/");
   const view = VIEWS[name] || renderOverview;
   for (const a of $("nav").querySelectorAll("a")) {
-    a.toggleAttribute("aria-current", a.getAttribute("href") === `#/${name}`);
-    if (a.hasAttribute("aria-current")) a.setAttribute("aria-current", "page");
+    if (a.getAttribute("href") === `#/${name}`) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
   }
   const el = $("view");
   el.replaceChildren();

@@ -37,7 +37,8 @@ function gantt(jobs, byJob, nHours, labels) {
     ${hoursAxis(hours, labels)}${bars}</svg>`;
 }
 
-// Replicas (devices serving) per service and site, per hour, as a heat map.
+// Replicas (devices serving) per service and site, per hour, as a heat map. Colour by the
+// square root of the count: a few large services would otherwise leave every other cell dark.
 function heatmap(asg, nHours, labels) {
   const cells = new Map();
   for (const a of asg) {
@@ -52,7 +53,7 @@ function heatmap(asg, nHours, labels) {
     const [svc, site] = k.split("\u0000");
     const y = TOP + i * ROW_H;
     return `<text x="4" y="${y + 14}" font-size="12">${esc(svc)} @ ${esc(site)}</text>` + cells.get(k).map((v, h) =>
-      `<rect x="${LEFT + h * CELL_W}" y="${y + 1}" width="${CELL_W - 1}" height="${ROW_H - 2}" fill="${v ? ramp(v / max) : "#f3f3f3"}"><title>${esc(svc)} @ ${esc(site)}, ${esc(labels[h])}: ${v} devices</title></rect>`).join("");
+      `<rect x="${LEFT + h * CELL_W}" y="${y + 1}" width="${CELL_W - 1}" height="${ROW_H - 2}" fill="${v ? ramp(Math.sqrt(v / max)) : "#f3f3f3"}"><title>${esc(svc)} @ ${esc(site)}, ${esc(labels[h])}: ${v} devices</title></rect>`).join("");
   }).join("");
   return { max, svg: `<svg width="${LEFT + nHours * CELL_W + 10}" height="${TOP + keys.length * ROW_H + 4}" role="img" aria-labelledby="heat-title">${hoursAxis(hours, labels)}${body}</svg>` };
 }
@@ -104,8 +105,8 @@ export async function renderWorkloads(el) {
     const heat = heatmap(services.filter(mine), nHours, labels);
     el.querySelector("#gantt").innerHTML = gantt(jobs.filter(mine), byJob, nHours, labels);
     el.querySelector("#heatmap").innerHTML = heat.svg;
-    el.querySelector("#heat-legend").innerHTML = `<span>devices serving:</span><span><span class="swatch" style="background:#f3f3f3"></span>0</span>
-      <span><span class="swatch" style="background:${ramp(0.5)}"></span>${num(heat.max / 2, 0)}</span>
+    el.querySelector("#heat-legend").innerHTML = `<span>devices serving (square-root colour scale):</span><span><span class="swatch" style="background:#f3f3f3"></span>0</span>
+      <span><span class="swatch" style="background:${ramp(0.5)}"></span>${num(heat.max / 4, 0)}</span>
       <span><span class="swatch" style="background:${ramp(1)}"></span>${heat.max}</span>`;
   };
   el.querySelector("#wl-site").addEventListener("change", draw);
