@@ -1,10 +1,16 @@
-"""The map outline's TopoJSON decoding (service/ui/outline.py) on a topology small enough to
-decode by hand, and the shipped outline's shape."""
+"""Plain unit tests of the dashboard's server side: the map outline's TopoJSON decoding
+(service/ui/outline.py) on a topology small enough to decode by hand, the shipped outline,
+and the serve banner's dashboard line (the browser tests are in tests/ui/)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
+
+from service import cli
 from service.ui.outline import OUT, convert
 
 
@@ -33,3 +39,16 @@ def test_the_shipped_outline_has_the_countries_the_scenarios_lie_in() -> None:
     names = {c["name"] for c in data["countries"]}
     assert {"China", "Germany", "United States of America"} <= names
     assert "public domain" in data["licence"]
+
+
+def test_the_serve_banner_prints_the_dashboard_url(capsys: pytest.CaptureFixture[str]) -> None:
+    settings = SimpleNamespace(
+        host="0.0.0.0",
+        port=8123,
+        sqlite_path=Path("/tmp/greenopt.db"),
+        home=Path("/tmp"),
+        database_url="sqlite:////tmp/greenopt.db",
+        scheduler_in_process=False,
+    )
+    cli._banner(settings, None, None)
+    assert "dashboard:  http://127.0.0.1:8123/ui" in capsys.readouterr().out
