@@ -8,6 +8,7 @@ import { age, esc, num, pct } from "./fmt.js";
 // the contract shows up without a change here.
 export const KPI_CARDS = [
   { key: "total_cost", label: "Cost", unit: "currency", better: "lower", digits: 0 },
+  { key: "objective", label: "Cost with penalties (objective)", unit: "currency", better: "lower", digits: 0 },
   { key: "emissions_t", label: "Emissions, contract-based", unit: "tCO2", better: "lower" },
   { key: "emissions_location_t", label: "Emissions, location-based", unit: "tCO2", better: "lower" },
   { key: "green_share", label: "Green share", unit: "%", better: "higher" },
@@ -27,6 +28,8 @@ export function kpiText(card, v, currency) {
 function versus(card, mine, theirs) {
   if (theirs === null || theirs === undefined || mine === null || mine === undefined) return "–";
   const d = mine - theirs;
+  const digits = card.unit === "%" ? 3 : card.digits ?? 1;
+  if (Math.round(Math.abs(d) * 10 ** digits) === 0) return "<span>±0</span>";  // equal as shown
   const rel = theirs !== 0 ? ` (${d > 0 ? "+" : ""}${num((100 * d) / Math.abs(theirs), 1)} %)` : "";
   const good = card.better === "lower" ? d < 0 : d > 0;
   const cls = Math.abs(d) < 1e-9 ? "" : good ? "better" : "worse";
