@@ -78,6 +78,7 @@ def _views(browser: Any, base: str, key: str, site: str, shots: Path | None) -> 
         page.wait_for_selector(ready, timeout=120_000)
         out[name] = round(time.perf_counter() - t0, 3)
         if shots is not None:
+            page.wait_for_load_state("networkidle")  # what fills in after the first paint
             page.wait_for_timeout(300)  # let the last chart finish its frame
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
         ctx.close()
