@@ -31,6 +31,7 @@ from service.logs import request_id_var
 from service.metrics import Metrics
 from service.runner import make_runner
 from service.settings import Settings
+from service.ui import install_ui
 
 log = logging.getLogger("greenopt.http")
 
@@ -250,6 +251,7 @@ def create_app(settings: Settings | None = None, *, first_run_id: int | None = N
     app.state.metrics = metrics
     app.state.first_run_id = first_run_id
     install_docs(app)
+    install_ui(app)
     install_error_handlers(app)
     for r in (
         runs.router,

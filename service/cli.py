@@ -639,6 +639,7 @@ def _banner(settings: Any, admin_key: str | None, first_run_id: int | None) -> N
     )
     lines = [
         f"\n[bold green]greenopt is serving[/bold green] on {base}",
+        f"  dashboard:  {base}/ui (sign in with a key)",
         f"  API docs:   {base}/docs (and {base}/redoc)",
         f"  database:   {where}",
         f"  admin key:  {shown}",

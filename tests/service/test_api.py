@@ -209,6 +209,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("POST", "/keys", "admin"),
     ("GET", "/keys", "admin"),
     ("DELETE", "/keys/{key_id}", "admin"),
+    ("GET", "/ui/whoami", "viewer"),  # the dashboard's key check (service/ui/)
 ]
 OPEN = {("GET", "/healthz"), ("GET", "/readyz")}
 ORDER = ("viewer", "planner", "admin")
