@@ -12,6 +12,9 @@ from typing import Any
 MAX_JSON_DEPTH = 64  # levels of arrays and objects; no request of the API needs ten
 
 
+_WORDS = ("true", "false", "null")
+
+
 class _Refused(ValueError):
     """A constant the JSON grammar of the API does not allow."""
 
@@ -53,8 +56,9 @@ def malformed_json(body: bytes) -> str | None:
     except RecursionError:  # the C parser recurses: very deep input ends here
         return f"JSON nesting deeper than {MAX_JSON_DEPTH} levels"
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
-            return f"JSON ends early at {_where(text, exc.pos)}"
+        rest = text[exc.pos :].rstrip()
+        if not rest or any(word.startswith(rest) for word in _WORDS):  # cut off in a word
+            return f"JSON ends early at {_where(text, len(text))}"
         if exc.msg.startswith("Unterminated string"):
             return f"JSON ends early: the string at {_where(text, exc.pos)} is never closed"
         return f"body is not valid JSON: {exc.msg} at {_where(text, exc.pos)}"
