@@ -17,7 +17,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -209,14 +208,25 @@ class RequestMiddleware:
 
 
 def _document_malformed_bodies(app: FastAPI) -> None:
-    """Every route that reads a body may answer 400 malformed_body: say so in its OpenAPI
-    entry (derived from the routes, so a new route is covered without a line of its own)."""
-    for route in app.routes:
-        if isinstance(route, APIRoute) and (
-            route.body_field is not None or "requestBody" in (route.openapi_extra or {})
-        ):
-            for code, entry in errors(400).items():
-                route.responses.setdefault(code, entry)
+    """Every operation that takes a body may answer 400 malformed_body: say so in the OpenAPI
+    document (derived from the document itself, so a new route is covered without a line
+    of its own)."""
+    build = app.openapi
+    [(code, entry)] = errors(400).items()
+    answer = {
+        "description": entry["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for operations in build()["paths"].values():
+                for op in operations.values():
+                    if "requestBody" in op:
+                        op["responses"].setdefault(str(code), answer)
+        return build()  # the document cached by the first call, with the answers added
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 FIRST_PLAN_POLL_S = 1.0

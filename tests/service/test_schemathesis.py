@@ -27,7 +27,7 @@ from tests.service.helpers import LiveServer, fresh_database, make_settings
 
 # examples per operation and role: enough to hit every parameter, body shape and content
 # type a few times while the whole run stays around a minute per role and backend
-EXAMPLES_PER_OPERATION = 10
+EXAMPLES_PER_OPERATION = 8
 ROLES = ("viewer", "planner", "admin")
 CHECKS = [
     not_a_server_error,
