@@ -39,14 +39,8 @@ FILE = "overrides"  # the `file` of every Problem found in the overrides themsel
 # (1e308 devices overflowed int(); a carbon price of 1e308 burned a solve).
 MAX_MULTIPLIER = 100.0  # on a grid price or a green supply, -
 MAX_DEVICES_PER_DEVICE = 100.0  # new devices per replaced device, -
-MAX_CARBON_PRICE_CNY_PER_T = 100_000.0  # ~100x the highest traded carbon price
-MAX_CARBON_BUDGET_T = 1e9  # above the yearly emissions of any datacenter fleet
-MAX_PLAN_STABILITY_WEIGHT = 1000.0
-_LEVER_MAX = {
-    "carbon_price_cny_per_t": MAX_CARBON_PRICE_CNY_PER_T,
-    "carbon_budget_t": MAX_CARBON_BUDGET_T,
-    "plan_stability_weight": MAX_PLAN_STABILITY_WEIGHT,
-}
+# the policy levers' ranges are the scenario schema's, as for a manifest
+MAX_CARBON_PRICE_CNY_PER_T = schema.MAX_CARBON_PRICE_CNY_PER_T
 
 POLICY_LEVERS: tuple[str, ...] = tuple(c.name for c in schema.POLICY_LEVERS)
 """The policy values an override may set, in the schema's order."""
@@ -127,9 +121,8 @@ class AcceleratorMix(_Strict):
 
 
 def _lever_field(c: schema.Column) -> tuple[Any, Any]:
-    top = c.max if c.max is not None else _LEVER_MAX.get(c.name)
     return (
-        Annotated[StrictFloat | None, Field(allow_inf_nan=False, ge=c.min, le=top)],
+        Annotated[StrictFloat | None, Field(allow_inf_nan=False, ge=c.min, le=c.max)],
         Field(None, description=f"{c.meaning}, {c.unit} (policy of the scenario manifest)"),
     )
 

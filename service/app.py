@@ -1,7 +1,8 @@
 """`create_app(settings)`: the FastAPI application. The lifespan owns the database engine,
 this process's row in `instances` (its heartbeat) and the solve runner; a pure-ASGI
 middleware gives every request an id (X-Request-ID in and out), enforces the body size
-limit (413), logs one JSON line per request and counts it for Prometheus."""
+limit (413), refuses a malformed JSON body (400 `malformed_body`, naming what is wrong)
+before any route parses it, logs one JSON line per request and counts it for Prometheus."""
 
 from __future__ import annotations
 
@@ -23,10 +24,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import data, keys, ops, plans, runs, schedule, whatif
 from service.api.docs import install_docs
+from service.api.schemas import errors
 from service.bootstrap import first_plan_status, prepare_database
 from service.db import Database
-from service.errors import error_body, install_error_handlers, internal_error_body
+from service.errors import (
+    MalformedBody,
+    error_body,
+    install_error_handlers,
+    internal_error_body,
+    request_problem,
+)
 from service.instances import InstanceHeartbeat
+from service.json_body import malformed_json
 from service.logs import request_id_var
 from service.metrics import Metrics
 from service.runner import make_runner
@@ -36,6 +45,20 @@ from service.ui import install_ui
 log = logging.getLogger("greenopt.http")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")  # what we accept from a client
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# bodies up to this size are checked on the event loop; larger ones in a thread (a 5 MB
+# upload takes ~0.5 s to check), so a big upload does not hold up every other request
+_CHECK_INLINE_BYTES = 64 * 1024
+
+
+def _is_json(headers: Headers) -> bool:
+    """Whether the routes read this body as JSON (FastAPI and the table uploads take a
+    body without a content type as JSON too)."""
+    ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+    return ctype in ("", "application/json") or (
+        ctype.startswith("application/") and ctype.endswith("+json")
+    )
+
 
 DESCRIPTION = """\
 Energy-aware placement of GPU workloads across datacenters.
@@ -111,6 +134,20 @@ class RequestMiddleware:
                         "payload_too_large", f"request body larger than {self.max_body} bytes", rid
                     ),
                 )
+            elif scope["method"] in _BODY_METHODS and _is_json(headers):
+                receive_checked = await self._checked_json(receive_wrapper)
+                if isinstance(receive_checked, MalformedBody):
+                    await reply(
+                        receive_checked.status_code,
+                        error_body(
+                            receive_checked.code,
+                            receive_checked.message,
+                            rid,
+                            receive_checked.problems,
+                        ),
+                    )
+                else:
+                    await self.app(scope, receive_checked, send_wrapper)
             else:
                 await self.app(scope, receive_wrapper, send_wrapper)
         except BodyTooLarge as exc:
@@ -142,6 +179,55 @@ class RequestMiddleware:
             )
             self.metrics.observe_request(scope["method"], template, status, seconds)
             request_id_var.reset(token)
+
+    @staticmethod
+    async def _checked_json(receive: Receive) -> Receive | MalformedBody:
+        """Read the whole body (the size limit applies as it streams in) and check it as
+        JSON: MalformedBody naming the fault, or a `receive` that hands the app the body."""
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client left: let the app see it
+                return receive
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body:
+            fault = (
+                malformed_json(body)
+                if len(body) <= _CHECK_INLINE_BYTES
+                else await run_in_threadpool(malformed_json, body)
+            )
+            if fault is not None:
+                return MalformedBody(fault, problems=[request_problem(None, fault)])
+        replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def receive_replayed() -> Message:
+            return replay.pop() if replay else await receive()
+
+        return receive_replayed
+
+
+def _document_malformed_bodies(app: FastAPI) -> None:
+    """Every operation that takes a body may answer 400 malformed_body: say so in the OpenAPI
+    document (derived from the document itself, so a new route is covered without a line
+    of its own)."""
+    build = app.openapi
+    [(code, entry)] = errors(400).items()
+    answer = {
+        "description": entry["description"],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for operations in build()["paths"].values():
+                for op in operations.values():
+                    if "requestBody" in op:
+                        op["responses"].setdefault(str(code), answer)
+        return build()  # the document cached by the first call, with the answers added
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 FIRST_PLAN_POLL_S = 1.0
@@ -263,6 +349,7 @@ def create_app(settings: Settings | None = None, *, first_run_id: int | None = N
         ops.router,
     ):
         app.include_router(r)
+    _document_malformed_bodies(app)
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.max_request_bytes, metrics=metrics
     )

@@ -38,6 +38,14 @@ class DomainError(Exception):
         return {}
 
 
+class MalformedBody(DomainError):
+    """The request body cannot be read as JSON: not UTF-8, not JSON, a number out of
+    range, nested too deep. The message says which and where."""
+
+    status_code = 400
+    code = "malformed_body"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"

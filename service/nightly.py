@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from optimizer.scenario import InputValidationError
+from optimizer.scenario.schema import MAX_PLAN_STABILITY_WEIGHT
 from service import plans, runs, scenarios
 from service.db import Database
 from service.errors import (
@@ -272,13 +273,14 @@ class ScheduleUpdate(BaseModel):
     timezone: str | None = Field(
         default=None, max_length=64, description="IANA zone the cron is read in"
     )
-    enabled: bool | None = Field(default=None, description="false: no night fires")
-    time_limit_s: float | None = Field(
+    enabled: StrictBool | None = Field(default=None, description="false: no night fires")
+    time_limit_s: StrictFloat | None = Field(
         default=None, gt=0, allow_inf_nan=False, description="solver time limit, s"
     )
-    stability_weight: float | None = Field(
+    stability_weight: StrictFloat | None = Field(
         default=None,
         ge=0,
+        le=MAX_PLAN_STABILITY_WEIGHT,
         allow_inf_nan=False,
         description="plan-stability weight passed as a policy override (1: a running job "
         "moves only when the saving pays for the move); null: the scenario's own policy",

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 from sqlalchemy.orm import Session
 
 from optimizer.scenario import InputValidationError
@@ -44,14 +44,18 @@ class SolveSettingsIn(BaseModel):
     same request gives the same plan)."""
 
     model_config = ConfigDict(extra="forbid")
-    time_limit_s: float | None = Field(
+    time_limit_s: StrictFloat | None = Field(
         default=None,
         gt=0,
         allow_inf_nan=False,
         description="solver time limit, s (default: the server's)",
     )
-    mip_rel_gap: float | None = Field(
-        default=None, ge=0, le=1, description="relative MIP gap to stop at (default: the server's)"
+    mip_rel_gap: StrictFloat | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="relative MIP gap to stop at (default: the server's)",
     )
 
 
@@ -77,9 +81,11 @@ class RunRequest(BaseModel):
         description="policy values, price changes, outages, green scaling, accelerator mix, "
         "jobs added or removed",
     )
-    activate: bool = Field(default=False, description="make the plan active when the run succeeds")
-    priority: int = Field(default=0, ge=-100, le=100, description="higher runs first")
-    scenario_version_id: int | None = Field(
+    activate: StrictBool = Field(
+        default=False, description="make the plan active when the run succeeds"
+    )
+    priority: StrictInt = Field(default=0, ge=-100, le=100, description="higher runs first")
+    scenario_version_id: StrictInt | None = Field(
         default=None,
         ge=1,
         le=2**31 - 1,
@@ -160,15 +166,7 @@ def queue_runs(
                     "this Idempotency-Key was used for a different request; use a new key"
                 )
             return [earlier], False
-    active, limit, n = repo.count_active(session), settings.queue_limit, len(runs)
-    if active + n > limit:
-        raise QueueFull(
-            f"{active} runs are queued or running (limit {limit}); retry later"
-            if n == 1
-            else f"{n} runs need places in the run queue; {active} of {limit} are taken: "
-            "retry later",
-            retry_after_s=settings.retry_after_s,
-        )
+    _refuse_if_no_room(session, len(runs), settings)
     now = utcnow()
     out = []
     for i, r in enumerate(runs):
@@ -194,6 +192,31 @@ def queue_runs(
         on_commit(session, functools.partial(runner.submit, run.id, run.priority))
         out.append(run)
     return out, True
+
+
+def _refuse_if_no_room(session: Session, n: int, settings: Settings) -> None:
+    active, limit = repo.count_active(session), settings.queue_limit
+    if active + n > limit:
+        raise QueueFull(
+            f"{active} runs are queued or running (limit {limit}); retry later"
+            if n == 1
+            else f"{n} runs need places in the run queue; {active} of {limit} are taken: "
+            "retry later",
+            retry_after_s=settings.retry_after_s,
+        )
+
+
+def refuse_if_full(
+    session: Session, *, settings: Settings, n: int = 1, idempotency_key: str | None = None
+) -> None:
+    """QueueFull if `n` more runs do not fit in the queue: called first by every submission,
+    before its expensive checks (loading the scenario, applying overrides), so a flood is
+    refused in milliseconds. Without the submission lock: `queue_runs` decides for good. A
+    retry of an earlier request (its Idempotency-Key) is left to `queue_runs`, which answers
+    it with the earlier run even when the queue is full."""
+    if idempotency_key is not None and repo.by_idempotency_key(session, idempotency_key):
+        return
+    _refuse_if_no_room(session, n, settings)
 
 
 def _check_overrides(session: Session, version: ScenarioVersion, ov: Overrides) -> None:
@@ -222,6 +245,7 @@ def submit_run(
     """Check and queue a run (`queue_runs`); (the run, True) or, for a repeated idempotency
     key, (the earlier run, False). A `warm_start_plan_id` seeds the solver with that stored
     plan (the nightly job passes the active plan)."""
+    refuse_if_full(session, settings=settings, idempotency_key=idempotency_key)
     # checked before taking the submission lock: applying overrides may take a while
     version = scenarios.get_version(session, request.scenario_version_id)
     solve = solver_settings(settings, request.settings)

@@ -122,6 +122,7 @@ def moved_jobs(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.DataFrame
                 c = float(sums[lo : hi + 1].min()) if hi >= lo else math.inf
             stay = min(stay, c)
         migration = migration_cost_cny(sc, job, sc.site_ids[s])
+        stayed = stay if math.isfinite(stay) else None
         rows.append(
             {
                 "workload_id": job.job_id,
@@ -129,14 +130,43 @@ def moved_jobs(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.DataFrame
                 "to_site": sc.site_ids[s],
                 "migration_cost": migration,
                 "energy_cost_here": new_cost,
-                "energy_cost_if_stayed": stay if math.isfinite(stay) else None,
-                "net_saving": (stay - new_cost - migration) if math.isfinite(stay) else None,
-                "why": "its home site could not hold it in its window"
-                if not math.isfinite(stay)
-                else "energy saving exceeds the migration cost",
+                "energy_cost_if_stayed": stayed,
+                "net_saving": (stay - new_cost - migration) if stayed is not None else None,
+                "why": move_reason(stayed, new_cost, migration, sc.currency),
             }
         )
     return pd.DataFrame(rows, columns=MOVES.names)
+
+
+# why a move that does not pay for itself on the energy estimate was made anyway
+_PAYS_ELSEWHERE = (
+    "the move pays off elsewhere in the plan (room at its home site for other work, a "
+    "green-share or carbon limit) or lies within the solver's gap"
+)
+
+
+def move_reason(stayed: float | None, here: float, migration: float, currency: str) -> str:
+    """Why a running job moves, in words that agree with its figures: the energy cost if it
+    had stayed (None: its home could not hold it), here, and the migration cost. A move
+    whose energy saving does not cover the migration cost never claims that it does (it
+    once said "energy saving exceeds the migration cost" at a net saving of -155 CNY)."""
+    if stayed is None:
+        return "its home site could not hold it in its window"
+    saving = stayed - here
+    if saving - migration > 0:
+        return (
+            f"energy saving of {saving:.0f} {currency} exceeds the migration cost of "
+            f"{migration:.0f} {currency}"
+        )
+    if saving > 0:
+        return (
+            f"energy saving of {saving:.0f} {currency} does not cover the migration cost of "
+            f"{migration:.0f} {currency}: {_PAYS_ELSEWHERE}"
+        )
+    return (
+        f"no energy saving (its energy costs {-saving:.0f} {currency} more here) and a "
+        f"migration cost of {migration:.0f} {currency}: {_PAYS_ELSEWHERE}"
+    )
 
 
 def unmet_reason(sc: Scenario, k: int, unmet: np.ndarray, reachable: list[str]) -> str:

@@ -67,6 +67,34 @@ def _c(
 
 MANIFEST_FILE = "scenario.toml"
 
+# Plausible ranges of the numbers in a scenario. A value outside is a typo or an attack,
+# never a scenario worth a solve (a grid price of 1e308 CNY/MWh was once accepted and
+# "solved" to an objective of 4.85e307). Each bound is generous, by an order of magnitude or
+# more, over the largest real value known; money in CNY (other currencies are converted).
+MAX_SITE_MW = 10_000.0  # MW: the largest campuses announced are ~5 GW
+MAX_BATTERY_MWH = 100_000.0  # MWh: the largest grid batteries hold ~3 GWh
+MAX_DEVICE_KW = 1000.0  # kW per device: a device may stand for a whole rack (NVL72: ~130 kW)
+MAX_RELATIVE_THROUGHPUT = 1000.0  # x the reference device
+MAX_DEVICES = 10_000_000  # devices: ~10x the largest clusters announced
+MIN_PRICE_CNY_PER_MWH = -100_000.0  # CNY/MWh: ~-500 EUR/MWh, the EU day-ahead floor, x25
+MAX_PRICE_CNY_PER_MWH = 1_000_000.0  # CNY/MWh: ~10x ERCOT's 5,000 USD/MWh price cap
+MAX_CARBON_KG_PER_MWH = 2000.0  # kgCO2/MWh: lignite plants emit ~1,200
+MAX_LATENCY_MS = 60_000.0  # ms: a minute; round trips on Earth stay under 1 s
+MAX_WORK_DEVICE_HOURS = 1e10  # device-h: a million devices busy for over a year
+MAX_DATA_GB = 1e9  # GB: an exabyte
+MAX_LOST_HOURS = 10_000.0  # h: over a year
+MAX_PRIORITY = 1e6  # -
+MAX_JOB_PENALTY_CNY = 1e13  # CNY: ~the yearly revenue of the largest companies
+MAX_PENALTY_CNY_PER_DEVICE_HOUR = 1e6  # CNY/device-h: a device-hour rents for ~10-50 CNY
+MAX_PENALTY_CNY_PER_MTOKEN = 1e6  # CNY/Mtoken: a million tokens sell for ~1-100 CNY
+MAX_DEVICE_TOKENS_PER_S = 1e7  # tokens/s per device: ~1,000x today's fastest
+MAX_DEMAND_TOKENS_PER_S = 1e12  # tokens/s: ~1,000x today's largest public services
+MAX_CARBON_PRICE_CNY_PER_T = 100_000.0  # CNY/tCO2: ~100x the highest traded carbon price
+MAX_CARBON_BUDGET_T = 1e9  # tCO2: above the yearly emissions of any datacenter fleet
+MAX_PLAN_STABILITY_WEIGHT = 1000.0  # -
+MAX_TRANSFER_PRICE_CNY_PER_GB = 10_000.0  # CNY/GB: cloud egress costs ~0.5 CNY/GB
+MAX_VIOLATION_PENALTY = 1e9  # CNY per MWh or per tCO2 missed: must dwarf every real price
+
 SITES = Table(
     "sites",
     "sites.csv",
@@ -100,9 +128,33 @@ SITES = Table(
             min=1.0,
             max=3.0,
         ),
-        _c("grid_limit_mw", "float", "MW", REQUIRED, "grid connection limit on import", min=0),
-        _c("battery_mwh", "float", "MWh", 0.0, "battery energy capacity (0 = no battery)", min=0),
-        _c("battery_mw", "float", "MW", 0.0, "battery charge and discharge power limit", min=0),
+        _c(
+            "grid_limit_mw",
+            "float",
+            "MW",
+            REQUIRED,
+            "grid connection limit on import",
+            min=0,
+            max=MAX_SITE_MW,
+        ),
+        _c(
+            "battery_mwh",
+            "float",
+            "MWh",
+            0.0,
+            "battery energy capacity (0 = no battery)",
+            min=0,
+            max=MAX_BATTERY_MWH,
+        ),
+        _c(
+            "battery_mw",
+            "float",
+            "MW",
+            0.0,
+            "battery charge and discharge power limit",
+            min=0,
+            max=MAX_SITE_MW,
+        ),
         _c(
             "battery_efficiency",
             "float",
@@ -152,6 +204,7 @@ SITES = Table(
             "contract price paid on every available (ppa) or contracted (trade) MWh, used or "
             "not: a fixed cost, reported, never optimised",
             min=0,
+            max=MAX_PRICE_CNY_PER_MWH,
         ),
         _c(
             "green_resale_cny_per_mwh",
@@ -161,6 +214,7 @@ SITES = Table(
             "value of a contracted green MWh not used (resale, or the deviation price a trade "
             "surplus is sold at); the marginal cost of using it",
             min=0,
+            max=MAX_PRICE_CNY_PER_MWH,
         ),
     ),
     "One row per datacenter site.",
@@ -179,6 +233,7 @@ ACCELERATORS = Table(
             REQUIRED,
             "power per device at load, its share of the server included",
             min=0,
+            max=MAX_DEVICE_KW,
         ),
         _c(
             "idle_kw",
@@ -187,6 +242,7 @@ ACCELERATORS = Table(
             REQUIRED,
             "power per available idle device, server share included",
             min=0,
+            max=MAX_DEVICE_KW,
         ),
         _c(
             "relative_throughput",
@@ -195,6 +251,7 @@ ACCELERATORS = Table(
             1.0,
             "training throughput per device relative to the work unit of jobs (reference device = 1)",
             min=0,
+            max=MAX_RELATIVE_THROUGHPUT,
             min_exclusive=True,
         ),
     ),
@@ -215,6 +272,7 @@ FLEETS = Table(
             REQUIRED,
             "installed devices of this type at this site",
             min=0,
+            max=MAX_DEVICES,
         ),
     ),
     "Installed devices per site and accelerator type.",
@@ -238,10 +296,18 @@ SITE_SERIES = Table(
             "float",
             "CNY/MWh",
             REQUIRED,
-            "grid energy price (time-of-use)",
+            "grid energy price (time-of-use); negative in surplus hours of spot markets",
+            min=MIN_PRICE_CNY_PER_MWH,
+            max=MAX_PRICE_CNY_PER_MWH,
         ),
         _c(
-            "grid_carbon_kg_per_mwh", "float", "kgCO2/MWh", REQUIRED, "grid carbon intensity", min=0
+            "grid_carbon_kg_per_mwh",
+            "float",
+            "kgCO2/MWh",
+            REQUIRED,
+            "grid carbon intensity",
+            min=0,
+            max=MAX_CARBON_KG_PER_MWH,
         ),
         _c(
             "green_available_mw",
@@ -250,6 +316,7 @@ SITE_SERIES = Table(
             REQUIRED,
             "contracted green (wind, solar, hydro) supply available",
             min=0,
+            max=MAX_SITE_MW,
         ),
         _c(
             "green_price_cny_per_mwh",
@@ -258,6 +325,8 @@ SITE_SERIES = Table(
             0.0,
             "cost of a contracted green MWh used (O&M; the contract's price is its fixed "
             "payment, sites.csv `green_payment_cny_per_mwh`)",
+            min=MIN_PRICE_CNY_PER_MWH,
+            max=MAX_PRICE_CNY_PER_MWH,
         ),
         _c(
             "grid_residual_kg_per_mwh",
@@ -268,6 +337,7 @@ SITE_SERIES = Table(
             "without the green attributes sold to others); empty: the average "
             "`grid_carbon_kg_per_mwh` stands in, and the plan says so",
             min=0,
+            max=MAX_CARBON_KG_PER_MWH,
         ),
     ),
     "Hourly series per site; every site covers every hour of the horizon exactly once.",
@@ -309,6 +379,7 @@ LATENCY = Table(
             REQUIRED,
             "network round-trip latency from the site to the region",
             min=0,
+            max=MAX_LATENCY_MS,
         ),
     ),
     "Latency from sites to demand regions; a missing pair means the site cannot serve that region.",
@@ -335,6 +406,7 @@ JOBS = Table(
             REQUIRED,
             "devices the job needs at once, all on one site",
             min=1,
+            max=MAX_DEVICES,
         ),
         _c(
             "work_device_hours",
@@ -343,6 +415,7 @@ JOBS = Table(
             REQUIRED,
             "work in reference device-hours (divided by relative_throughput on other types)",
             min=0,
+            max=MAX_WORK_DEVICE_HOURS,
             min_exclusive=True,
         ),
         _c(
@@ -383,6 +456,7 @@ JOBS = Table(
             0.0,
             "data to move when the job runs away from its data or is migrated",
             min=0,
+            max=MAX_DATA_GB,
         ),
         _c("current_site", "str", "", "", "site where the job runs now (empty = not running)"),
         _c(
@@ -392,6 +466,7 @@ JOBS = Table(
             1.0,
             "run hours lost (checkpoint restore) when a running job moves",
             min=0,
+            max=MAX_LOST_HOURS,
         ),
         _c(
             "priority",
@@ -400,6 +475,7 @@ JOBS = Table(
             1.0,
             "multiplies the unplaced penalty",
             min=0,
+            max=MAX_PRIORITY,
             min_exclusive=True,
         ),
         _c(
@@ -409,6 +485,7 @@ JOBS = Table(
             None,
             "cost of leaving the job unplaced; empty = policy rate x work x priority",
             min=0,
+            max=MAX_JOB_PENALTY_CNY,
         ),
     ),
     "Training, fine-tuning and batch jobs.",
@@ -427,6 +504,7 @@ SERVICES = Table(
             REQUIRED,
             "served only from sites within this latency of the user region",
             min=0,
+            max=MAX_LATENCY_MS,
         ),
         _c(
             "unmet_penalty_cny_per_mtoken",
@@ -435,6 +513,7 @@ SERVICES = Table(
             None,
             "cost of demand left unserved; empty = policy default",
             min=0,
+            max=MAX_PENALTY_CNY_PER_MTOKEN,
         ),
     ),
     "Inference services.",
@@ -454,6 +533,7 @@ SERVICE_THROUGHPUT = Table(
             REQUIRED,
             "throughput of one device of this type for this service",
             min=0,
+            max=MAX_DEVICE_TOKENS_PER_S,
             min_exclusive=True,
         ),
     ),
@@ -468,7 +548,15 @@ SERVICE_DEMAND = Table(
         _c("service_id", "str", "", REQUIRED, "service"),
         _c("demand_region", "str", "", REQUIRED, "region the requests come from"),
         _c("timestamp", "timestamp", "ISO 8601", REQUIRED, "hour start"),
-        _c("tokens_per_s", "float", "tokens/s", REQUIRED, "mean demand in that hour", min=0),
+        _c(
+            "tokens_per_s",
+            "float",
+            "tokens/s",
+            REQUIRED,
+            "mean demand in that hour",
+            min=0,
+            max=MAX_DEMAND_TOKENS_PER_S,
+        ),
     ),
     "Hourly demand per service and region; a (service, region) pair listed must cover every hour.",
 )
@@ -514,6 +602,7 @@ POLICY_LEVERS: tuple[Column, ...] = (
         0.0,
         "price on contract-based emissions (grid import x intensity)",
         min=0,
+        max=MAX_CARBON_PRICE_CNY_PER_T,
     ),
     _c(
         "min_green_share",
@@ -531,6 +620,7 @@ POLICY_LEVERS: tuple[Column, ...] = (
         None,
         "cap on contract-based emissions over the horizon; absent = none",
         min=0,
+        max=MAX_CARBON_BUDGET_T,
     ),
     _c(
         "plan_stability_weight",
@@ -539,6 +629,7 @@ POLICY_LEVERS: tuple[Column, ...] = (
         1.0,
         "multiplies the migration cost of running jobs; higher = fewer moves",
         min=0,
+        max=MAX_PLAN_STABILITY_WEIGHT,
     ),
 )
 
@@ -550,6 +641,7 @@ POLICY_RATES: tuple[Column, ...] = (
         0.05,
         "price of moving a job's data between sites",
         min=0,
+        max=MAX_TRANSFER_PRICE_CNY_PER_GB,
     ),
     _c(
         "lost_hour_cost_cny_per_device_hour",
@@ -558,6 +650,7 @@ POLICY_RATES: tuple[Column, ...] = (
         15.0,
         "value of a device-hour lost when a running job moves",
         min=0,
+        max=MAX_PENALTY_CNY_PER_DEVICE_HOUR,
     ),
     _c(
         "unplaced_penalty_cny_per_device_hour",
@@ -566,6 +659,7 @@ POLICY_RATES: tuple[Column, ...] = (
         200.0,
         "default cost of leaving a job's work undone",
         min=0,
+        max=MAX_PENALTY_CNY_PER_DEVICE_HOUR,
     ),
     _c(
         "unmet_penalty_cny_per_mtoken",
@@ -574,6 +668,7 @@ POLICY_RATES: tuple[Column, ...] = (
         100.0,
         "default cost of inference demand left unserved",
         min=0,
+        max=MAX_PENALTY_CNY_PER_MTOKEN,
     ),
     _c(
         "green_shortfall_penalty_cny_per_mwh",
@@ -582,6 +677,7 @@ POLICY_RATES: tuple[Column, ...] = (
         20000.0,
         "cost per MWh by which a green-share minimum is missed (keeps the model feasible, reported as a violation)",
         min=0,
+        max=MAX_VIOLATION_PENALTY,
     ),
     _c(
         "carbon_excess_penalty_cny_per_t",
@@ -590,6 +686,7 @@ POLICY_RATES: tuple[Column, ...] = (
         20000.0,
         "cost per tonne above the carbon budget (reported as a violation)",
         min=0,
+        max=MAX_VIOLATION_PENALTY,
     ),
     _c(
         "certificate_price_cny_per_mwh",
@@ -600,6 +697,7 @@ POLICY_RATES: tuple[Column, ...] = (
         "Given, a green-share minimum counts annually: hourly-matched green plus "
         "certificates bought; absent, it counts hourly-matched green only",
         min=0,
+        max=MAX_PRICE_CNY_PER_MWH,
     ),
 )
 

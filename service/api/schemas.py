@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, create_model
 
 from optimizer import contract as plan_contract
 from optimizer.scenario import schema as scenario_schema
@@ -100,6 +100,7 @@ class ErrorOut(BaseModel):
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the error codes a route can answer."""
     text = {
+        400: "malformed body: not UTF-8, not JSON, a number out of range or nested too deep",
         401: "no or invalid API key",
         403: "the key's role is too low",
         404: "not found",
@@ -348,7 +349,8 @@ class TableOut(BaseModel):
 def _policy_in() -> type[BaseModel]:
     fields: dict[str, Any] = {
         k.name: (
-            float | None,
+            # strict: true is not 1.0; the range is checked where the manifest's is
+            StrictFloat | None,
             Field(
                 default=None,
                 description=f"{k.meaning} [{k.unit}]; left out or null = default ({k.default})",

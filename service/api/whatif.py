@@ -83,7 +83,7 @@ def _submit(
     # checked in a read session first: the write transaction (on SQLite the one write lock)
     # is held only to queue the run, and committed before the wait so the runner finds it
     with db.read() as s:
-        checked = whatif.check_whatif(s, body, settings=settings)
+        checked = whatif.check_whatif(s, body, settings=settings, idempotency_key=key)
     with db.write() as s:
         return whatif.submit_whatif(
             s, body, checked, settings=settings, runner=runner, actor=actor, idempotency_key=key

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from optimizer.whatif import POLICY_LEVERS, Overrides, OverridesIn
 from service.runs import SolveSettingsIn
@@ -50,14 +50,14 @@ class WhatIfRequest(BaseModel):
             ]
         },
     )
-    scenario_version_id: int | None = Field(
+    scenario_version_id: StrictInt | None = Field(
         default=None,
         ge=1,
         le=MAX_ID,
         description="solve this scenario version and compare with its newest plan solved "
         "without overrides (default: the active plan's version, compared with the active plan)",
     )
-    base_plan_id: int | None = Field(
+    base_plan_id: StrictInt | None = Field(
         default=None,
         ge=1,
         le=MAX_ID,
@@ -123,10 +123,10 @@ class SweepRequest(BaseModel):
         default_factory=Overrides, description="base overrides every point shares"
     )
     settings: SolveSettingsIn = Field(default_factory=SolveSettingsIn)
-    scenario_version_id: int | None = Field(
+    scenario_version_id: StrictInt | None = Field(
         default=None, ge=1, le=MAX_ID, description="as for POST /what-if"
     )
-    base_plan_id: int | None = Field(
+    base_plan_id: StrictInt | None = Field(
         default=None, ge=1, le=MAX_ID, description="as for POST /what-if"
     )
     note: str = Field(default="", max_length=1000)

@@ -18,7 +18,7 @@ from service.db import Database
 from service.errors import NotFound
 from service.models import Run
 from service.repo import runs as runs_repo
-from service.runs import FINAL_STATES, QueuedRun, Submitter, queue_runs
+from service.runs import FINAL_STATES, QueuedRun, Submitter, queue_runs, refuse_if_full
 from service.settings import Settings
 from service.whatif.base import Base, resolve_base
 from service.whatif.checks import check_overrides, settings_problems
@@ -40,11 +40,19 @@ class CheckedWhatIf:
     solve: dict[str, Any]
 
 
-def check_whatif(session: Session, request: WhatIfRequest, *, settings: Settings) -> CheckedWhatIf:
-    """Resolve a what-if's base and check it completely: InvalidInput listing every problem
-    of the overrides and solver settings, ProblemTooLarge, NotFound for a base that does not
+def check_whatif(
+    session: Session,
+    request: WhatIfRequest,
+    *,
+    settings: Settings,
+    idempotency_key: str | None = None,
+) -> CheckedWhatIf:
+    """Resolve a what-if's base and check it completely: QueueFull first if the run queue
+    has no room (before any expensive check), then InvalidInput listing every problem of
+    the overrides and solver settings, ProblemTooLarge, NotFound for a base that does not
     exist. Reads only, so it can run before the submitting transaction (on SQLite a write
     transaction holds the database's one write lock)."""
+    refuse_if_full(session, settings=settings, idempotency_key=idempotency_key)
     base = resolve_base(
         session, scenario_version_id=request.scenario_version_id, base_plan_id=request.base_plan_id
     )

@@ -15,7 +15,7 @@ from service import scenarios
 from service.errors import NotFound, ProblemTooLarge, request_problem
 from service.models import Run, Sweep, utcnow
 from service.repo import sweeps as repo
-from service.runs import QueuedRun, Submitter, queue_runs
+from service.runs import QueuedRun, Submitter, queue_runs, refuse_if_full
 from service.settings import Settings
 from service.whatif.base import resolve_base
 from service.whatif.checks import check_overrides, settings_problems
@@ -98,6 +98,7 @@ def create_sweep(
     in the run queue: QueueFull otherwise, and nothing is stored (the sweep row goes with
     the transaction). No commit."""
     _check_length(len(request.values), settings)
+    refuse_if_full(session, settings=settings, n=len(request.values))
     base = resolve_base(
         session, scenario_version_id=request.scenario_version_id, base_plan_id=request.base_plan_id
     )

@@ -352,13 +352,9 @@ def test_bad_upload_lists_every_problem_and_changes_nothing(admin: httpx.Client)
     assert any(
         p["hour"] == "2025-07-15T05:00:00+08:00" and "missing" in p["message"] for p in probs
     )
-    # not JSON, not CSV, wrong shapes
-    assert (
-        admin.put(
-            "/data/jobs", content=b"{", headers={"Content-Type": "application/json"}
-        ).status_code
-        == 422
-    )
+    # not JSON (a documented 400 since issue 10, row 9), not CSV, wrong shapes
+    r = admin.put("/data/jobs", content=b"{", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"] == "malformed_body", r.text
     assert admin.put("/data/jobs", json={"a": 1}).status_code == 422
     assert admin.put("/data/jobs", json=[1, 2]).status_code == 422
     assert (
