@@ -1057,3 +1057,68 @@ class ReadyOut(BaseModel):
         description="while the first plan solves: its run_id, state, phase (loading, build, "
         "solve...), run_elapsed_s, objective_cny and gap as the solver reports them",
     )
+
+
+# ----------------------------------------------------------------------------- actions
+class ActionRow(BaseModel):
+    """One row of the bundle's actions.csv (columns in `optimizer/contract.py`)."""
+
+    model_config = _example(
+        {
+            "seq": 0,
+            "timestamp": "2025-07-15T02:00:00+08:00",
+            "hour": 2,
+            "action": "start",
+            "workload_id": "train-llm-a",
+            "kind": "training",
+            "site_id": "nx-west",
+            "from_site": "",
+            "accelerator": "H100",
+            "devices": 32,
+            "previous_devices": None,
+            "run_hours": 6,
+            "detail": "",
+        }
+    )
+    seq: int
+    timestamp: str
+    hour: int
+    action: Literal["start", "stop", "finish", "pause", "resume", "move", "scale"]
+    workload_id: str
+    kind: str
+    site_id: str
+    from_site: str = ""
+    accelerator: str
+    devices: int
+    previous_devices: int | None = None
+    run_hours: int | None = None
+    detail: str = ""
+
+
+class ActionsOut(BaseModel):
+    plan_id: int
+    items: list[ActionRow]
+
+
+class K8sPatchOut(BaseModel):
+    model_config = _example(
+        {
+            "at": "2025-07-15T09:00:00+08:00",
+            "cluster": "sh-east",
+            "action": "scale",
+            "workload_id": "chat-zh",
+            "verb": "patch",
+            "object": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "chat-zh-h100", "namespace": "greenopt"},
+                "spec": {"replicas": 12},
+            },
+        }
+    )
+    at: str = Field(description="when to apply it (ISO 8601)")
+    cluster: str = Field(description="the site: a kubeconfig context")
+    action: str
+    workload_id: str
+    verb: Literal["patch", "delete"]
+    object: dict[str, Any] = Field(description="a strategic-merge patch of a Deployment or Job")
