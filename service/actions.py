@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from optimizer import actions as opt_actions
+from optimizer.contract import ACTIONS
 from service import plans
 from service.errors import InvalidInput
 
@@ -49,6 +50,9 @@ def rows(
     session: Session, plan_id: int, start: dt.datetime | None, hours: int | None
 ) -> list[dict[str, Any]]:
     df = _window(session, plan_id, start, hours).astype(object)
+    # a CSV reads an empty text cell back as missing: text columns say "" as written
+    text = [c.name for c in ACTIONS.columns if c.dtype in ("str", "timestamp")]
+    df[text] = df[text].where(df[text].notna(), "")
     out: list[dict[str, Any]] = plans.jsonable(df.where(df.notna(), None).to_dict("records"))
     return out
 

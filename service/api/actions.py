@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Response
 from service import actions
 from service.api.deps import ReadSession, Viewer, WantsCsv
 from service.api.plans import PlanId
-from service.api.schemas import ActionRow, ActionsOut, K8sPatchOut, errors
+from service.api.schemas import ActionRow, ActionsOut, K8sPatchesOut, K8sPatchOut, errors
 
 router = APIRouter(prefix="/plans", tags=["plans"], responses=errors(401, 403))
 
@@ -32,7 +32,15 @@ Hours = Annotated[
     response_model=ActionsOut,
     responses={
         200: {
-            "content": {"text/csv": {"schema": {"type": "string"}}},
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "seq,timestamp,hour,action,workload_id,kind,site_id,from_site,"
+                    "accelerator,devices,previous_devices,run_hours,detail\n"
+                    "0,2025-07-15T02:00:00+08:00,2,start,train-llm-a,training,nx-west,,H100,32,,"
+                    "6,\n",
+                }
+            },
             "description": "the actions (JSON, or CSV with Accept: text/csv)",
         },
         **errors(404, 422),
@@ -61,7 +69,14 @@ def list_actions(
     response_class=Response,
     responses={
         200: {
-            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "example": "sbatch --job-name=train-llm-a --clusters=nx-west "
+                    "--begin=2025-07-15T02:00:00 --nodes=4 --gres=gpu:h100:8 --time=06:00:00 "
+                    "greenopt-train-llm-a.sbatch\n",
+                }
+            },
             "description": "sbatch / scancel lines, one site a cluster",
         },
         **errors(404, 422),
@@ -78,12 +93,13 @@ def slurm(
 
 @router.get(
     "/{plan_id}/actions/kubernetes",
-    response_model=list[K8sPatchOut],
+    response_model=K8sPatchesOut,
     responses=errors(404, 422),
 )
 def kubernetes(
     session: ReadSession, who: Viewer, plan_id: PlanId, start: From = None, hours: Hours = None
-) -> list[K8sPatchOut]:
+) -> K8sPatchesOut:
     """The actions as Kubernetes patches per cluster: Deployment `spec.replicas`, Job
     `spec.suspend` and `nodeSelector`."""
-    return [K8sPatchOut(**p) for p in actions.kubernetes(session, plan_id, start, hours)]
+    items = [K8sPatchOut(**p) for p in actions.kubernetes(session, plan_id, start, hours)]
+    return K8sPatchesOut(plan_id=plan_id, items=items)

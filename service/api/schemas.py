@@ -1096,6 +1096,9 @@ class ActionRow(BaseModel):
 
 
 class ActionsOut(BaseModel):
+    model_config = _example(
+        {"plan_id": 4, "items": [ActionRow.model_config["json_schema_extra"]["examples"][0]]}  # type: ignore[index]
+    )
     plan_id: int
     items: list[ActionRow]
 
@@ -1122,3 +1125,11 @@ class K8sPatchOut(BaseModel):
     workload_id: str
     verb: Literal["patch", "delete"]
     object: dict[str, Any] = Field(description="a strategic-merge patch of a Deployment or Job")
+
+
+class K8sPatchesOut(BaseModel):
+    model_config = _example(
+        {"plan_id": 4, "items": [K8sPatchOut.model_config["json_schema_extra"]["examples"][0]]}  # type: ignore[index]
+    )
+    plan_id: int
+    items: list[K8sPatchOut]
