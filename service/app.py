@@ -21,7 +21,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import actions, data, keys, ops, plans, runs, schedule, whatif
+from service.api import actions, data, keys, ops, plans, queue, runs, schedule, whatif
 from service.api.docs import install_docs
 from service.bootstrap import first_plan_status, prepare_database
 from service.db import Database
@@ -256,6 +256,7 @@ def create_app(settings: Settings | None = None, *, first_run_id: int | None = N
         whatif.router,
         plans.router,
         actions.router,
+        queue.router,
         data.router,
         keys.router,
         schedule.router,

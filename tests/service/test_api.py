@@ -198,6 +198,15 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/plans/{plan_id}/actions", "viewer"),
     ("GET", "/plans/{plan_id}/actions/slurm", "viewer"),
     ("GET", "/plans/{plan_id}/actions/kubernetes", "viewer"),
+    ("PUT", "/jobs/{job_id}", "planner"),
+    ("GET", "/jobs", "viewer"),
+    ("GET", "/jobs/{job_id}", "viewer"),
+    ("DELETE", "/jobs/{job_id}", "planner"),
+    ("POST", "/jobs/{job_id}/progress", "planner"),
+    ("PUT", "/services/{service_id}", "planner"),
+    ("GET", "/services", "viewer"),
+    ("GET", "/services/{service_id}", "viewer"),
+    ("DELETE", "/services/{service_id}", "planner"),
     ("POST", "/plans/{plan_id}/activate", "planner"),
     ("GET", "/plans/{plan_a}/diff/{plan_b}", "viewer"),
     ("POST", "/what-if", "planner"),
@@ -229,6 +238,7 @@ def _concrete(path: str) -> str:
         .replace("{key_id}", str(NO_RUN))
         .replace("{version_id}", str(NO_RUN))
         .replace("{sweep_id}", str(NO_RUN))
+        .replace("{service_id}", "no-such-service")
     )
 
 
