@@ -25,12 +25,16 @@ from optimizer.actions import (
     slurm_lines,
     window,
 )
+from optimizer.baselines import plan_baseline
 from optimizer.contract import ACTIONS, JOB_KINDS
+from optimizer.plan import assemble_plan
 from tests import micro
 from tests.micro import job, scenario, site, solve
 from tests.slurm_grammar import SlurmSyntaxError, begin_time, gres_devices, parse, time_hours
 
-DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
+DATA = Path(__file__).resolve().parents[1] / "data"
+DEMO = DATA / "demo"
+DEFAULT = DATA / "scenarios" / "cn-edwc-48h"
 QUICK = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=60, mip_rel_gap=0.01)
 
 
@@ -147,6 +151,13 @@ def demo_plan(demo: Scenario) -> Plan:
     return solve(demo, QUICK)
 
 
+@pytest.fixture(scope="module")
+def default_plan() -> tuple[Scenario, Plan]:
+    """The default scenario's greedy plan (its MILP takes minutes): 300 jobs, 33 running."""
+    sc = load_scenario(DEFAULT)
+    return sc, assemble_plan(sc, plan_baseline(sc, "greedy"), status="baseline", planner="greedy")
+
+
 def _state_at(assignments: pd.DataFrame, hour: int) -> dict[tuple[str, str, str], int]:
     rows = assignments[assignments["hour"] == hour]
     return {(r.workload_id, r.site_id, r.accelerator): int(r.devices) for r in rows.itertuples()}
@@ -154,20 +165,36 @@ def _state_at(assignments: pd.DataFrame, hour: int) -> dict[tuple[str, str, str]
 
 def test_replaying_the_actions_gives_the_plan_back_hour_by_hour(demo_plan: Plan) -> None:
     """From the current state (the demo's two running jobs on their sites, no service
-    devices), carrying
-    out each hour's actions gives exactly that hour's assignments; between two hours the
-    devices in use on a (site, type) never exceed the larger of the two hours'."""
-    wl = demo_plan.workloads.set_index("workload_id")
-    asg = demo_plan.assignments
-    t = demo_plan.actions
-    assert set(t["action"]) >= {"start", "pause", "resume", "scale"}
+    devices), carrying out each hour's actions gives exactly that hour's assignments;
+    between two hours the devices in use on a (site, type) never exceed the larger of the
+    two hours'."""
+    assert set(demo_plan.actions["action"]) >= {"start", "pause", "resume", "scale", "finish"}
+    replay(demo_plan)
+
+
+@pytest.mark.slow
+def test_the_default_scenarios_actions_replay_and_export(
+    default_plan: tuple[Scenario, Plan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same checks on the default scenario (its greedy plan): replay, both exports."""
+    sc, plan = default_plan
+    assert set(plan.actions["action"]) >= {"start", "move", "scale"}
+    replay(plan)
+    check_slurm(sc, plan)
+    check_kubernetes(plan, monkeypatch)
+
+
+def replay(plan: Plan) -> None:
+    wl = plan.workloads.set_index("workload_id")
+    asg = plan.assignments
+    t = plan.actions
     running: dict[str, tuple[str, str, int]] = {}  # job -> (site, accelerator, gang)
     for jid in wl.index[wl["current_site"].fillna("").astype(str) != ""]:
         acc = str(wl.loc[jid, "accelerator"]).strip("[]'").split("'")[0]
         running[jid] = (str(wl.loc[jid, "current_site"]), acc, int(wl.loc[jid, "devices"]))
-    assert running, "the demo has jobs running now"
+    assert running, "the scenario has jobs running now"
     serving: dict[tuple[str, str, str], int] = {}
-    for h in range(int(demo_plan.summary["hours"])):
+    for h in range(int(plan.summary["hours"])):
 
         def used() -> dict[tuple[str, str], int]:
             u: dict[tuple[str, str], int] = defaultdict(int)
@@ -214,8 +241,14 @@ def test_the_actions_survive_the_bundle(demo_plan: Plan, tmp_path: Path) -> None
 
 # ------------------------------------------------------------------------------ exports
 def test_the_slurm_export_parses_to_the_sbatch_grammar(demo: Scenario, demo_plan: Plan) -> None:
-    t = demo_plan.actions
-    sites = set(demo.site_ids)
+    check_slurm(demo, demo_plan)
+    with pytest.raises(SlurmSyntaxError):  # the grammar refuses what Slurm would
+        parse("sbatch --begin=15/07/2025T02 --clusters=a x.sbatch")
+
+
+def check_slurm(sc: Scenario, plan: Plan) -> None:
+    t = plan.actions
+    sites = set(sc.site_ids)
     runs = t[t["kind"].isin(JOB_KINDS) & t["action"].isin(["start", "resume", "move"])]
     sbatch = []
     for line in slurm_lines(t):
@@ -232,8 +265,6 @@ def test_the_slurm_export_parses_to_the_sbatch_grammar(demo: Scenario, demo_plan
         assert int(opts["nodes"]) * gres_devices(opts["gres"]) == int(r.devices)
         assert opts["gres"].split(":")[1] == r.accelerator.lower()
         assert time_hours(opts["time"]) == int(r.run_hours)
-    with pytest.raises(SlurmSyntaxError):  # the grammar refuses what Slurm would
-        parse("sbatch --begin=15/07/2025T02 --clusters=a x.sbatch")
 
 
 def test_the_kubernetes_export_deserialises_into_the_clients_models(
@@ -242,6 +273,10 @@ def test_the_kubernetes_export_deserialises_into_the_clients_models(
     """Each patch deserialised by the official client into V1Deployment / V1Job and
     serialised back is unchanged: every field is one the API knows, with its type (a field
     it does not know is dropped, a value of another type converted, so either shows)."""
+    check_kubernetes(demo_plan, monkeypatch)
+
+
+def check_kubernetes(plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
     make = k8s.Configuration.__init__
 
     def partial(self: k8s.Configuration, *args: Any, **kw: Any) -> None:
@@ -250,7 +285,7 @@ def test_the_kubernetes_export_deserialises_into_the_clients_models(
 
     monkeypatch.setattr(k8s.Configuration, "__init__", partial)
     api = k8s.ApiClient(k8s.Configuration())
-    patches = kubernetes_patches(demo_plan.actions)
+    patches = kubernetes_patches(plan.actions)
     kinds = defaultdict(int)
     for p in patches:
         obj = p["object"]
@@ -261,7 +296,7 @@ def test_the_kubernetes_export_deserialises_into_the_clients_models(
         kinds[(obj["kind"], p["verb"])] += 1
         if obj["kind"] == "Job" and obj["spec"]["suspend"] is False:
             assert typed.spec.template.spec.node_selector[ACCELERATOR_LABEL]
-    t = demo_plan.actions
+    t = plan.actions
     assert kinds[("Deployment", "patch")] == (t["action"] == "scale").sum()
     job_patches = t["kind"].isin(JOB_KINDS) & (t["action"] != "finish")
     assert kinds[("Job", "patch")] == job_patches.sum() + (t["action"] == "move").sum()
