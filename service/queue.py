@@ -118,9 +118,31 @@ def _service_tables(tables: dict[str, pd.DataFrame], live: list[QueueItem]) -> N
 
 
 def _check(session: Session, pending: QueueItem) -> None:
-    """The queue with `pending` in it must make a valid scenario with the current version."""
+    """The queue with `pending` in it must make a valid scenario with the current version.
+    A queued job may be due in a later window than the version's, so its timing is checked
+    here (release before deadline) and every job is placed in the version's window for the
+    loader's check of the rest (types, gang, regions, sites)."""
+    if pending.kind == "job":
+        _check_window(pending.spec)
     version = scenarios.current_version(session)
-    scenarios._validated(version.manifest, scenario_tables(session, version, pending=pending))
+    tables = scenario_tables(session, version, pending=pending)
+    start = pd.Timestamp(version.manifest["start"])
+    end = start + pd.Timedelta(hours=int(version.manifest["hours"]))
+    jobs = tables["jobs"].copy()
+    jobs["release"], jobs["deadline"] = start.isoformat(), end.isoformat()
+    scenarios._validated(version.manifest, {**tables, "jobs": jobs})
+
+
+def _check_window(spec: dict[str, Any]) -> None:
+    deadline = pd.Timestamp(spec["deadline"])
+    release = spec.get("release")
+    if release is not None and pd.Timestamp(release) >= deadline:
+        raise InvalidInput(
+            "the job's release is not before its deadline",
+            problems=[
+                {"file": "request", "column": "deadline", "message": "must be after release"}
+            ],
+        )
 
 
 def submit(
