@@ -22,14 +22,6 @@ def items(session: Session, kind: str, *, active_only: bool = False) -> Sequence
     return session.scalars(q.order_by(QueueItem.workload_id)).all()
 
 
-def used(session: Session, kind: str) -> bool:
-    """Whether the queue has ever held an item of this kind (cancelled ones count)."""
-    return (
-        session.scalars(select(QueueItem.kind).where(QueueItem.kind == kind).limit(1)).first()
-        is not None
-    )
-
-
 def add(session: Session, item: QueueItem) -> QueueItem:
     session.add(item)
     session.flush()
