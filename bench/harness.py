@@ -1,6 +1,6 @@
 """The benchmark run: for each size, its tasks (each in a fresh subprocess unless told
 otherwise), the run's JSON record under bench/results/, the scale-curve plot and the
-section of bench/README.md. Entry point of `python -m bench` and `greenopt bench`."""
+section of bench/README.md. Entry point of `python -m bench`."""
 
 from __future__ import annotations
 
@@ -321,7 +321,7 @@ def render(record: dict[str, Any], results_dir: Path, readme: Path | None) -> No
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="greenopt bench",
+        prog="python -m bench",
         description="Benchmark greenopt's MILP by instance size (bench/README.md).",
     )
     mode = ap.add_mutually_exclusive_group()

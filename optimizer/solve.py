@@ -130,18 +130,62 @@ def solve_loaded(
     last one (a heuristic that rounds the solution afterwards may do better from one of them).
     """
     t0 = time.perf_counter()
-    accepted: bool | None = None
-    if start is not None and settings.mip_start:
-        pos = np.full(m.n_cols, -1, dtype=np.int64)
-        pos[col_map] = np.arange(col_map.size)
-        cols, vals = start
-        hc = pos[cols]
-        ok = hc >= 0
-        set_status = h.setSolution(
-            int(ok.sum()), hc[ok].astype(np.int32), vals[ok].astype(np.float64)
-        )
-        accepted = set_status == highspy.HighsStatus.kOk
+    accepted = (
+        _set_start(h, m, col_map, start) if start is not None and settings.mip_start else None
+    )
+    found = _subscribe(h, progress=progress, cancel=cancel, keep_earlier=keep_earlier)
+    h.run()
+    t1 = time.perf_counter()
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
+    objective = float(info.objective_function_value) if has_sol else None
+    is_mip = bool(m.integrality().any())
+    bound = _finite(info.mip_dual_bound) if is_mip else objective
+    gap = _finite(info.mip_gap) if is_mip and has_sol else (0.0 if has_sol else None)
+    status = _status(ms, has_sol=has_sol, settings=settings, cancel=cancel)
+    x = None
+    earlier: list[np.ndarray] = []
+    if has_sol:
+        x, earlier = _solutions(h, m, col_map, found, keep_earlier)
+        if status == "optimal" and gap is not None and gap < 0:
+            gap = 0.0
+    return SolveResult(
+        status=status,
+        termination=h.modelStatusToString(ms),
+        objective=objective,
+        bound=bound,
+        gap=gap,
+        x=x,
+        nodes=int(getattr(info, "mip_node_count", 0) or 0),
+        mip_start_accepted=accepted,
+        timings_s={"solve": t1 - t0},
+        earlier=earlier,
+    )
 
+
+def _set_start(
+    h: highspy.Highs, m: LinearModel, col_map: np.ndarray, start: tuple[np.ndarray, np.ndarray]
+) -> bool:
+    """Hand HiGHS a (partial) start given in model columns; whether it took it."""
+    pos = np.full(m.n_cols, -1, dtype=np.int64)
+    pos[col_map] = np.arange(col_map.size)
+    cols, vals = start
+    hc = pos[cols]
+    ok = hc >= 0
+    set_status = h.setSolution(int(ok.sum()), hc[ok].astype(np.int32), vals[ok].astype(np.float64))
+    return bool(set_status == highspy.HighsStatus.kOk)
+
+
+def _subscribe(
+    h: highspy.Highs,
+    *,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+    keep_earlier: int,
+) -> list[np.ndarray]:
+    """Wire HiGHS's callbacks: progress reports, cancellation, and the improving solutions
+    kept (the list returned fills while HiGHS runs)."""
     last = [0.0]
 
     def on_progress(e: Any, always: bool = False) -> None:
@@ -181,56 +225,47 @@ def solve_loaded(
         h.cbMipInterrupt.subscribe(on_interrupt)
         h.cbSimplexInterrupt.subscribe(on_interrupt)
         h.cbIpmInterrupt.subscribe(on_interrupt)
-    h.run()
-    t1 = time.perf_counter()
-    ms = h.getModelStatus()
-    term = h.modelStatusToString(ms)
-    info = h.getInfo()
-    has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
-    nodes = int(getattr(info, "mip_node_count", 0) or 0)
-    objective = float(info.objective_function_value) if has_sol else None
-    is_mip = bool(m.integrality().any())
-    bound = _finite(info.mip_dual_bound) if is_mip else objective
-    gap = _finite(info.mip_gap) if is_mip and has_sol else (0.0 if has_sol else None)
+    return found
+
+
+def _status(
+    ms: Any, *, has_sol: bool, settings: SolverSettings, cancel: threading.Event | None
+) -> str:
+    """The result's status from HiGHS's model status (accepting a non-optimal incumbent only
+    when the settings allow it)."""
     if ms == highspy.HighsModelStatus.kOptimal:
-        status = "optimal"
-    elif cancel is not None and cancel.is_set():
-        status = "interrupted"
-    elif has_sol and settings.allow_nonoptimal:
-        status = "feasible"
-    elif ms in (
+        return "optimal"
+    if cancel is not None and cancel.is_set():
+        return "interrupted"
+    if has_sol and settings.allow_nonoptimal:
+        return "feasible"
+    if ms in (
         highspy.HighsModelStatus.kInfeasible,
         highspy.HighsModelStatus.kUnboundedOrInfeasible,
     ):
-        status = "infeasible"
-    else:
-        status = "error" if not has_sol else "feasible_rejected"
-    x = None
+        return "infeasible"
+    return "error" if not has_sol else "feasible_rejected"
+
+
+def _solutions(
+    h: highspy.Highs,
+    m: LinearModel,
+    col_map: np.ndarray,
+    found: list[np.ndarray],
+    keep_earlier: int,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The final solution and up to `keep_earlier` distinct earlier incumbents, in model
+    columns."""
+    vals = np.asarray(h.getSolution().col_value, dtype=float)
+    x = np.zeros(m.n_cols)
+    x[col_map] = vals
     earlier: list[np.ndarray] = []
-    if has_sol:
-        vals = np.asarray(h.getSolution().col_value, dtype=float)
-        x = np.zeros(m.n_cols)
-        x[col_map] = vals
-        for sol in found:
-            if sol.size == col_map.size and not np.allclose(sol, vals, atol=1e-6):
-                xe = np.zeros(m.n_cols)
-                xe[col_map] = sol
-                earlier.append(xe)
-        earlier = earlier[-keep_earlier:] if keep_earlier else []
-        if status == "optimal" and gap is not None and gap < 0:
-            gap = 0.0
-    return SolveResult(
-        status=status,
-        termination=term,
-        objective=objective,
-        bound=bound,
-        gap=gap,
-        x=x,
-        nodes=nodes,
-        mip_start_accepted=accepted,
-        timings_s={"solve": t1 - t0},
-        earlier=earlier,
-    )
+    for sol in found:
+        if sol.size == col_map.size and not np.allclose(sol, vals, atol=1e-6):
+            xe = np.zeros(m.n_cols)
+            xe[col_map] = sol
+            earlier.append(xe)
+    return x, (earlier[-keep_earlier:] if keep_earlier else [])
 
 
 def resolve_fixed(

@@ -28,6 +28,7 @@ console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 140)
 
 EXIT_BAD_INPUT = 2
+DEFAULT_JOBS = 300  # jobs of `scenario build`'s default workload
 EXIT_INVALID_PLAN = 3
 
 
@@ -39,6 +40,14 @@ def _print_problems(err: Exception) -> None:
     console.print(f"[red]{len(problems)} problem(s) in the input:[/red]")
     for p in problems:
         console.print(f"  - {p}", markup=False, highlight=False)
+
+
+def _print_warnings(sc: Any) -> None:
+    """What loads but cannot all be done (e.g. a gang larger than every fleet: unplaced)."""
+    if sc.warnings:
+        console.print(f"[yellow]{len(sc.warnings)} warning(s) in the input:[/yellow]")
+    for w in sc.warnings:
+        console.print(f"  - {w}", markup=False, highlight=False)
 
 
 @app.command()
@@ -104,6 +113,7 @@ def plan(
         f"[bold]{sc.name}[/bold]: {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, "
         f"{len(sc.services)} services (fingerprint {sc.fingerprint})"
     )
+    _print_warnings(sc)
     with console.status("planning...") as status:
 
         def progress(ev: dict[str, Any]) -> None:
@@ -243,13 +253,23 @@ def scenario_build(
         str, typer.Option("--start", help="first hour, ISO 8601")
     ] = "2025-07-15T00:00+08:00",
     hours: Annotated[int, typer.Option("--hours", help="horizon length, h")] = 48,
-    jobs: Annotated[int, typer.Option("--jobs", help="training, fine-tuning and batch jobs")] = 300,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            help="training, fine-tuning and batch jobs (default: 300; trace-calibrated: the "
+            "traces' arrival rate on the fleet)",
+        ),
+    ] = None,
     services: Annotated[int, typer.Option("--services", help="inference services")] = 30,
     seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same scenario)")] = 7,
     sites: Annotated[
         int | None, typer.Option("--sites", help="number of sites (default: the pack's)")
     ] = None,
     name: Annotated[str | None, typer.Option("--name", help="scenario name")] = None,
+    workload: Annotated[
+        str, typer.Option("--workload", help="default | trace-calibrated (optimizer.workloads)")
+    ] = "default",
 ) -> None:
     """Generate a complete scenario from a region pack (seeded, reproducible)."""
     from optimizer import InputValidationError
@@ -257,7 +277,18 @@ def scenario_build(
     from optimizer.scenario import write_scenario
 
     try:
-        sc = build_scenario(region, start, hours, jobs, services, seed, n_sites=sites, name=name)
+        n_jobs = DEFAULT_JOBS if jobs is None and workload == "default" else jobs
+        sc = build_scenario(
+            region,
+            start,
+            hours,
+            n_jobs,
+            services,
+            seed,
+            n_sites=sites,
+            name=name,
+            workload=workload,
+        )
     except InputValidationError as err:
         _print_problems(err)
         raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -281,8 +312,94 @@ def scenario_check(scenario: Annotated[Path, typer.Argument(help="scenario direc
     except InputValidationError as err:
         _print_problems(err)
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    _print_warnings(sc)
     out.print(
         f"[green]ok[/green]: {sc.name}, {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, {len(sc.services)} services"
+    )
+
+
+@scenario_app.command("import-jobs")
+def scenario_import_jobs(
+    scenario: Annotated[Path, typer.Argument(help="scenario directory to import into")],
+    source: Annotated[Path, typer.Argument(help="job history file")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="slurm | kubernetes | philly | alibaba")
+    ],
+    maps: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map", help="source GPU type = scenario accelerators (`;`-separated); repeat"
+        ),
+    ] = None,
+    type_map: Annotated[
+        Path | None,
+        typer.Option("--type-map", help="CSV of source_type,accelerators (a mapping table)"),
+    ] = None,
+    any_type: Annotated[
+        str, typer.Option("--any-type", help="accelerators for jobs without a type (default: all)")
+    ] = "",
+    kind: Annotated[str, typer.Option("--kind", help="kind of every imported job")] = "training",
+    slack: Annotated[
+        float, typer.Option("--deadline-slack", help="deadline = release + slack x run time")
+    ] = 2.0,
+    preemptible: Annotated[
+        bool,
+        typer.Option("--preemptible/--no-preemptible", help="unless the source says otherwise"),
+    ] = True,
+    shift: Annotated[
+        bool, typer.Option("--shift/--no-shift", help="move the history onto the horizon")
+    ] = True,
+    shift_weeks: Annotated[
+        bool, typer.Option("--shift-weeks", help="shift by whole weeks (keeps weekdays)")
+    ] = False,
+    source_tz: Annotated[
+        str | None,
+        typer.Option("--source-timezone", help="zone of times without one (default: scenario's)"),
+    ] = None,
+    append: Annotated[bool, typer.Option("--append", help="keep the scenario's jobs")] = False,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="write the good rows even if some are bad")
+    ] = False,
+) -> None:
+    """Import a job history (Slurm sacct --parsable2, kubectl -o json, Philly job log,
+    Alibaba GPU pod list) into the scenario's jobs.csv; the rules go into its description."""
+    from optimizer import InputValidationError
+    from optimizer.importers import ImportRules, import_jobs, write_imported
+    from optimizer.importers.rules import read_type_map
+
+    try:
+        table = read_type_map(type_map, maps or [])
+        rules = ImportRules(
+            type_map=table,
+            any_type=tuple(a for a in any_type.split(";") if a),
+            kind=kind,
+            deadline_slack=slack,
+            preemptible=preemptible,
+            shift=shift,
+            shift_weeks=shift_weeks,
+        )
+        result = import_jobs(source, fmt, scenario, rules, source_tz, append, skip_bad)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (FileNotFoundError, ValueError) as err:
+        console.print(f"[red]error:[/red] {err}", markup=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(result.skipped.items()))
+    out.print(f"read {source}: {result.imported} jobs, skipped {skipped or 'none'}", markup=False)
+    if result.bad:
+        console.print(f"[red]{len(result.bad)} bad row(s) in {source}:[/red]")
+        for b in result.bad:
+            console.print(f"  - {b}", markup=False, highlight=False)
+    if result.scenario is None:
+        console.print("nothing written (fix the rows, or --skip-bad to import the others)")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    write_imported(result, scenario)
+    _print_warnings(result.scenario)
+    out.print(
+        f"[green]wrote[/green] {scenario}/jobs.csv: {len(result.scenario.jobs)} jobs "
+        f"({result.seconds:.2f} s); {result.provenance}",
+        highlight=False,
     )
 
 
@@ -694,18 +811,6 @@ def worker(
     except ValueError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(EXIT_BAD_INPUT) from None
-
-
-@app.command(
-    add_help_option=False,
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)
-def bench(ctx: typer.Context) -> None:
-    """Benchmark the optimizer by instance size: --quick (S and M, the default) or --full;
-    --help lists the options (bench/README.md)."""
-    from bench.harness import main as bench_main
-
-    raise typer.Exit(bench_main(ctx.args))
 
 
 def main() -> None:

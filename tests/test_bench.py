@@ -1,18 +1,29 @@
 """The benchmark harness end to end on a tiny instance, in-process: the record has every
 field, every plan passed the validator, both builds reached the same optimum, the plot and
-the README section were written. No timing assertions: the numbers are the benchmark's."""
+the README section were written. No timing assertions: the numbers are the benchmark's.
+The benchmark is `python -m bench`, a development tool outside the product's command."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 
 from bench.changes import CHANGES
 from bench.harness import RunPlan, run
 from bench.sizes import TINY
+from service.cli import app as cli_app
+
+# a whole benchmark run (every task, both builds, the plot): a development tool's end-to-end
+# test, not in the fast lane
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
 
 PHASES = {"validate", "build", "handover", "solve", "extract"}
 MODEL_SIZE = {"variables", "binaries", "constraints"}
@@ -121,3 +132,17 @@ def test_the_plot_and_the_readme_section_are_written(bench_run: Any) -> None:
     assert text.count("<!-- bench:test:begin -->") == 1
     assert f"| {TINY.name} | {TINY.label} |" in text
     assert f"]({plot.name})" in text
+
+
+def test_the_benchmark_is_python_m_bench_and_not_a_greenopt_command() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("usage: python -m bench"), out.stdout
+    commands = typer.main.get_command(cli_app).commands  # type: ignore[attr-defined]
+    assert "serve" in commands and "bench" not in commands

@@ -46,23 +46,6 @@ def test_every_model_module_documents_its_math_and_symbols() -> None:
         assert "symbol" in doc and "unit" in doc, f"{mod.__name__}.add_to_model has no symbol table"
 
 
-def test_optimizer_never_imports_service() -> None:
-    import ast
-
-    for path in (ROOT / "optimizer").rglob("*.py"):
-        tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            for n in names:
-                assert n.split(".")[0] not in ("service", "fastapi", "sqlalchemy", "celery"), (
-                    f"{path}: imports {n}"
-                )
-
-
 def test_ci_runs_the_readme_test_command() -> None:
     import re
 

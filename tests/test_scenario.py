@@ -9,7 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from optimizer import SolverSettings, optimize
 from optimizer.scenario import InputValidationError, load_scenario, write_scenario
+from optimizer.validate import validate_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 
@@ -24,6 +26,11 @@ def demo_dir(tmp_path: Path) -> Path:
 def edit(d: Path, file: str, fn: Callable[[pd.DataFrame], pd.DataFrame]) -> None:
     df = pd.read_csv(d / file, dtype=str, keep_default_na=False)
     fn(df).to_csv(d / file, index=False)
+
+
+def set_cell(d: Path, file: str, row: int, column: str, value: str) -> None:
+    """Row `row` (0-based, as pandas reads it) of `column` in `file` becomes `value`."""
+    edit(d, file, lambda df: df.assign(**{column: df[column].where(df.index != row, value)}))
 
 
 def problems(d: Path) -> list:
@@ -71,16 +78,8 @@ def test_missing_and_duplicate_hours_name_the_site_and_hour(demo_dir: Path) -> N
 
 
 def test_negative_capacities(demo_dir: Path) -> None:
-    edit(
-        demo_dir,
-        "fleets.csv",
-        lambda df: df.assign(devices=df["devices"].where(df.index != 1, "-5")),
-    )
-    edit(
-        demo_dir,
-        "sites.csv",
-        lambda df: df.assign(grid_limit_mw=df["grid_limit_mw"].where(df.index != 2, "-1")),
-    )
+    set_cell(demo_dir, "fleets.csv", 1, "devices", "-5")
+    set_cell(demo_dir, "sites.csv", 2, "grid_limit_mw", "-1")
     ps = problems(demo_dir)
     where = {(p.file, p.row, p.column) for p in ps}
     assert ("fleets.csv", 2, "devices") in where
@@ -103,27 +102,30 @@ def test_deadline_before_release(demo_dir: Path) -> None:
 
 
 def test_unknown_accelerator_and_site(demo_dir: Path) -> None:
-    edit(
-        demo_dir,
-        "jobs.csv",
-        lambda df: df.assign(accelerators=df["accelerators"].where(df.index != 0, "H100;TPUv9")),
-    )
-    edit(
-        demo_dir,
-        "fleets.csv",
-        lambda df: df.assign(site_id=df["site_id"].where(df.index != 0, "mars-1")),
-    )
+    set_cell(demo_dir, "jobs.csv", 0, "accelerators", "H100;TPUv9")
+    set_cell(demo_dir, "fleets.csv", 0, "site_id", "mars-1")
     ps = problems(demo_dir)
     msgs = {(p.file, p.row, p.column, p.message) for p in ps}
     assert ("jobs.csv", 1, "accelerators", "unknown accelerator 'TPUv9'") in msgs
     assert ("fleets.csv", 1, "site_id", "unknown site 'mars-1'") in msgs
 
 
-def test_gang_larger_than_any_fleet(demo_dir: Path) -> None:
-    edit(demo_dir, "jobs.csv", lambda df: df.assign(gang=df["gang"].where(df.index != 0, "512")))
-    (p,) = problems(demo_dir)
-    assert (p.file, p.row, p.column) == ("jobs.csv", 1, "gang")
-    assert "larger than any site's fleet" in p.message and "128 H100" in p.message
+def test_gang_larger_than_any_fleet_is_a_warning_and_the_job_is_planned_unplaced(
+    demo_dir: Path,
+) -> None:
+    set_cell(demo_dir, "jobs.csv", 0, "gang", "512")
+    sc = load_scenario(demo_dir)
+    (w,) = sc.warnings
+    assert (w.file, w.row, w.column) == ("jobs.csv", 1, "gang")
+    assert "larger than any site's fleet" in w.message and "128 H100" in w.message
+    plan = optimize(sc, SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=60))
+    validate_plan(sc, plan).raise_if_failed()  # the validator accepts it, with its reason
+    wl = plan.workloads.set_index("workload_id")
+    big = sc.jobs[0].job_id
+    assert wl.loc[big, "status"] == "unplaced"
+    assert "512 devices" in wl.loc[big, "reason"]
+    others = wl.drop(index=big)
+    assert (others.loc[others["kind"] != "service", "status"] != "unplaced").any()
 
 
 def test_timezone_mismatch(demo_dir: Path) -> None:
@@ -138,26 +140,10 @@ def test_timezone_mismatch(demo_dir: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once(demo_dir: Path) -> None:
-    edit(
-        demo_dir,
-        "fleets.csv",
-        lambda df: df.assign(devices=df["devices"].where(df.index != 1, "-5")),
-    )
-    edit(
-        demo_dir,
-        "jobs.csv",
-        lambda df: df.assign(accelerators=df["accelerators"].where(df.index != 0, "TPUv9")),
-    )
-    edit(
-        demo_dir,
-        "accelerators.csv",
-        lambda df: df.assign(busy_kw=df["busy_kw"].where(df.index != 0, "lots")),
-    )
-    edit(
-        demo_dir,
-        "services.csv",
-        lambda df: df.assign(latency_limit_ms=df["latency_limit_ms"].where(df.index != 0, "")),
-    )
+    set_cell(demo_dir, "fleets.csv", 1, "devices", "-5")
+    set_cell(demo_dir, "jobs.csv", 0, "accelerators", "TPUv9")
+    set_cell(demo_dir, "accelerators.csv", 0, "busy_kw", "lots")
+    set_cell(demo_dir, "services.csv", 0, "latency_limit_ms", "")
     ps = problems(demo_dir)
     files = {p.file for p in ps}
     assert {"fleets.csv", "jobs.csv", "accelerators.csv", "services.csv"} <= files
@@ -192,11 +178,7 @@ def test_missing_file_column_and_bad_manifest(demo_dir: Path) -> None:
 
 
 def test_idle_load_beyond_the_grid_connection_is_named_by_site_and_hour(demo_dir: Path) -> None:
-    edit(
-        demo_dir,
-        "sites.csv",
-        lambda df: df.assign(grid_limit_mw=df["grid_limit_mw"].where(df.index != 0, "0.01")),
-    )
+    set_cell(demo_dir, "sites.csv", 0, "grid_limit_mw", "0.01")
     ps = problems(demo_dir)
     assert ps and all(
         p.file == "sites.csv" and "idle load" in p.message and "sh-east" in p.message for p in ps
@@ -220,12 +202,8 @@ def test_cli_lists_every_problem_and_writes_nothing(demo_dir: Path, tmp_path: Pa
 
     from service.cli import EXIT_BAD_INPUT, app
 
-    edit(
-        demo_dir,
-        "fleets.csv",
-        lambda df: df.assign(devices=df["devices"].where(df.index != 1, "-5")),
-    )
-    edit(demo_dir, "jobs.csv", lambda df: df.assign(gang=df["gang"].where(df.index != 0, "0")))
+    set_cell(demo_dir, "fleets.csv", 1, "devices", "-5")
+    set_cell(demo_dir, "jobs.csv", 0, "gang", "0")
     out = tmp_path / "plan"
     result = CliRunner().invoke(app, ["plan", "--scenario", str(demo_dir), "--out", str(out)])
     assert result.exit_code == EXIT_BAD_INPUT
@@ -263,3 +241,15 @@ def test_a_plan_made_under_a_policy_override_validates_under_it(
     checked = runner.invoke(app, ["validate", "--scenario", str(demo_dir), "--plan", str(out)])
     assert checked.exit_code == EXIT_INVALID_PLAN
     assert "carbon_cost" in checked.output
+
+
+def test_scenario_check_lists_warnings_and_passes(demo_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from service.cli import app
+
+    edit(demo_dir, "jobs.csv", lambda df: df.assign(gang=df["gang"].where(df.index != 2, "4096")))
+    result = CliRunner().invoke(app, ["scenario", "check", str(demo_dir)])
+    assert result.exit_code == 0, result.output
+    assert "1 warning(s) in the input" in result.output
+    assert "jobs.csv, row 3, column gang: gang of 4096 devices" in result.output

@@ -25,6 +25,7 @@ from optimizer.scenario.types import (
     InputValidationError,
     Job,
     Policy,
+    Problem,
     Scenario,
     Service,
     Site,
@@ -66,6 +67,7 @@ class Assembly:
     services: list[Service] = field(default_factory=list)
     demand_regions: list[str] = field(default_factory=list)
     demand: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0)))
+    warnings: list[Problem] = field(default_factory=list)  # loads, but some work cannot be done
 
     def check_ref(
         self,
@@ -269,8 +271,9 @@ def jobs(a: Assembly) -> None:
 def _job_references(
     a: Assembly, row: Any, rn: int, regions_of_sites: set[str], biggest: dict[str, int]
 ) -> None:
-    """A job's kind, accelerator types, sites and regions exist; some site's fleet of an
-    accepted type holds its gang."""
+    """A job's kind, accelerator types, sites and regions exist. A gang no site's fleet of
+    an accepted type holds is a warning, not a problem: real traces have gangs of thousands
+    of devices, and the rest of the scenario still plans (the job is reported unplaced)."""
     f, p = "jobs.csv", a.p
     if row.kind not in schema.JOB_KINDS:
         p.add(
@@ -300,11 +303,13 @@ def _job_references(
     known_accs = [x for x in row.accelerators if x in a.acc_ids]
     if known_accs and np.isfinite(gang) and gang > max(biggest[x] for x in known_accs):
         best = max(known_accs, key=lambda x: biggest[x])
-        p.add(
-            f,
-            f"gang of {int(gang)} devices is larger than any site's fleet of {', '.join(known_accs)} (largest: {biggest[best]} {best})",
-            row=rn,
-            column="gang",
+        a.warnings.append(
+            Problem(
+                f,
+                f"gang of {int(gang)} devices is larger than any site's fleet of {', '.join(known_accs)} (largest: {biggest[best]} {best}): the job will be unplaced",
+                row=rn,
+                column="gang",
+            )
         )
 
 
@@ -489,6 +494,7 @@ def assemble(
         demand_tokens_per_s=a.demand,
         description=str(meta.get("description") or ""),
         currency=str(meta.get("currency") or "CNY"),
+        warnings=tuple(a.warnings),
     )
 
 

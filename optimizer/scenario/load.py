@@ -301,6 +301,7 @@ def _keyval(v: Any) -> Any:
 def _parse_manifest(
     manifest: Mapping[str, Any], problems: list[Problem]
 ) -> tuple[dict[str, Any], Policy]:
+    """The manifest's keys (timezone, hours and start checked and typed) and its policy."""
     file = schema.MANIFEST_FILE
     out: dict[str, Any] = {}
     for key in schema.MANIFEST_KEYS:
@@ -311,58 +312,78 @@ def _parse_manifest(
             out[key.name] = None if key.required else key.default
             continue
         out[key.name] = val
-    tz = out.get("timezone")
-    if tz is not None:
-        try:
-            pd.Timestamp("2000-01-01").tz_localize(str(tz))
-        except Exception:  # pytz/zoneinfo raise various types for unknown zones
-            problems.append(
-                Problem(
-                    file,
-                    f"unknown timezone {tz!r} (use an IANA name such as Asia/Shanghai)",
-                    column="timezone",
-                )
+    out["timezone"] = _timezone(out.get("timezone"), problems)
+    out["hours"] = _hours(out.get("hours"), problems)
+    if out.get("start") is not None:
+        out["start"] = _start(out["start"], out["timezone"], problems)
+    return out, _policy(manifest.get("policy", {}) or {}, problems)
+
+
+def _timezone(tz: Any, problems: list[Problem]) -> Any:
+    """`tz` if it names a time zone, else None with a problem."""
+    if tz is None:
+        return None
+    try:
+        pd.Timestamp("2000-01-01").tz_localize(str(tz))
+    except Exception:  # pytz/zoneinfo raise various types for unknown zones
+        problems.append(
+            Problem(
+                schema.MANIFEST_FILE,
+                f"unknown timezone {tz!r} (use an IANA name such as Asia/Shanghai)",
+                column="timezone",
             )
-            out["timezone"] = tz = None
-    hours = out.get("hours")
+        )
+        return None
+    return tz
+
+
+def _hours(hours: Any, problems: list[Problem]) -> Any:
+    """`hours` if a whole number of hours within the horizon's range, else None with a problem."""
     if hours is not None and (
         not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 744
     ):
         problems.append(
             Problem(
-                file, f"hours must be a whole number from 1 to 744, got {hours!r}", column="hours"
+                schema.MANIFEST_FILE,
+                f"hours must be a whole number from 1 to 744, got {hours!r}",
+                column="hours",
             )
         )
-        out["hours"] = None
-    start = out.get("start")
-    if start is not None:
-        try:
-            ts = pd.Timestamp(start) if not isinstance(start, pd.Timestamp) else start
-            if tz is not None:
-                if ts.tzinfo is None:
-                    ts = ts.tz_localize(str(tz))
-                else:
-                    expected = ts.tz_convert(str(tz)).strftime("%z")
-                    if ts.strftime("%z") != expected:
-                        problems.append(
-                            Problem(
-                                file,
-                                f"timezone mismatch: start offset {ts.strftime('%z')} but {tz} is at {expected} then",
-                                column="start",
-                            )
-                        )
-                    ts = ts.tz_convert(str(tz))
-                if ts.minute or ts.second or ts.microsecond:
-                    problems.append(
-                        Problem(file, f"start {start!s} is not on the hour", column="start")
-                    )
-            out["start"] = ts
-        except (ValueError, TypeError):
+        return None
+    return hours
+
+
+def _start(start: Any, tz: Any, problems: list[Problem]) -> pd.Timestamp | None:
+    """The horizon start in the scenario's zone: on the hour, its offset the zone's."""
+    file = schema.MANIFEST_FILE
+    try:
+        ts = pd.Timestamp(start) if not isinstance(start, pd.Timestamp) else start
+    except (ValueError, TypeError):
+        problems.append(Problem(file, f"start is not a valid timestamp: {start!r}", column="start"))
+        return None
+    if tz is None:
+        return ts
+    if ts.tzinfo is None:
+        ts = ts.tz_localize(str(tz))
+    else:
+        expected = ts.tz_convert(str(tz)).strftime("%z")
+        if ts.strftime("%z") != expected:
             problems.append(
-                Problem(file, f"start is not a valid timestamp: {start!r}", column="start")
+                Problem(
+                    file,
+                    f"timezone mismatch: start offset {ts.strftime('%z')} but {tz} is at {expected} then",
+                    column="start",
+                )
             )
-            out["start"] = None
-    policy_raw = manifest.get("policy", {}) or {}
+        ts = ts.tz_convert(str(tz))
+    if ts.minute or ts.second or ts.microsecond:
+        problems.append(Problem(file, f"start {start!s} is not on the hour", column="start"))
+    return ts
+
+
+def _policy(policy_raw: Any, problems: list[Problem]) -> Policy:
+    """The `[policy]` table: known keys only, each a finite number within its bounds."""
+    file = schema.MANIFEST_FILE
     if not isinstance(policy_raw, Mapping):
         problems.append(Problem(file, "[policy] must be a table", column="policy"))
         policy_raw = {}
@@ -379,44 +400,31 @@ def _parse_manifest(
     pvals: dict[str, Any] = {}
     for key in schema.POLICY_KEYS:
         val = policy_raw.get(key.name, key.default)
-        if val is None:
-            if key.default is not None:  # only keys that may be absent (a budget) take null
-                problems.append(
-                    Problem(file, "must be a number, got null", column=f"policy.{key.name}")
-                )
-                continue
+        if val is None and key.default is None:  # only keys that may be absent (a budget)
             pvals[key.name] = None
             continue
-        if isinstance(val, bool) or not isinstance(val, int | float):
-            problems.append(
-                Problem(file, f"must be a number, got {val!r}", column=f"policy.{key.name}")
-            )
+        message = _policy_value_problem(key, val)
+        if message is not None:
+            problems.append(Problem(file, message, column=f"policy.{key.name}"))
             continue
-        v = float(val)
-        if not math.isfinite(v):
-            problems.append(Problem(file, "value is not finite", column=f"policy.{key.name}"))
-            continue
-        if key.min is not None and v < key.min:
-            problems.append(
-                Problem(
-                    file,
-                    f"negative value {v:g}: must be at least {key.min:g}",
-                    column=f"policy.{key.name}",
-                )
-            )
-            continue
-        if key.max is not None and v > key.max:
-            problems.append(
-                Problem(
-                    file,
-                    f"value {v:g} out of range: must be at most {key.max:g}",
-                    column=f"policy.{key.name}",
-                )
-            )
-            continue
-        pvals[key.name] = v
-    policy = Policy(**{k: v for k, v in pvals.items()})
-    return out, policy
+        pvals[key.name] = float(val)
+    return Policy(**pvals)
+
+
+def _policy_value_problem(key: Column, val: Any) -> str | None:
+    """What is wrong with one policy value, or None."""
+    if val is None:
+        return "must be a number, got null"
+    if isinstance(val, bool) or not isinstance(val, int | float):
+        return f"must be a number, got {val!r}"
+    v = float(val)
+    if not math.isfinite(v):
+        return "value is not finite"
+    if key.min is not None and v < key.min:
+        return f"negative value {v:g}: must be at least {key.min:g}"
+    if key.max is not None and v > key.max:
+        return f"value {v:g} out of range: must be at most {key.max:g}"
+    return None
 
 
 # ----------------------------------------------------------------------------- assembly

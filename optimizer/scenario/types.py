@@ -169,6 +169,8 @@ class Scenario:
     description: str = ""
     # money of every *_cny_* input and of the plan; the input names predate other currencies
     currency: str = "CNY"
+    # what loads but cannot all be done (a gang larger than every fleet): planned as unplaced
+    warnings: tuple[Problem, ...] = ()
 
     def __post_init__(self) -> None:
         for name in (

@@ -4,10 +4,10 @@ celery runner, and the PostgreSQL truth about runs and plans."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -20,8 +20,16 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from service.db import Database
-from service.models import Plan, Run
-from tests.service.helpers import DEMO, LiveServer, fresh_postgres, make_settings, wait_until
+from service.models import Plan, Run, utcnow
+from tests.service.helpers import (
+    DEMO,
+    LiveServer,
+    alive_in_group,
+    fresh_postgres,
+    greenopt_command,
+    make_settings,
+    wait_until,
+)
 
 # a Redis database of its own per test process: workers of two test runs on one machine
 # must not take each other's messages (they would claim run ids in the wrong database)
@@ -49,11 +57,6 @@ REDIS_START = [
 ]
 HEARTBEAT_TIMEOUT_S = 5.0  # short, so a lost worker is noticed within a test's patience
 PROGRESS_INTERVAL_S = 0.25
-
-
-def greenopt() -> list[str]:
-    script = Path(sys.executable).with_name("greenopt")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "service.cli"]
 
 
 def celery_database(name: str) -> str:
@@ -143,7 +146,15 @@ class Worker:
         self.log = workdir / f"{name}.log"
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [*greenopt(), "worker", "--concurrency", "1", "--hostname", self.node, *args],
+                [
+                    *greenopt_command(),
+                    "worker",
+                    "--concurrency",
+                    "1",
+                    "--hostname",
+                    self.node,
+                    *args,
+                ],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -178,11 +189,6 @@ class Worker:
         if alive_in_group(self.proc.pid):
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(30)
-
-
-def alive_in_group(pgid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True)
-    return [int(x) for x in out.stdout.split()]
 
 
 @contextmanager
@@ -224,6 +230,16 @@ def plans_of(database_url: str, run_ids: list[int]) -> dict[int, int]:
         return {int(r): int(n) for r, n in rows if r is not None}
     finally:
         db.dispose()
+
+
+def wait_heartbeat_stale(database_url: str, run_id: int) -> dt.datetime:
+    """Until run `run_id`'s last heartbeat (its worker is dead: no new one comes) is older
+    than HEARTBEAT_TIMEOUT_S by the clock the workers judge it with; returns that heartbeat."""
+    beat = runs_of(database_url, [run_id])[run_id].heartbeat_at
+    assert beat is not None, f"run {run_id} has no heartbeat"
+    stale = dt.timedelta(seconds=HEARTBEAT_TIMEOUT_S)
+    wait_until(lambda: utcnow() - beat > stale, HEARTBEAT_TIMEOUT_S + 60, "a stale heartbeat")
+    return beat
 
 
 def runs_of(database_url: str, run_ids: list[int]) -> dict[int, Run]:

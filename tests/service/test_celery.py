@@ -5,8 +5,8 @@ with SIGKILL and Redis is restarted empty; every run must still end with exactly
 
 from __future__ import annotations
 
+import datetime as dt
 import io
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +31,7 @@ from tests.service.celery_harness import (
     runs_of,
     start_redis,
     stop_redis,
+    wait_heartbeat_stale,
     worker_env,
     workers,
 )
@@ -42,7 +43,9 @@ from tests.service.helpers import (
     wait_until,
 )
 
-pytestmark = pytest.mark.slow
+# real worker processes, Redis restarts: not in the fast lane. Each test starts its workers,
+# and the waits a loaded machine may need (a sweep's 240 s) go past the default timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 
 @pytest.fixture()
@@ -169,22 +172,24 @@ def test_a_worker_killed_mid_solve_its_run_ends_on_another_with_one_plan(
             assert _pid(first) in alive_in_group(a.proc.pid)
             b = Worker(tmp_path, "b", env).wait_ready()
             a.kill()
-            killed_at = time.monotonic()
+            last_beat = runs_of(pg, [run_id])[run_id].heartbeat_at  # a's last: it is dead
+            assert last_beat is not None
 
             # the message comes back at once (as a redelivery would): b must leave the run
             # alone while a's heartbeat is fresh, another worker might still be solving it
             server.app.state.runner.app.send_task(SOLVE_TASK, args=[run_id], queue=QUEUE_HIGH)
-            wait_until(
-                lambda: f"run {run_id} is not queued any more" in b.text(),
-                HEARTBEAT_TIMEOUT_S - 1,
-                "b to skip the run while its heartbeat is fresh",
-            )
+            skipped = f"run {run_id} is not queued any more"
+            taken = f"run {run_id}: its worker was lost"
+            wait_until(lambda: skipped in b.text() or taken in b.text(), 60, "b to decide")
+            assert skipped in b.text(), "b took the run over while a's heartbeat was fresh"
             assert _run(c, run_id)["attempts"] == 1
 
             done = wait_run(c, run_id, timeout=120)
         assert done["state"] == "succeeded", done
-        # retried only once a's heartbeat was stale, on b, and once
-        assert time.monotonic() - killed_at >= HEARTBEAT_TIMEOUT_S
+        # retried only once a's heartbeat was stale (by the run's own record), on b, and once
+        retried_at = runs_of(pg, [run_id])[run_id].started_at
+        assert retried_at is not None
+        assert retried_at - last_beat > dt.timedelta(seconds=HEARTBEAT_TIMEOUT_S)
         assert done["attempts"] == 2
         assert _pid(done) in alive_in_group(b.proc.pid)
         assert plans_of(pg, [run_id]) == {run_id: 1}
@@ -219,7 +224,7 @@ def test_a_redelivered_task_takes_over_only_a_stale_run_and_attempts_are_bounded
             wait_until(lambda: _solving(c, run_id), 90, "the run to be solving on a")
             a.kill()
             b = worker("b")
-            time.sleep(HEARTBEAT_TIMEOUT_S + 0.5)  # a's heartbeat is stale now
+            wait_heartbeat_stale(pg, run_id)  # a's
             runner.app.send_task(SOLVE_TASK, args=[run_id], queue=QUEUE_HIGH)
             second = wait_until(
                 lambda: (run := _solving(c, run_id)) and run["attempts"] == 2 and run,
@@ -228,7 +233,7 @@ def test_a_redelivered_task_takes_over_only_a_stale_run_and_attempts_are_bounded
             )
             assert _pid(second) in alive_in_group(b.proc.pid)
             b.kill()
-            time.sleep(HEARTBEAT_TIMEOUT_S + 0.5)
+            wait_heartbeat_stale(pg, run_id)  # b's
             c_ = worker("c")
             runner.app.send_task(SOLVE_TASK, args=[run_id], queue=QUEUE_HIGH)
             done = wait_run(c, run_id, timeout=60)
@@ -269,9 +274,8 @@ def test_time_limits_soft_keeps_the_best_plan_hard_fails_the_run(
             )
             with workers(tmp_path, hard_env, "hard") as (hard,):
                 run_id = c.post("/runs", json=slow_run_body(time_limit_s=300)).json()["id"]
-                t0 = time.monotonic()
-                done = wait_run(c, run_id, timeout=60)
-                assert time.monotonic() - t0 < 30
+                # ended by the hard limit (8 s; the error below says which), not the soft one
+                done = wait_run(c, run_id, timeout=180)
                 # the worker replaced its solver process and goes on working
                 after = c.post("/runs", json={"note": "after the hard limit"}).json()["id"]
                 ok = wait_run(c, after, timeout=60)
@@ -305,7 +309,7 @@ def test_a_redis_restart_loses_no_run(pg: str, broker: str, tmp_path: Path) -> N
             ids.append(r.json()["id"])
             metrics = c.get("/metrics").text
             assert _metric(metrics, "greenopt_broker_up") == 0.0
-            time.sleep(1.0)
+            wait_until(lambda: "Connection to broker lost" in a.text(), 60, "a to lose Redis")
             start_redis()
 
             done = [wait_run(c, i, timeout=180) for i in ids]
@@ -361,17 +365,22 @@ def test_back_pressure_queues_and_priorities(pg: str, broker: str, tmp_path: Pat
         server.stop()
 
 
+def _plan_and_bundle(c: httpx.Client, body: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """Solve `body` through the API: the plan and its bundle."""
+    r = c.post("/runs", json=body)
+    done = wait_run(c, r.json()["id"])
+    assert done["state"] == "succeeded", done
+    plan = c.get(f"/plans/{done['plan_id']}").json()
+    return plan, c.get(f"/plans/{done['plan_id']}/bundle").content
+
+
 def test_local_pool_and_celery_make_the_same_plan(broker: str, tmp_path: Path) -> None:
     body = {"overrides": {"carbon_price_cny_per_t": 180.0}, "settings": {"time_limit_s": 30}}
     local_db = celery_database("celery_local")
     local = LiveServer(make_settings(local_db)).start()
     try:
         with local.client("planner") as c:
-            r = c.post("/runs", json=body)
-            done = wait_run(c, r.json()["id"])
-            assert done["state"] == "succeeded", done
-            local_plan = c.get(f"/plans/{done['plan_id']}").json()
-            local_bundle = c.get(f"/plans/{done['plan_id']}/bundle").content
+            local_plan, local_bundle = _plan_and_bundle(c, body)
     finally:
         local.stop()
         drop_database(local_db)
@@ -379,11 +388,7 @@ def test_local_pool_and_celery_make_the_same_plan(broker: str, tmp_path: Path) -
     server = celery_server(pg)
     try:
         with workers(tmp_path, worker_env(pg, broker), "a"), server.client("planner") as c:
-            r = c.post("/runs", json=body)
-            done = wait_run(c, r.json()["id"])
-            assert done["state"] == "succeeded", done
-            celery_plan = c.get(f"/plans/{done['plan_id']}").json()
-            celery_bundle = c.get(f"/plans/{done['plan_id']}/bundle").content
+            celery_plan, celery_bundle = _plan_and_bundle(c, body)
     finally:
         server.stop()
         drop_database(pg)

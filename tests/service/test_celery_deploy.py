@@ -163,10 +163,18 @@ def test_the_dockerfile_installs_the_package_and_its_data() -> None:
     dockerfile = ROOT / "deploy" / "Dockerfile"
     text = dockerfile.read_text()
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert re.search(r"^RUN pip install ", text, re.M)
+    # the extras of the image's processes (API, scheduler, worker), at CI's versions
+    m = re.search(
+        r"^RUN pip install -c /tmp/src/constraints\.txt '/tmp/src\[([a-z,]+)\]'", text, re.M
+    )
+    assert m, "the image installs the package with its extras under constraints.txt"
+    assert set(m.group(1).split(",")) == {"service", "worker"}
+    copied = []
     for src in re.findall(r"^COPY (\S+(?: \S+)*) \S+$", text, re.M):
         for path in src.split():
             assert (ROOT / path).exists(), f"COPY {path}: not in the repository"
+            copied.append(path)
+    assert "constraints.txt" in copied and "bench" not in copied  # no benchmark in the product
     # an installed package has no data/ beside it: the default scenario must be named
     m = re.search(r"GREENOPT_DEFAULT_SCENARIO=(\S+)", text)
     assert m and m.group(1).startswith("/app/data/")

@@ -44,6 +44,7 @@ def test_no_active_plan_is_a_clear_404(tiny: LiveServer) -> None:
         assert c.get("/plans").json() == {"items": [], "total": 0, "offset": 0, "limit": 50}
 
 
+@pytest.mark.slow  # solves the deliberately hard model
 def test_a_full_queue_answers_429_with_retry_after(tiny: LiveServer) -> None:
     with tiny.client("planner") as c:
         first = c.post("/runs", json=slow_run_body(), headers={"Idempotency-Key": "slow"})
@@ -64,6 +65,7 @@ def test_a_full_queue_answers_429_with_retry_after(tiny: LiveServer) -> None:
         assert c.get("/plans/active").json()["run_id"] == ok.json()["id"]
 
 
+@pytest.mark.slow  # solves the deliberately hard model
 def test_stopping_the_service_interrupts_its_running_solves(tiny: LiveServer) -> None:
     with tiny.client("planner") as c:
         r = c.post("/runs", json=slow_run_body())
@@ -85,6 +87,7 @@ def test_stopping_the_service_interrupts_its_running_solves(tiny: LiveServer) ->
         db.dispose()
 
 
+@pytest.mark.slow  # solves the deliberately hard model
 def test_a_solver_process_that_dies_interrupts_its_run_and_the_next_run_works(
     tiny: LiveServer,
 ) -> None:

@@ -7,9 +7,9 @@ following the schedule table and catching up a missed night, and the /schedule A
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import multiprocessing
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,18 +32,20 @@ from service.repo import scenarios as scenarios_repo
 from service.runs import RunRequest
 from service.scheduler import JOB_ID, NightlyScheduler
 from service.settings import Settings
-from tests.service.helpers import BACKENDS, LiveServer, fresh_database, make_settings, wait_run
-from tests.service.helpers import wait_until as _wait_until
+from tests.service.helpers import (
+    BACKENDS,
+    LiveServer,
+    fresh_database,
+    make_settings,
+    wait_run,
+    wait_until,
+)
 
 UTC = dt.UTC
 SHANGHAI = "Asia/Shanghai"
 BERLIN = "Europe/Berlin"
 # 01:30 in Shanghai on 16 July 2025 is 17:30 UTC on the 15th: the night is the 16th
 FIRE_0716 = dt.datetime(2025, 7, 15, 17, 30, tzinfo=UTC)
-
-
-def wait_until(pred: Any, timeout: float = 60.0, what: str = "condition") -> Any:
-    return _wait_until(pred, timeout, what)
 
 
 # ----------------------------------------------------------------------------- the cron
@@ -395,6 +397,7 @@ def _race_in_a_process(url: str, barrier: Any, out: Any, name: str) -> None:
         db.dispose()
 
 
+@pytest.mark.slow  # two spawned interpreters
 def test_two_scheduler_processes_racing_for_a_night_make_one_run_and_one_plan(
     db: Database,
 ) -> None:
@@ -535,26 +538,44 @@ def test_a_greedy_fallback_night_does_not_replace_a_solved_plan(
     assert active_id(db) == before
 
 
+class _Seen(logging.Handler):
+    """Sets `event` when a log record's message contains `text`."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.event = text, threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.event.set()
+
+
 def test_a_full_queue_is_waited_for_then_the_night_fails(db: Database) -> None:
-    settings = settings_of(db, queue_limit=1, retry_after_s=1, nightly_queue_wait_s=5)
+    settings = settings_of(db, queue_limit=1, retry_after_s=1, nightly_queue_wait_s=120)
     with db.write() as s:
         blocker, _ = runs.submit_run(
             s, RunRequest(note="blocks the queue"), settings=settings, runner=Collect(), actor="t"
         )
         blocker_id = blocker.id
+    waits = _Seen("retrying in")  # the night found the queue full and waits for it
 
-    def free_the_queue() -> None:
-        time.sleep(1.5)
-        with db.write() as s:
-            runs.cancel_run(s, blocker_id)
+    def free_the_queue_once_the_night_waits() -> None:
+        if waits.event.wait(120):
+            with db.write() as s:
+                runs.cancel_run(s, blocker_id)
 
-    t = threading.Thread(target=free_the_queue)
-    t.start()
-    t0 = time.monotonic()
-    row = nightly.run_night(db, settings, Collect(), now=FIRE_0716)
-    t.join()
+    t = threading.Thread(target=free_the_queue_once_the_night_waits)
+    nightly.log.addHandler(waits)
+    try:
+        t.start()
+        row = nightly.run_night(db, settings, Collect(), now=FIRE_0716)
+        waited = waits.event.is_set()
+    finally:
+        nightly.log.removeHandler(waits)
+        waits.event.set()  # let the thread end whatever happened
+        t.join()
+    assert waited, "the night should have found the queue full"
     assert row is not None and row.state == "running" and row.run_id is not None
-    assert 1.0 <= time.monotonic() - t0 < 5.0  # it waited for the queue, not for long
 
     # and with the queue full for longer than it may wait (the night's run and another):
     # a failed night

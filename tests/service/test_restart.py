@@ -5,11 +5,7 @@ for it, and a new run must work — on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import os
-import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +18,8 @@ from service.models import Plan, Run
 from tests.service.helpers import (
     BACKENDS,
     DEMO,
+    GreenoptProcess,
+    alive_in_group,
     free_port,
     fresh_database,
     slow_run_body,
@@ -29,64 +27,8 @@ from tests.service.helpers import (
     wait_until,
 )
 
-KEY = re.compile(r"admin key:\s+(gok_[A-Za-z0-9_-]+)")
 
-
-def _greenopt() -> list[str]:
-    script = Path(sys.executable).with_name("greenopt")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "service.cli"]
-
-
-class Serve:
-    """One `greenopt serve` process in its own process group, output in files."""
-
-    def __init__(self, workdir: Path, env: dict[str, str], port: int, name: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.out = workdir / f"{name}.out"
-        self.err = workdir / f"{name}.err"
-        with self.out.open("w") as out, self.err.open("w") as err:
-            self.proc = subprocess.Popen(
-                [*_greenopt(), "serve", "--port", str(port)],
-                cwd=workdir,
-                env=env,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,  # its own process group: the pool workers too
-            )
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        """Until /readyz answers 200: the port opens at once, the first plan solves after."""
-
-        def up() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited: {self.err.read_text()[-3000:]}")
-            try:
-                return httpx.get(f"{self.url}/readyz", timeout=10).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, timeout, "greenopt serve to be ready")
-
-    def admin_key(self) -> str | None:
-        m = KEY.search(self.out.read_text())
-        return m.group(1) if m else None
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(60)
-
-
-def _alive_in_group(pgid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "-g", str(pgid)], capture_output=True, text=True)
-    return [int(x) for x in out.stdout.split()]
-
-
-@pytest.mark.slow
+@pytest.mark.slow  # real processes, killed and started again
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_killed_mid_solve_the_run_is_interrupted_and_the_service_recovers(
     backend: str, tmp_path: Path
@@ -101,12 +43,13 @@ def test_killed_mid_solve_the_run_is_interrupted_and_the_service_recovers(
         "GREENOPT_SOLVE_TIME_LIMIT_S": "30",
     }
     port = free_port()
-    first = Serve(tmp_path, env, port, "first")
+    url_of_api = f"http://127.0.0.1:{port}"
+    first = GreenoptProcess(["serve", "--port", str(port)], tmp_path, env, "first")
     try:
-        first.wait_ready()
+        first.wait_ready(url_of_api, 120)
         key = first.admin_key()
         assert key, first.out.read_text()
-        c = httpx.Client(base_url=first.url, headers={"X-API-Key": key}, timeout=30)
+        c = httpx.Client(base_url=url_of_api, headers={"X-API-Key": key}, timeout=30)
         # serve solved and activated a first plan before it said it was ready
         active = c.get("/plans/active").json()
         assert active["status"] in ("optimal", "feasible")
@@ -114,21 +57,18 @@ def test_killed_mid_solve_the_run_is_interrupted_and_the_service_recovers(
         assert r.status_code == 202, r.text
         run_id = r.json()["id"]
 
-        def solving() -> dict[str, Any] | None:
+        def in_highs() -> dict[str, Any] | None:
+            # HiGHS' own progress reports carry its node count: the solve is inside HiGHS
             run = c.get(f"/runs/{run_id}").json()
-            return (
-                run
-                if run["state"] == "running" and run["progress"].get("phase") == "solve"
-                else None
-            )
+            progress = run["progress"]
+            inside = run["state"] == "running" and progress.get("phase") == "solve"
+            return run if inside and "nodes" in progress else None
 
-        wait_until(solving, 60, "the slow run to be solving")
-        time.sleep(1.0)  # well inside HiGHS' branch and bound
-        first.kill()
-        wait_until(lambda: not _alive_in_group(first.proc.pid), 30, "the process group to die")
+        wait_until(in_highs, 60, "the slow run to be solving inside HiGHS")
+        first.kill_group()
     finally:
         if first.proc.poll() is None:
-            first.kill()
+            first.kill_group()
 
     db = Database(url)
     try:
@@ -139,11 +79,11 @@ def test_killed_mid_solve_the_run_is_interrupted_and_the_service_recovers(
     finally:
         db.dispose()
 
-    second = Serve(tmp_path, env, port, "second")
+    second = GreenoptProcess(["serve", "--port", str(port)], tmp_path, env, "second")
     try:
-        second.wait_ready()
+        second.wait_ready(url_of_api, 120)
         assert second.admin_key() is None  # made once, on the first start
-        c = httpx.Client(base_url=second.url, headers={"X-API-Key": key}, timeout=30)
+        c = httpx.Client(base_url=url_of_api, headers={"X-API-Key": key}, timeout=30)
         run = c.get(f"/runs/{run_id}").json()
         assert run["state"] == "interrupted", run
         assert "interrupted" in run["error"] and run["plan_id"] is None
@@ -156,8 +96,8 @@ def test_killed_mid_solve_the_run_is_interrupted_and_the_service_recovers(
         assert done["state"] == "succeeded" and done["plan_id"]
         assert c.get("/plans/active").json()["id"] == done["plan_id"]
     finally:
-        code = second.stop()
+        code = second.terminate()
     # a graceful stop: uvicorn re-raises the SIGTERM it handled, so the exit reports it
     assert code in (0, -signal.SIGTERM), second.err.read_text()[-3000:]
     assert "Application shutdown complete" in second.err.read_text()
-    wait_until(lambda: not _alive_in_group(second.proc.pid), 30, "the solver workers to exit")
+    wait_until(lambda: not alive_in_group(second.proc.pid), 30, "the solver workers to exit")

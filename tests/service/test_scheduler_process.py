@@ -5,13 +5,8 @@ on SIGTERM; `greenopt serve --scheduler` runs a night in-process and shows it ov
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +17,19 @@ from sqlalchemy import func, select
 from service import plans
 from service.db import Database
 from service.models import NightlyRun, Plan, Run
-from tests.service.helpers import BACKENDS, DEMO, free_port, fresh_database, wait_until
+from tests.service.helpers import (
+    BACKENDS,
+    DEMO,
+    GreenoptProcess,
+    free_port,
+    fresh_database,
+    wait_until,
+)
+
+# real processes (schedulers, an API with its solver pool): not in the fast lane
+pytestmark = pytest.mark.slow
 
 FAST_CRON = "*/2 * * * * *"  # every two seconds: many fires, one night
-KEY = re.compile(r"admin key:\s+(gok_[A-Za-z0-9_-]+)")
-
-
-def _greenopt() -> list[str]:
-    script = Path(sys.executable).with_name("greenopt")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "service.cli"]
 
 
 def _env(url: str, **extra: str) -> dict[str, str]:
@@ -53,54 +52,6 @@ def _env(url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-class Proc:
-    """A greenopt command in its own process group, output in files."""
-
-    def __init__(self, args: list[str], workdir: Path, env: dict[str, str], name: str) -> None:
-        self.name = name
-        self.out = workdir / f"{name}.out"
-        self.err = workdir / f"{name}.err"
-        with self.out.open("w") as out, self.err.open("w") as err:
-            self.proc = subprocess.Popen(
-                [*_greenopt(), *args],
-                cwd=workdir,
-                env=env,
-                stdout=out,
-                stderr=err,
-                start_new_session=True,  # its own process group: the solver pool too
-            )
-
-    def alive(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited: {self.err.read_text()[-3000:]}")
-        return True
-
-    def log_lines(self) -> list[dict[str, Any]]:
-        lines = []
-        for line in self.err.read_text().splitlines():
-            if line.startswith("{"):
-                lines.append(json.loads(line))
-        return lines
-
-    def terminate(self, timeout: float = 60.0) -> int:
-        """SIGTERM to the command alone (as docker stop does), then wait."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:  # it hung: do not leave it behind
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-
-    def kill_group(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            return
-        self.proc.wait(10)
-
-
 def _nights(db: Database) -> list[NightlyRun]:
     with db.read() as s:
         return list(s.scalars(select(NightlyRun).order_by(NightlyRun.id)))
@@ -113,14 +64,16 @@ def test_two_scheduler_processes_run_one_night_and_stop_on_sigterm(
     url = fresh_database(backend, tmp_path, "scheduler_proc")
     env = _env(url)
     beat = tmp_path / "scheduler.alive"
-    procs = [Proc(["scheduler", "--heartbeat-file", str(beat)], tmp_path, env, "scheduler-a")]
+    procs = [
+        GreenoptProcess(["scheduler", "--heartbeat-file", str(beat)], tmp_path, env, "scheduler-a")
+    ]
     db = Database(url)
     try:
         if backend == "sqlite":
             # two processes migrating one fresh SQLite file at once collide ("database is
             # locked": start-up is serialised on PostgreSQL only); let the first one finish
             wait_until(lambda: procs[0].alive() and beat.is_file(), 120, "the first scheduler")
-        procs.append(Proc(["scheduler"], tmp_path, env, "scheduler-b"))
+        procs.append(GreenoptProcess(["scheduler"], tmp_path, env, "scheduler-b"))
 
         def night_done() -> bool:
             for p in procs:
@@ -129,10 +82,16 @@ def test_two_scheduler_processes_run_one_night_and_stop_on_sigterm(
             return bool(nights) and nights[0].state != "running"
 
         wait_until(night_done, 180, "a night to run and be recorded")
-        # both keep firing every two seconds meanwhile: still one night
-        time.sleep(3)
-        for p in procs:
-            p.alive()
+        # both keep firing every two seconds meanwhile, and stand down: still one night
+        seen = {p.name: _stood_down(p) for p in procs}
+        wait_until(
+            lambda: all(p.alive() and _stood_down(p) > seen[p.name] for p in procs),
+            60,
+            "both schedulers to fire again after the night and stand down",
+        )
+        # the heartbeat file is touched at every poll: a healthcheck can test its age
+        touched = beat.stat().st_mtime_ns
+        wait_until(lambda: beat.stat().st_mtime_ns != touched, 30, "the next heartbeat")
         nights = _nights(db)
         assert len(nights) == 1, [(n.night, n.state, n.reason) for n in nights]
         night = nights[0]
@@ -147,14 +106,6 @@ def test_two_scheduler_processes_run_one_night_and_stop_on_sigterm(
         # no API anywhere: the scheduler's own pool executed it
         assert run.kind == "nightly" and run.state == "succeeded" and run.worker
         assert (n_runs, n_plans) == (1, 1) and active == run.plan_id == night.plan_id
-        stood_down = [
-            line
-            for p in procs
-            for line in p.log_lines()
-            if "stands down" in line["msg"] and line["logger"] == "greenopt.nightly"
-        ]
-        assert stood_down, "the later fires should have found the night taken"
-        assert beat.is_file() and time.time() - beat.stat().st_mtime < 10
     finally:
         codes = [p.terminate() for p in procs]
         for p in procs:
@@ -165,6 +116,14 @@ def test_two_scheduler_processes_run_one_night_and_stop_on_sigterm(
         msgs = [line["msg"] for line in p.log_lines()]
         assert any("nightly scheduler" in m and "stopped" in m for m in msgs), msgs[-10:]
         assert not [line for line in p.log_lines() if line["level"] in ("error", "critical")]
+
+
+def _stood_down(p: GreenoptProcess) -> int:
+    """How often `p` found the night taken by another scheduler (or by itself earlier)."""
+    return sum(
+        "stands down" in line["msg"] and line["logger"] == "greenopt.nightly"
+        for line in p.log_lines()
+    )
 
 
 def _migrated(db: Database) -> bool:
@@ -185,22 +144,14 @@ def _has_nights_table(db: Database) -> bool:
 def test_serve_with_the_scheduler_in_process_runs_a_night(backend: str, tmp_path: Path) -> None:
     url = fresh_database(backend, tmp_path, "serve_scheduler")
     port = free_port()
-    serve = Proc(["serve", "--scheduler", "--port", str(port)], tmp_path, _env(url), "serve")
+    args = ["serve", "--scheduler", "--port", str(port)]
+    serve = GreenoptProcess(args, tmp_path, _env(url), "serve")
     base = f"http://127.0.0.1:{port}"
     try:
-
-        def up() -> bool:
-            serve.alive()
-            try:
-                # ready: the first plan solved (the port opened before it)
-                return httpx.get(f"{base}/readyz", timeout=10).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until(up, 180, "greenopt serve --scheduler to be ready")
-        m = KEY.search(serve.out.read_text())
-        assert m, serve.out.read_text()
-        headers = {"X-API-Key": m.group(1)}
+        serve.wait_ready(base, 180)  # the first plan solved (the port opened before it)
+        key = serve.admin_key()
+        assert key, serve.out.read_text()
+        headers = {"X-API-Key": key}
         with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
             first = c.get("/plans/active").json()["id"]  # the plan serve solved at start
 

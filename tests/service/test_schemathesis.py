@@ -15,6 +15,9 @@ from schemathesis.checks import not_a_server_error
 from service.app import create_app
 from tests.service.helpers import LiveServer, fresh_database, make_settings
 
+# hundreds of requests per backend, runs and what-ifs among them: not in the fast lane
+pytestmark = pytest.mark.slow
+
 # examples per operation: enough to hit every parameter, body shape and content type a few
 # times while the whole run stays around a minute per backend
 EXAMPLES_PER_OPERATION = 25
