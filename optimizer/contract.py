@@ -341,6 +341,36 @@ MOVES = BundleTable(
     status="extra",
 )
 
+ACTIONS = BundleTable(
+    "actions",
+    "one row per action that takes the fleet from its current state to the plan, in the "
+    "order to carry them out (`optimizer/actions.py`)",
+    (
+        _x("seq", "int", "", "position in the order (within an hour, what frees devices first)"),
+        _x("timestamp", "timestamp", "ISO 8601", "start of the hour the action happens"),
+        _HOUR,
+        _x(
+            "action",
+            "str",
+            "",
+            "`start`, `stop` (a running job not placed), `finish` (work done, ends by itself), "
+            "`pause`, `resume`, `move` or `scale`",
+        ),
+        _x("workload_id", "str", "", "the job or service"),
+        _x("kind", "str", "", "the workload's kind (as in workloads)"),
+        _x("site_id", "str", "", "where it happens (a move: where the job goes)"),
+        _x("from_site", "str", "", "a move: where the job runs now"),
+        _x("accelerator", "str", "", "the type"),
+        _x("devices", "int", "devices", "a job: its gang; a scale: devices serving after it"),
+        _x("previous_devices", "int", "devices", "a scale: devices serving before it"),
+        _x("run_hours", "int", "h", "start, resume, move: hours the run it begins lasts"),
+        _x("detail", "str", "", "why (a stop: the plan's reason; a pause: when it goes on)"),
+    ),
+    status="extra",
+    note="Derived from workloads and assignments; services' current devices are not in the "
+    "scenario, so the bundle's actions scale every service up from none at the first hour.",
+)
+
 TABLES: tuple[BundleTable, ...] = (
     WORKLOADS,
     ASSIGNMENTS,
@@ -350,6 +380,7 @@ TABLES: tuple[BundleTable, ...] = (
     SERVICE_FLOWS,
     BINDING,
     MOVES,
+    ACTIONS,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 BUNDLE_TABLES = tuple(t.name for t in TABLES)

@@ -394,3 +394,33 @@ class NightlyRun(Base):
     created_by: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+
+
+# ----------------------------------------------------------------------------- queue
+QUEUE_KINDS = ("job", "service")
+QUEUE_STATES = ("active", "cancelled")
+
+
+class QueueItem(Base):
+    """A job or a service in the workload queue (issue 13): its spec as the row of the
+    scenario's jobs (services) table it becomes, and for a job the progress reported.
+    Keyed by (kind, id): submitting the same id again replaces the spec, so a retry is
+    harmless. A cancelled item stays, so its id keeps meaning that job."""
+
+    __tablename__ = "queue_items"
+    __table_args__ = (
+        CheckConstraint(f"kind IN {_in(QUEUE_KINDS)}", name="kind"),
+        CheckConstraint(f"state IN {_in(QUEUE_STATES)}", name="state"),
+    )
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    workload_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    done_device_hours: Mapped[float] = mapped_column(Float, default=0.0)
+    current_site: Mapped[str | None] = mapped_column(String(200), default=None)
+    progress_at: Mapped[dt.datetime | None] = mapped_column(default=None)
+    submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(200), default="")

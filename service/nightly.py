@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from optimizer.scenario import InputValidationError
 from optimizer.scenario.schema import MAX_PLAN_STABILITY_WEIGHT
-from service import plans, runs, scenarios
+from service import plans, rolling, runs, scenarios
 from service.db import Database
 from service.errors import (
     Conflict,
@@ -495,6 +495,16 @@ def _claim_and_submit(
             f"{len(err.problems)} problem(s), e.g. {err.problems[0]}",
         ) from None
     label = f"night {night.isoformat()}" if night is not None else "run-now"
+    if settings.nightly_horizon_h:
+        version = rolling.roll(
+            session,
+            version,
+            after=scheduled_for,
+            horizon_h=settings.nightly_horizon_h,
+            boundary_hour=settings.nightly_boundary_hour,
+            actor=actor,
+            label=label,
+        )
     text = f"nightly re-optimisation ({label})" + (f": {note}" if note else "")
     run, _ = runs.submit_run(
         session,

@@ -176,6 +176,20 @@ class Settings(BaseSettings):
         description="a night that finds the run queue full retries for this long before it "
         "fails, s",
     )
+    # the rolling forward (service/rolling.py): 0 = a night plans the current version as is
+    nightly_horizon_h: int = Field(
+        default=0,
+        ge=0,
+        le=24 * 14,
+        description="hours a night plans from the next planning boundary, with the workload "
+        "queue; 0: plan the current scenario version as stored",
+    )
+    nightly_boundary_hour: int = Field(
+        default=0,
+        ge=0,
+        le=23,
+        description="local hour (scenario time zone) at which a night's window starts",
+    )
     # the Celery runner and its workers (docs/scale-out.md)
     broker_url: str = Field(
         default="redis://127.0.0.1:6379/0",

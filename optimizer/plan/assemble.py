@@ -7,11 +7,13 @@ the columns `contract.py` declares.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from optimizer.actions import actions_table
 from optimizer.contract import ACCOUNTING, WORKLOADS
 from optimizer.plan.explain import (
     binding_limits,
@@ -427,10 +429,11 @@ def assemble_plan(
         "model_size": model_size or {},
         "baselines": {},
     }
-    return Plan(
+    assignments = assignments_table(sc, sched, iso)
+    plan = Plan(
         summary=summary,
         workloads=workloads,
-        assignments=assignments_table(sc, sched, iso),
+        assignments=assignments,
         site_hours=site_hours_table(sc, e, iso),
         site_hour_devices=site_hour_devices_table(sc, e.busy, iso),
         service_hours=service_hours,
@@ -439,3 +442,4 @@ def assemble_plan(
         moves=moved_jobs(sc, sched, e.green),
         schedule=sched,
     )
+    return dataclasses.replace(plan, actions=actions_table(plan))

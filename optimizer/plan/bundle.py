@@ -63,6 +63,7 @@ def read_bundle(path: str | Path) -> Plan:
         service_flows=tables["service_flows"],
         binding=tables["binding"],
         moves=tables["moves"],
+        actions=tables["actions"],
     )
 
 

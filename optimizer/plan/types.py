@@ -67,6 +67,8 @@ class Plan:
     service_flows: pd.DataFrame
     binding: pd.DataFrame
     moves: pd.DataFrame
+    # what to do to follow the plan (optimizer/actions.py); empty in bundles written before it
+    actions: pd.DataFrame = field(default_factory=pd.DataFrame)
     schedule: Schedule | None = field(default=None, repr=False)
 
     @property

@@ -62,6 +62,7 @@ class BundleTables:
     service_flows: pd.DataFrame
     binding: pd.DataFrame
     moves: pd.DataFrame
+    actions: pd.DataFrame
 
 
 def read_bundle(root: Path) -> BundleTables:

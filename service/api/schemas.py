@@ -1059,3 +1059,198 @@ class ReadyOut(BaseModel):
         description="while the first plan solves: its run_id, state, phase (loading, build, "
         "solve...), run_elapsed_s, objective_cny and gap as the solver reports them",
     )
+
+
+# ----------------------------------------------------------------------------- actions
+class ActionRow(BaseModel):
+    """One row of the bundle's actions.csv (columns in `optimizer/contract.py`)."""
+
+    model_config = _example(
+        {
+            "seq": 0,
+            "timestamp": "2025-07-15T02:00:00+08:00",
+            "hour": 2,
+            "action": "start",
+            "workload_id": "train-llm-a",
+            "kind": "training",
+            "site_id": "nx-west",
+            "from_site": "",
+            "accelerator": "H100",
+            "devices": 32,
+            "previous_devices": None,
+            "run_hours": 6,
+            "detail": "",
+        }
+    )
+    seq: int
+    timestamp: str
+    hour: int
+    action: Literal["start", "stop", "finish", "pause", "resume", "move", "scale"]
+    workload_id: str
+    kind: str
+    site_id: str
+    from_site: str = ""
+    accelerator: str
+    devices: int
+    previous_devices: int | None = None
+    run_hours: int | None = None
+    detail: str = ""
+
+
+class ActionsOut(BaseModel):
+    model_config = _example(
+        {"plan_id": 4, "items": [ActionRow.model_config["json_schema_extra"]["examples"][0]]}  # type: ignore[index]
+    )
+    plan_id: int
+    items: list[ActionRow]
+
+
+class K8sPatchOut(BaseModel):
+    model_config = _example(
+        {
+            "at": "2025-07-15T09:00:00+08:00",
+            "cluster": "sh-east",
+            "action": "scale",
+            "workload_id": "chat-zh",
+            "verb": "patch",
+            "object": {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "chat-zh-h100", "namespace": "greenopt"},
+                "spec": {"replicas": 12},
+            },
+        }
+    )
+    at: str = Field(description="when to apply it (ISO 8601)")
+    cluster: str = Field(description="the site: a kubeconfig context")
+    action: str
+    workload_id: str
+    verb: Literal["patch", "delete"]
+    object: dict[str, Any] = Field(description="a strategic-merge patch of a Deployment or Job")
+
+
+class K8sPatchesOut(BaseModel):
+    model_config = _example(
+        {"plan_id": 4, "items": [K8sPatchOut.model_config["json_schema_extra"]["examples"][0]]}  # type: ignore[index]
+    )
+    plan_id: int
+    items: list[K8sPatchOut]
+
+
+# ----------------------------------------------------------------------------- queue
+_QUEUE_TYPES: dict[str, Any] = {
+    "str": str,
+    "list": list[str],
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "timestamp": AwareDatetime,
+}
+
+
+def _spec_in(table: str, skip: tuple[str, ...], example: dict[str, Any]) -> Any:
+    """A submission body: the columns of the scenario table the item becomes (less those
+    the queue sets), typed and described by the scenario schema."""
+    fields: dict[str, Any] = {}
+    for c in scenario_schema.TABLES_BY_NAME[table].columns:
+        if c.name in skip:
+            continue
+        typ = _QUEUE_TYPES[c.dtype]
+        desc = f"{c.meaning} [{c.unit}]" if c.unit else c.meaning
+        fields[c.name] = (
+            (typ, Field(description=desc))
+            if c.required
+            else (typ | None, Field(default=None, description=desc))
+        )
+    return fields, ConfigDict(extra="forbid", json_schema_extra={"examples": [example]})
+
+
+_JOB_FIELDS, _JOB_CONFIG = _spec_in(
+    "jobs",
+    ("job_id", "current_site"),
+    {
+        "kind": "training",
+        "accelerators": ["H100"],
+        "gang": 32,
+        "work_device_hours": 320,
+        "release": "2025-07-15T00:00:00+08:00",
+        "deadline": "2025-07-16T00:00:00+08:00",
+        "preemptible": True,
+    },
+)
+JobIn: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "JobIn", __config__=_JOB_CONFIG, __doc__="A job: its row of jobs.csv.", **_JOB_FIELDS
+)
+_SVC_FIELDS, _SVC_CONFIG = _spec_in(
+    "services",
+    ("service_id",),
+    {"latency_limit_ms": 25, "throughput": {"H100": 2400.0, "A100": 1200.0}},
+)
+ServiceIn: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "ServiceIn",
+    __config__=_SVC_CONFIG,
+    __doc__="A service: its row of services.csv and its throughput per accelerator type.",
+    throughput=(
+        dict[str, float],
+        Field(description="accelerator type -> tokens/s one device serves (service_throughput)"),
+    ),
+    **_SVC_FIELDS,
+)
+
+
+class ProgressIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"done_device_hours": 160.0, "current_site": "nx-west"}]},
+    )
+    done_device_hours: float = Field(
+        ge=0, allow_inf_nan=False, description="reference device-hours done so far (a total)"
+    )
+    current_site: str | None = Field(
+        default=None, max_length=200, description="the site it runs on now; null: not running"
+    )
+
+
+class QueueItemOut(BaseModel):
+    model_config = ConfigDict(
+        from_attributes=True,
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "job",
+                    "workload_id": "train-llm-a",
+                    "state": "active",
+                    "revision": 2,
+                    "spec": {"kind": "training", "accelerators": ["H100"], "gang": 32},
+                    "done_device_hours": 160.0,
+                    "current_site": "nx-west",
+                    "progress_at": TS,
+                    "submitted_at": TS,
+                    "updated_at": TS,
+                    "updated_by": "key:ops-team",
+                    "outcome": "replaced",
+                }
+            ]
+        },
+    )
+    kind: Literal["job", "service"]
+    workload_id: str
+    state: Literal["active", "cancelled"]
+    revision: int = Field(description="counts up on every change")
+    spec: dict[str, Any]
+    done_device_hours: float
+    current_site: str | None
+    progress_at: dt.datetime | None
+    submitted_at: dt.datetime
+    updated_at: dt.datetime
+    updated_by: str
+    outcome: Literal["created", "replaced", "unchanged"] | None = Field(
+        default=None, description="a submission: what it did"
+    )
+
+
+class QueueOut(BaseModel):
+    model_config = _example(
+        {"items": [QueueItemOut.model_config["json_schema_extra"]["examples"][0]]}  # type: ignore[index]
+    )
+    items: list[QueueItemOut]

@@ -22,6 +22,7 @@ from optimizer.validate import validate_plan
 from service.db import Database
 from service.logs import JsonFormatter
 from tests.service.helpers import DEMO, LiveServer, slow_run_body, wait_run, wait_until
+from tests.slurm_grammar import parse as parse_slurm
 
 NO_RUN = 999_999
 
@@ -194,6 +195,18 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/plans/{plan_id}/workloads", "viewer"),
     ("GET", "/plans/{plan_id}/explain", "viewer"),
     ("GET", "/plans/{plan_id}/bundle", "viewer"),
+    ("GET", "/plans/{plan_id}/actions", "viewer"),
+    ("GET", "/plans/{plan_id}/actions/slurm", "viewer"),
+    ("GET", "/plans/{plan_id}/actions/kubernetes", "viewer"),
+    ("PUT", "/jobs/{job_id}", "planner"),
+    ("GET", "/jobs", "viewer"),
+    ("GET", "/jobs/{job_id}", "viewer"),
+    ("DELETE", "/jobs/{job_id}", "planner"),
+    ("POST", "/jobs/{job_id}/progress", "planner"),
+    ("PUT", "/services/{service_id}", "planner"),
+    ("GET", "/services", "viewer"),
+    ("GET", "/services/{service_id}", "viewer"),
+    ("DELETE", "/services/{service_id}", "planner"),
     ("POST", "/plans/{plan_id}/activate", "planner"),
     ("GET", "/plans/{plan_a}/diff/{plan_b}", "viewer"),
     ("POST", "/what-if", "planner"),
@@ -226,6 +239,7 @@ def _concrete(path: str) -> str:
         .replace("{key_id}", str(NO_RUN))
         .replace("{version_id}", str(NO_RUN))
         .replace("{sweep_id}", str(NO_RUN))
+        .replace("{service_id}", "no-such-service")
     )
 
 
@@ -712,6 +726,40 @@ def test_bundle_is_byte_for_byte_what_write_bundle_wrote(
     mine.write_bundle(tmp_path / "mine")
     for t in BUNDLE_TABLES:
         assert (tmp_path / "mine" / f"{t}.csv").read_bytes() == files[f"{t}.csv"], t
+
+
+def test_actions_window_as_json_csv_slurm_and_kubernetes(
+    viewer: httpx.Client, base_plan: dict[str, Any]
+) -> None:
+    """GET /plans/{id}/actions?from=...&hours=... gives the rows of the stored actions.csv
+    for that window; the exports cover the same window; a start off the plan is a 422."""
+    pid = base_plan["plan_id"]
+    zf = zipfile.ZipFile(io.BytesIO(viewer.get(f"/plans/{pid}/bundle").content))
+    stored = pd.read_csv(io.BytesIO(zf.read("actions.csv")), keep_default_na=False)
+    every = viewer.get(f"/plans/{pid}/actions").json()["items"]
+    assert [a["seq"] for a in every] == list(stored["seq"]) and len(every) > 0
+    first = every[0]["timestamp"]  # the demo starts services at its first hour
+    start = pd.Timestamp(first) + pd.Timedelta(hours=6)
+    r = viewer.get(f"/plans/{pid}/actions", params={"from": start.isoformat(), "hours": 3})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert items and items == [a for a in every if 6 <= a["hour"] < 9]
+    csv = viewer.get(
+        f"/plans/{pid}/actions",
+        params={"from": start.isoformat(), "hours": 3},
+        headers={"Accept": "text/csv"},
+    )
+    assert len(pd.read_csv(io.StringIO(csv.text))) == len(items)
+    slurm = viewer.get(f"/plans/{pid}/actions/slurm", params={"from": start.isoformat()})
+    assert slurm.headers["content-type"].startswith("text/plain")
+    for line in slurm.text.splitlines():
+        if not line.startswith("#"):
+            parse_slurm(line)
+    k8s = viewer.get(f"/plans/{pid}/actions/kubernetes", params={"hours": 1}).json()["items"]
+    assert k8s and all(p["at"] == first for p in k8s)
+    bad = viewer.get(f"/plans/{pid}/actions", params={"from": "2020-01-01T00:30:00+00:00"})
+    assert bad.status_code == 422 and "from=" in bad.json()["message"]
+    assert viewer.get(f"/plans/{NO_RUN}/actions").status_code == 404
 
 
 def test_workloads_and_explain(viewer: httpx.Client, base_plan: dict[str, Any]) -> None:
