@@ -178,7 +178,9 @@ def test_the_default_scenarios_actions_replay_and_export(
 ) -> None:
     """The same checks on the default scenario (its greedy plan): replay, both exports."""
     sc, plan = default_plan
-    assert set(plan.actions["action"]) >= {"start", "move", "scale"}
+    # whether the greedy plan moves a running job depends on the day's economics (since the
+    # green contracts of issue 11 it moves none); moves are checked on a micro plan above
+    assert set(plan.actions["action"]) >= {"start", "scale"}
     replay(plan)
     check_slurm(sc, plan)
     check_kubernetes(plan, monkeypatch)
