@@ -157,6 +157,23 @@ WORKLOADS = BundleTable(
             "data-origin site",
         ),
         _c("reason", "str", "", "unplaced job, or service with unmet demand: why"),
+        # churn (issue 12)
+        _x(
+            "replica_starts",
+            "int",
+            "devices",
+            "service: devices started from one hour to the next, summed over sites and types "
+            "(the first hour is the state carried in); job: 0",
+        ),
+        _x("replica_stops", "int", "devices", "service: devices stopped likewise; job: 0"),
+        _x("pauses", "int", "pauses", "job: its blocks of consecutive run hours less one"),
+        _x(
+            "churn_cost",
+            "float",
+            "currency",
+            "service: replica_starts x start cost; job: pauses x pause cost (policy "
+            "replica_warmup_min, replica_start_cost_cny, checkpoint_min, restore_min)",
+        ),
     ),
 )
 
@@ -370,7 +387,10 @@ class Kpis:
     the order of summary.json."""
 
     total_cost: float = _kpi(
-        "currency", "energy + carbon + migration + data transfer", status="extra", diff=True
+        "currency",
+        "energy + carbon + migration + data transfer + replica starts + pauses",
+        status="extra",
+        diff=True,
     )
     energy_cost: float = _kpi("currency", "`grid_cost + green_cost`", diff=True)
     grid_cost: float = _kpi("currency", "sum of grid_mw x grid price", status="extra")
@@ -409,6 +429,18 @@ class Kpis:
     served_share: float = _kpi(
         "fraction", "share of inference demand served", status="extra", diff=True
     )
+    # churn (issue 12): sums of the workloads' columns
+    replica_starts: int = _kpi(
+        "devices", "inference devices started hour to hour (workloads)", status="extra", diff=True
+    )
+    replica_stops: int = _kpi("devices", "inference devices stopped hour to hour", status="extra")
+    pauses: int = _kpi(
+        "pauses", "pauses of jobs (blocks of run hours less one)", status="extra", diff=True
+    )
+    replica_start_cost: float = _kpi(
+        "currency", "replica_starts x the policy's start cost", status="extra"
+    )
+    pause_cost: float = _kpi("currency", "sum over jobs of pauses x pause cost", status="extra")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

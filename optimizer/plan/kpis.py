@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from optimizer.contract import Kpis
 from optimizer.plan.types import TOL, Energy
@@ -53,11 +54,13 @@ def plan_kpis(
     unplaced_mask: np.ndarray,
     unmet: np.ndarray,
     moved_jobs: int,
+    churn: pd.DataFrame,
 ) -> tuple[Kpis, dict[str, float], dict[str, Any]]:
     """The KPIs, the penalties and the policy violations of a plan.
 
     `energy` is the plan's `Energy` (per site-hour arrays), `job_costs` each job's
-    (migration, data transfer) cost, `unmet` the [service, region, hour] demand left unserved.
+    (migration, data transfer) cost, `unmet` the [service, region, hour] demand left unserved,
+    `churn` the workloads' kind and churn columns (replica starts and stops, pauses, cost).
     """
     pol = sc.policy
     e = energy
@@ -81,7 +84,11 @@ def plan_kpis(
     energy_cost = float(e.grid_cost.sum() + e.green_cost.sum())
     emissions_t = float(e.emis_kg.sum() / KG_PER_T)
     carbon_cost = pol.carbon_price_cny_per_t * emissions_t
+    is_svc = (churn["kind"] == "inference").to_numpy()
+    start_cost = float(churn["churn_cost"].to_numpy(dtype=float)[is_svc].sum())
+    pause_cost = float(churn["churn_cost"].to_numpy(dtype=float)[~is_svc].sum())
     total = energy_cost + carbon_cost + float(migration.sum() + transfer.sum())
+    total += start_cost + pause_cost
     penalty = unplaced_pen + unmet_pen + policy_pen
     fac_mwh = float(e.fac.sum())
     total_demand = float(sc.demand_tokens_per_s.sum())
@@ -109,6 +116,11 @@ def plan_kpis(
         moved_jobs=moved_jobs,
         unmet_mtokens=float(unmet_mtok.sum()) if K else 0.0,
         served_share=float(1.0 - unmet.sum() / total_demand) if total_demand > 0 else 1.0,
+        replica_starts=int(churn["replica_starts"].sum()),
+        replica_stops=int(churn["replica_stops"].sum()),
+        pauses=int(churn["pauses"].sum()),
+        replica_start_cost=start_cost,
+        pause_cost=pause_cost,
     )
     penalties = {
         "unplaced": unplaced_pen,

@@ -1,5 +1,5 @@
 """Check family `totals`: every KPI of the summary recomputed from the tables and the
-scenario's prices (energy, carbon, both emissions, migration and transfer, green share, MWh,
+scenario's prices (energy, carbon, both emissions, migration and transfer, churn, green share, MWh,
 unplaced, penalties, objective); bound <= objective for optimal and feasible plans; each
 baseline carries the plan's KPI keys.
 
@@ -70,7 +70,9 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     energy = grid_cost + green_cost
     fac_mwh = float(pw.facility_mw.sum())
     demand_total = float(np.asarray(sc.demand_tokens_per_s).sum())
+    churn = c.churn
     total = energy + carbon_cost + migration + transfer
+    total += churn.replica_start_cost + churn.pause_cost
     return {
         "total_cost": total,
         "energy_cost": energy,
@@ -95,6 +97,11 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
         "moved_jobs": int(jobs.moved.sum()),
         "unmet_mtokens": float(unmet_mtokens(c).sum()),
         "served_share": 1.0 - float(svc.unmet.sum()) / demand_total if demand_total > 0 else 1.0,
+        "replica_starts": churn.replica_starts,
+        "replica_stops": churn.replica_stops,
+        "pauses": churn.pauses,
+        "replica_start_cost": churn.replica_start_cost,
+        "pause_cost": churn.pause_cost,
     }
 
 
@@ -152,6 +159,7 @@ def unknown_kpis(c: Checker) -> set[str]:
             "migration_cost",
         }
         unknown |= {"data_transfer_cost", "total_cost", "penalties.unplaced"}
+        unknown |= {"replica_starts", "replica_stops", "pauses", "replica_start_cost", "pause_cost"}
     if not c.usable("service_flows"):
         unknown |= {"unmet_mtokens", "served_share", "penalties.unmet_demand"}
     if unknown:
