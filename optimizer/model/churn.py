@@ -40,8 +40,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     none; an option whose hours are implied by the assignment has :math:`B_{j,e}` of them.
     The minimum up-time binds only in hours the device count exists (a replica may stop
     early where the service has no demand it could serve from the site). With services
-    merged into classes (stage 1 of the round strategy) starts are counted per class,
-    a lower bound of the per-service count, so the relaxation stays a relaxation.
+    merged into classes starts are counted per class, a lower bound of the per-service
+    count, so the relaxation stays a relaxation. The round strategy (docs/solving.md) leaves
+    replica starts out of its pricing and stage-1 LPs (a relaxation still: the left-out
+    costs are never negative) and prices them when it completes the chosen job plan.
 
     ======================  ======================  ==========  ===============================================
     symbol                  name                    unit        meaning
@@ -82,7 +84,7 @@ def _replica_starts(m: LinearModel, d: ModelData) -> None:
     n = m.vars["v_devices"]
     idx = n.index
     counted = np.flatnonzero(idx["hour"] > 0)
-    if cost <= 0 and up <= 1:
+    if (cost <= 0 and up <= 1) or not d.settings.get("price_replica_starts", True):
         counted = EMPTY  # nothing priced or bounded: no rows
     group = (idx["unit"] * d.S + idx["site"]) * d.A + idx["accelerator"]
     prev = _previous(group, idx["hour"])
@@ -136,7 +138,7 @@ def _replica_starts(m: LinearModel, d: ModelData) -> None:
 
 def _job_pauses(m: LinearModel, d: ModelData) -> None:
     sc = d.sc
-    if d.fixed_job_use is not None or not sc.jobs:
+    if d.fixed_job_use is not None or not sc.jobs or not d.settings.get("price_pauses", True):
         m.add_variables("v_resume", 0, index={})
         return
     per_job = np.array([pause_cost_cny(sc, j) for j in sc.jobs])

@@ -64,7 +64,9 @@ def services(
         c.churn.replica_start_cost += n_starts * per_start
         r = row_of.get(svc.service_id)
         if r is not None:
-            restated(c, svc.service_id, r, said, said_cost, n_starts, n_stops, 0, n_starts * per_start)
+            restated(
+                c, svc.service_id, r, said, said_cost, n_starts, n_stops, 0, n_starts * per_start
+            )
         c.count(CHECK, 1)
     up = max(1, math.ceil(c.sc.policy.replica_min_up_hours - 1e-9))
     if up > 1 and dev.shape[-1] > 1:
