@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.baselines import plan_baseline, repair_start
-from optimizer.heuristics import lp_guided_jobs, relax_small_jobs
+from optimizer.heuristics import compact_pauses, lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
 from optimizer.model.build import build_from_sets
 from optimizer.model.core import LinearModel
@@ -33,7 +33,12 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
-from optimizer.model.rounding import device_bounds, disaggregate, round_devices
+from optimizer.model.rounding import (
+    device_bounds,
+    disaggregate,
+    hold_through_dips,
+    round_devices,
+)
 from optimizer.model.sets import JobOptions, ModelData, all_job_options, build_sets
 from optimizer.plan import (
     Plan,
@@ -468,8 +473,9 @@ def _complete_churn_aware(
     tried: dict[str, float | None],
     timings: dict[str, float],
 ) -> None:
-    """The best candidate's job plan completed again with replica starts priced in the
-    inference LP (`_complete(churn_aware=True)`), added as a candidate of its own.
+    """The best candidate's job plan, its paused jobs run in one block where that pays
+    (`compact_pauses`), completed again with replica starts priced in the inference LP
+    (`_complete(churn_aware=True)`), added as a candidate of its own.
 
     Candidates are compared completed without them (their LP is block-diagonal by hour and
     solves in seconds); the time-coupled LP is solved once, for the plan that wins.
@@ -478,7 +484,7 @@ def _complete_churn_aware(
         return
     t = time.perf_counter()
     _, sched, name = min(candidates, key=lambda c: c[0])
-    done = _complete(sc, sched, settings, churn_aware=True)
+    done = _complete(sc, compact_pauses(sc, sched), settings, churn_aware=True)
     key = f"{name}_churn_aware"
     if done is not None:
         candidates.append((_objective(sc, done, m), done, key))
@@ -538,6 +544,8 @@ def _complete(
         devices, flows = disaggregate(m1, d1, x1)
         d2 = build_sets(sc, fixed_job_use=job_use, all_options=every, price_replica_starts=False)
         whole, missing = round_devices(d2, job_use, devices, flows)
+        if churn_aware:
+            whole = hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc))
         if attempt == 1 or not missing.any():
             break
         fractional = (devices - np.floor(devices + 1e-6)) > 1e-6

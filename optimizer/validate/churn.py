@@ -8,10 +8,11 @@ Leaves `Checker.churn` (totals the `totals` family prices).
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 
-from optimizer.validate.state import ChurnFindings, Checker, cell_text, fmt
+from optimizer.validate.state import Checker, ChurnFindings, cell_text, fmt
 
 CHECK = "churn"
 MIN_PER_HOUR = 60.0
