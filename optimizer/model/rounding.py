@@ -25,6 +25,8 @@ import numpy as np
 from optimizer.model.core import LinearModel
 from optimizer.model.power import KW_PER_MW
 from optimizer.model.sets import ModelData
+from optimizer.rules import grid_cost_per_mwh
+from optimizer.scenario.types import Scenario
 
 EPS = 1e-6
 
@@ -131,14 +133,14 @@ def device_bounds(
     return lb, ub
 
 
-def hold_through_dips(sc, job_use: np.ndarray, whole: np.ndarray, start_cny: float) -> np.ndarray:  # type: ignore[no-untyped-def]
+def hold_through_dips(
+    sc: Scenario, job_use: np.ndarray, whole: np.ndarray, start_cny: float
+) -> np.ndarray:
     """`whole` devices [service, site, type, hour] kept up through dips where that costs less
     than starting them again (issue 12): a device stopped and restarted within a few hours
     stays up if the grid energy of its busy-over-idle power in between costs less than a
     start, and devices and power allow. Rounding the relaxed LP hour by hour leaves such
     dips where fractions round down in one hour and up in the next."""
-    from optimizer.rules import grid_cost_per_mwh  # rules imports the scenario only
-
     out = whole.copy()
     busy = job_use + out.sum(axis=0)
     free = sc.capacity - busy
