@@ -157,6 +157,23 @@ WORKLOADS = BundleTable(
             "data-origin site",
         ),
         _c("reason", "str", "", "unplaced job, or service with unmet demand: why"),
+        # churn (issue 12)
+        _x(
+            "replica_starts",
+            "int",
+            "devices",
+            "service: devices started from one hour to the next, summed over sites and types "
+            "(the first hour is the state carried in); job: 0",
+        ),
+        _x("replica_stops", "int", "devices", "service: devices stopped likewise; job: 0"),
+        _x("pauses", "int", "pauses", "job: its blocks of consecutive run hours less one"),
+        _x(
+            "churn_cost",
+            "float",
+            "currency",
+            "service: replica_starts x start cost; job: pauses x pause cost (policy "
+            "replica_warmup_min, replica_start_cost_cny, checkpoint_min, restore_min)",
+        ),
     ),
 )
 
@@ -409,7 +426,7 @@ class Kpis:
     total_cost: float = _kpi(
         "currency",
         "energy + carbon + migration + data transfer + `contract_payment` - "
-        "`green_resale_value` + `certificate_cost`",
+        "`green_resale_value` + `certificate_cost` + replica starts + pauses",
         status="extra",
         diff=True,
     )
@@ -487,6 +504,18 @@ class Kpis:
     certificate_cost: float = _kpi(
         "currency", "certificate price x `certificate_mwh` (in `total_cost`)", status="extra"
     )
+    # churn (issue 12): sums of the workloads' columns
+    replica_starts: int = _kpi(
+        "devices", "inference devices started hour to hour (workloads)", status="extra", diff=True
+    )
+    replica_stops: int = _kpi("devices", "inference devices stopped hour to hour", status="extra")
+    pauses: int = _kpi(
+        "pauses", "pauses of jobs (blocks of run hours less one)", status="extra", diff=True
+    )
+    replica_start_cost: float = _kpi(
+        "currency", "replica_starts x the policy's start cost", status="extra"
+    )
+    pause_cost: float = _kpi("currency", "sum over jobs of pauses x pause cost", status="extra")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

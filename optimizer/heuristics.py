@@ -28,8 +28,8 @@ import numpy as np
 from optimizer.baselines import FleetState, best_hours
 from optimizer.model.core import LinearModel
 from optimizer.model.sets import ModelData
-from optimizer.plan import Schedule
-from optimizer.rules import Option, job_options
+from optimizer.plan import Schedule, busy_devices
+from optimizer.rules import Option, grid_cost_per_mwh, job_options, pause_cost_cny, pauses_of
 
 EPS = 1e-6
 
@@ -239,3 +239,42 @@ def relax_small_jobs(m: LinearModel, d: ModelData, share: float) -> None:
     for name in ("v_run", "v_start"):
         b = m.vars[name]
         b.relaxed = small[b.index["option"]] if b.size else np.zeros(0, dtype=bool)
+
+
+def compact_pauses(sc, jobs: Schedule) -> Schedule:  # type: ignore[no-untyped-def]
+    """`jobs` with each paused preemptible job run as one block instead, where its devices
+    allow and the block's grid energy costs less more than the pauses it saves (issue 12).
+
+    A repair of rounded job plans (the large-instance strategy prices pauses in stage 1, but
+    rounding small jobs to their LP-preferred hours brings pauses back). Energy is priced at
+    the grid (plus carbon) price of the gang's busy power over idle: the caller compares the
+    completed plan with the others on the full objective before keeping it.
+    """
+    out = Schedule.empty(sc)
+    out.job_site[:] = jobs.job_site
+    out.job_acc[:] = jobs.job_acc
+    out.job_hours = [h.copy() for h in jobs.job_hours]
+    free = sc.capacity - busy_devices(sc, out)
+    price = grid_cost_per_mwh(sc)  # [site, hour]
+    for j, job in enumerate(sc.jobs):
+        hours, s, a = out.job_hours[j], int(out.job_site[j]), int(out.job_acc[j])
+        pauses = pauses_of(hours)
+        if s < 0 or not job.preemptible or pauses == 0:
+            continue
+        opt = next((o for o in job_options(sc, job)[0] if (o.site, o.accelerator) == (s, a)), None)
+        if opt is None:
+            continue
+        mw = job.gang * (sc.busy_kw[a] - sc.idle_kw[a]) / 1000.0 * sc.pue[s]
+        free[s, a, hours] += job.gang
+        D = hours.size
+        now = mw * price[s, hours].sum() + pauses * pause_cost_cny(sc, job)
+        best, best_t = now, -1
+        for t in range(opt.window_start, opt.window_end - D + 1):
+            if (free[s, a, t : t + D] >= job.gang).all():
+                cost = mw * price[s, t : t + D].sum()
+                if cost < best - EPS:
+                    best, best_t = cost, t
+        if best_t >= 0:
+            out.job_hours[j] = np.arange(best_t, best_t + D, dtype=np.int64)
+        free[s, a, out.job_hours[j]] -= job.gang
+    return out

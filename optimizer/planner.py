@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.baselines import plan_baseline, repair_start
-from optimizer.heuristics import lp_guided_jobs, relax_small_jobs
+from optimizer.heuristics import compact_pauses, lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
 from optimizer.model.build import build_from_sets
 from optimizer.model.core import LinearModel
@@ -34,7 +34,12 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
-from optimizer.model.rounding import device_bounds, disaggregate, round_devices
+from optimizer.model.rounding import (
+    device_bounds,
+    disaggregate,
+    hold_through_dips,
+    round_devices,
+)
 from optimizer.model.sets import JobOptions, ModelData, all_job_options, build_sets
 from optimizer.plan import (
     Plan,
@@ -44,6 +49,7 @@ from optimizer.plan import (
     schedule_from_plan,
 )
 from optimizer.plan.assemble import site_energy
+from optimizer.rules import replica_min_up_hours, replica_start_cost_cny
 from optimizer.scenario.types import Scenario
 from optimizer.solve import (
     ProgressFn,
@@ -215,6 +221,10 @@ def _solve_rounding(
             aggregate_services=True,
             options=opts_all.subset(active),
             all_options=every,
+            # churn costs are never negative: leaving them out keeps the bound valid, and
+            # their time-coupling rows slow the simplex of this LP down tenfold
+            price_replica_starts=False,
+            price_pauses=False,
         )
         m = build_from_sets(d)
         m.vars["v_devices"].integer = False
@@ -278,6 +288,7 @@ def _solve_rounding(
             reserve_mw=reserve_mw,
             reserve_device_cny=device_cny,
             reserve_mw_cny=mw_cny,
+            price_replica_starts=False,  # priced when the chosen job plan is completed
         )
         m = build_from_sets(d)
         m.vars["v_devices"].integer = False
@@ -299,6 +310,8 @@ def _solve_rounding(
     timings["rounding"] = time.perf_counter() - t
     best = min(candidates, key=lambda c: c[0]) if candidates else None
     if best is not None and _gap(best[0], bound) <= settings.mip_rel_gap:
+        _complete_churn_aware(sc, candidates, settings, m, tried, timings)
+        best = min(candidates, key=lambda c: c[0])
         # the rounded LP is within the gap asked for: no branching needed
         solver |= {
             "objective": best[0],
@@ -347,6 +360,7 @@ def _solve_rounding(
         timings["rounding"] += time.perf_counter() - t
     if not candidates:
         return None, "fallback", res.termination, m
+    _complete_churn_aware(sc, candidates, settings, m, tried, timings)
     objective, sched, source = min(candidates, key=lambda c: c[0])
     final_bound = bound if np.isfinite(bound) else None
     gap = _gap(objective, final_bound)
@@ -466,9 +480,41 @@ def _jobs_only(sc: Scenario, sched: Schedule) -> Schedule:
     return out
 
 
-def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedule | None:
+def _complete_churn_aware(
+    sc: Scenario,
+    candidates: list[tuple[float, Schedule, str]],
+    settings: SolverSettings,
+    m: LinearModel,
+    tried: dict[str, float | None],
+    timings: dict[str, float],
+) -> None:
+    """The best candidate's job plan, its paused jobs run in one block where that pays
+    (`compact_pauses`), completed again with replica starts priced in the inference LP
+    (`_complete(churn_aware=True)`), added as a candidate of its own.
+
+    Candidates are compared completed without them (their LP is block-diagonal by hour and
+    solves in seconds); the time-coupled LP is solved once, for the plan that wins.
+    """
+    if replica_start_cost_cny(sc) <= 0 and replica_min_up_hours(sc) <= 1:
+        return
+    t = time.perf_counter()
+    _, sched, name = min(candidates, key=lambda c: c[0])
+    done = _complete(sc, compact_pauses(sc, sched), settings, churn_aware=True)
+    key = f"{name}_churn_aware"
+    if done is not None:
+        candidates.append((_objective(sc, done, m), done, key))
+    tried[key] = candidates[-1][0] if done is not None else None
+    timings["churn_aware"] = time.perf_counter() - t
+
+
+def _complete(
+    sc: Scenario, jobs: Schedule, settings: SolverSettings, *, churn_aware: bool = False
+) -> Schedule | None:
     """Inference and energy around a fixed job plan: an LP with devices continuous (services
     merged), whole devices from it, then the LP of flows, energy and battery with them fixed.
+
+    `churn_aware`: replica starts priced in the first LP (time-coupled: solved by interior
+    point, whose centred solution also rounds without flip-flopping between equal sites).
 
     Where whole devices leave demand short (the relaxed LP shared the last device and the
     last kilowatts of a full site among services), the LP is solved again with room held
@@ -499,16 +545,22 @@ def _complete(sc: Scenario, jobs: Schedule, settings: SolverSettings) -> Schedul
             all_options=every,
             reserve_devices=reserve,
             reserve_mw=reserve_mw,
+            price_replica_starts=churn_aware,
         )
         m1 = build_from_sets(d1)
         m1.vars["v_devices"].integer = False
         h1, cm1 = _hand_over(m1, direct, stage)
+        if churn_aware:
+            h1.setOptionValue("solver", "ipm")
+            h1.setOptionValue("run_crossover", "off")
         x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
         if x1 is None:
             return None
         devices, flows = disaggregate(m1, d1, x1)
-        d2 = build_sets(sc, fixed_job_use=job_use, all_options=every)
+        d2 = build_sets(sc, fixed_job_use=job_use, all_options=every, price_replica_starts=False)
         whole, missing = round_devices(d2, job_use, devices, flows)
+        if churn_aware:
+            whole = hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc))
         if attempt == 1 or not missing.any():
             break
         fractional = (devices - np.floor(devices + 1e-6)) > 1e-6

@@ -141,3 +141,40 @@ def transfer_cost_cny(sc: Scenario, job: Job, site_id: str) -> float:
     if job.current_site is not None or not job.data_origin_site or job.data_origin_site == site_id:
         return 0.0
     return job.data_gb * sc.policy.transfer_price_cny_per_gb
+
+
+# --- churn (issue 12): what a replica start and a job pause cost ------------------------
+MIN_PER_HOUR = 60.0
+
+
+def replica_start_cost_cny(sc: Scenario) -> float:
+    """Cost of starting one inference device for a service: its warm-up minutes of lost
+    throughput at the value of a device-hour, plus any fixed cost per start."""
+    pol = sc.policy
+    warmup_h = pol.replica_warmup_min / MIN_PER_HOUR
+    return warmup_h * pol.lost_hour_cost_cny_per_device_hour + pol.replica_start_cost_cny
+
+
+def pause_cost_cny(sc: Scenario, job: Job) -> float:
+    """Cost of one pause of `job`: its whole gang writes a checkpoint and restores it."""
+    pol = sc.policy
+    hours = (pol.checkpoint_min + pol.restore_min) / MIN_PER_HOUR
+    return hours * job.gang * pol.lost_hour_cost_cny_per_device_hour
+
+
+def replica_min_up_hours(sc: Scenario) -> int:
+    """The minimum up-time of a started device in whole hours (at least 1)."""
+    return max(1, math.ceil(sc.policy.replica_min_up_hours - 1e-9))
+
+
+def pauses_of(hours: np.ndarray) -> int:
+    """Pauses of a job running in `hours`: its blocks of consecutive hours, less one."""
+    h = np.sort(np.asarray(hours, dtype=np.int64))
+    return int(np.count_nonzero(np.diff(h) > 1)) if h.size else 0
+
+
+def replica_changes(devices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, stops) per leading index of `devices` [..., hour]: the increases and
+    decreases from each hour to the next. The first hour is the state carried in."""
+    step = np.diff(np.asarray(devices, dtype=float), axis=-1)
+    return np.maximum(step, 0.0).sum(axis=-1), np.maximum(-step, 0.0).sum(axis=-1)

@@ -163,3 +163,18 @@ def placement(plan: Plan, job_id: str) -> tuple[str, list[int]]:
 def site_hour(plan: Plan, site_id: str, column: str) -> np.ndarray:
     sh = plan.site_hours[plan.site_hours["site_id"] == site_id].sort_values("hour")
     return sh[column].to_numpy()
+
+
+def churn_free(sc: Scenario) -> Scenario:
+    """`sc` with replica starts and pauses free (issue 12 prices them by default).
+
+    The demo's golden tests prove optimality to gap 0 within a minute; with starts priced
+    the integer inference devices are coupled across hours and that proof takes longer on a
+    shared machine. Churn pricing has micro tests of its own (test_model_micro.py).
+    """
+    import dataclasses
+
+    free = dataclasses.replace(
+        sc.policy, replica_warmup_min=0.0, checkpoint_min=0.0, restore_min=0.0
+    )
+    return dataclasses.replace(sc, policy=free)

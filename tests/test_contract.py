@@ -41,7 +41,9 @@ def test_kpis_are_typed_and_round_trip_through_the_summary(plan: Plan, tmp_path:
 
 def test_count_kpis_are_the_int_fields() -> None:
     ints = {f.name for f in dataclasses.fields(Kpis) if f.type == "int"}
-    assert set(contract.COUNT_KPIS) == ints == {"placed", "unplaced", "moved_jobs"}
+    # 2026-12-05: churn counts added (issue 12)
+    counts = {"placed", "unplaced", "moved_jobs", "replica_starts", "replica_stops", "pauses"}
+    assert set(contract.COUNT_KPIS) == ints == counts
 
 
 def test_service_stores_plan_rows_under_the_contract_names() -> None:

@@ -27,9 +27,15 @@ def test_preemptible_job_takes_the_cheapest_hours_of_the_cheapest_site() -> None
 
 def test_contiguous_job_runs_one_block_where_a_preemptible_one_would_pause() -> None:
     prices = {"A": [10, 100, 11, 12]}
+    # 2026-12-05: pauses are priced since issue 12; free here, so pausing pays (10 + 11)
+    free_pause = {"checkpoint_min": 0.0, "restore_min": 0.0}
     pre = solve(
         scenario(
-            [site("A")], hours=4, prices=prices, jobs=[job("j", work_device_hours=2, deadline_h=4)]
+            [site("A")],
+            hours=4,
+            prices=prices,
+            jobs=[job("j", work_device_hours=2, deadline_h=4)],
+            policy=free_pause,
         )
     )
     assert placement(pre, "j") == ("A", [0, 2])  # 10 + 11
@@ -403,3 +409,87 @@ def test_work_dearer_than_its_penalty_is_left_unplaced_and_says_so() -> None:
     row = plan.workloads.set_index("workload_id").loc["j"]
     assert row["status"] == "unplaced" and "more than its unplaced penalty" in row["reason"]
     assert plan.summary["objective"] == pytest.approx(50.0)
+
+
+# --- churn (issue 12) ----------------------------------------------------------------
+def _dip(price_dip: float, **policy: float):  # type: ignore[no-untyped-def]
+    # 400 tokens/s per 1 MW device; demand 800, 400, 800: 2, 1, 2 devices. A warm-up of
+    # 60 min at 15 CNY/device-h makes a start cost 15 CNY.
+    return scenario(
+        [site("A")],
+        prices={"A": [100, price_dip, 100]},
+        policy={"unmet_penalty_cny_per_mtoken": 10000.0, "replica_warmup_min": 60.0, **policy},
+        services=[{"service_id": "s", "latency_limit_ms": 20}],
+        throughput=[{"service_id": "s", "accelerator": "G", "tokens_per_s_per_device": 400}],
+        demand={("s", "R"): [800, 400, 800]},
+        latency={("A", "R"): 10},
+    )
+
+
+@pytest.mark.parametrize(
+    ("price_dip", "devices", "starts", "cost"),
+    [
+        (10.0, [2, 2, 2], 0, 420.0),  # keeping the spare device costs 10 < 15 to restart it
+        (20.0, [2, 1, 2], 1, 435.0),  # stopping it saves 20 > 15: 200 + 20 + 200 + 15
+    ],
+)
+def test_service_keeps_its_replicas_through_a_dip_unless_the_saving_beats_the_start(
+    price_dip: float, devices: list[int], starts: int, cost: float
+) -> None:
+    plan = solve(_dip(price_dip))
+    a = plan.assignments[plan.assignments["workload_id"] == "s"].sort_values("hour")
+    assert list(a["devices"]) == devices
+    assert plan.summary["replica_starts"] == starts
+    assert plan.summary["replica_stops"] == starts
+    assert plan.summary["replica_start_cost"] == pytest.approx(15.0 * starts)
+    assert plan.summary["total_cost"] == pytest.approx(cost)
+
+
+def test_started_devices_stay_up_for_the_minimum_up_time() -> None:
+    # demand 1, 1, 3, 1, 1 devices at 100 CNY/MWh, free starts. Without a minimum: 7
+    # device-hours. With 3 h, devices started in hours 1-2 are still up in hour 3 or 4:
+    # cheapest 9 (e.g. 1, 1, 3, 2, 2 or 2, 2, 3, 1, 1 with the second carried in), never 7.
+    def devices(**policy: float) -> list[int]:
+        sc = scenario(
+            [site("A")],
+            hours=5,
+            policy={"unmet_penalty_cny_per_mtoken": 10000.0, "replica_warmup_min": 0.0, **policy},
+            services=[{"service_id": "s", "latency_limit_ms": 20}],
+            throughput=[{"service_id": "s", "accelerator": "G", "tokens_per_s_per_device": 400}],
+            demand={("s", "R"): [400, 400, 1200, 400, 400]},
+            latency={("A", "R"): 10},
+        )
+        plan = solve(sc)  # the validator checks the minimum up-time on its own
+        a = plan.assignments
+        return list(a[a["workload_id"] == "s"].sort_values("hour")["devices"])
+
+    assert devices() == [1, 1, 3, 1, 1]
+    held = devices(replica_min_up_hours=3.0)
+    assert sum(held) == 9 and held[2] == 3
+
+
+@pytest.mark.parametrize(
+    ("prices", "policy", "hours", "pauses", "cost"),
+    [
+        # a pause costs (5 + 10) / 60 h x gang 4 x 15 CNY = 15; gang draws 4 MW
+        ([10, 100, 12, 13], {}, [2, 3], 0, 100.0),  # 4 x (12 + 13) beats 4 x (10 + 12) + 15
+        ([10, 100, 12, 16], {}, [0, 2], 1, 103.0),  # 4 x (10 + 12) + 15 beats 4 x (12 + 16)
+        ([10, 100, 12, 16], {"max_pauses_per_job": 0.0}, [2, 3], 0, 112.0),  # capped
+    ],
+)
+def test_gang_runs_contiguously_unless_pausing_pays_for_its_checkpoint(
+    prices: list[float], policy: dict[str, float], hours: list[int], pauses: int, cost: float
+) -> None:
+    sc = scenario(
+        [site("A")],
+        hours=4,
+        prices={"A": prices},
+        jobs=[job("j", gang=4, work_device_hours=8, deadline_h=4)],
+        policy=policy,
+    )
+    plan = solve(sc)
+    assert placement(plan, "j") == ("A", hours)
+    assert plan.summary["pauses"] == pauses
+    assert plan.workloads.set_index("workload_id").loc["j", "pauses"] == pauses
+    assert plan.summary["pause_cost"] == pytest.approx(15.0 * pauses)
+    assert plan.summary["total_cost"] == pytest.approx(cost)

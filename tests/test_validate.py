@@ -24,7 +24,7 @@ from optimizer.validate import (
     validate_bundle,
     validate_plan,
 )
-from tests.micro import EXACT, job, scenario, site
+from tests.micro import EXACT, churn_free, job, scenario, site
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -36,7 +36,8 @@ PLANNERS = ("milp", "greedy", "carbon_agnostic")
 
 @pytest.fixture(scope="module")
 def sc() -> Scenario:
-    return load_scenario(DEMO)
+    # 2026-12-05: churn free, so the demo solves to its gap in time (issue 12)
+    return churn_free(load_scenario(DEMO))
 
 
 @pytest.fixture(scope="module")
@@ -550,3 +551,20 @@ def test_bound_and_gap_go_together(sc: Scenario, plan: Plan) -> None:
     plan.summary["bound"] = plan.summary["objective"] * 1.01  # above the objective
     plan.summary["gap"] = 0.0
     assert found(sc, plan) == {("totals", "bound")}
+
+
+def test_churn_columns_are_recounted_from_the_assignments(sc: Scenario, plan: Plan) -> None:
+    # issue 12: starts, stops and pauses follow from assignments.csv, costs from the policy
+    wl = plan.workloads
+    svc = wl.index[wl["kind"] == "inference"][0]
+    job_row = wl.index[wl["kind"] != "inference"][0]
+    wl.loc[svc, "replica_starts"] = wl.loc[svc, "replica_starts"] + 1
+    wl.loc[job_row, "pauses"] = wl.loc[job_row, "pauses"] + 2
+    wl.loc[job_row, "churn_cost"] = wl.loc[job_row, "churn_cost"] + 5.0
+    assert found(sc, plan) == {
+        ("churn", "replica_starts"),
+        ("churn", "pauses"),
+        ("churn", "churn_cost"),
+    }
+    plan.summary["replica_starts"] += 3  # the total is recounted too
+    assert ("totals", "replica_starts") in found(sc, plan)

@@ -13,6 +13,7 @@ from typing import Any
 from optimizer.model import (
     battery,
     capacity,
+    churn,
     energy,
     inference,
     jobs,
@@ -29,6 +30,7 @@ MODULES: tuple[ModuleType, ...] = (
     jobs,  # registers device_use
     migration,
     inference,  # registers device_use
+    churn,  # prices starts of inference devices and job pauses
     capacity,  # sums device_use
     power,  # registers power_balance (facility)
     battery,  # registers power_balance (charge, discharge)

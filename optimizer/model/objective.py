@@ -13,6 +13,8 @@ COST_TERMS = (
     "carbon_tiebreak",
     "migration",
     "data_transfer",
+    "replica_starts",  # churn.py
+    "pauses",  # churn.py
     "unplaced",
     "unmet_demand",
     "policy_violation",
@@ -28,6 +30,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         \min\; \underbrace{\sum p^{grid} g + \sum p^{green} e - \sum r k}_{\text{energy, resale of curtailed green}}
             + \underbrace{(p^{CO_2} + \tau) \sum \varepsilon g / 1000}_{\text{carbon, ties go green}}
             + \text{migration} + \text{data transfer}
+            + \underbrace{c^{start} \sum \sigma + \sum c^{pause} \text{pauses}}_{\text{churn}}
             + \underbrace{\sum \pi_j u_j + \sum \rho_k q}_{\text{unplaced work, unmet demand}}
             + \text{policy violations}
 

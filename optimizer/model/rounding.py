@@ -25,6 +25,8 @@ import numpy as np
 from optimizer.model.core import LinearModel
 from optimizer.model.power import KW_PER_MW
 from optimizer.model.sets import ModelData
+from optimizer.rules import grid_cost_per_mwh
+from optimizer.scenario.types import Scenario
 
 EPS = 1e-6
 
@@ -127,3 +129,47 @@ def device_bounds(
     lb[dev.cols()] = vals
     ub[dev.cols()] = vals
     return lb, ub
+
+
+def hold_through_dips(
+    sc: Scenario, job_use: np.ndarray, whole: np.ndarray, start_cny: float
+) -> np.ndarray:
+    """`whole` devices [service, site, type, hour] kept up through dips where that costs less
+    than starting them again (issue 12): a device stopped and restarted within a few hours
+    stays up if the grid energy of its busy-over-idle power in between costs less than a
+    start, and devices and power allow. Rounding the relaxed LP hour by hour leaves such
+    dips where fractions round down in one hour and up in the next."""
+    out = whole.copy()
+    busy = job_use + out.sum(axis=0)
+    free = sc.capacity - busy
+    it_kw = np.einsum("sah,a->sh", busy, sc.busy_kw) + np.einsum(
+        "sah,a->sh", sc.capacity - busy, sc.idle_kw
+    )
+    headroom = (
+        sc.grid_limit_mw[:, None] + sc.green_available_mw - it_kw / KW_PER_MW * sc.pue[:, None]
+    )
+    mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type]
+    hold_cny = mw[:, :, None] * grid_cost_per_mwh(sc)[:, None, :]  # [site, type, hour]
+    H = whole.shape[-1]
+    for k, s, a in zip(*np.nonzero(out.sum(axis=-1)), strict=True):
+        n = out[k, s, a]
+        for h in range(1, H - 1):
+            if n[h] >= n[h - 1]:
+                continue
+            # the dip starting at h: the first later hour back up to n[h-1] or above
+            ahead = np.flatnonzero(n[h:] >= n[h - 1])
+            if not ahead.size:
+                continue
+            gap = np.arange(h, h + int(ahead[0]))
+            for _ in range(int(n[h - 1] - n[gap].min())):
+                low = gap[n[gap] < n[h - 1]]
+                if (
+                    hold_cny[s, a, low].sum() >= start_cny
+                    or (free[s, a, low] < 1).any()
+                    or (headroom[s, low] < mw[s, a] - EPS).any()
+                ):
+                    break
+                n[low] += 1
+                free[s, a, low] -= 1
+                headroom[s, low] -= mw[s, a]
+    return out

@@ -210,6 +210,8 @@ def build_sets(
     reserve_mw: np.ndarray | None = None,
     reserve_device_cny: np.ndarray | None = None,
     reserve_mw_cny: np.ndarray | None = None,
+    price_replica_starts: bool = True,
+    price_pauses: bool = True,
 ) -> ModelData:
     """Index sets of `sc`; `options` restricts the job options to a subset of all of them."""
     every, reasons, work, penalty = all_options if all_options is not None else all_job_options(sc)
@@ -262,5 +264,12 @@ def build_sets(
         reserve_mw=reserve_mw,
         reserve_device_cny=reserve_device_cny,
         reserve_mw_cny=reserve_mw_cny,
-        settings={"tight": tight, "aggregate_services": aggregate_services},
+        settings={
+            "tight": tight,
+            "aggregate_services": aggregate_services,
+            # churn rows (churn.py): the large-instance strategy leaves them out of the LPs
+            # whose simplex they slow down most and prices them where it matters
+            "price_replica_starts": price_replica_starts,
+            "price_pauses": price_pauses,
+        },
     )

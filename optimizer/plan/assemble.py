@@ -23,7 +23,15 @@ from optimizer.plan.explain import (
 )
 from optimizer.plan.kpis import cfe_by_site, plan_kpis
 from optimizer.plan.types import TOL, Energy, Plan, Schedule
-from optimizer.rules import migration_cost_cny, transfer_cost_cny, work_in_horizon
+from optimizer.rules import (
+    migration_cost_cny,
+    pause_cost_cny,
+    pauses_of,
+    replica_changes,
+    replica_start_cost_cny,
+    transfer_cost_cny,
+    work_in_horizon,
+)
 from optimizer.scenario.types import Job, Scenario
 from optimizer.units import KW_PER_MW
 
@@ -166,9 +174,32 @@ def job_rows(
                 "migration_cost": migration[j],
                 "data_transfer_cost": transfer[j],
                 "reason": reasons[j],
+                **_job_churn(sc, job, sched.job_hours[j]),
             }
         )
     return rows, migration, transfer
+
+
+def _job_churn(sc: Scenario, job: Job, hours: np.ndarray) -> dict[str, Any]:
+    pauses = pauses_of(hours)
+    return {
+        "replica_starts": 0,
+        "replica_stops": 0,
+        "pauses": pauses,
+        "churn_cost": pauses * pause_cost_cny(sc, job),
+    }
+
+
+def _service_churn(sc: Scenario, devices: np.ndarray) -> dict[str, Any]:
+    """Starts and stops of one service's devices [site, type, hour]."""
+    starts, stops = replica_changes(devices)
+    n_starts = int(round(float(starts.sum())))
+    return {
+        "replica_starts": n_starts,
+        "replica_stops": int(round(float(stops.sum()))),
+        "pauses": 0,
+        "churn_cost": n_starts * replica_start_cost_cny(sc),
+    }
 
 
 def _reachable_sites(sc: Scenario, k: int) -> list[str]:
@@ -223,6 +254,7 @@ def service_rows(sc: Scenario, sched: Schedule, unmet: np.ndarray) -> list[dict[
                 "migration_cost": 0.0,
                 "data_transfer_cost": 0.0,
                 "reason": unmet_reason(sc, k, unmet, reachable) if unmet_share > 1e-6 else "",
+                **_service_churn(sc, dev),
             }
         )
     return rows
@@ -395,6 +427,7 @@ def assemble_plan(
         unplaced_mask=sched.job_site < 0,
         unmet=unmet,
         moved_jobs=int(workloads["moved"].sum()) if len(workloads) else 0,
+        churn=workloads[["kind", "replica_starts", "replica_stops", "pauses", "churn_cost"]],
     )
     pol = sc.policy
     summary: dict[str, Any] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from optimizer.contract import Kpis
 from optimizer.plan.types import TOL, Energy
@@ -69,11 +70,13 @@ def plan_kpis(
     unplaced_mask: np.ndarray,
     unmet: np.ndarray,
     moved_jobs: int,
+    churn: pd.DataFrame,
 ) -> tuple[Kpis, dict[str, float], dict[str, Any]]:
     """The KPIs, the penalties and the policy violations of a plan.
 
     `energy` is the plan's `Energy` (per site-hour arrays), `job_costs` each job's
-    (migration, data transfer) cost, `unmet` the [service, region, hour] demand left unserved.
+    (migration, data transfer) cost, `unmet` the [service, region, hour] demand left unserved,
+    `churn` the workloads' kind and churn columns (replica starts and stops, pauses, cost).
     """
     pol = sc.policy
     e = energy
@@ -111,6 +114,10 @@ def plan_kpis(
         - resale
         + certificate_cost
     )
+    is_svc = (churn["kind"] == "inference").to_numpy()
+    start_cost = float(churn["churn_cost"].to_numpy(dtype=float)[is_svc].sum())
+    pause_cost = float(churn["churn_cost"].to_numpy(dtype=float)[~is_svc].sum())
+    total += start_cost + pause_cost
     penalty = unplaced_pen + unmet_pen + policy_pen
     fac_mwh = float(e.fac.sum())
     total_demand = float(sc.demand_tokens_per_s.sum())
@@ -143,6 +150,11 @@ def plan_kpis(
         cfe_score=float(green_counted.sum() / fac_mwh) if fac_mwh > 0 else 0.0,
         certificate_mwh=certificate_mwh,
         certificate_cost=certificate_cost,
+        replica_starts=int(churn["replica_starts"].sum()),
+        replica_stops=int(churn["replica_stops"].sum()),
+        pauses=int(churn["pauses"].sum()),
+        replica_start_cost=start_cost,
+        pause_cost=pause_cost,
     )
     penalties = {
         "unplaced": unplaced_pen,

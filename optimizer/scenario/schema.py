@@ -701,7 +701,72 @@ POLICY_RATES: tuple[Column, ...] = (
     ),
 )
 
-POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES
+# Churn: what starting an inference replica and pausing a job cost, and their limits
+# (issue 12). Defaults are assumptions, with their grounds in data/sources/churn.csv.
+POLICY_CHURN: tuple[Column, ...] = (
+    _c(
+        "replica_warmup_min",
+        "float",
+        "min",
+        5.0,
+        "minutes a newly started inference replica serves nothing while it loads its model; "
+        "priced at lost_hour_cost_cny_per_device_hour per device started (assumed, "
+        "data/sources/churn.csv)",
+        min=0,
+        max=600,
+    ),
+    _c(
+        "replica_start_cost_cny",
+        "float",
+        "CNY/device",
+        0.0,
+        "further cost of each inference device started (e.g. image pull, cache fill)",
+        min=0,
+        max=MAX_PENALTY_CNY_PER_DEVICE_HOUR,
+    ),
+    _c(
+        "replica_min_up_hours",
+        "float",
+        "h",
+        1.0,
+        "a device started for a service serves it at least this many hours (while it has "
+        "demand it can serve from there); 1 = no minimum beyond the hour",
+        min=1,
+        max=168,
+    ),
+    _c(
+        "checkpoint_min",
+        "float",
+        "min",
+        5.0,
+        "minutes a pausing job's whole gang spends writing its checkpoint (assumed, "
+        "data/sources/churn.csv)",
+        min=0,
+        max=600,
+    ),
+    _c(
+        "restore_min",
+        "float",
+        "min",
+        10.0,
+        "minutes a resuming job's whole gang spends restoring its checkpoint (assumed, "
+        "data/sources/churn.csv); a pause costs (checkpoint + restore) / 60 x gang x "
+        "lost_hour_cost_cny_per_device_hour",
+        min=0,
+        max=600,
+    ),
+    _c(
+        "max_pauses_per_job",
+        "float",
+        "pauses",
+        None,
+        "cap on the pauses of one preemptible job within the horizon; absent = none",
+        min=0,
+        max=MAX_LOST_HOURS,  # at most one pause per hour
+    ),
+)
+
+POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES + POLICY_CHURN
 
 JOB_KINDS = ("training", "finetune", "batch")
 GREEN_CONTRACTS = ("own", "ppa", "trade")

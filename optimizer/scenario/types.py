@@ -141,6 +141,13 @@ class Policy:
     green_shortfall_penalty_cny_per_mwh: float = 20000.0
     carbon_excess_penalty_cny_per_t: float = 20000.0
     certificate_price_cny_per_mwh: float | None = None
+    # churn (issue 12; schema.POLICY_CHURN)
+    replica_warmup_min: float = 5.0
+    replica_start_cost_cny: float = 0.0
+    replica_min_up_hours: float = 1.0
+    checkpoint_min: float = 5.0
+    restore_min: float = 10.0
+    max_pauses_per_job: float | None = None
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -147,6 +147,17 @@ class PowerFindings:
 
 
 # ------------------------------------------------------------------------------ checker
+@dataclass
+class ChurnFindings:
+    """Churn recounted by the churn check, for the totals (issue 12)."""
+
+    replica_starts: int = 0
+    replica_stops: int = 0
+    pauses: int = 0
+    replica_start_cost: float = 0.0
+    pause_cost: float = 0.0
+
+
 class Checker:
     """State of one validation run: the scenario's indices, tolerances and findings.
 
@@ -160,6 +171,7 @@ class Checker:
     busy: np.ndarray  # [site, accelerator, hour] devices busy (jobs' gangs + inference)
     power: PowerFindings
     policy: dict[str, Any]  # the policy requirements recomputed (green shares, carbon excess)
+    churn: ChurnFindings  # replica starts, pauses and their costs
 
     def __init__(self, sc: Scenario, plan: PlanTables, rel_tol: float, abs_tol: float):
         self.sc = sc

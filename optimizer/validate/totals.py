@@ -1,5 +1,5 @@
 """Check family `totals`: every KPI of the summary recomputed from the tables and the
-scenario's prices (energy, carbon, both emissions, migration and transfer, green share, MWh,
+scenario's prices (energy, carbon, both emissions, migration and transfer, churn, green share, MWh,
 unplaced, penalties, objective); bound <= objective for optimal and feasible plans; each
 baseline carries the plan's KPI keys.
 
@@ -94,6 +94,8 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
     cert_mwh = float(sum(g["certificates_mwh"] for g in c.policy["green_share"]))
     cert_cost = (pol.certificate_price_cny_per_mwh or 0.0) * cert_mwh
     total = energy + carbon_cost + migration + transfer + payment - resale + cert_cost
+    churn = c.churn
+    total += churn.replica_start_cost + churn.pause_cost
     return {
         "total_cost": total,
         "energy_cost": energy,
@@ -127,6 +129,11 @@ def kpis(c: Checker, penalty: float) -> dict[str, Any]:
         else 0.0,
         "certificate_mwh": cert_mwh,
         "certificate_cost": cert_cost,
+        "replica_starts": churn.replica_starts,
+        "replica_stops": churn.replica_stops,
+        "pauses": churn.pauses,
+        "replica_start_cost": churn.replica_start_cost,
+        "pause_cost": churn.pause_cost,
     }
 
 
@@ -184,6 +191,7 @@ def unknown_kpis(c: Checker) -> set[str]:
             "migration_cost",
         }
         unknown |= {"data_transfer_cost", "total_cost", "penalties.unplaced"}
+        unknown |= {"replica_starts", "replica_stops", "pauses", "replica_start_cost", "pause_cost"}
     if not c.usable("service_flows"):
         unknown |= {"unmet_mtokens", "served_share", "penalties.unmet_demand"}
     if unknown:

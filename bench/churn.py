@@ -1,0 +1,83 @@
+"""`python -m bench.churn SCENARIO_DIR [TIME_LIMIT_S]`: churn and green-shortfall figures of
+a plan (issue 12), from its bundle tables only, so the same script measures a plan made by
+any version of the planner (run it with an older checkout's interpreter to get "before").
+
+Prints JSON: device starts and stops of inference (per service, site and type, hour to
+hour), hour-to-hour changes, placements started (a service appearing at a site and type),
+job pauses, total cost with and without churn costs, and the site-hours whose planned
+load the grid connection plus green supply at 100/90/70 % of forecast cannot power.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
+
+GREEN_CASES = (1.0, 0.9, 0.7)
+
+
+def churn(plan: Plan, sc: Scenario) -> dict[str, Any]:
+    a = plan.assignments
+    svc_ids = {s.service_id for s in sc.services}
+    sv = a[a["workload_id"].isin(svc_ids)]
+    g = sv.groupby(["workload_id", "site_id", "accelerator", "hour"])["devices"].sum()
+    starts = stops = changes = 0.0
+    placements = 0
+    for _, ser in g.groupby(level=[0, 1, 2]):
+        n = np.zeros(sc.hours)
+        n[ser.index.get_level_values(3).to_numpy()] = ser.to_numpy()
+        step = np.diff(n)
+        starts += step[step > 0].sum()
+        stops += -step[step < 0].sum()
+        changes += np.abs(step).sum()
+        placements += int(((n[1:] > 0) & (n[:-1] == 0)).sum())
+    jobs = a[~a["workload_id"].isin(svc_ids)]
+    pauses = sum(
+        int((np.diff(np.sort(h.to_numpy())) > 1).sum())
+        for _, h in jobs.groupby("workload_id")["hour"]
+    )
+    return {
+        "replica_starts": starts,
+        "replica_stops": stops,
+        "inference_changes": changes,
+        "inference_device_hours": float(sv["devices"].sum()),
+        "placements_started": placements,
+        "pauses": pauses,
+    }
+
+
+def short_site_hours(plan: Plan, green_share: float) -> int:
+    """Site-hours whose planned load the grid connection and `green_share` of the forecast
+    green supply cannot power (the battery as planned)."""
+    sh = plan.site_hours
+    need = sh["facility_mw"] - sh["battery_discharge_mw"] + sh["battery_charge_mw"]
+    return int((need > sh["grid_limit_mw"] + green_share * sh["green_available_mw"] + 1e-6).sum())
+
+
+def main(argv: list[str]) -> int:
+    sc = load_scenario(argv[0])
+    t = time.perf_counter()
+    plan = optimize(sc, SolverSettings(time_limit_s=float(argv[1]) if len(argv) > 1 else 60.0))
+    out = churn(plan, sc)
+    out |= {f"short_at_{f}": short_site_hours(plan, f) for f in GREEN_CASES}
+    churn_cost = plan.summary.get("replica_start_cost", 0.0) + plan.summary.get("pause_cost", 0.0)
+    out |= {
+        "total_cost": plan.kpis.total_cost,
+        "churn_cost": churn_cost,
+        "cost_without_churn": plan.kpis.total_cost - churn_cost,
+        "status": plan.status,
+        "gap": plan.summary.get("gap"),
+        "wall_s": time.perf_counter() - t,
+    }
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
