@@ -72,3 +72,14 @@ def test_a_count_that_is_not_finite_is_reported_not_a_crash(
     assert any(
         p.file == f"{table}.csv" and p.row == 1 and p.column == column for p in err.value.problems
     )
+
+
+def test_the_typed_policy_is_the_declared_one() -> None:
+    """`Policy` beside its declaration: the same keys, in order, with the same defaults."""
+    from dataclasses import fields
+
+    from optimizer.scenario.types import Policy
+
+    assert [(f.name, f.default) for f in fields(Policy)] == [
+        (k.name, k.default) for k in schema.POLICY_KEYS
+    ]

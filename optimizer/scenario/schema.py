@@ -768,6 +768,34 @@ POLICY_CHURN: tuple[Column, ...] = (
 
 POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES + POLICY_CHURN
 
+
+@dataclass(frozen=True)
+class Policy:
+    """The scenario's policy, typed: one field per key of `POLICY_KEYS` above, same name, same
+    default (tests/test_scenario_tables.py checks it). It lives beside its declaration so that
+    a new policy parameter is one change here, its use in the planner (`optimizer/rules.py`
+    or a model module) and its recomputation in the validator."""
+
+    carbon_price_cny_per_t: float = 0.0
+    min_green_share: float = 0.0
+    carbon_budget_t: float | None = None
+    plan_stability_weight: float = 1.0
+    transfer_price_cny_per_gb: float = 0.05
+    lost_hour_cost_cny_per_device_hour: float = 15.0
+    unplaced_penalty_cny_per_device_hour: float = 200.0
+    unmet_penalty_cny_per_mtoken: float = 100.0
+    green_shortfall_penalty_cny_per_mwh: float = 20000.0
+    carbon_excess_penalty_cny_per_t: float = 20000.0
+    certificate_price_cny_per_mwh: float | None = None
+    # churn (issue 12; POLICY_CHURN)
+    replica_warmup_min: float = 5.0
+    replica_start_cost_cny: float = 0.0
+    replica_min_up_hours: float = 1.0
+    checkpoint_min: float = 5.0
+    restore_min: float = 10.0
+    max_pauses_per_job: float | None = None
+
+
 JOB_KINDS = ("training", "finetune", "batch")
 GREEN_CONTRACTS = ("own", "ppa", "trade")
 """Green supply contract forms (sites.csv `green_contract`)."""

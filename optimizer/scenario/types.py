@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS
+from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS, Policy
 
 
 @dataclass(frozen=True)
@@ -126,28 +126,6 @@ class Service:
     latency_limit_ms: float
     throughput_tokens_per_s: Mapping[str, float]  # accelerator -> tokens/s per device
     unmet_penalty_cny_per_mtoken: float | None
-
-
-@dataclass(frozen=True)
-class Policy:
-    carbon_price_cny_per_t: float = 0.0
-    min_green_share: float = 0.0
-    carbon_budget_t: float | None = None
-    plan_stability_weight: float = 1.0
-    transfer_price_cny_per_gb: float = 0.05
-    lost_hour_cost_cny_per_device_hour: float = 15.0
-    unplaced_penalty_cny_per_device_hour: float = 200.0
-    unmet_penalty_cny_per_mtoken: float = 100.0
-    green_shortfall_penalty_cny_per_mwh: float = 20000.0
-    carbon_excess_penalty_cny_per_t: float = 20000.0
-    certificate_price_cny_per_mwh: float | None = None
-    # churn (issue 12; schema.POLICY_CHURN)
-    replica_warmup_min: float = 5.0
-    replica_start_cost_cny: float = 0.0
-    replica_min_up_hours: float = 1.0
-    checkpoint_min: float = 5.0
-    restore_min: float = 10.0
-    max_pauses_per_job: float | None = None
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
