@@ -133,7 +133,6 @@ def migration_cost_cny(sc: Scenario, job: Job, site_id: str) -> float:
     return pol.plan_stability_weight * (
         job.data_gb * pol.transfer_price_cny_per_gb
         + job.lost_hours_on_move * job.gang * pol.lost_hour_cost_cny_per_device_hour
-        + pol.move_handling_cost_cny
     )
 
 

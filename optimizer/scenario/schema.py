@@ -764,16 +764,6 @@ POLICY_CHURN: tuple[Column, ...] = (
         min=0,
         max=MAX_LOST_HOURS,  # at most one pause per hour
     ),
-    _c(
-        "move_handling_cost_cny",
-        "float",
-        "CNY/move",
-        0.0,
-        "fixed cost of moving a running job (operator handling, change ticket), added to its "
-        "migration cost",
-        min=0,
-        max=MAX_JOB_PENALTY_CNY,
-    ),
 )
 
 POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES + POLICY_CHURN
@@ -804,7 +794,6 @@ class Policy:
     checkpoint_min: float = 5.0
     restore_min: float = 10.0
     max_pauses_per_job: float | None = None
-    move_handling_cost_cny: float = 0.0
 
 
 JOB_KINDS = ("training", "finetune", "batch")
