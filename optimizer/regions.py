@@ -361,15 +361,28 @@ def _refs(problems: list[str], file: str, values: pd.Series, known: set[str], wh
 def check_pack(pack: RegionPack) -> list[str]:
     """Every inconsistency of a loaded pack (references, coverage, ranges, PUE caps)."""
     p: list[str] = []
-    s, z, cz = pack.sites, pack.grid_zones, pack.climate_zones
-    _unique(p, "sites.csv", s, ["site_id"])
-    _unique(p, "grid_zones.csv", z, ["zone_id"])
-    _unique(p, "climate_zones.csv", cz, ["climate_zone"])
+    _check_pack_keys(p, pack)
+    _check_pack_refs(p, pack)
+    _check_pack_ranges(p, pack)
+    _check_pack_coverage(p, pack)
+    return p
+
+
+def _check_pack_keys(p: list[str], pack: RegionPack) -> None:
+    """Append a problem for each duplicated key in the pack's tables."""
+    _unique(p, "sites.csv", pack.sites, ["site_id"])
+    _unique(p, "grid_zones.csv", pack.grid_zones, ["zone_id"])
+    _unique(p, "climate_zones.csv", pack.climate_zones, ["climate_zone"])
     _unique(p, "accelerators.csv", pack.accelerators, ["accelerator"])
     _unique(p, "fleets.csv", pack.fleets, ["site_id", "accelerator"])
     _unique(p, "demand_regions.csv", pack.demand_regions, ["demand_region"])
     _unique(p, "latency.csv", pack.latency, ["site_id", "demand_region"])
     _unique(p, "tou_bands.csv", pack.tou_bands, ["scheme_id", "month", "hour"])
+
+
+def _check_pack_refs(p: list[str], pack: RegionPack) -> None:
+    """Append a problem for each reference to a zone, scheme, site, type or region not defined."""
+    s, z, cz = pack.sites, pack.grid_zones, pack.climate_zones
     site_ids = set(s["site_id"])
     accs = set(pack.accelerators["accelerator"])
     regions = set(pack.demand_regions["demand_region"])
@@ -388,6 +401,10 @@ def check_pack(pack: RegionPack) -> list[str]:
     _refs(p, "latency.csv", pack.latency["site_id"], site_ids, "site")
     _refs(p, "latency.csv", pack.latency["demand_region"], regions, "demand region")
 
+
+def _check_pack_ranges(p: list[str], pack: RegionPack) -> None:
+    """Append a problem for each value out of its range (PUE and its cap, signs, the work unit)."""
+    s = pack.sites
     # PUE within the stated cap: `le` means <=, `lt` strictly below; an empty cap = none stated
     pue = s["pue"].to_numpy(dtype=float)
     cap = s["pue_cap"].to_numpy(dtype=float)
@@ -418,6 +435,11 @@ def check_pack(pack: RegionPack) -> list[str]:
     if (pack.demand_regions["weight"] <= 0).any():
         p.append("demand_regions.csv: weights must be positive")
 
+
+def _check_pack_coverage(p: list[str], pack: RegionPack) -> None:
+    """Append a problem for each missing latency, TOU or profile row, and each bad profile value."""
+    s = pack.sites
+    site_ids = set(s["site_id"])
     # coverage: latency for every site x region, TOU for every month x hour, 8760 h per site
     have = set(zip(pack.latency["site_id"], pack.latency["demand_region"], strict=True))
     for sid in s["site_id"]:
@@ -446,4 +468,3 @@ def check_pack(pack: RegionPack) -> list[str]:
             p.append(f"profiles_8760.csv: {col} outside [0, 1]")
     if (prof["carbon_kg_per_mwh"] < 0).any() or prof["carbon_kg_per_mwh"].isna().any():
         p.append("profiles_8760.csv: negative or missing carbon_kg_per_mwh")
-    return p
