@@ -695,7 +695,7 @@ def _services(
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Services, their per-type throughput and hourly demand per region (tokens/s); with
     `trace_shapes`, hourly shapes after inference traces (`optimizer.workloads`)."""
-    H, R = w.hours, len(w.regions)
+    H = w.hours
     svc_cols = ["service_id", "latency_limit_ms", "unmet_penalty_cny_per_mtoken"]
     if n_services == 0:
         return (
@@ -711,7 +711,20 @@ def _services(
     # tiers by quota, then per-service draws
     counts = _quota([t.count_share for t in TIERS], n_services)
     tier_of: list[Tier] = [t for t, c in zip(TIERS, counts, strict=True) for _ in range(c)]
-    K = len(tier_of)
+    popularity, tokens_ref, stack_locked, mix = _service_draws(w, rng, tier_of)
+    dev_h = _service_device_hours(tier_of, popularity, total)
+    per_region = dev_h[:, None] * mix  # [service, region] reference device-hours
+    shapes = _service_shapes(w, rng, tier_of, trace_shapes)
+    per_region = _cap_latency_bound(w, tier_of, per_region, shapes)
+
+    return _service_tables(w, tier_of, tokens_ref, stack_locked, per_region, shapes, iso)
+
+
+def _service_draws(
+    w: _World, rng: np.random.Generator, tier_of: list[Tier]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each service's popularity, reference tokens/s, stack lock and [service, region] mix."""
+    K, R = len(tier_of), len(w.regions)
     popularity = np.exp(SERVICE_POPULARITY_SIGMA * rng.standard_normal(K))
     tokens_ref = np.empty(K)
     stack_locked = np.zeros(K, dtype=bool)
@@ -725,17 +738,30 @@ def _services(
         else:
             mix[k] = w.region_weight * np.exp(REGION_WEIGHT_SIGMA * rng.standard_normal(R))
             mix[k] /= mix[k].sum()
-    # device-hours per service: tier share split by popularity; a tier with no services
-    # hands its share to the others
+    return popularity, tokens_ref, stack_locked, mix
+
+
+def _service_device_hours(
+    tier_of: list[Tier], popularity: np.ndarray, total_dev_h: float
+) -> np.ndarray:
+    """Reference device-hours per service: each tier's share of the total, split by popularity."""
+    K = len(tier_of)
+    # a tier with no services hands its share to the others
     present = [t for t in TIERS if t in tier_of]
     share_sum = sum(t.demand_share for t in present)
     dev_h = np.zeros(K)
     for t in present:
         ks = [k for k in range(K) if tier_of[k] is t]
-        dev_h[ks] = total * t.demand_share / share_sum * popularity[ks] / popularity[ks].sum()
-    per_region = dev_h[:, None] * mix  # [service, region] reference device-hours
+        dev_h[ks] = total_dev_h * t.demand_share / share_sum * popularity[ks] / popularity[ks].sum()
+    return dev_h
 
-    # hourly shapes (local time), normalised to mean 1 over the window
+
+def _service_shapes(
+    w: _World, rng: np.random.Generator, tier_of: list[Tier], trace_shapes: bool
+) -> np.ndarray:
+    """Each service's hourly demand shape [service, hour] (local time), mean 1 over the window."""
+    H = w.hours
+    K = len(tier_of)
     base = np.array(DIURNAL_BY_HOUR)[w.local_hour]
     weekend = np.where(
         w.stamps.tz_convert(w.pack.timezone).dayofweek.to_numpy() >= 5, WEEKEND_FACTOR, 1.0
@@ -747,9 +773,20 @@ def _services(
             s = service_shape(t.flat > 0, w.local_hour)
         s = s * np.exp(HOURLY_NOISE_SIGMA * rng.standard_normal(H))
         shapes[k] = s / s.mean()
+    return shapes
 
-    per_region = _cap_latency_bound(w, tier_of, per_region, shapes)
 
+def _service_tables(
+    w: _World,
+    tier_of: list[Tier],
+    tokens_ref: np.ndarray,
+    stack_locked: np.ndarray,
+    per_region: np.ndarray,
+    shapes: np.ndarray,
+    iso: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The services, throughput and demand tables from the drawn per-service quantities."""
+    H, K = w.hours, len(tier_of)
     demand_ref = per_region[:, :, None] * shapes[:, None, :] / H  # reference devices per hour
     tokens = demand_ref * tokens_ref[:, None, None]
     ids = []
