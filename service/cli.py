@@ -9,11 +9,14 @@ import threading
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from optimizer import Plan, Scenario, SolverSettings
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Energy-aware placement of GPU workloads."
@@ -77,28 +80,15 @@ def plan(
     ] = False,
 ) -> None:
     """Solve a scenario and write a plan bundle; prints a summary against the baselines."""
-    from optimizer import InputValidationError, SolverSettings, load_scenario, optimize
-    from optimizer.whatif import with_policy
+    from optimizer import SolverSettings
 
-    t0 = time.perf_counter()
-    try:
-        sc = load_scenario(scenario)
-        overrides = {
-            k: v
-            for k, v in {
-                "carbon_price_cny_per_t": carbon_price,
-                "min_green_share": min_green_share,
-                "carbon_budget_t": carbon_budget,
-                "plan_stability_weight": stability,
-            }.items()
-            if v is not None
-        }
-        if overrides:
-            sc = with_policy(sc, **overrides)
-    except InputValidationError as err:
-        _print_problems(err)
-        raise typer.Exit(EXIT_BAD_INPUT) from None
-    t_validate = time.perf_counter() - t0
+    policy = {
+        "carbon_price_cny_per_t": carbon_price,
+        "min_green_share": min_green_share,
+        "carbon_budget_t": carbon_budget,
+        "plan_stability_weight": stability,
+    }
+    sc, overrides, t_validate = _load_with_overrides(scenario, policy)
     if backend not in ("pyomo", "matrix"):
         console.print("[red]--backend must be pyomo or matrix[/red]")
         raise typer.Exit(EXIT_BAD_INPUT)
@@ -114,6 +104,43 @@ def plan(
         f"{len(sc.services)} services (fingerprint {sc.fingerprint})"
     )
     _print_warnings(sc)
+    result = _solve_with_status(sc, settings, t_validate)
+    if overrides:
+        # the bundle says which policy it was planned under, so `greenopt validate` checks it
+        # against the same scenario
+        result.summary["policy_overrides"] = overrides
+    if not no_validate:
+        _check_plan(sc, result)
+    result.write_bundle(out_dir)
+    _summary_table(result.summary)
+    console.print(f"plan bundle written to [bold]{out_dir}[/bold]")
+    if not no_validate and not result.summary["validation"]["ok"]:
+        raise typer.Exit(EXIT_INVALID_PLAN)
+
+
+def _load_with_overrides(
+    scenario: Path, policy: dict[str, float | None]
+) -> tuple[Scenario, dict[str, float], float]:
+    """Load the scenario with the given policy overrides; the overrides set and the time taken, s."""
+    from optimizer import InputValidationError, load_scenario
+    from optimizer.whatif import with_policy
+
+    t0 = time.perf_counter()
+    try:
+        sc = load_scenario(scenario)
+        overrides = {k: v for k, v in policy.items() if v is not None}
+        if overrides:
+            sc = with_policy(sc, **overrides)
+    except InputValidationError as err:
+        _print_problems(err)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    return sc, overrides, time.perf_counter() - t0
+
+
+def _solve_with_status(sc: Scenario, settings: SolverSettings, t_validate: float) -> Plan:
+    """Optimize the scenario, showing the solver's progress on the console's status line."""
+    from optimizer import optimize
+
     with console.status("planning...") as status:
 
         def progress(ev: dict[str, Any]) -> None:
@@ -127,25 +154,19 @@ def plan(
             else:
                 status.update(f"{ev.get('phase')}... ({ev.get('elapsed_s', 0.0):.1f} s)")
 
-        result = optimize(sc, settings, progress=progress, validate_s=t_validate)
-    if overrides:
-        # the bundle says which policy it was planned under, so `greenopt validate` checks it
-        # against the same scenario
-        result.summary["policy_overrides"] = overrides
-    if not no_validate:
-        from optimizer.validate import validate_plan
+        return optimize(sc, settings, progress=progress, validate_s=t_validate)
 
-        t = time.perf_counter()
-        report = validate_plan(sc, result)
-        result.summary["timings_s"]["check"] = time.perf_counter() - t
-        result.summary["validation"] = {"ok": report.ok, "violations": len(report.violations)}
-        if not report.ok:
-            console.print(f"[red]the plan failed the independent check:[/red]\n{report}")
-    result.write_bundle(out_dir)
-    _summary_table(result.summary)
-    console.print(f"plan bundle written to [bold]{out_dir}[/bold]")
-    if not no_validate and not result.summary["validation"]["ok"]:
-        raise typer.Exit(EXIT_INVALID_PLAN)
+
+def _check_plan(sc: Scenario, result: Plan) -> None:
+    """Run the independent check on the plan and record its outcome and time in the summary."""
+    from optimizer.validate import validate_plan
+
+    t = time.perf_counter()
+    report = validate_plan(sc, result)
+    result.summary["timings_s"]["check"] = time.perf_counter() - t
+    result.summary["validation"] = {"ok": report.ok, "violations": len(report.violations)}
+    if not report.ok:
+        console.print(f"[red]the plan failed the independent check:[/red]\n{report}")
 
 
 def _summary_table(s: dict[str, Any]) -> None:
