@@ -78,6 +78,46 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body larger than {limit} bytes")
 
 
+class _Exchange:
+    """One request as the middleware tracks it: its id, the response status and the body bytes read."""
+
+    def __init__(self, rid: str, receive: Receive, send: Send, max_body_bytes: int) -> None:
+        self.rid = rid
+        self._receive = receive
+        self._send = send
+        self.max_body = max_body_bytes
+        self.status, self.started, self.received = 500, False, 0
+
+    async def send(self, message: Message) -> None:
+        """Pass a message to the client, noting the status and stamping the request id."""
+        if message["type"] == "http.response.start":
+            self.started, self.status = True, int(message["status"])
+            MutableHeaders(scope=message)["X-Request-ID"] = self.rid
+        await self._send(message)
+
+    async def receive(self) -> Message:
+        """Take a message from the client, counting body bytes against the limit."""
+        message = await self._receive()
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.max_body:
+                raise BodyTooLarge(self.max_body)
+        return message
+
+    async def reply(self, code: int, body: dict[str, Any]) -> None:
+        """Answer with a JSON body, unless the app has already started its response."""
+        if self.started:
+            return
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": code,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await self.send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
 class RequestMiddleware:
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, metrics: Metrics) -> None:
         self.app = app
@@ -85,6 +125,7 @@ class RequestMiddleware:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Give each HTTP request an id, a body-size limit, JSON checks, error bodies and a log line."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -94,91 +135,71 @@ class RequestMiddleware:
         scope.setdefault("state", {})["request_id"] = rid
         token = request_id_var.set(rid)
         t0 = time.perf_counter()
-        status, started, received = 500, False, 0
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                started, status = True, int(message["status"])
-                MutableHeaders(scope=message)["X-Request-ID"] = rid
-            await send(message)
-
-        async def receive_wrapper() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise BodyTooLarge(self.max_body)
-            return message
-
-        async def reply(code: int, body: dict[str, Any]) -> None:
-            if started:
-                return
-            await send_wrapper(
-                {
-                    "type": "http.response.start",
-                    "status": code,
-                    "headers": [(b"content-type", b"application/json")],
-                }
-            )
-            await send_wrapper({"type": "http.response.body", "body": json.dumps(body).encode()})
-
+        ex = _Exchange(rid, receive, send, self.max_body)
         try:
-            length = headers.get("content-length", "")
-            if length.isdigit() and int(length) > self.max_body:
-                # refuse before reading a byte of it
-                await reply(
-                    413,
-                    error_body(
-                        "payload_too_large", f"request body larger than {self.max_body} bytes", rid
-                    ),
-                )
-            elif scope["method"] in _BODY_METHODS and _is_json(headers):
-                receive_checked = await self._checked_json(receive_wrapper)
-                if isinstance(receive_checked, MalformedBody):
-                    await reply(
-                        receive_checked.status_code,
-                        error_body(
-                            receive_checked.code,
-                            receive_checked.message,
-                            rid,
-                            receive_checked.problems,
-                        ),
-                    )
-                else:
-                    await self.app(scope, receive_checked, send_wrapper)
-            else:
-                await self.app(scope, receive_wrapper, send_wrapper)
+            await self._dispatch(scope, headers, ex)
         except BodyTooLarge as exc:
-            await reply(413, error_body("payload_too_large", str(exc.detail), rid))
+            await ex.reply(413, error_body("payload_too_large", str(exc.detail), rid))
         except Exception:
             log.exception("unhandled error")
-            await reply(500, internal_error_body(rid))
+            await ex.reply(500, internal_error_body(rid))
         finally:
-            seconds = time.perf_counter() - t0
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            who = scope.get("state", {}).get("principal")
-            log.info(
-                "%s %s %s",
-                scope["method"],
-                scope["path"],
-                status,
-                extra={
-                    "request_id": rid,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "route": template,
-                    "status": status,
-                    "duration_ms": round(seconds * 1000, 2),
-                    "bytes_in": received,
-                    "client": (scope.get("client") or ("", 0))[0],
-                    "key": getattr(who, "label", None),
-                },
-            )
-            self.metrics.observe_request(scope["method"], template, status, seconds)
+            self._log_request(scope, ex, time.perf_counter() - t0)
             request_id_var.reset(token)
+
+    async def _dispatch(self, scope: Scope, headers: Headers, ex: _Exchange) -> None:
+        """Refuse an oversized or malformed body, else hand the request to the app."""
+        rid = ex.rid
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            # refuse before reading a byte of it
+            await ex.reply(
+                413,
+                error_body(
+                    "payload_too_large", f"request body larger than {self.max_body} bytes", rid
+                ),
+            )
+        elif scope["method"] in _BODY_METHODS and _is_json(headers):
+            receive_checked = await self._checked_json(ex.receive)
+            if isinstance(receive_checked, MalformedBody):
+                await ex.reply(
+                    receive_checked.status_code,
+                    error_body(
+                        receive_checked.code,
+                        receive_checked.message,
+                        rid,
+                        receive_checked.problems,
+                    ),
+                )
+            else:
+                await self.app(scope, receive_checked, ex.send)
+        else:
+            await self.app(scope, ex.receive, ex.send)
+
+    def _log_request(self, scope: Scope, ex: _Exchange, seconds: float) -> None:
+        """Log the finished request and count it in the metrics by route template."""
+        status = ex.status
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        who = scope.get("state", {}).get("principal")
+        log.info(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "request_id": ex.rid,
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": template,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "bytes_in": ex.received,
+                "client": (scope.get("client") or ("", 0))[0],
+                "key": getattr(who, "label", None),
+            },
+        )
+        self.metrics.observe_request(scope["method"], template, status, seconds)
 
     @staticmethod
     async def _checked_json(receive: Receive) -> Receive | MalformedBody:
