@@ -13,6 +13,9 @@ from optimizer.model.core import LinearModel
 from optimizer.model.sets import ModelData
 
 
+# Long on purpose: a model module adds its family through one `add_to_model` (the builder's
+# convention, optimizer/model/build.py), and its blocks follow the docstring's constraints one
+# by one, so the math and the code read side by side.
 def add_to_model(m: LinearModel, d: ModelData) -> None:
     r"""Devices and flows of inference services (over serving units k).
 
