@@ -559,16 +559,22 @@ def _complete(
         devices, flows = disaggregate(m1, d1, x1)
         d2 = build_sets(sc, fixed_job_use=job_use, all_options=every, price_replica_starts=False)
         whole, missing = round_devices(d2, job_use, devices, flows)
-        if churn_aware:
-            whole = hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc))
         if attempt == 1 or not missing.any():
             break
         fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
         reserve = np.minimum(fractional.sum(axis=0), sc.capacity - job_use)
         reserve_mw = _reserve_mw(sc, reserve, job_use)
     m2 = build_from_sets(d2)
-    h2, cm2 = _hand_over(m2, direct, stage)
-    x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, whole))
+    tries = [whole]
+    if churn_aware:
+        # devices held through short dips draw idle power; where that breaks a grid
+        # connection (or a contract sharing it) the plan without them is the fallback
+        tries.insert(0, hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc)))
+    for fixed in tries:
+        h2, cm2 = _hand_over(m2, direct, stage)
+        x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, fixed))
+        if x2 is not None:
+            break
     if x2 is None:
         return None
     sched = _jobs_only(sc, jobs)

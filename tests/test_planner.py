@@ -271,3 +271,23 @@ def test_compact_pauses_runs_a_paused_job_in_one_block_where_the_pause_costs_mor
     paused.job_site[0], paused.job_acc[0] = 0, 0
     paused.job_hours = [np.array([0, 2])]
     assert list(compact_pauses(sc, paused).job_hours[0]) == hours
+
+
+def test_churn_aware_completion_survives_a_grid_connection_held_devices_would_break() -> None:
+    """2026-12-05: on the default scenario, devices held through short dips drew idle power
+    past grid connections that contracted green shares (issue 11); the churn-aware
+    completion then failed and the plan paid for 119k replica starts. It now falls back to
+    the rounding without the held devices, and the completed plan is valid."""
+    from optimizer.baselines import plan_baseline
+    from optimizer.heuristics import compact_pauses
+    from optimizer.plan import assemble_plan
+    from optimizer.planner import _complete
+
+    sc = load_scenario(Path(__file__).resolve().parents[1] / "data" / "scenarios" / "cn-edwc-48h")
+    greedy = plan_baseline(sc, "greedy")
+    done = _complete(sc, compact_pauses(sc, greedy), SolverSettings(threads=1), churn_aware=True)
+    assert done is not None
+    plan = assemble_plan(sc, done, status="baseline", planner="churn_aware")
+    validate_plan(sc, plan).raise_if_failed()
+    before = assemble_plan(sc, greedy, status="baseline")
+    assert plan.kpis.replica_starts < before.kpis.replica_starts
