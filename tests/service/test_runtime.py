@@ -257,10 +257,18 @@ def test_two_servers_on_one_database_see_each_other_and_leave_each_others_runs_a
             # b started while a solves: a's run is a's, still running
             run = cb.get(f"/runs/{run_id}").json()
             assert run["state"] == "running", run
-            instances = cb.get("/schedule").json()["instances"]
+
+            # a's scheduler starts just after its first plan and says so with its next
+            # heartbeat: wait for that event rather than race it
+            def a_holds_it() -> list[dict[str, Any]] | None:
+                listed = cb.get("/schedule").json()["instances"]
+                pids = {i["pid"]: i for i in listed}
+                held = pids.get(a.proc.pid, {}).get("holds_scheduler") is True
+                return listed if held else None
+
+            instances = wait_until(a_holds_it, 60, "a's instance to hold the scheduler")
             assert len(instances) == 2 and all(i["alive"] for i in instances), instances
             by_pid = {i["pid"]: i for i in instances}
-            assert by_pid[a.proc.pid]["holds_scheduler"] is True
             assert by_pid[b.proc.pid]["holds_scheduler"] is False
 
             a.kill_group()
