@@ -43,37 +43,12 @@ def binding_limits(
             )
         )
     lim = sc.grid_limit_mw[:, None] * np.ones_like(grid)
-    s, h = np.nonzero((lim > 0) & (grid >= lim - TOL * np.maximum(lim, 1.0)))
-    if s.size:
-        rows.append(
-            pd.DataFrame(
-                {
-                    "site_id": np.array(sc.site_ids, dtype=object)[s],
-                    "timestamp": iso[h],
-                    "hour": h,
-                    "limit": "grid",
-                    "detail": "grid connection",
-                    "value": grid[s, h],
-                    "limit_value": lim[s, h],
-                }
-            )
-        )
+    at_grid = (lim > 0) & (grid >= lim - TOL * np.maximum(lim, 1.0))
+    rows.append(_site_hour_rows(sc, iso, at_grid, "grid", "grid connection", grid, lim))
     av = sc.green_available_mw
-    s, h = np.nonzero((av > TOL) & (green >= av - TOL * np.maximum(av, 1.0)))
-    if s.size:
-        rows.append(
-            pd.DataFrame(
-                {
-                    "site_id": np.array(sc.site_ids, dtype=object)[s],
-                    "timestamp": iso[h],
-                    "hour": h,
-                    "limit": "green",
-                    "detail": "green supply fully used",
-                    "value": green[s, h],
-                    "limit_value": av[s, h],
-                }
-            )
-        )
+    at_green = (av > TOL) & (green >= av - TOL * np.maximum(av, 1.0))
+    rows.append(_site_hour_rows(sc, iso, at_green, "green", "green supply fully used", green, av))
+    rows = [r for r in rows if len(r)]
     if not rows:
         return pd.DataFrame(columns=BINDING.names)
     return (
@@ -236,3 +211,27 @@ def _longest_block(room: np.ndarray, o: Any) -> int:
             n += 1
         best = max(best, n)
     return best
+
+
+def _site_hour_rows(
+    sc: Scenario,
+    iso: np.ndarray,
+    binding: np.ndarray,
+    limit: str,
+    detail: str,
+    value: np.ndarray,
+    limit_value: np.ndarray,
+) -> pd.DataFrame:
+    """binding.csv rows of the [site, hour] cells where a site-hour limit binds."""
+    s, h = np.nonzero(binding)
+    return pd.DataFrame(
+        {
+            "site_id": np.array(sc.site_ids, dtype=object)[s],
+            "timestamp": iso[h],
+            "hour": h,
+            "limit": limit,
+            "detail": detail,
+            "value": value[s, h],
+            "limit_value": limit_value[s, h],
+        }
+    )
