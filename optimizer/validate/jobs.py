@@ -661,24 +661,19 @@ def moved_and_costs(c: Checker, p: Placement, w: Workloads) -> None:
         )
     if not w.has_costs:
         return
-    if not c.close(w.migration[r], res.migration_cny[j]):
-        c.add(
-            CHECK,
-            "migration_cost",
-            f"migration_cost {fmt(w.migration[r])}, the policy gives {res.migration_cny[j]:.6g}",
-            workload_id=jid,
-            expected=res.migration_cny[j],
-            actual=w.migration[r],
-        )
-    if not c.close(w.transfer[r], res.transfer_cny[j]):
-        c.add(
-            CHECK,
-            "transfer_cost",
-            f"data_transfer_cost {fmt(w.transfer[r])}, the policy gives {res.transfer_cny[j]:.6g}",
-            workload_id=jid,
-            expected=res.transfer_cny[j],
-            actual=w.transfer[r],
-        )
+    for rule, column, given, want in (
+        ("migration_cost", "migration_cost", w.migration[r], res.migration_cny[j]),
+        ("transfer_cost", "data_transfer_cost", w.transfer[r], res.transfer_cny[j]),
+    ):
+        if not c.close(given, want):
+            c.add(
+                CHECK,
+                rule,
+                f"{column} {fmt(given)}, the policy gives {want:.6g}",
+                workload_id=jid,
+                expected=want,
+                actual=given,
+            )
 
 
 def moves_table(c: Checker) -> None:
