@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -174,24 +174,6 @@ def pareto_front(xy: Sequence[tuple[float, float] | None]) -> list[bool | None]:
     return flags
 
 
-# the numbers a sweep point shows of its plan
-_POINT_KPIS = (
-    "status",
-    "objective",
-    "bound",
-    "gap",
-    "total_cost",
-    "energy_cost",
-    "carbon_cost",
-    "penalty",
-    "cost_excl_carbon",
-    "emissions_t",
-    "emissions_location_t",
-    "green_share",
-    "unplaced",
-)
-
-
 @dataclass
 class SweepPoint:
     """One value of a sweep: its run and, once solved, its plan's numbers."""
@@ -228,6 +210,15 @@ class SweepPoint:
             plan_id=kpis.id if kpis is not None else None,
             **numbers,
         )
+
+
+# the numbers a sweep point shows of its plan: the point's fields that `PlanKpis` has
+_POINT_KPIS = tuple(
+    f.name
+    for f in fields(SweepPoint)
+    if f.name in {k.name for k in fields(PlanKpis)}
+    or isinstance(getattr(PlanKpis, f.name, None), property)
+)
 
 
 def _flag(points: list[SweepPoint]) -> None:
