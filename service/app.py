@@ -252,13 +252,14 @@ def _document_malformed_bodies(app: FastAPI) -> None:
 
 
 FIRST_PLAN_POLL_S = 1.0
+SCHEDULER_START_RETRY_S = 5.0
 
 
 def _after_first_plan(
     db: Database, first_run_id: int | None, stopping: threading.Event, then: Callable[[], None]
 ) -> None:
-    """Call `then` once the first plan's run has finished (at once without one), unless the
-    app stops first."""
+    """Call `then` once the first plan's run has finished (at once without one), and again
+    until it succeeds, unless the app stops first."""
     while first_run_id is not None and not stopping.is_set():
         try:
             with db.read() as s:
@@ -267,12 +268,16 @@ def _after_first_plan(
         except Exception:  # a database hiccup: look again
             log.exception("could not read the first plan's run")
         stopping.wait(FIRST_PLAN_POLL_S)
-    if stopping.is_set():
-        return
-    try:
-        then()
-    except Exception:
-        log.exception("the nightly scheduler did not start")
+    while not stopping.is_set():
+        try:
+            then()
+            return
+        except Exception:  # a database hiccup must not leave the service without its nightly
+            log.exception(
+                "the nightly scheduler did not start; trying again in %.0f s",
+                SCHEDULER_START_RETRY_S,
+            )
+        stopping.wait(SCHEDULER_START_RETRY_S)
 
 
 def _lifespan(

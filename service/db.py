@@ -94,12 +94,11 @@ class Database:
         self.url = normalize_url(url)
         self.engine = make_engine(self.url)
         self.dialect = self.engine.dialect.name
+        # every transaction on `write_engine` writes: on SQLite it begins IMMEDIATE. Give it
+        # to anything else that writes through this database (APScheduler's job store)
+        self.write_engine: Engine = self.engine.execution_options(**{_WRITE_OPTION: True})
         self._read = sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._write = sessionmaker(
-            self.engine.execution_options(**{_WRITE_OPTION: True}),
-            expire_on_commit=False,
-            autoflush=False,
-        )
+        self._write = sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
         event.listen(self._write, "after_commit", _run_after_commit)
         event.listen(self._write, "after_rollback", _drop_after_commit)
 

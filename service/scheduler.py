@@ -102,7 +102,12 @@ class NightlyScheduler:
         self._syncing = threading.RLock()
         self._aps = BackgroundScheduler(
             jobstores={
-                "default": SQLAlchemyJobStore(engine=db.engine, tablename=SCHEDULER_JOBS_TABLE),
+                # the job store reads, then writes, in one transaction (its table's creation,
+                # a fire's next time): on SQLite that needs BEGIN IMMEDIATE, or a write by any
+                # other connection in between fails it at once with "database is locked"
+                "default": SQLAlchemyJobStore(
+                    engine=db.write_engine, tablename=SCHEDULER_JOBS_TABLE
+                ),
                 # the poll is this process's own business: never persisted, never shared
                 "local": MemoryJobStore(),
             },

@@ -9,15 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import multiprocessing
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
+from sqlalchemy.exc import OperationalError
 
 import optimizer.validate
+import service.app
 import service.execution
 from optimizer import SolverSettings
 from optimizer.validate import ValidationReport, Violation
@@ -26,7 +30,7 @@ from service.bootstrap import prepare_database
 from service.db import Database
 from service.errors import Conflict
 from service.execution import execute_run
-from service.models import NightlyRun, Plan, Run, utcnow
+from service.models import SCHEDULER_JOBS_TABLE, NightlyRun, Plan, Run, utcnow
 from service.nightly import NIGHTLY_PRIORITY, ScheduleUpdate
 from service.repo import scenarios as scenarios_repo
 from service.runs import RunRequest
@@ -673,6 +677,56 @@ def test_the_scheduler_follows_the_schedule_table(db: Database) -> None:
             NightlyScheduler(settings, db, Collect()).start()
     finally:
         sched.shutdown()
+
+
+def test_the_scheduler_starts_on_sqlite_while_another_connection_writes(tmp_path: Path) -> None:
+    """APScheduler's job store reads (is its table there?) and then writes (creates it) in one
+    transaction. Begun DEFERRED, a write committed by another connection in between fails it
+    at once with "database is locked" (the server's own solve progress did, in CI); begun
+    IMMEDIATE it waits its turn."""
+    url = fresh_database("sqlite", tmp_path, "locked")
+    db = Database(url)
+    prepare_database(db, make_settings(url))
+    holding, done = threading.Event(), threading.Event()
+
+    def other_writer() -> None:
+        con = sqlite3.connect(tmp_path / "greenopt-locked.db", isolation_level=None, timeout=30)
+        con.execute("BEGIN IMMEDIATE")
+        con.execute("CREATE TABLE other_writer (x INTEGER)")
+        holding.set()
+        time.sleep(1.0)  # the scheduler's read happens now, its write waits for this commit
+        con.execute("COMMIT")
+        con.close()
+        done.set()
+
+    sched = NightlyScheduler(settings_of(db), db, Collect())
+    threading.Thread(target=other_writer, daemon=True).start()
+    assert holding.wait(10)
+    try:
+        # the step of start() that failed: APScheduler opening its job store
+        sched._aps.start(paused=True)
+        assert done.is_set()  # it waited for the other writer instead of failing
+        assert inspect(db.engine).has_table(SCHEDULER_JOBS_TABLE)
+    finally:
+        sched._aps.shutdown()
+        db.dispose()
+
+
+def test_the_service_tries_again_when_its_scheduler_does_not_start(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service.app, "SCHEDULER_START_RETRY_S", 0.01)
+    attempts: list[int] = []
+
+    def start() -> None:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise OperationalError("BEGIN", {}, Exception("database is locked"))
+
+    with caplog.at_level(logging.ERROR, logger="greenopt"):
+        service.app._after_first_plan(None, None, threading.Event(), start)  # type: ignore[arg-type]
+    assert len(attempts) == 3
+    assert caplog.text.count("did not start; trying again") == 2
 
 
 def nightly_schedule(db: Database) -> nightly.ScheduleView:
