@@ -469,6 +469,26 @@ def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
     )
 
 
+def typical_site_series(
+    region: str | Path | RegionPack,
+    base_sites: dict[str, str],
+    start: str | pd.Timestamp,
+    hours: int,
+    carbon_mode: str = "hourly",
+) -> pd.DataFrame:
+    """The pack's typical-year site series (the same as `build_scenario` writes) for
+    `hours` from `start`, for scenario sites named by the pack site whose data each takes
+    (`base_sites`: scenario site id -> pack site id)."""
+    pack = region if isinstance(region, RegionPack) else load_region(region)
+    base = pack.sites.set_index("site_id", drop=False).loc[list(base_sites.values())]
+    sites = base.assign(
+        site_id=list(base_sites), base_site_id=list(base_sites.values())
+    ).reset_index(drop=True)
+    stamps = pd.date_range(_start(start, pack.timezone), periods=hours, freq="h")
+    iso = np.array([t.isoformat() for t in stamps], dtype=object)
+    return _site_series(_World.make(pack, sites, stamps), iso, carbon_mode)
+
+
 # ============================================================================= jobs
 def _choice(rng: np.random.Generator, options: tuple[tuple[str, float], ...]) -> str:
     names = [o[0] for o in options]

@@ -22,7 +22,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.api import actions, data, keys, ops, plans, queue, runs, schedule, whatif
+from service.api import actions, data, feeds, keys, ops, plans, queue, runs, schedule, whatif
 from service.api.docs import install_docs
 from service.api.schemas import errors
 from service.bootstrap import first_plan_status, prepare_database
@@ -371,6 +371,7 @@ def create_app(settings: Settings | None = None, *, first_run_id: int | None = N
         plans.router,
         actions.router,
         queue.router,
+        feeds.router,
         data.router,
         keys.router,
         schedule.router,

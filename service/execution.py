@@ -272,9 +272,10 @@ def _store(db: Database, run_id: int, plan: Any, validation: dict[str, Any]) -> 
         run = runs_repo.get(s, run_id)
         assert run is not None
         version = scenarios.get_version(s, run.scenario_version_id)
-        row = plans.store_plan(
-            s, run=run, plan=plan, version=version, extra_summary={"validation": validation}
-        )
+        extra: dict[str, Any] = {"validation": validation}
+        if version.feeds:  # a night's window from forecast feeds: which, and the fall backs
+            extra["feeds"] = version.feeds
+        row = plans.store_plan(s, run=run, plan=plan, version=version, extra_summary=extra)
         activated = False
         # a greedy fallback is better than no plan, but not better than a solved one
         if run.activate_on_success and (

@@ -129,6 +129,9 @@ class ScenarioVersion(Base):
     manifest: Mapped[dict[str, Any]] = mapped_column(JSON)
     tables: Mapped[dict[str, Any]] = mapped_column(JSON)
     sizes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # a night's window built from forecast feeds: which provider gave each series, and
+    # the fall backs (optimizer.feeds.Resolution.report); NULL for any other version
+    feeds: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
 # ----------------------------------------------------------------------------- runs
@@ -424,3 +427,35 @@ class QueueItem(Base):
     submitted_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(200), default="")
+
+
+# ----------------------------------------------------------------------------- feeds
+FEED_CHANNELS = ("upload", "folder", "http")
+
+
+class FeedSeries(Base):
+    """An hourly series a forecast feed delivered (service/feeds.py), with its provenance.
+    `entity` is the series' key (a site id; `service_id/demand_region` for demand);
+    `source_sha256` is the file's digest, so a watched-folder file is read once."""
+
+    __tablename__ = "feed_series"
+    __table_args__ = (
+        Index("ix_feed_series_lookup", "series", "entity", "provider", "issued_at"),
+        CheckConstraint(f"channel IN {_in(FEED_CHANNELS)}", name="channel"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    series: Mapped[str] = mapped_column(String(32))
+    entity: Mapped[str] = mapped_column(String(400))
+    provider: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(500))
+    source_sha256: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
+    issued_at: Mapped[dt.datetime] = mapped_column()
+    start_at: Mapped[dt.datetime] = mapped_column()
+    hours: Mapped[int] = mapped_column(Integer)
+    horizon_h: Mapped[int] = mapped_column(Integer)
+    values: Mapped[list[Any]] = mapped_column(JSON)
+    quantiles: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    received_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    received_by: Mapped[str] = mapped_column(String(200), default="")

@@ -24,6 +24,7 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
 from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, field_validator
 from sqlalchemy.exc import IntegrityError
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from optimizer.scenario import InputValidationError
 from optimizer.scenario.schema import MAX_PLAN_STABILITY_WEIGHT
-from service import plans, rolling, runs, scenarios
+from service import feeds, plans, rolling, runs, scenarios
 from service.db import Database
 from service.errors import (
     Conflict,
@@ -470,9 +471,11 @@ def _claim_and_submit(
     scheduled_for: dt.datetime,
     actor: str,
     note: str = "",
+    gathered: feeds.Gathered | None = None,
 ) -> NightlyRun:
     """Insert the night (IntegrityError if it is taken), check the current scenario and
-    submit the night's run, all in the caller's transaction."""
+    submit the night's run, all in the caller's transaction (`gathered`: what the night's
+    feed I/O met before it)."""
     previous = plans.active_plan_id(session)
     row = repo.add_night(
         session,
@@ -504,6 +507,8 @@ def _claim_and_submit(
             boundary_hour=settings.nightly_boundary_hour,
             actor=actor,
             label=label,
+            settings=settings,
+            gathered=gathered,
         )
     text = f"nightly re-optimisation ({label})" + (f": {note}" if note else "")
     run, _ = runs.submit_run(
@@ -603,6 +608,7 @@ def run_night(
         log.info("night %s: the schedule is disabled; not run", night)
         return None
     stop = stop or threading.Event()
+    gathered = _gather_feeds(db, settings, fired)
     deadline = time.monotonic() + settings.nightly_queue_wait_s
     while True:
         held = _Collect()
@@ -617,6 +623,7 @@ def run_night(
                     trigger="schedule",
                     scheduled_for=fired,
                     actor=actor,
+                    gathered=gathered,
                 )
         except IntegrityError:
             with db.read() as s:
@@ -658,6 +665,22 @@ def run_night(
     )
     _hand_over(db, row, runner, held)
     return row
+
+
+def _gather_feeds(db: Database, settings: Settings, fired: dt.datetime) -> feeds.Gathered:
+    """A rolling night's feed I/O (watched folder, HTTP pulls), before its transaction so
+    no lock is held while a feed answers; a run-now reads only what is stored."""
+    if not settings.nightly_horizon_h:
+        return feeds.Gathered()
+    with db.read() as s:
+        try:
+            version = scenarios.current_version(s)
+        except DomainError:  # no scenario: the night fails on that, and says it
+            return feeds.Gathered()
+        start = rolling.window_start(version, fired, settings.nightly_boundary_hour)
+    return feeds.gather(
+        db, settings, start=start, hours=settings.nightly_horizon_h, as_of=pd.Timestamp(fired)
+    )
 
 
 def _hand_over(db: Database, row: NightlyRun, runner: Submitter, held: _Collect) -> None:

@@ -2,9 +2,12 @@
 next planning boundary for `nightly_horizon_h` hours, with the workload queue as it is,
 and stores that exact scenario as a version beside the plan (its fingerprint in both).
 
-Until forecast feeds exist, the hourly series of the window come from the current
-version's, used as a typical profile: window hour k takes the version's hour with the same
-hour of day, cycling day by day (`shift_series`); dated events (`availability` rows, i.e.
+The hourly series of the window come from the forecast feeds (`service.feeds`: uploads
+and the watched folder, HTTP pulls, the region pack's typical year, in that order); what no
+feed gives comes from the current version's own series, used as a typical profile: window
+hour k takes the version's hour with the same hour of day, cycling day by day
+(`shift_series`); which provider gave each series, and every fall back, is kept with the
+version (`feeds`) and shown in its plan's summary. Dated events (`availability` rows, i.e.
 maintenance) are kept only where they fall in the window. Jobs come from the queue
 (`service.queue.scenario_tables`: remaining work, reported site); a job whose deadline has
 passed by the window start is left out and counted in the version's note; one released
@@ -22,8 +25,9 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from service import queue, scenarios
+from service import feeds, queue, scenarios
 from service.models import ScenarioVersion
+from service.settings import Settings
 
 HOURS_PER_DAY = 24
 DENSE_SERIES = ("site_series", "service_demand")
@@ -84,6 +88,10 @@ def window_tables(
     return manifest, tables, int(late.sum())
 
 
+def window_start(version: ScenarioVersion, after: dt.datetime, boundary_hour: int) -> pd.Timestamp:
+    return next_boundary(after, str(version.manifest.get("timezone", "UTC")), boundary_hour)
+
+
 def roll(
     session: Session,
     version: ScenarioVersion,
@@ -93,14 +101,34 @@ def roll(
     boundary_hour: int,
     actor: str,
     label: str,
+    settings: Settings | None = None,
+    gathered: feeds.Gathered | None = None,
 ) -> ScenarioVersion:
     """Store the night's window scenario as the next version (validated: an invalid queue
-    or series is a 422 naming the problems, and the night keeps the active plan)."""
-    start = next_boundary(after, str(version.manifest.get("timezone", "UTC")), boundary_hour)
+    or series is a 422 naming the problems, and the night keeps the active plan). With
+    `settings`, its series come from the feeds as known at `after` (`gathered`: what the
+    night's feed I/O met)."""
+    start = window_start(version, after, boundary_hour)
     manifest, tables, late = window_tables(session, version, start, horizon_h)
     note = f"{label}: window {start.isoformat()} + {horizon_h} h from the queue"
     if late:
         note += f"; {late} job(s) past their deadline left out"
-    return scenarios.store_version(
-        session, parent=version, manifest=manifest, tables=tables, actor=actor, note=note
+    resolution = None
+    if settings is not None:
+        tables, resolution = feeds.window_series(
+            session,
+            tables,
+            start=start,
+            hours=horizon_h,
+            as_of=after,
+            settings=settings,
+            gathered=gathered or feeds.Gathered(),
+        )
+        note += "; series from " + feeds.describe_use(resolution)
+    v = scenarios.store_version(
+        session, parent=version, manifest=manifest, tables=tables, actor=actor, note=note[:4000]
     )
+    if resolution is not None:
+        v.feeds = resolution.report()
+        session.flush()
+    return v

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from optimizer.feeds.parse import PERIOD_FIELDS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 """The repository root of an editable install: where `data/` lives."""
@@ -190,6 +192,39 @@ class Settings(BaseSettings):
         le=23,
         description="local hour (scenario time zone) at which a night's window starts",
     )
+    # forecast feeds (service/feeds.py): where a rolled night's hourly series come from
+    feed_region: str = Field(
+        default="cn-edwc",
+        description="region pack (name or directory) whose typical-year profiles are the "
+        "offline feed of green, price and carbon; empty: none",
+    )
+    feed_forecast_error: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="relative standard deviation of the typical-year feed's seeded "
+        "forecast error (0: the typical year itself)",
+    )
+    feed_seed: int = Field(default=0, ge=0, description="seed of the typical-year feed's error")
+    feed_max_age_h: float = Field(
+        default=24.0,
+        gt=0,
+        description="a feed series issued longer than this before the night is stale and "
+        "falls back to the next provider, h",
+    )
+    feed_dir: Path | None = Field(
+        default=None,
+        description="watched folder: each night reads the new *.json and *.csv feed "
+        "documents dropped there (each file once)",
+    )
+    feed_http_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="series (grid_carbon, grid_price) -> URL template of a period-forecast "
+        "JSON API, with {site_id}, {zone}, {from}, {to} filled in per site; pulled each night",
+    )
+    feed_http_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="time limit of one HTTP feed request, s"
+    )
     # the Celery runner and its workers (docs/scale-out.md)
     broker_url: str = Field(
         default="redis://127.0.0.1:6379/0",
@@ -249,6 +284,14 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535, description="port `greenopt serve` listens on")
     log_level: str = Field(default="INFO", description="root log level")
     log_json: bool = Field(default=True, description="one JSON object per log line")
+
+    @field_validator("feed_http_urls")
+    @classmethod
+    def _pullable_series(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(v) - set(PERIOD_FIELDS))
+        if unknown:
+            raise ValueError(f"series {unknown} cannot be pulled; one of {sorted(PERIOD_FIELDS)}")
+        return v
 
     @model_validator(mode="before")
     @classmethod
