@@ -276,3 +276,36 @@ def test_the_newest_fresh_issue_wins_and_apply_writes_it_into_its_rows() -> None
     out = of.apply({"site_series": table}, res)["site_series"]
     assert list(out["grid_carbon_kg_per_mwh"]) == ["4.25", "600", "5.5", "600"]
     assert list(table["grid_carbon_kg_per_mwh"]) == ["500", "600", "500", "600"]  # a copy
+
+
+def test_quantiles_go_to_the_scenarios_quantile_columns_and_a_series_without_clears_them() -> None:
+    spec = of.SERIES_BY_NAME["green_available"]
+    assert spec.quantile_column("p10") == "green_available_p10_mw"  # the scenario's rule
+    req = FeedRequest(START, 1, AS_OF, {"green_available": ("a", "b")})
+    banded = HourlySeries(
+        "green_available",
+        "a",
+        START,
+        np.array([5.0]),
+        Provenance("up", AS_OF),
+        {"p10": np.array([4.0]), "p90": np.array([6.5])},
+    )
+    bare = HourlySeries("green_available", "b", START, np.array([3.0]), Provenance("up", AS_OF))
+    res = of.resolve(req, [FixedProvider("files", [banded, bare]).fetch(req)], max_age=24 * H)
+    table = pd.DataFrame(
+        {
+            "site_id": ["a", "b"],
+            "timestamp": [START.isoformat()] * 2,
+            "green_available_mw": ["1", "1"],
+            "green_available_p10_mw": ["0.5", "0.5"],  # an older band, from the scenario
+            "green_available_p90_mw": ["1.5", "1.5"],
+        }
+    )
+    out = of.apply({"site_series": table}, res)["site_series"]
+    assert out.to_dict("list") == {
+        "site_id": ["a", "b"],
+        "timestamp": [START.isoformat()] * 2,
+        "green_available_mw": ["5.0", "3.0"],
+        "green_available_p10_mw": ["4.0", ""],
+        "green_available_p90_mw": ["6.5", ""],
+    }

@@ -11,7 +11,10 @@ Formats (docs/service.md, "Forecast feeds"):
   columns) or ``service_demand.csv`` table, with the issue time given beside it;
 - the period-forecast JSON of a carbon-intensity API, ``{"data": [{"from", "to",
   "intensity": {"forecast"}}]}`` (and ``"price"`` in place of ``"intensity"`` for prices),
-  periods of any length averaged to hours.
+  periods of any length averaged to hours. The shape is the GB Carbon Intensity API's
+  (api.carbonintensity.org.uk; https://carbon-intensity.github.io/api-definitions/, shape
+  as in https://schemas.apis.io/schemas/carbon-intensity/intensity-period/): half-hour
+  periods, `forecast` in gCO2/kWh (numerically kg/MWh), `actual` null ahead of time.
 """
 
 from __future__ import annotations

@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from optimizer.feeds.providers import FeedRequest, ProviderResult
-from optimizer.feeds.series import KEY_SEPARATOR, SERIES_BY_NAME, HourlySeries
+from optimizer.feeds.series import (
+    KEY_SEPARATOR,
+    QUANTILES,
+    SERIES_BY_NAME,
+    HourlySeries,
+    SeriesSpec,
+)
+from optimizer.scenario import schema
 
 SCENARIO_PROFILE = "scenario-profile"
 """What a series no provider gives falls back to: the scenario's own, re-stamped."""
@@ -129,7 +136,33 @@ def apply(tables: Mapping[str, pd.DataFrame], resolution: Resolution) -> dict[st
                 continue
             keys = df[list(spec.key_columns)].astype(str).agg(KEY_SEPARATOR.join, axis=1)
             rows = np.flatnonzero((keys == key).to_numpy() & (hour >= 0) & (hour < s.hours))
-            values = np.round(s.values[hour[rows]], VALUE_DECIMALS)
-            df.loc[df.index[rows], spec.column] = [repr(float(v)) for v in values]
+            df.loc[df.index[rows], spec.column] = _cells(s.values[hour[rows]])
+            _write_quantiles(df, table, spec, s, rows, hour)
         out[table] = df
     return out
+
+
+def _cells(values: np.ndarray) -> list[str]:
+    return [repr(float(v)) for v in np.round(values, VALUE_DECIMALS)]
+
+
+def _write_quantiles(
+    df: pd.DataFrame,
+    table: str,
+    spec: SeriesSpec,
+    s: HourlySeries,
+    rows: np.ndarray,
+    hour: np.ndarray,
+) -> None:
+    """The series' quantiles into the scenario's quantile columns where the format has
+    them; a series without a quantile empties its cells (no band: the quantile is the
+    central value), so an older band never sits around a new central value."""
+    declared = set(schema.TABLES_BY_NAME[table].column_names)
+    for q in QUANTILES:
+        col = spec.quantile_column(q)
+        if col not in df.columns and (col not in declared or q not in s.quantiles):
+            continue
+        if col not in df.columns:
+            df[col] = ""
+        cells = _cells(s.quantiles[q][hour[rows]]) if q in s.quantiles else [""] * len(rows)
+        df.loc[df.index[rows], col] = cells

@@ -37,6 +37,12 @@ class SeriesSpec:
     def unit(self) -> str:
         return self.column_spec.unit
 
+    def quantile_column(self, q: str) -> str:
+        """The scenario column of quantile `q` beside the central one, by the scenario
+        format's rule (`green_available_mw` -> `green_available_p10_mw`); it may not exist
+        in the schema (then a quantile stays with the feed)."""
+        return self.column.replace(self.name, f"{self.name}_{q}", 1)
+
     def key_of(self, parts: Mapping[str, str]) -> str:
         return KEY_SEPARATOR.join(str(parts[c]) for c in self.key_columns)
 
