@@ -120,9 +120,9 @@ def test_the_long_csv_names_row_column_and_hour_of_a_gap_a_duplicate_and_a_bad_v
 def test_a_scenario_format_table_gives_a_series_per_feed_column_and_needs_its_issue_time() -> None:
     csv = (
         "site_id,timestamp,grid_price_cny_per_mwh,grid_carbon_kg_per_mwh,green_available_mw,"
-        "green_price_cny_per_mwh\n"
-        "a,2025-07-17T00:00+08:00,300,500,1.5,0\n"
-        "a,2025-07-17T01:00+08:00,310,510,2.5,0\n"
+        "green_price_cny_per_mwh,green_available_p10_mw\n"
+        "a,2025-07-17T00:00+08:00,300,500,1.5,0,1.0\n"
+        "a,2025-07-17T01:00+08:00,310,510,2.5,0,2.0\n"
     )
     with pytest.raises(FeedError) as err:
         of.parse_csv_document(csv, file="site_series.csv", default_provider="folder")
@@ -136,6 +136,8 @@ def test_a_scenario_format_table_gives_a_series_per_feed_column_and_needs_its_is
         "grid_carbon": [500, 510],
         "green_available": [1.5, 2.5],
     }
+    (green,) = (s for s in got if s.series == "green_available")
+    assert list(green.quantiles["p10"]) == [1.0, 2.0] and "p90" not in green.quantiles
 
 
 # ----------------------------------------------------------------------------- periods

@@ -8,7 +8,8 @@ Formats (docs/service.md, "Forecast feeds"):
 - the long CSV: ``series, site_id | service_id + demand_region, timestamp, value, issued_at``
   and optional ``provider, p10, p90`` columns, a row per entity and hour;
 - the scenario format: a ``site_series.csv`` (``site_id, timestamp`` and any of the feed's
-  columns) or ``service_demand.csv`` table, with the issue time given beside it;
+  columns, with their quantile columns such as ``green_available_p10_mw``) or
+  ``service_demand.csv`` table, with the issue time given beside it;
 - the period-forecast JSON of a carbon-intensity API, ``{"data": [{"from", "to",
   "intensity": {"forecast"}}]}`` (and ``"price"`` in place of ``"intensity"`` for prices),
   periods of any length averaged to hours. The shape is the GB Carbon Intensity API's
@@ -351,7 +352,7 @@ def _long_csv(df: pd.DataFrame, file: str, provider: str, problems: list[Problem
                 )
             )
             continue
-        _add_point(g, rec, "value", i, t, file, problems, quantile_cols=True)
+        _add_point(g, rec, "value", i, t, file, problems, quantile_cols={q: q for q in QUANTILES})
     return list(groups.values())
 
 
@@ -364,17 +365,16 @@ def _add_point(
     file: str,
     problems: list[Problem],
     *,
-    quantile_cols: bool,
+    quantile_cols: Mapping[str, str],
 ) -> None:
+    """A row's value, and its quantiles (`quantile_cols`: quantile -> column) where given."""
     v = _number(rec[column], g.spec, problems, file, row=row, column=column, hour=t)
     g.stamps.append(t)
     g.where.append((row, column))
     g.values.append(math.nan if v is None else v)
-    if not quantile_cols:
-        return
-    for q in QUANTILES:
-        if str(rec.get(q) or "").strip():
-            x = _number(rec[q], g.spec, problems, file, row=row, column=q, hour=t)
+    for q, col in quantile_cols.items():
+        if str(rec.get(col) or "").strip():
+            x = _number(rec[col], g.spec, problems, file, row=row, column=col, hour=t)
             g.quantiles.setdefault(q, []).append(math.nan if x is None else x)
 
 
@@ -418,7 +418,8 @@ def _scenario_csv(
         for spec in specs:
             k = spec.key_of(rec)
             g = groups.setdefault((spec.name, k), _Points(spec, k, prov))
-            _add_point(g, rec, spec.column, i, t, file, problems, quantile_cols=False)
+            qcols = {q: c for q in QUANTILES if (c := spec.quantile_column(q)) in df.columns}
+            _add_point(g, rec, spec.column, i, t, file, problems, quantile_cols=qcols)
     return list(groups.values())
 
 
