@@ -113,9 +113,18 @@ def _check_entities(
 def parse_document(
     body: bytes, *, kind: Kind, file: str, provider: str, issued_at: pd.Timestamp | None
 ) -> list[HourlySeries]:
-    if kind == "json":
-        return of.parse_json_document(body, file=file, default_provider=provider)
-    return of.parse_csv_document(body, file=file, default_provider=provider, issued_at=issued_at)
+    """The document's series; anything unreadable is a `FeedError` naming the file (a
+    time past the calendar's range, a body no parser expected), never a 500."""
+    try:
+        if kind == "json":
+            return of.parse_json_document(body, file=file, default_provider=provider)
+        return of.parse_csv_document(
+            body, file=file, default_provider=provider, issued_at=issued_at
+        )
+    except FeedError:
+        raise
+    except (ValueError, OverflowError, TypeError, KeyError, RecursionError) as exc:
+        raise FeedError([Problem(file, f"cannot be read: {type(exc).__name__}: {exc}")]) from None
 
 
 def ingest(
