@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from optimizer import feeds as of
 from optimizer.feeds import FeedError, FeedRequest, HourlySeries, Provenance, ProviderResult
+from optimizer.feeds.series import entity_keys
 from optimizer.scenario import Problem
 from service import scenarios
 from service.db import Database
@@ -91,7 +92,7 @@ def known_entities(session: Session, version: ScenarioVersion) -> dict[str, set[
     regions (every pair of a service of the version and a demand region it has)."""
     sites = set(scenarios.table_frame(session, version, "sites")["site_id"])
     demand = scenarios.table_frame(session, version, "service_demand")
-    pairs = set(demand["service_id"] + of.series.KEY_SEPARATOR + demand["demand_region"])
+    pairs = set(entity_keys(demand, of.SERIES_BY_NAME["inference_demand"].key_columns))
     return {s.name: (pairs if s.table == "service_demand" else sites) for s in of.SERIES}
 
 
@@ -286,8 +287,7 @@ def window_request(
         df = tables.get(spec.table)
         if df is None or df.empty:
             continue
-        k = df[list(spec.key_columns)].astype(str).agg(of.series.KEY_SEPARATOR.join, axis=1)
-        keys[spec.name] = tuple(dict.fromkeys(k))
+        keys[spec.name] = tuple(dict.fromkeys(entity_keys(df, spec.key_columns)))
     return FeedRequest(start, hours, as_of, keys)
 
 

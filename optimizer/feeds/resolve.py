@@ -20,11 +20,11 @@ import pandas as pd
 
 from optimizer.feeds.providers import FeedRequest, ProviderResult
 from optimizer.feeds.series import (
-    KEY_SEPARATOR,
     QUANTILES,
     SERIES_BY_NAME,
     HourlySeries,
     SeriesSpec,
+    entity_keys,
 )
 from optimizer.scenario import schema
 
@@ -130,12 +130,17 @@ def apply(tables: Mapping[str, pd.DataFrame], resolution: Resolution) -> dict[st
         df = out[table].copy()
         ts = pd.to_datetime(df["timestamp"], utc=True, format="ISO8601")
         hour = ((ts - start.tz_convert("UTC")) / HOUR).round().astype(int).to_numpy()
+        key_columns = next(s.key_columns for s in SERIES_BY_NAME.values() if s.table == table)
+        keys = entity_keys(df, key_columns)
+        rows_of: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            rows_of.setdefault(k, []).append(i)
         for (name, key), s in resolution.chosen.items():
             spec = SERIES_BY_NAME[name]
-            if spec.table != table:
+            if spec.table != table or key not in rows_of:
                 continue
-            keys = df[list(spec.key_columns)].astype(str).agg(KEY_SEPARATOR.join, axis=1)
-            rows = np.flatnonzero((keys == key).to_numpy() & (hour >= 0) & (hour < s.hours))
+            at = np.array(rows_of[key], dtype=int)
+            rows = at[(hour[at] >= 0) & (hour[at] < s.hours)]
             df.loc[df.index[rows], spec.column] = _cells(s.values[hour[rows]])
             _write_quantiles(df, table, spec, s, rows, hour)
         out[table] = df

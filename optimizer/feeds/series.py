@@ -61,6 +61,14 @@ SERIES_BY_COLUMN: Mapping[tuple[str, str], SeriesSpec] = MappingProxyType(
 )
 
 
+def entity_keys(df: pd.DataFrame, key_columns: tuple[str, ...]) -> np.ndarray:
+    """Each row's entity key (`SeriesSpec.key_of` of the row), vectorised."""
+    out = df[key_columns[0]].astype(str)
+    for c in key_columns[1:]:
+        out = out + KEY_SEPARATOR + df[c].astype(str)
+    return out.to_numpy(dtype=object)
+
+
 @dataclass(frozen=True)
 class Provenance:
     """Where a series came from: the provider, when it was issued, where it was read."""
