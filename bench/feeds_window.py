@@ -53,7 +53,9 @@ def main() -> None:
 
     base, full = _median_s(shifted), _median_s(with_feeds)
     print(f"load average {os.getloadavg()}")
-    print(f"re-stamp only {base * 1000:.0f} ms; with feeds {full * 1000:.0f} ms; x{full / base:.2f}")
+    print(
+        f"re-stamp only {base * 1000:.0f} ms; with feeds {full * 1000:.0f} ms; x{full / base:.2f}"
+    )
 
 
 if __name__ == "__main__":

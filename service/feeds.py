@@ -319,27 +319,23 @@ def window_series(
     """The window's tables with each series from the first good provider, and the choice."""
     request = window_request(tables, start, hours, pd.Timestamp(as_of))
     max_age = pd.Timedelta(hours=settings.feed_max_age_h)
-    results = [
-        ProviderResult(
+    providers: list[of.Provider] = [
+        of.FixedProvider(
             FILES,
-            tuple(_stored(session, request, ("upload", "folder"), max_age)),
+            _stored(session, request, ("upload", "folder"), max_age),
             gathered.problems.get(FILES, ()),
         ),
-        ProviderResult(
-            HTTP,
-            tuple(_stored(session, request, ("http",), max_age)),
-            gathered.problems.get(HTTP, ()),
+        of.FixedProvider(
+            HTTP, _stored(session, request, ("http",), max_age), gathered.problems.get(HTTP, ())
         ),
     ]
+    results = [p.fetch(request) for p in providers]
     if settings.feed_region:
         try:
-            results.append(
-                of.TypicalYearProvider(
-                    settings.feed_region,
-                    error=settings.feed_forecast_error,
-                    seed=settings.feed_seed,
-                ).fetch(request)
+            typical = of.TypicalYearProvider(
+                settings.feed_region, error=settings.feed_forecast_error, seed=settings.feed_seed
             )
+            results.append(typical.fetch(request))
         except Exception as exc:  # an unreadable pack: the scenario's profile stands in
             log.exception("typical-year feed of %s failed", settings.feed_region)
             results.append(ProviderResult("typical-year", (), (f"{type(exc).__name__}: {exc}",)))
