@@ -207,6 +207,8 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/services", "viewer"),
     ("GET", "/services/{service_id}", "viewer"),
     ("DELETE", "/services/{service_id}", "planner"),
+    ("POST", "/feeds", "admin"),  # forecast feeds are data
+    ("GET", "/feeds", "viewer"),
     ("POST", "/plans/{plan_id}/activate", "planner"),
     ("GET", "/plans/{plan_a}/diff/{plan_b}", "viewer"),
     ("POST", "/what-if", "planner"),
