@@ -120,12 +120,13 @@ class Tier:
     flat: float  # 0 = full diurnal swing, 1 = flat demand
 
 
-# Latency limits: real-time (voice, code completion) needs the users' own metro region;
-# interactive chat tolerates a regional hop; batch inference goes anywhere. The programme's
-# hub-to-hub target (20 ms) lies between the last two, so west sites serve only nearby users.
+# Latency limits (round trips as in the packs' latency.csv: access and equipment included):
+# real-time (voice, code completion) needs the users' own or a neighbouring region (20 ms:
+# ~650 km with the cn-edwc calibration); interactive chat tolerates one national backbone
+# hop (30 ms: Beijing-Shanghai is 28.6 ms published); batch inference goes anywhere.
 TIERS = (
-    Tier("realtime", "rt", 0.30, 0.25, 10.0, 150.0, 0.0),
-    Tier("interactive", "ia", 0.40, 0.40, 15.0, 100.0, 0.0),
+    Tier("realtime", "rt", 0.30, 0.25, 20.0, 150.0, 0.0),
+    Tier("interactive", "ia", 0.40, 0.40, 30.0, 100.0, 0.0),
     Tier("batch", "bi", 0.30, 0.35, 250.0, 40.0, 0.7),
 )
 # per-device decode throughput on the reference type (H100-class) by model class, tokens/s:
@@ -261,12 +262,22 @@ def build_scenario(
             f"{pack.title}."
         ),
         # the region's carbon price (e.g. its emissions-trading price), if the pack names one
-        "policy": {
-            "carbon_price_cny_per_t": float(pack.meta.get("carbon_price_local_per_t", 0.0))
-            * pack.fx_cny_per_unit
-        },
+        "policy": _policy(pack),
     }
     return scenario_from_tables(manifest, tables)
+
+
+def _policy(pack: RegionPack) -> dict[str, float]:
+    """The region's carbon price (e.g. its emissions-trading price) and, if the pack prices
+    unbundled green certificates, their price: a site's green-share minimum (sites.csv
+    `min_green_share`) then counts annually, certificates included."""
+    fx = pack.fx_cny_per_unit
+    policy = {"carbon_price_cny_per_t": float(pack.meta.get("carbon_price_local_per_t", 0.0)) * fx}
+    if "certificate_price_local_per_mwh" in pack.meta:
+        policy["certificate_price_cny_per_mwh"] = (
+            float(pack.meta["certificate_price_local_per_mwh"]) * fx
+        )
+    return policy
 
 
 def _start(start: str | pd.Timestamp, tz: str) -> pd.Timestamp:
@@ -421,6 +432,7 @@ def _sites_table(w: _World) -> pd.DataFrame:
             "lon": s["lon"],
             "pue": s["pue"],
             "grid_limit_mw": s["grid_limit_mw"],
+            "min_green_share": s["min_green_share"],
             "green_contract": s["green_contract"],
             "green_payment_cny_per_mwh": np.round(
                 green_price + s["green_premium_cny_per_mwh"].to_numpy(dtype=float), 3

@@ -105,15 +105,31 @@ MANIFEST_KEYS = ("name", "timezone", "currency", "fx_cny_per_unit", "min_peak_va
 
 
 GREEN_CONTRACT_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {"green_contract": "own", "green_premium_local_per_mwh": 0.0, "green_resale_local_per_mwh": 0.0}
+    {
+        "green_contract": "own",
+        "green_premium_local_per_mwh": 0.0,
+        "green_resale_local_per_mwh": 0.0,
+        "min_green_share": 0.0,
+    }
 )
 """Optional sites.csv columns of a pack and their value when absent: the site's green supply
 contract form (scenario schema `green_contract`), the premium over the zone's green price
-its payment carries, and the value of a curtailed MWh."""
+its payment carries, the value of a curtailed MWh, and the site's minimum green share (a
+policy target such as a share of green power required of hub data centres; scenario schema
+`min_green_share`, counted with certificates when the pack prices them)."""
+
+PRICE_ADDER_PARTS = (
+    "price_td_local_per_mwh",
+    "price_funds_local_per_mwh",
+    "price_other_local_per_mwh",
+)
+"""Optional grid_zones.csv columns that break `price_adder_local_per_mwh` down (network
+tariff, government funds, the rest); given, they must sum to it."""
 
 
 def _green_contracts(sites: pd.DataFrame, fx: float) -> pd.DataFrame:
-    """The sites' contract columns (defaults where the pack has none), money in CNY."""
+    """The sites' contract and green-share columns (defaults where the pack has none),
+    money in CNY."""
     for col, default in GREEN_CONTRACT_DEFAULTS.items():
         if col not in sites.columns:
             sites[col] = default
@@ -434,6 +450,27 @@ def _check_pack_ranges(p: list[str], pack: RegionPack) -> None:
         )
     if (pack.demand_regions["weight"] <= 0).any():
         p.append("demand_regions.csv: weights must be positive")
+    share = s["min_green_share"].to_numpy(dtype=float)
+    for bad in np.flatnonzero((share < 0) | (share > 1)):
+        p.append(f"sites.csv row {bad + 1}: min_green_share {share[bad]} outside [0, 1]")
+    _check_adder_parts(p, pack.grid_zones)
+
+
+def _check_adder_parts(p: list[str], zones: pd.DataFrame) -> None:
+    """Where a pack breaks the price adder down, the parts must add up to it."""
+    parts = [c for c in PRICE_ADDER_PARTS if c in zones.columns]
+    if not parts:
+        return
+    if len(parts) != len(PRICE_ADDER_PARTS):
+        p.append(f"grid_zones.csv: adder parts need all of {', '.join(PRICE_ADDER_PARTS)}")
+        return
+    total = zones[parts].sum(axis=1).to_numpy(dtype=float)
+    adder = zones["price_adder_local_per_mwh"].to_numpy(dtype=float)
+    for bad in np.flatnonzero(~np.isclose(total, adder, atol=0.01)):
+        p.append(
+            f"grid_zones.csv row {bad + 1}: price adder {adder[bad]} != sum of its parts "
+            f"{total[bad]:.2f}"
+        )
 
 
 def _check_pack_coverage(p: list[str], pack: RegionPack) -> None:

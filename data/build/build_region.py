@@ -5,7 +5,8 @@ Writes into ``data/regions/<pack>/``:
 - ``tou_bands.csv``: time-of-use multipliers expanded to month x hour, from
   ``data/build/inputs/<pack>/tou_rules.csv`` (half-hour rules averaged into hours);
 - ``tou_schemes.csv``: one row per scheme with its confidence and source;
-- ``latency.csv``: round-trip latency from each site to each demand region (distance model);
+- ``latency.csv``: round-trip latency from each site to each demand region (distance model,
+  its route factor and overhead fitted to published round trips where the pack gives them);
 - ``profiles_8760.csv``: a typical year of hourly PV and wind output per unit of contracted
   capacity and grid carbon intensity, per site, in the pack's local wall-clock time;
 - ``profiles_summary.csv``: the calibration of every site (capacity factors, carbon means).
@@ -67,6 +68,7 @@ class PackInputs:
     climate: pd.DataFrame
     regions: pd.DataFrame
     tou_rules: pd.DataFrame
+    latency_calibration: pd.DataFrame  # city pairs with a published round trip (may be empty)
 
 
 def read_inputs(pack: str, data_dir: Path) -> PackInputs:
@@ -83,6 +85,11 @@ def read_inputs(pack: str, data_dir: Path) -> PackInputs:
         climate=pd.read_csv(pack_dir / "climate_zones.csv"),
         regions=pd.read_csv(pack_dir / "demand_regions.csv"),
         tou_rules=pd.read_csv(inputs_dir / "tou_rules.csv", dtype=str),
+        latency_calibration=(
+            pd.read_csv(cal)
+            if (cal := inputs_dir / "latency_calibration.csv").is_file()
+            else pd.DataFrame(columns=["lat_a", "lon_a", "lat_b", "lon_b", "rtt_ms"])
+        ),
     )
 
 
@@ -162,19 +169,53 @@ def great_circle_km(
     return 2 * earth_radius_km * np.arcsin(np.sqrt(a))
 
 
+def fit_latency(cal: pd.DataFrame, p: dict[str, Any]) -> dict[str, float]:
+    """Route factor and overhead fitted (least squares) to published round-trip times.
+
+    Model: rtt = overhead_ms + route_factor x 2 x great-circle km / fibre_km_per_ms. The
+    calibration table (``latency_calibration.csv``) holds city pairs with a published RTT;
+    without one, or with fewer than two distinct distances, ``build.toml`` values stand.
+    """
+    out = {k: float(v) for k, v in p.items() if isinstance(v, int | float)}
+    if cal.empty:
+        return out
+    km = great_circle_km(
+        cal["lat_a"].to_numpy(float),
+        cal["lon_a"].to_numpy(float),
+        cal["lat_b"].to_numpy(float),
+        cal["lon_b"].to_numpy(float),
+    )
+    if np.unique(np.round(km)).size < 2:
+        return out
+    x = 2.0 * km / out["fibre_km_per_ms"]  # ms of light in fibre along the great circle
+    slope, intercept = np.polyfit(x, cal["rtt_ms"].to_numpy(float), 1)
+    if slope < 1.0 or intercept < 0.0:
+        raise ValueError(
+            f"latency calibration gives route factor {slope:.2f} < 1 or overhead "
+            f"{intercept:.2f} ms < 0: check latency_calibration.csv"
+        )
+    out["route_factor"], out["overhead_ms"] = round(float(slope), 3), round(float(intercept), 2)
+    fitted = out["overhead_ms"] + out["route_factor"] * x
+    out["rms_error_ms"] = round(float(np.sqrt(np.mean((fitted - cal["rtt_ms"]) ** 2))), 2)
+    return out
+
+
 def latency_table(sites: pd.DataFrame, regions: pd.DataFrame, p: dict[str, float]) -> pd.DataFrame:
+    """Round trip = overhead (access, equipment, serving) + the fibre route's flight time;
+    ``backbone_ms`` is the fibre part alone (what a hub-to-hub target compares with)."""
     s = sites.loc[sites.index.repeat(len(regions))].reset_index(drop=True)
     r = pd.concat([regions] * len(sites), ignore_index=True)
     km = great_circle_km(
         s["lat"].to_numpy(), s["lon"].to_numpy(), r["lat"].to_numpy(), r["lon"].to_numpy()
     )
-    rtt = p["overhead_ms"] + 2.0 * p["route_factor"] * km / p["fibre_km_per_ms"]
+    backbone = 2.0 * p["route_factor"] * km / p["fibre_km_per_ms"]
     return pd.DataFrame(
         {
             "site_id": s["site_id"],
             "demand_region": r["demand_region"],
             "distance_km": np.round(km, 0),
-            "latency_ms": np.round(rtt, 1),
+            "backbone_ms": np.round(backbone, 1),
+            "latency_ms": np.round(p["overhead_ms"] + backbone, 1),
         }
     )
 
@@ -345,7 +386,9 @@ def build(pack: str, data_dir: Path = DATA_DIR) -> None:
     bands.to_csv(pack_dir / "tou_bands.csv", index=False)
     schemes.to_csv(pack_dir / "tou_schemes.csv", index=False)
 
-    lat = latency_table(inp.sites, inp.regions, cfg["latency"])
+    fit = fit_latency(inp.latency_calibration, cfg["latency"])
+    print("latency model:", fit)
+    lat = latency_table(inp.sites, inp.regions, fit)
     lat.to_csv(pack_dir / "latency.csv", index=False)
 
     frames = []
