@@ -507,12 +507,18 @@ def test_a_run_solves_validates_stores_and_activates(
 ) -> None:
     run = base_plan
     assert run["plan_id"] and run["progress"]["phase"] == "done" and run["progress"]["activated"]
-    assert run["gap"] is not None and run["gap"] <= 1e-3 + 1e-9
     assert run["timings"]["queued_s"] >= 0 and run["timings"]["running_s"] > 0
     assert run["timings"]["solver"]["solve"] > 0 and "check" in run["timings"]["solver"]
     assert run["settings"] == {"time_limit_s": 30.0, "mip_rel_gap": 0.001, "threads": 1, "seed": 0}
     plan = planner.get(f"/plans/{run['plan_id']}").json()
     assert plan["run_id"] == run["id"] and plan["status"] in ("optimal", "feasible")
+    # the gap it was asked for, unless the 30 s ran out first (a loaded machine): then
+    # the plan says so and still has a bound
+    assert run["gap"] is not None
+    if plan["status"] == "optimal":
+        assert run["gap"] <= 1e-3 + 1e-9
+    else:
+        assert plan["summary"]["solver"]["termination"] == "Time limit reached", plan["summary"]
     assert plan["summary"]["validation"]["ok"] is True
     assert set(plan["baselines"]) == {"greedy", "carbon_agnostic"}
     assert plan["scenario_fingerprint"] == load_scenario(DEMO).fingerprint
