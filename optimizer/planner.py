@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import choose
 from optimizer.baselines import plan_baseline, repair_start
 from optimizer.heuristics import compact_pauses, lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
@@ -34,6 +35,7 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
+from optimizer.model.guard import Bounds, add_guard
 from optimizer.model.rounding import (
     device_bounds,
     disaggregate,
@@ -76,8 +78,14 @@ def optimize(
     cancel: threading.Event | None = None,
     warm_start: Plan | Schedule | None = None,
     validate_s: float = 0.0,
+    extra_baselines: dict[str, Schedule] | None = None,
 ) -> Plan:
-    """Plan `sc`: solve the MILP and report its KPIs beside the baselines'."""
+    """Plan `sc`: solve the MILP and report its KPIs beside the baselines'.
+
+    The plan returned is the best, by the objective with penalties, of the solver's plan,
+    the start handed to it and every baseline (`optimizer.choose`); `extra_baselines` (e.g.
+    the cost-only optimiser's plan, `optimize_beside_cost_only`) are reported and compete too.
+    """
     settings = settings or SolverSettings()
     t_all = time.perf_counter()
     timings: dict[str, float] = {"validate": validate_s}
@@ -134,27 +142,161 @@ def optimize(
     # the solver sees only what decisions can change; put the penalties no decision can
     # change (work that can run nowhere) back, so objective and bound compare with the plan's
     solver["fixed_cost"] = m.fixed_cost
-    for key in ("objective", "bound"):
-        if solver.get(key) is not None:
-            solver[key] += m.fixed_cost
-    if sched is not None:
-        _remove_tiebreak(sc, sched, solver)
-    if sched is None:
-        sched = baseline_scheds["greedy"]
-        status = "fallback"
-        solver["fallback_reason"] = (
-            f"HiGHS returned no plan ({termination}); this is the greedy plan"
-        )
-    plan = assemble_plan(
-        sc, sched, status=status, solver=solver, model_size=m.size(), planner="milp"
+    plan = _returned_plan(
+        sc,
+        settings,
+        m,
+        (sched, status, termination),
+        solver,
+        start_sched,
+        {**baseline_scheds, **(extra_baselines or {})},
     )
     timings["extract"] = time.perf_counter() - t
-    for name, bs in baseline_scheds.items():
-        bp = assemble_plan(sc, bs, status="baseline", planner=name)
-        plan.summary["baselines"][name] = bp.kpis.as_dict()
     timings["total"] = time.perf_counter() - t_all + validate_s
     plan.summary["timings_s"] = timings
     return plan
+
+
+def _returned_plan(
+    sc: Scenario,
+    settings: SolverSettings,
+    m: LinearModel,
+    solved: tuple[Schedule | None, str, str],
+    solver: dict[str, Any],
+    start_sched: Schedule,
+    baselines: dict[str, Schedule],
+) -> Plan:
+    """The plan `optimize` returns: the best by objective (penalties included) of the
+    solver's plan, the start it was handed and every baseline (`optimizer.choose.pick`);
+    then, if that plan does not dominate every baseline, the dominance guard's plan where
+    one is found (`_dominance_step`).
+
+    `summary.origin` says which came back (`improved`, `start`, `baseline:<name>`); with a
+    plan other than the solver's, the solver's objective and gap are the returned plan's
+    (its own objective is kept as `solver.solver_objective`), and the status says whether
+    that plan is within the gap asked for (`fallback` if HiGHS returned no plan at all).
+    """
+    sched, status, termination = solved
+    found: list[choose.Candidate] = []
+    if sched is not None:
+        found.append(_candidate(sc, choose.IMPROVED, sched))
+    named = {n: _candidate(sc, choose.baseline_origin(n), b) for n, b in baselines.items()}
+    found += [*named.values(), _candidate(sc, choose.START, start_sched)]
+    best = choose.pick(found)
+    solver["origin_objectives"] = {c.origin: c.objective for c in found}
+    base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
+    best = _dominance_step(sc, settings, best, named, solver) or best
+    if best.schedule is not sched:
+        tiebreak = TIEBREAK_CNY_PER_T * best.plan.summary["emissions_t"]
+        solver["solver_objective"] = solver.get("objective")
+        # on the solver's terms (decisions only, the ties-go-green term in), as its own
+        solver["objective"] = best.objective - m.fixed_cost + tiebreak
+        gap = _gap(solver["objective"], solver.get("bound"))
+        solver["gap"] = gap if np.isfinite(gap) else None
+        if sched is None or status == "fallback":
+            status = "fallback"
+            solver["fallback_reason"] = (
+                f"HiGHS returned no plan ({termination}); this is the {best.origin} plan"
+            )
+        else:
+            status = "optimal" if gap <= settings.mip_rel_gap else "feasible"
+    for key in ("objective", "bound"):
+        if solver.get(key) is not None:
+            solver[key] += m.fixed_cost
+    _remove_tiebreak(sc, best.schedule, solver)
+    plan = assemble_plan(
+        sc, best.schedule, status=status, solver=solver, model_size=m.size(), planner="milp"
+    )
+    plan.summary["origin"] = best.origin
+    plan.summary["baselines"] |= base_kpis
+    return plan
+
+
+GUARD_ROUNDS = 3
+"""Completions per job plan in the dominance step (the bounds tightened between them)."""
+GUARD_SHARE = 0.5
+"""The dominance step starts no completion after this share of the time limit (it runs
+after the budget, and only where the plan does not dominate already)."""
+GUARD_MARGIN = 1.1
+"""Each tightening cuts the overshoot of the last completed plan times this."""
+
+
+def _dominance_step(
+    sc: Scenario,
+    settings: SolverSettings,
+    best: choose.Candidate,
+    baselines: dict[str, choose.Candidate],
+    solver: dict[str, Any],
+) -> choose.Candidate | None:
+    """A plan that dominates every baseline at equal work (`choose.at_equal_work`), where
+    `best` does not; None if none is found (`best` stays). Recorded in
+    `solver.dominance_guard`.
+
+    The job plans of `best`, then of each baseline (lowest emissions first) are completed
+    with the dominance guard (`optimizer.model.guard`): emissions both ways, curtailed green
+    and unserved demand bounded so that the plan, cut to each baseline's work, is no worse
+    than that baseline; whole devices draw more than the LP's, so the bounds are tightened
+    by the overshoot and the plan completed again (`GUARD_ROUNDS`, within `GUARD_SHARE` of
+    the time limit). The first plan that
+    dominates every baseline at no higher objective than the best baseline's comes back.
+    """
+    before = {n: choose.at_equal_work(sc, best, c)[0]["dominates"] for n, c in baselines.items()}
+    report: dict[str, Any] = {"dominates_before": before, "tried": {}}
+    solver["dominance_guard"] = report
+    if not baselines or all(before.values()):
+        return None
+    t = time.perf_counter()
+    ceiling = min(c.objective for c in baselines.values())
+    unmet = min(float(c.plan.summary["penalties"]["unmet_demand"]) for c in baselines.values())
+    churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
+    cleanest = sorted(baselines.values(), key=lambda c: float(c.plan.summary["emissions_t"]))
+    for first in [best, *(c for c in cleanest if c.schedule is not best.schedule)]:
+        over = _overshoot(sc, first, baselines)
+        bounds = Bounds(
+            **{k: float(first.plan.summary[k]) for k in GUARDED}, unmet_penalty=unmet
+        ).tightened(over)
+        for _ in range(GUARD_ROUNDS):
+            if time.perf_counter() - t > GUARD_SHARE * settings.time_limit_s:
+                report["stopped"] = "time"
+                break
+            done = _complete(sc, first.schedule, settings, churn_aware=churn, guard=bounds)
+            if done is None:
+                break
+            cand = _candidate(sc, choose.IMPROVED, done)
+            over = _overshoot(sc, cand, baselines)
+            report["tried"].setdefault(first.origin, []).append(
+                {"objective": cand.objective, "overshoot": over}
+            )
+            if cand.objective <= ceiling + choose.REL_TOL * abs(ceiling) and all(
+                choose.at_equal_work(sc, cand, c)[0]["dominates"] for c in baselines.values()
+            ):
+                report |= {"job_plan": first.origin, "seconds": time.perf_counter() - t}
+                return cand
+            if max(over.values()) <= 0:
+                break  # within every bound, yet dearer or doing less: tightening cannot help
+            bounds = bounds.tightened({k: v * GUARD_MARGIN for k, v in over.items()})
+    report["seconds"] = time.perf_counter() - t
+    return None
+
+
+GUARDED = ("emissions_t", "emissions_location_t", "curtailed_mwh")
+
+
+def _overshoot(
+    sc: Scenario, cand: choose.Candidate, baselines: dict[str, choose.Candidate]
+) -> dict[str, float]:
+    """How far `cand`, cut to each baseline's work, is above that baseline's emissions and
+    curtailment, at most over the baselines (negative: below every one)."""
+    worst = dict.fromkeys(GUARDED, -np.inf)
+    for c in baselines.values():
+        _, kpis = choose.at_equal_work(sc, cand, c)
+        for k in GUARDED:
+            worst[k] = max(worst[k], float(kpis[k]) - float(c.plan.summary[k]))
+    return worst
+
+
+def _candidate(sc: Scenario, origin: str, sched: Schedule) -> choose.Candidate:
+    return choose.Candidate(origin, sched, assemble_plan(sc, sched, status="check"))
 
 
 def _device_count(d: ModelData) -> int:
@@ -508,10 +650,19 @@ def _complete_churn_aware(
 
 
 def _complete(
-    sc: Scenario, jobs: Schedule, settings: SolverSettings, *, churn_aware: bool = False
+    sc: Scenario,
+    jobs: Schedule,
+    settings: SolverSettings,
+    *,
+    churn_aware: bool = False,
+    guard: Bounds | None = None,
 ) -> Schedule | None:
     """Inference and energy around a fixed job plan: an LP with devices continuous (services
     merged), whole devices from it, then the LP of flows, energy and battery with them fixed.
+
+    `guard`: the dominance guard's rows (`optimizer.model.guard`) in the first LP, which
+    chooses the devices (None if they cannot hold there); whole devices draw more than the
+    LP's, so the plan may overshoot them: `_dominance_step` tightens them and tries again.
 
     `churn_aware`: replica starts priced in the first LP (time-coupled: solved by interior
     point, whose centred solution also rounds without flip-flopping between equal sites).
@@ -549,8 +700,12 @@ def _complete(
         )
         m1 = build_from_sets(d1)
         m1.vars["v_devices"].integer = False
+        if guard is not None:
+            add_guard(m1, d1, guard)
         h1, cm1 = _hand_over(m1, direct, stage)
-        if churn_aware:
+        if churn_aware and guard is None:
+            # (with the guard's dense rows the interior point without crossover may stop
+            # short of optimal: the simplex then)
             h1.setOptionValue("solver", "ipm")
             h1.setOptionValue("run_crossover", "off")
         x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
@@ -566,7 +721,7 @@ def _complete(
         reserve_mw = _reserve_mw(sc, reserve, job_use)
     m2 = build_from_sets(d2)
     tries = [whole]
-    if churn_aware:
+    if churn_aware and guard is None:
         # devices held through short dips draw idle power; where that breaks a grid
         # connection (or a contract sharing it) the plan without them is the fallback
         tries.insert(0, hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc)))
@@ -613,7 +768,7 @@ def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:
 
 COST_ONLY = "cost_only"
 """The cost-only optimiser baseline (see `cost_only_plan`): a second full solve, so not
-among the `BASELINES` every plan carries; `with_cost_only_baseline` adds it."""
+among the `BASELINES` every plan carries; `optimize_beside_cost_only` adds it."""
 
 
 def cost_only_scenario(sc: Scenario) -> Scenario:
@@ -640,10 +795,14 @@ def cost_only_plan(sc: Scenario, settings: SolverSettings | None = None) -> Plan
     return assemble_plan(sc, sched, status="baseline", planner=COST_ONLY)
 
 
-def with_cost_only_baseline(sc: Scenario, plan: Plan, settings: SolverSettings | None) -> Plan:
-    """`plan` with the cost-only optimiser's KPIs beside the other baselines'."""
-    plan.summary["baselines"][COST_ONLY] = cost_only_plan(sc, settings).kpis.as_dict()
-    return plan
+def optimize_beside_cost_only(
+    sc: Scenario, settings: SolverSettings | None = None, **kwargs: Any
+) -> Plan:
+    """`optimize(sc)` with the cost-only optimiser's plan (`cost_only_plan`) beside the other
+    baselines, reported and competing as they do (two full solves)."""
+    base = cost_only_plan(sc, settings)
+    assert base.schedule is not None
+    return optimize(sc, settings, extra_baselines={COST_ONLY: base.schedule}, **kwargs)
 
 
 def baseline_plan(sc: Scenario, name: str) -> Plan:
