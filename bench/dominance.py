@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from optimizer import SolverSettings, load_scenario, optimize
-from optimizer.choose import criteria, dominance
+from optimizer.choose import Candidate, at_equal_work, criteria
 from optimizer.plan import Plan, assemble_plan
-from optimizer.planner import BASELINES, COST_ONLY, baseline_plan, cost_only_plan
+from optimizer.planner import BASELINES, COST_ONLY, baseline_plan, cost_only_plan, plan_baseline
 from optimizer.scenario.types import Scenario
 from optimizer.validate import validate_plan
 from optimizer.whatif import with_policy
@@ -68,6 +68,14 @@ def one_price(
         _checked(sc, baseline_plan(sc, name), f"baseline {name} at {price} CNY/t")
     _checked(sc, assemble_plan(sc, cost_only.schedule, status="baseline"), "cost-only")
     s = plan.summary
+    assert plan.schedule is not None
+    mine = Candidate("improved", plan.schedule, plan)
+    others = {n: plan_baseline(sc, n) for n in BASELINES}  # type: ignore[arg-type]
+    others[COST_ONLY] = cost_only.schedule
+    equal = {
+        n: at_equal_work(sc, mine, Candidate(n, b, assemble_plan(sc, b, status="check")))
+        for n, b in others.items()
+    }
     return {
         "carbon_price": price,
         "wall_s": wall,
@@ -78,7 +86,11 @@ def one_price(
         "plan_source": s["solver"].get("plan_source"),
         "plan": _row(s),
         "baselines": {n: _row(b) for n, b in s["baselines"].items()},
-        "dominance": {n: dominance(s, b) for n, b in s["baselines"].items()},
+        # the plan cut to each baseline's job work (where it does more), and its dominance
+        "at_equal_work": {n: _row(kpis) for n, (_, kpis) in equal.items()},
+        "dominance": {n: d for n, (d, _) in equal.items()},
+        "solver_dominance": s["solver"].get("dominance"),
+        "origin_objectives": s["solver"].get("origin_objectives"),
     }
 
 

@@ -35,7 +35,6 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
-from optimizer.model.guard import Bounds, add_guard
 from optimizer.model.rounding import (
     device_bounds,
     disaggregate,
@@ -167,9 +166,8 @@ def _returned_plan(
     baselines: dict[str, Schedule],
 ) -> Plan:
     """The plan `optimize` returns: the best by objective (penalties included) of the
-    solver's plan, the start it was handed and every baseline (`optimizer.choose.pick`);
-    then, if that plan does not dominate every baseline, the dominance guard's plan where
-    one is found (`_dominance_step`).
+    solver's plan, the start it was handed and every baseline (`optimizer.choose.pick`),
+    with whether it dominates each baseline at equal work (`solver.dominance`).
 
     `summary.origin` says which came back (`improved`, `start`, `baseline:<name>`); with a
     plan other than the solver's, the solver's objective and gap are the returned plan's
@@ -185,7 +183,7 @@ def _returned_plan(
     best = choose.pick(found)
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
-    best = _dominance_step(sc, settings, best, named, solver) or best
+    solver["dominance"] = _dominance_report(sc, best, named)
     if best.schedule is not sched:
         tiebreak = TIEBREAK_CNY_PER_T * best.plan.summary["emissions_t"]
         solver["solver_objective"] = solver.get("objective")
@@ -212,87 +210,22 @@ def _returned_plan(
     return plan
 
 
-GUARD_ROUNDS = 3
-"""Completions per job plan in the dominance step (the bounds tightened between them)."""
-GUARD_SHARE = 0.5
-"""The dominance step starts no completion after this share of the time limit (it runs
-after the budget, and only where the plan does not dominate already)."""
-GUARD_MARGIN = 1.1
-"""Each tightening cuts the overshoot of the last completed plan times this."""
-
-
-def _dominance_step(
-    sc: Scenario,
-    settings: SolverSettings,
-    best: choose.Candidate,
-    baselines: dict[str, choose.Candidate],
-    solver: dict[str, Any],
-) -> choose.Candidate | None:
-    """A plan that dominates every baseline at equal work (`choose.at_equal_work`), where
-    `best` does not; None if none is found (`best` stays). Recorded in
-    `solver.dominance_guard`.
-
-    The job plans of `best`, then of each baseline (lowest emissions first) are completed
-    with the dominance guard (`optimizer.model.guard`): emissions both ways, curtailed green
-    and unserved demand bounded so that the plan, cut to each baseline's work, is no worse
-    than that baseline; whole devices draw more than the LP's, so the bounds are tightened
-    by the overshoot and the plan completed again (`GUARD_ROUNDS`, within `GUARD_SHARE` of
-    the time limit). The first plan that
-    dominates every baseline at no higher objective than the best baseline's comes back.
-    """
-    before = {n: choose.at_equal_work(sc, best, c)[0]["dominates"] for n, c in baselines.items()}
-    report: dict[str, Any] = {"dominates_before": before, "tried": {}}
-    solver["dominance_guard"] = report
-    if not baselines or all(before.values()):
-        return None
-    t = time.perf_counter()
-    ceiling = min(c.objective for c in baselines.values())
-    unmet = min(float(c.plan.summary["penalties"]["unmet_demand"]) for c in baselines.values())
-    churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
-    cleanest = sorted(baselines.values(), key=lambda c: float(c.plan.summary["emissions_t"]))
-    for first in [best, *(c for c in cleanest if c.schedule is not best.schedule)]:
-        over = _overshoot(sc, first, baselines)
-        bounds = Bounds(
-            **{k: float(first.plan.summary[k]) for k in GUARDED}, unmet_penalty=unmet
-        ).tightened(over)
-        for _ in range(GUARD_ROUNDS):
-            if time.perf_counter() - t > GUARD_SHARE * settings.time_limit_s:
-                report["stopped"] = "time"
-                break
-            done = _complete(sc, first.schedule, settings, churn_aware=churn, guard=bounds)
-            if done is None:
-                break
-            cand = _candidate(sc, choose.IMPROVED, done)
-            over = _overshoot(sc, cand, baselines)
-            report["tried"].setdefault(first.origin, []).append(
-                {"objective": cand.objective, "overshoot": over}
-            )
-            if cand.objective <= ceiling + choose.REL_TOL * abs(ceiling) and all(
-                choose.at_equal_work(sc, cand, c)[0]["dominates"] for c in baselines.values()
-            ):
-                report |= {"job_plan": first.origin, "seconds": time.perf_counter() - t}
-                return cand
-            if max(over.values()) <= 0:
-                break  # within every bound, yet dearer or doing less: tightening cannot help
-            bounds = bounds.tightened({k: v * GUARD_MARGIN for k, v in over.items()})
-    report["seconds"] = time.perf_counter() - t
-    return None
-
-
-GUARDED = ("emissions_t", "emissions_location_t", "curtailed_mwh")
-
-
-def _overshoot(
-    sc: Scenario, cand: choose.Candidate, baselines: dict[str, choose.Candidate]
-) -> dict[str, float]:
-    """How far `cand`, cut to each baseline's work, is above that baseline's emissions and
-    curtailment, at most over the baselines (negative: below every one)."""
-    worst = dict.fromkeys(GUARDED, -np.inf)
-    for c in baselines.values():
-        _, kpis = choose.at_equal_work(sc, cand, c)
-        for k in GUARDED:
-            worst[k] = max(worst[k], float(kpis[k]) - float(c.plan.summary[k]))
-    return worst
+def _dominance_report(
+    sc: Scenario, best: choose.Candidate, baselines: dict[str, choose.Candidate]
+) -> dict[str, Any]:
+    """Whether the plan returned dominates each baseline at equal work
+    (`choose.at_equal_work`), and by how much per criterion: `solver.dominance`."""
+    out: dict[str, Any] = {}
+    for name, c in baselines.items():
+        d, _ = choose.at_equal_work(sc, best, c)
+        out[name] = {
+            "dominates": d["dominates"],
+            "restricted": d["restricted"],
+            "diff": d["diff"],
+            "undone_device_hours_diff": d["full"]["undone_device_hours_diff"],
+            "unmet_mtokens_diff": d["full"]["unmet_mtokens_diff"],
+        }
+    return out
 
 
 def _candidate(sc: Scenario, origin: str, sched: Schedule) -> choose.Candidate:
@@ -650,19 +583,10 @@ def _complete_churn_aware(
 
 
 def _complete(
-    sc: Scenario,
-    jobs: Schedule,
-    settings: SolverSettings,
-    *,
-    churn_aware: bool = False,
-    guard: Bounds | None = None,
+    sc: Scenario, jobs: Schedule, settings: SolverSettings, *, churn_aware: bool = False
 ) -> Schedule | None:
     """Inference and energy around a fixed job plan: an LP with devices continuous (services
     merged), whole devices from it, then the LP of flows, energy and battery with them fixed.
-
-    `guard`: the dominance guard's rows (`optimizer.model.guard`) in the first LP, which
-    chooses the devices (None if they cannot hold there); whole devices draw more than the
-    LP's, so the plan may overshoot them: `_dominance_step` tightens them and tries again.
 
     `churn_aware`: replica starts priced in the first LP (time-coupled: solved by interior
     point, whose centred solution also rounds without flip-flopping between equal sites).
@@ -700,12 +624,8 @@ def _complete(
         )
         m1 = build_from_sets(d1)
         m1.vars["v_devices"].integer = False
-        if guard is not None:
-            add_guard(m1, d1, guard)
         h1, cm1 = _hand_over(m1, direct, stage)
-        if churn_aware and guard is None:
-            # (with the guard's dense rows the interior point without crossover may stop
-            # short of optimal: the simplex then)
+        if churn_aware:
             h1.setOptionValue("solver", "ipm")
             h1.setOptionValue("run_crossover", "off")
         x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
@@ -721,7 +641,7 @@ def _complete(
         reserve_mw = _reserve_mw(sc, reserve, job_use)
     m2 = build_from_sets(d2)
     tries = [whole]
-    if churn_aware and guard is None:
+    if churn_aware:
         # devices held through short dips draw idle power; where that breaks a grid
         # connection (or a contract sharing it) the plan without them is the fallback
         tries.insert(0, hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc)))
