@@ -9,12 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
 from optimizer import planner as planner_module
-from optimizer.choose import dominance
+from optimizer.choose import Candidate, at_equal_work, dominance
 from optimizer.generator import build_scenario
+from optimizer.plan import Schedule, assemble_plan
 from optimizer.validate import validate_plan
 from tests.micro import churn_free, job, scenario, site
 
@@ -168,3 +170,37 @@ def test_dominance_needs_no_worse_everywhere_better_somewhere_and_no_less_work()
     idle = dominance(_kpis(objective=60.0, emissions_t=0.5, unplaced_device_hours=4.0), base)
     assert not idle["dominates"] and not idle["equal_work"]
     assert idle["undone_device_hours_diff"] == 4.0
+
+
+def test_a_plan_doing_more_work_is_compared_cut_to_the_baselines_work() -> None:
+    # one device, hours priced 30, 20, 10 CNY/MWh at 100 kg/MWh, 1 MW a device-hour; the
+    # baseline runs j1 in hour 0 (30 CNY, 0.1 t) and leaves j2 out; the plan runs j1 in
+    # hour 2 and j2 in hour 1 (30 CNY, 0.2 t): more carbon, for more work. Cut to the
+    # baseline's work (j1 only, in hour 2: 10 CNY, 0.1 t) it is 20 CNY cheaper for the
+    # same carbon: it dominates at equal work.
+    sc = scenario(
+        [site("A")],
+        fleets={"A": 1},
+        prices={"A": [30.0, 20.0, 10.0]},
+        carbon={"A": [100.0] * 3},
+        jobs=[job("j1"), job("j2")],
+    )
+
+    def plan_of(runs: dict[int, int]) -> Candidate:
+        s = Schedule.empty(sc)
+        for j, h in runs.items():
+            s.job_site[j], s.job_acc[j], s.job_hours[j] = 0, 0, np.array([h])
+        return Candidate("x", s, assemble_plan(sc, s, status="check"))
+
+    base, mine = plan_of({0: 0}), plan_of({0: 2, 1: 1})
+    out, kpis = at_equal_work(sc, mine, base)
+    assert out["restricted"]
+    assert kpis["unplaced"] == 1 and kpis["emissions_t"] == pytest.approx(0.1)
+    assert out["diff"]["cost"] == pytest.approx(-20.0)
+    assert out["diff"]["emissions_t"] == pytest.approx(0.0, abs=1e-9)
+    assert out["dominates"]
+    assert not out["full"]["dominates"]  # uncut it emits 0.1 t more
+    assert out["full"]["undone_device_hours_diff"] == pytest.approx(-1.0)
+    # equal work already: nothing cut, compared as is
+    same, _ = at_equal_work(sc, base, base)
+    assert not same["restricted"] and not same["dominates"]
