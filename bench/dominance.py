@@ -94,7 +94,67 @@ def one_price(
     }
 
 
+TABLE = (
+    ("cost with contract payments and undone work priced, CNY", "cost", "{:,.0f}"),
+    ("contract payments, CNY", "contract_payment", "{:,.0f}"),
+    ("emissions contract, t", "emissions_t", "{:,.2f}"),
+    ("emissions location, t", "emissions_location_t", "{:,.2f}"),
+    ("hourly CFE", "cfe_score", "{:.1%}"),
+    ("certificate green, MWh", "certificate_mwh", "{:,.1f}"),
+    ("green used, MWh", "green_mwh", "{:,.1f}"),
+    ("contracted green curtailed, MWh", "curtailed_mwh", "{:,.2f}"),
+    ("jobs unplaced", "unplaced", "{:.0f}"),
+    ("work undone, device-h", "unplaced_device_hours", "{:,.0f}"),
+    ("demand unserved, Mtoken", "unmet_mtokens", "{:,.1f}"),
+)
+
+
+def point_table(point: dict[str, Any]) -> str:
+    """One carbon price: the plan, each baseline, and the plan cut to each baseline's work."""
+    cols = [("plan", point["plan"])]
+    for n, b in point["baselines"].items():
+        cols.append((n, b))
+        if point["dominance"][n]["restricted"]:
+            cols.append((f"plan at {n}'s work", point["at_equal_work"][n]))
+    head = "| | " + " | ".join(c for c, _ in cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    rows = [
+        f"| {label} | " + " | ".join(fmt.format(v[key]) for _, v in cols) + " |"
+        for label, key, fmt in TABLE
+    ]
+    dom = "| dominates at equal work | " + " | ".join(
+        "" if c == "plan" or c.startswith("plan at") else str(point["dominance"][c]["dominates"])
+        for c, _ in cols
+    )
+    return head + "\n".join(rows) + "\n" + dom + " |\n"
+
+
+def sweep_table(result: dict[str, Any]) -> str:
+    """The cost-carbon curve: one row per carbon price (cost without the carbon price)."""
+    out = [
+        "| CNY/t | origin | status, gap | cost, CNY | contract t | location t | CFE "
+        "| curtailed MWh | undone device-h | dominates greedy / c-a / cost-only |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(result["points"], key=lambda p: p["carbon_price"]):
+        r, d = p["plan"], p["dominance"]
+        gap = f"{p['gap']:.1%}" if p["gap"] is not None else "no bound"
+        out.append(
+            f"| {p['carbon_price']:g} | {p['origin']} | {p['status']}, {gap} | {r['cost']:,.0f} "
+            f"| {r['emissions_t']:,.2f} | {r['emissions_location_t']:,.2f} | {r['cfe_score']:.1%} "
+            f"| {r['curtailed_mwh']:,.2f} | {r['unplaced_device_hours']:,.0f} | "
+            + " / ".join(str(d[n]["dominates"]) for n in ("greedy", "carbon_agnostic", COST_ONLY))
+            + " |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--report":
+        stored = json.loads(Path(argv[1]).read_text())
+        for p in stored["points"]:
+            print(f"### {p['carbon_price']:g} CNY/t\n\n{point_table(p)}")
+        print(sweep_table(stored))
+        return
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
     args = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")]
     scenario, limit, prices = Path(args[0]), float(args[1]), [float(p) for p in args[2:]]
