@@ -204,3 +204,13 @@ def test_a_plan_doing_more_work_is_compared_cut_to_the_baselines_work() -> None:
     # equal work already: nothing cut, compared as is
     same, _ = at_equal_work(sc, base, base)
     assert not same["restricted"] and not same["dominates"]
+
+
+def test_the_cli_headline_names_the_plan_and_says_no_bound_rather_than_nan() -> None:
+    from service.cli import plan_headline
+
+    s = {"status": "feasible", "origin": "baseline:greedy", "gap": None}
+    assert plan_headline(s) == "feasible (baseline:greedy)  no bound"
+    assert plan_headline(s | {"status": "optimal", "origin": "improved", "gap": 0.0012}) == (
+        "optimal (improved)  gap 0.120%"
+    )
