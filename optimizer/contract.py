@@ -559,6 +559,14 @@ _SUMMARY_HEAD = (
         "`gap`), `fallback` (HiGHS found none; this is the greedy plan), `baseline` (a baseline "
         "plan)",
     ),
+    Key(
+        "origin",
+        "",
+        "which candidate came back (`optimizer.choose`): `improved` (the solver's plan), `start` "
+        "(the plan handed to the solver as its first incumbent), `baseline:<name>` (a baseline's "
+        "plan, no better one found; also in a baseline's own bundle)",
+        "extra",
+    ),
     Key("scenario", "", "scenario name", "extra"),
     Key("scenario_fingerprint", "", "content hash of the scenario the plan was made for"),
     Key("start", "ISO 8601", "first hour", "extra"),

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import choose
 from optimizer.baselines import plan_baseline, repair_start
 from optimizer.heuristics import compact_pauses, lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
@@ -76,8 +77,14 @@ def optimize(
     cancel: threading.Event | None = None,
     warm_start: Plan | Schedule | None = None,
     validate_s: float = 0.0,
+    extra_baselines: dict[str, Schedule] | None = None,
 ) -> Plan:
-    """Plan `sc`: solve the MILP and report its KPIs beside the baselines'."""
+    """Plan `sc`: solve the MILP and report its KPIs beside the baselines'.
+
+    The plan returned is the best, by the objective with penalties, of the solver's plan,
+    the start handed to it and every baseline (`optimizer.choose`); `extra_baselines` (e.g.
+    the cost-only optimiser's plan, `optimize_beside_cost_only`) are reported and compete too.
+    """
     settings = settings or SolverSettings()
     t_all = time.perf_counter()
     timings: dict[str, float] = {"validate": validate_s}
@@ -134,27 +141,95 @@ def optimize(
     # the solver sees only what decisions can change; put the penalties no decision can
     # change (work that can run nowhere) back, so objective and bound compare with the plan's
     solver["fixed_cost"] = m.fixed_cost
-    for key in ("objective", "bound"):
-        if solver.get(key) is not None:
-            solver[key] += m.fixed_cost
-    if sched is not None:
-        _remove_tiebreak(sc, sched, solver)
-    if sched is None:
-        sched = baseline_scheds["greedy"]
-        status = "fallback"
-        solver["fallback_reason"] = (
-            f"HiGHS returned no plan ({termination}); this is the greedy plan"
-        )
-    plan = assemble_plan(
-        sc, sched, status=status, solver=solver, model_size=m.size(), planner="milp"
+    plan = _returned_plan(
+        sc,
+        settings,
+        m,
+        (sched, status, termination),
+        solver,
+        start_sched,
+        {**baseline_scheds, **(extra_baselines or {})},
     )
     timings["extract"] = time.perf_counter() - t
-    for name, bs in baseline_scheds.items():
-        bp = assemble_plan(sc, bs, status="baseline", planner=name)
-        plan.summary["baselines"][name] = bp.kpis.as_dict()
     timings["total"] = time.perf_counter() - t_all + validate_s
     plan.summary["timings_s"] = timings
     return plan
+
+
+def _returned_plan(
+    sc: Scenario,
+    settings: SolverSettings,
+    m: LinearModel,
+    solved: tuple[Schedule | None, str, str],
+    solver: dict[str, Any],
+    start_sched: Schedule,
+    baselines: dict[str, Schedule],
+) -> Plan:
+    """The plan `optimize` returns: the best by objective (penalties included) of the
+    solver's plan, the start it was handed and every baseline (`optimizer.choose.pick`),
+    with whether it dominates each baseline at equal work (`solver.dominance`).
+
+    `summary.origin` says which came back (`improved`, `start`, `baseline:<name>`); with a
+    plan other than the solver's, the solver's objective and gap are the returned plan's
+    (its own objective is kept as `solver.solver_objective`), and the status says whether
+    that plan is within the gap asked for (`fallback` if HiGHS returned no plan at all).
+    """
+    sched, status, termination = solved
+    found: list[choose.Candidate] = []
+    if sched is not None:
+        found.append(_candidate(sc, choose.IMPROVED, sched))
+    named = {n: _candidate(sc, choose.baseline_origin(n), b) for n, b in baselines.items()}
+    found += [*named.values(), _candidate(sc, choose.START, start_sched)]
+    best = choose.pick(found)
+    solver["origin_objectives"] = {c.origin: c.objective for c in found}
+    base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
+    solver["dominance"] = _dominance_report(sc, best, named)
+    if best.schedule is not sched:
+        tiebreak = TIEBREAK_CNY_PER_T * best.plan.summary["emissions_t"]
+        solver["solver_objective"] = solver.get("objective")
+        # on the solver's terms (decisions only, the ties-go-green term in), as its own
+        solver["objective"] = best.objective - m.fixed_cost + tiebreak
+        gap = _gap(solver["objective"], solver.get("bound"))
+        solver["gap"] = gap if np.isfinite(gap) else None
+        if sched is None or status == "fallback":
+            status = "fallback"
+            solver["fallback_reason"] = (
+                f"HiGHS returned no plan ({termination}); this is the {best.origin} plan"
+            )
+        else:
+            status = "optimal" if gap <= settings.mip_rel_gap else "feasible"
+    for key in ("objective", "bound"):
+        if solver.get(key) is not None:
+            solver[key] += m.fixed_cost
+    _remove_tiebreak(sc, best.schedule, solver)
+    plan = assemble_plan(
+        sc, best.schedule, status=status, solver=solver, model_size=m.size(), planner="milp"
+    )
+    plan.summary["origin"] = best.origin
+    plan.summary["baselines"] |= base_kpis
+    return plan
+
+
+def _dominance_report(
+    sc: Scenario, best: choose.Candidate, baselines: dict[str, choose.Candidate]
+) -> dict[str, Any]:
+    """Whether the plan returned dominates each baseline at equal work
+    (`choose.at_equal_work`), and by how much per criterion: `solver.dominance`."""
+    out: dict[str, Any] = {}
+    for name, c in baselines.items():
+        d, _ = choose.at_equal_work(sc, best, c)
+        out[name] = {
+            "dominates": d["dominates"],
+            "restricted": d["restricted"],
+            "diff": d["diff"],
+            "undone_device_hours_diff": d["full"]["undone_device_hours_diff"],
+            "unmet_mtokens_diff": d["full"]["unmet_mtokens_diff"],
+        }
+    return out
+
+
+def _candidate(sc: Scenario, origin: str, sched: Schedule) -> choose.Candidate:
+    return choose.Candidate(origin, sched, assemble_plan(sc, sched, status="check"))
 
 
 def _device_count(d: ModelData) -> int:
@@ -613,7 +688,7 @@ def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:
 
 COST_ONLY = "cost_only"
 """The cost-only optimiser baseline (see `cost_only_plan`): a second full solve, so not
-among the `BASELINES` every plan carries; `with_cost_only_baseline` adds it."""
+among the `BASELINES` every plan carries; `optimize_beside_cost_only` adds it."""
 
 
 def cost_only_scenario(sc: Scenario) -> Scenario:
@@ -640,10 +715,14 @@ def cost_only_plan(sc: Scenario, settings: SolverSettings | None = None) -> Plan
     return assemble_plan(sc, sched, status="baseline", planner=COST_ONLY)
 
 
-def with_cost_only_baseline(sc: Scenario, plan: Plan, settings: SolverSettings | None) -> Plan:
-    """`plan` with the cost-only optimiser's KPIs beside the other baselines'."""
-    plan.summary["baselines"][COST_ONLY] = cost_only_plan(sc, settings).kpis.as_dict()
-    return plan
+def optimize_beside_cost_only(
+    sc: Scenario, settings: SolverSettings | None = None, **kwargs: Any
+) -> Plan:
+    """`optimize(sc)` with the cost-only optimiser's plan (`cost_only_plan`) beside the other
+    baselines, reported and competing as they do (two full solves)."""
+    base = cost_only_plan(sc, settings)
+    assert base.schedule is not None
+    return optimize(sc, settings, extra_baselines={COST_ONLY: base.schedule}, **kwargs)
 
 
 def baseline_plan(sc: Scenario, name: str) -> Plan:

@@ -145,11 +145,15 @@ def _solve_with_status(sc: Scenario, settings: SolverSettings, t_validate: float
 
         def progress(ev: dict[str, Any]) -> None:
             if ev.get("phase") == "solve" and ev.get("objective") is not None:
-                g = ev.get("gap")
+                b, g = ev.get("bound"), ev.get("gap")
+                bound = (
+                    f"bound {b:,.0f}, gap {g:.2%}"
+                    if b is not None and g is not None
+                    else "no bound"
+                )
                 status.update(
                     f"solving: {ev['elapsed_s']:.1f} s, best {ev['objective']:,.0f} {sc.currency}, "
-                    f"bound {ev.get('bound') or float('nan'):,.0f}, gap {g if g is not None else float('nan'):.2%}, "
-                    f"nodes {ev.get('nodes', 0)}"
+                    f"{bound}, nodes {ev.get('nodes', 0)}"
                 )
             else:
                 status.update(f"{ev.get('phase')}... ({ev.get('elapsed_s', 0.0):.1f} s)")
@@ -169,6 +173,13 @@ def _check_plan(sc: Scenario, result: Plan) -> None:
         console.print(f"[red]the plan failed the independent check:[/red]\n{report}")
 
 
+def plan_headline(s: dict[str, Any]) -> str:
+    """Status, which plan came back and the gap ("no bound" when none was proven)."""
+    gap = s.get("gap")
+    origin = f" ({s['origin']})" if s.get("origin") else ""
+    return f"{s['status']}{origin}  " + (f"gap {gap:.3%}" if gap is not None else "no bound")
+
+
 def _summary_table(s: dict[str, Any]) -> None:
     from optimizer.contract import DEFAULT_CURRENCY, KPIS
 
@@ -176,9 +187,7 @@ def _summary_table(s: dict[str, Any]) -> None:
     amounts = {f.name for f in KPIS if f.metadata["unit"] in ("currency", "tCO2", "MWh")}
     cur = s.get("currency", DEFAULT_CURRENCY)
     base = s.get("baselines", {})
-    t = Table(
-        title=f"plan: {s['status']}  gap {s['gap'] if s['gap'] is not None else float('nan'):.3%}"
-    )
+    t = Table(title=f"plan: {plan_headline(s)}")
     t.add_column("")
     t.add_column("optimizer", justify="right")
     for name in base:
@@ -718,7 +727,7 @@ def _follow_first_plan(db: Any, run_id: int) -> None:
                     f"{made.summary.get('currency', 'CNY')}, "
                     f"emissions {made.emissions_t or 0.0:,.1f} t, "
                     f"green share {made.green_share or 0.0:.1%}, "
-                    f"gap {made.gap if made.gap is not None else float('nan'):.3%}"
+                    + (f"gap {made.gap:.3%}" if made.gap is not None else "no bound")
                 )
             else:
                 console.print(f"[yellow]{detail}[/yellow]; serving anyway (POST /runs to retry)")

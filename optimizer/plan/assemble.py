@@ -433,6 +433,8 @@ def assemble_plan(
     summary: dict[str, Any] = {
         "planner": planner,
         "status": status,
+        # which candidate the planner returned (`optimizer.choose`; set by `optimize`)
+        "origin": f"baseline:{planner}" if status == "baseline" else None,
         "scenario": sc.name,
         "scenario_fingerprint": sc.fingerprint,
         "start": iso[0] if sc.hours else "",

@@ -1,0 +1,184 @@
+"""Does the returned plan dominate every baseline? And the cost-carbon curve (issue 11).
+
+`python -m bench.dominance SCENARIO_DIR TIME_LIMIT_S [PRICE ...] [--out FILE.json]`
+
+The cost-only optimiser's plan (carbon price 0, green priced as grid) is solved once: its
+placements do not depend on the carbon price; it is re-costed at each price. At each carbon
+price the planner solves the scenario with it beside the greedy and carbon-agnostic
+baselines (`optimize(extra_baselines=...)`, so it competes as they do); every plan and
+baseline goes through the independent validator. Cost is without the carbon price (energy,
+contract payments less resale, certificates, moves, churn); emissions both ways.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from optimizer import SolverSettings, load_scenario, optimize
+from optimizer.choose import Candidate, at_equal_work, criteria
+from optimizer.plan import Plan, assemble_plan
+from optimizer.planner import BASELINES, COST_ONLY, baseline_plan, cost_only_plan, plan_baseline
+from optimizer.scenario.types import Scenario
+from optimizer.validate import validate_plan
+from optimizer.whatif import with_policy
+
+COLUMNS = (
+    "cost",
+    "contract_payment",
+    "total_cost",
+    "emissions_t",
+    "emissions_location_t",
+    "cfe_score",
+    "certificate_mwh",
+    "green_mwh",
+    "curtailed_mwh",
+    "unplaced",
+    "unplaced_device_hours",
+    "unmet_mtokens",
+    "objective",
+)
+
+
+def _row(kpis: dict[str, Any]) -> dict[str, float]:
+    return {k: float(kpis[k]) for k in COLUMNS if k != "cost"} | {"cost": criteria(kpis)["cost"]}
+
+
+def _checked(sc: Scenario, plan: Plan, what: str) -> None:
+    report = validate_plan(sc, plan)
+    if not report.ok:
+        raise SystemExit(f"{what} failed the independent check:\n{report}")
+
+
+def one_price(
+    sc0: Scenario, price: float, settings: SolverSettings, cost_only: Plan
+) -> dict[str, Any]:
+    """Solve at one carbon price; the plan's and every baseline's figures and dominance."""
+    sc = with_policy(sc0, carbon_price_cny_per_t=price)
+    assert cost_only.schedule is not None
+    t = time.perf_counter()
+    plan = optimize(sc, settings, extra_baselines={COST_ONLY: cost_only.schedule})
+    wall = time.perf_counter() - t
+    _checked(sc, plan, f"the plan at {price} CNY/t")
+    for name in BASELINES:
+        _checked(sc, baseline_plan(sc, name), f"baseline {name} at {price} CNY/t")
+    _checked(sc, assemble_plan(sc, cost_only.schedule, status="baseline"), "cost-only")
+    s = plan.summary
+    assert plan.schedule is not None
+    mine = Candidate("improved", plan.schedule, plan)
+    others = {n: plan_baseline(sc, n) for n in BASELINES}  # type: ignore[arg-type]
+    others[COST_ONLY] = cost_only.schedule
+    equal = {
+        n: at_equal_work(sc, mine, Candidate(n, b, assemble_plan(sc, b, status="check")))
+        for n, b in others.items()
+    }
+    return {
+        "carbon_price": price,
+        "wall_s": wall,
+        "load_1min": os.getloadavg()[0],
+        "status": s["status"],
+        "origin": s["origin"],
+        "gap": s["gap"],
+        "plan_source": s["solver"].get("plan_source"),
+        "plan": _row(s),
+        "baselines": {n: _row(b) for n, b in s["baselines"].items()},
+        # the plan cut to each baseline's job work (where it does more), and its dominance
+        "at_equal_work": {n: _row(kpis) for n, (_, kpis) in equal.items()},
+        "dominance": {n: d for n, (d, _) in equal.items()},
+        "solver_dominance": s["solver"].get("dominance"),
+        "origin_objectives": s["solver"].get("origin_objectives"),
+    }
+
+
+TABLE = (
+    ("cost with contract payments and undone work priced, CNY", "cost", "{:,.0f}"),
+    ("contract payments, CNY", "contract_payment", "{:,.0f}"),
+    ("emissions contract, t", "emissions_t", "{:,.2f}"),
+    ("emissions location, t", "emissions_location_t", "{:,.2f}"),
+    ("hourly CFE", "cfe_score", "{:.1%}"),
+    ("certificate green, MWh", "certificate_mwh", "{:,.1f}"),
+    ("green used, MWh", "green_mwh", "{:,.1f}"),
+    ("contracted green curtailed, MWh", "curtailed_mwh", "{:,.2f}"),
+    ("jobs unplaced", "unplaced", "{:.0f}"),
+    ("work undone, device-h", "unplaced_device_hours", "{:,.0f}"),
+    ("demand unserved, Mtoken", "unmet_mtokens", "{:,.1f}"),
+)
+
+
+def point_table(point: dict[str, Any]) -> str:
+    """One carbon price: the plan, each baseline, and the plan cut to each baseline's work."""
+    cols = [("plan", point["plan"])]
+    for n, b in point["baselines"].items():
+        cols.append((n, b))
+        if point["dominance"][n]["restricted"]:
+            cols.append((f"plan at {n}'s work", point["at_equal_work"][n]))
+    head = "| | " + " | ".join(c for c, _ in cols) + " |\n|---|" + "---|" * len(cols) + "\n"
+    rows = [
+        f"| {label} | " + " | ".join(fmt.format(v[key]) for _, v in cols) + " |"
+        for label, key, fmt in TABLE
+    ]
+    dom = "| dominates at equal work | " + " | ".join(
+        "" if c == "plan" or c.startswith("plan at") else str(point["dominance"][c]["dominates"])
+        for c, _ in cols
+    )
+    return head + "\n".join(rows) + "\n" + dom + " |\n"
+
+
+def sweep_table(result: dict[str, Any]) -> str:
+    """The cost-carbon curve: one row per carbon price (cost without the carbon price)."""
+    out = [
+        "| CNY/t | origin | status, gap | cost, CNY | contract t | location t | CFE "
+        "| curtailed MWh | undone device-h | dominates greedy / c-a / cost-only |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in sorted(result["points"], key=lambda p: p["carbon_price"]):
+        r, d = p["plan"], p["dominance"]
+        gap = f"{p['gap']:.1%}" if p["gap"] is not None else "no bound"
+        out.append(
+            f"| {p['carbon_price']:g} | {p['origin']} | {p['status']}, {gap} | {r['cost']:,.0f} "
+            f"| {r['emissions_t']:,.2f} | {r['emissions_location_t']:,.2f} | {r['cfe_score']:.1%} "
+            f"| {r['curtailed_mwh']:,.2f} | {r['unplaced_device_hours']:,.0f} | "
+            + " / ".join(str(d[n]["dominates"]) for n in ("greedy", "carbon_agnostic", COST_ONLY))
+            + " |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str]) -> None:
+    if argv and argv[0] == "--report":
+        stored = json.loads(Path(argv[1]).read_text())
+        for p in stored["points"]:
+            print(f"### {p['carbon_price']:g} CNY/t\n\n{point_table(p)}")
+        print(sweep_table(stored))
+        return
+    out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
+    args = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")]
+    scenario, limit, prices = Path(args[0]), float(args[1]), [float(p) for p in args[2:]]
+    settings = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=limit)
+    sc0 = load_scenario(scenario)
+    t = time.perf_counter()
+    cost_only = cost_only_plan(sc0, settings)
+    result: dict[str, Any] = {
+        "scenario": str(scenario),
+        "time_limit_s": limit,
+        "cost_only_wall_s": time.perf_counter() - t,
+        "load_start": os.getloadavg(),
+        "points": [],
+    }
+    for price in prices or [sc0.policy.carbon_price_cny_per_t]:
+        point = one_price(sc0, price, settings, cost_only)
+        result["points"].append(point)
+        print(json.dumps(point), flush=True)
+        if out is not None:
+            out.write_text(json.dumps(result, indent=1))
+    result["load_end"] = os.getloadavg()
+    if out is not None:
+        out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
