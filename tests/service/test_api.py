@@ -732,6 +732,13 @@ def test_bundle_is_byte_for_byte_what_write_bundle_wrote(
     # (same scenario, threads=1, seed 0: HiGHS is deterministic)
     mine = optimize(sc, SolverSettings(time_limit_s=30, mip_rel_gap=1e-3, threads=1, seed=0))
     mine.write_bundle(tmp_path / "mine")
+    if "optimal" not in (mine.summary["status"], back.summary["status"]):
+        # a loaded machine stopped a solve at its 30 s: where it stopped is not deterministic
+        assert "Time limit reached" in (
+            mine.summary["solver"]["termination"],
+            back.summary["solver"]["termination"],
+        )
+        return
     for t in BUNDLE_TABLES:
         assert (tmp_path / "mine" / f"{t}.csv").read_bytes() == files[f"{t}.csv"], t
 
