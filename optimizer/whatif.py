@@ -369,7 +369,9 @@ def _edit_series(sc: Scenario, series: pd.DataFrame, ov: Overrides) -> pd.DataFr
         series.loc[mask, "grid_price_cny_per_mwh"] *= pc.multiplier
     for gs in ov.green_scaling:
         mask = series["site_id"].isin(gs.sites or sc.site_ids).to_numpy()
-        series.loc[mask, "green_available_mw"] *= gs.multiplier
+        # the forecast's band scales with it (a quantile is a share of the same supply)
+        for col in ("green_available_mw", *schema.GREEN_QUANTILE_COLUMNS):
+            series.loc[mask, col] *= gs.multiplier
     return series
 
 

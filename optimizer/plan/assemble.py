@@ -15,6 +15,7 @@ import pandas as pd
 
 from optimizer.actions import actions_table
 from optimizer.contract import ACCOUNTING, WORKLOADS
+from optimizer.plan.cases import green_cases
 from optimizer.plan.explain import (
     binding_limits,
     moved_jobs,
@@ -457,6 +458,7 @@ def assemble_plan(
         "policy_violations": violations,
         "cfe_by_site": cfe_by_site(sc, e.green, e.fac),
         "accounting": {**ACCOUNTING, "residual_mix": residual_mix_note(sc)},
+        "green_cases": green_cases(sc, e, kpis),
         "solver": solver or {},
         "timings_s": timings_s or {},
         "model_size": model_size or {},
