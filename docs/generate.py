@@ -14,7 +14,6 @@ committed files differ from what this produces.
 from __future__ import annotations
 
 import dataclasses
-
 import inspect
 import re
 import sys
