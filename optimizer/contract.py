@@ -633,7 +633,8 @@ _SUMMARY_TAIL = (
     Key(
         "policy",
         "",
-        "the policy in force (carbon price, minimum green share, carbon budget, stability weight)",
+        "the policy in force (carbon price, minimum green share, carbon budget, stability "
+        "weight, robust green quantile)",
         "extra",
     ),
     Key(
@@ -700,7 +701,7 @@ _SUMMARY_CLI = (
         "policy_overrides",
         "",
         "the policy values `greenopt plan` overrode (`--carbon-price`, `--min-green-share`, "
-        "`--carbon-budget`, `--stability-weight`); `greenopt validate` applies them to the "
+        "`--carbon-budget`, `--stability-weight`, `--robust`); `greenopt validate` applies them to the "
         "scenario before checking",
         "extra",
     ),

@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from optimizer.scenario import schema
-from optimizer.scenario.load import scenario_from_tables, scenario_to_tables
+from optimizer.scenario.load import robust_level_problem, scenario_from_tables, scenario_to_tables
 from optimizer.scenario.types import InputValidationError, Problem, Scenario
 
 FILE = "overrides"  # the `file` of every Problem found in the overrides themselves
@@ -284,6 +284,9 @@ def apply_overrides(sc: Scenario, ov: Overrides) -> Scenario:
     every problem: the parts `Overrides.read` left out, names that do not exist in `sc`,
     and every row of `add_jobs` the scenario's checks refuse."""
     problems = [*ov.problems, *_reference_problems(sc, ov)]
+    level = ov.policy().get("robust_green_quantile")
+    if level is not None and (msg := robust_level_problem(float(level))) is not None:
+        problems.append(Problem(schema.MANIFEST_FILE, msg, column="policy.robust_green_quantile"))
     if not ov.changes_tables():
         if problems:
             raise InputValidationError(problems)

@@ -454,6 +454,7 @@ def assemble_plan(
             "certificate_price_cny_per_mwh": pol.certificate_price_cny_per_mwh,
             "carbon_budget_t": pol.carbon_budget_t,
             "plan_stability_weight": pol.plan_stability_weight,
+            "robust_green_quantile": pol.robust_green_quantile,
         },
         "policy_violations": violations,
         "cfe_by_site": cfe_by_site(sc, e.green, e.fac),

@@ -20,15 +20,15 @@ CASE_QUANTILES = dict(zip(GREEN_CASES, (GREEN_LOW, "p50", GREEN_HIGH), strict=Tr
 
 
 def redispatch(
-    sc: Scenario, need: np.ndarray, green_used: np.ndarray, q: str
+    sc: Scenario, need: np.ndarray, green_used: np.ndarray, avail_q: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(green, grid, short) MW [site, hour] when green comes in at quantile `q`, for a load
-    `need` (facility + battery charge - discharge) the plan powered with `green_used`.
+    """(green, grid, short) MW [site, hour] when green comes in at `avail_q` [site, hour]
+    (a quantile of the forecast, or what actually came), for a load `need` (facility +
+    battery charge - discharge) the plan powered with `green_used`.
 
     Green: what the plan used, less what does not come in, plus (above the forecast) the
     extra the load can take; the grid takes the rest within its limit (sharing it with
     green delivered over the connection); what is left is short."""
-    avail_q = sc.green_quantile_mw(q)
     extra = np.maximum(avail_q - sc.green_available_mw, 0.0)
     green = np.clip(np.minimum(green_used + extra, avail_q), 0.0, np.maximum(need, 0.0))
     limit = sc.grid_limit_mw[:, None] - np.where(sc.green_shares_grid[:, None], green, 0.0)
@@ -37,11 +37,13 @@ def redispatch(
     return green, grid, short
 
 
-def case_kpis(sc: Scenario, e: Energy, kpis: Kpis, unmet_mtokens: float, q: str) -> CaseKpis:
-    """The plan's KPIs with green at quantile `q`: energy, carbon and resale re-priced."""
+def case_kpis(sc: Scenario, e: Energy, kpis: Kpis, avail: np.ndarray) -> CaseKpis:
+    """The plan's KPIs (`e`, `kpis`) when green comes in at `avail` [site, hour] instead of
+    the forecast: energy, carbon and resale re-priced. `avail` is a quantile of the forecast
+    for the plan's cases, or the green that actually came for a backtest."""
     need = e.fac + e.charge - e.discharge
-    green, grid, short = redispatch(sc, need, e.green, q)
-    curtailed = np.maximum(sc.green_quantile_mw(q) - green, 0.0)
+    green, grid, short = redispatch(sc, need, e.green, avail)
+    curtailed = np.maximum(avail - green, 0.0)
     energy = (grid * sc.grid_price_cny_per_mwh + green * sc.green_price_cny_per_mwh).sum()
     carbon = (grid * carbon_cost_per_mwh(sc)).sum()
     resale = (curtailed * sc.green_resale_cny_per_mwh[:, None]).sum()
@@ -52,7 +54,7 @@ def case_kpis(sc: Scenario, e: Energy, kpis: Kpis, unmet_mtokens: float, q: str)
         total_cost=float(total + energy + carbon - resale),
         emissions_t=float((grid * sc.contract_carbon_kg_per_mwh).sum() / KG_PER_T),
         emissions_location_t=float(((grid + green) * sc.grid_carbon_kg_per_mwh).sum() / KG_PER_T),
-        unmet_mtokens=unmet_mtokens,
+        unmet_mtokens=kpis.unmet_mtokens,
         short_mwh=float(short.sum()),
         short_site_hours=int((short > TOL).sum()),
     )
@@ -67,5 +69,5 @@ def green_cases(sc: Scenario, e: Energy, kpis: Kpis) -> dict[str, Any]:
         "robust_quantile": sc.robust_green_quantile,
     }
     for case, q in CASE_QUANTILES.items():
-        out[case] = case_kpis(sc, e, kpis, kpis.unmet_mtokens, q).as_dict()
+        out[case] = case_kpis(sc, e, kpis, sc.green_quantile_mw(q)).as_dict()
     return out

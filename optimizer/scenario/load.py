@@ -405,7 +405,7 @@ def _policy(policy_raw: Any, problems: list[Problem]) -> Policy:
             continue
         message = _policy_value_problem(key, val)
         if message is None and key.name == "robust_green_quantile":
-            message = _robust_level_problem(float(val))
+            message = robust_level_problem(float(val))
         if message is not None:
             problems.append(Problem(file, message, column=f"policy.{key.name}"))
             continue
@@ -413,7 +413,7 @@ def _policy(policy_raw: Any, problems: list[Problem]) -> Policy:
     return Policy(**pvals)
 
 
-def _robust_level_problem(level: float) -> str | None:
+def robust_level_problem(level: float) -> str | None:
     """Robust mode plans for a quantile the scenario format carries, or none."""
     if any(math.isclose(level, known) for known in schema.ROBUST_LEVELS):
         return None

@@ -625,6 +625,22 @@ MANIFEST_KEYS: tuple[Column, ...] = (
     ),
 )
 
+# Robustness to green forecast error (issue 12): plan for the low quantile of green supply.
+POLICY_ROBUST: tuple[Column, ...] = (
+    _c(
+        "robust_green_quantile",
+        "float",
+        "quantile",
+        None,
+        "absent: plan on the green forecast's P50 only; a low level of `GREEN_QUANTILES` "
+        "(0.1 = P10): keep every site-hour powerable when green comes in at that quantile "
+        "(grid headroom where the plan leans on green beside the grid connection). The "
+        "nightly plan sets 0.1 unless the scenario sets it",
+        min=0,
+        max=0.5,
+    ),
+)
+
 # The policy a planner changes to ask "what if" (a what-if's overrides, a sweep's parameter
 # and the CLI's policy options are derived from it), then the rates the model prices with.
 POLICY_LEVERS: tuple[Column, ...] = (
@@ -664,6 +680,7 @@ POLICY_LEVERS: tuple[Column, ...] = (
         min=0,
         max=MAX_PLAN_STABILITY_WEIGHT,
     ),
+    *POLICY_ROBUST,
 )
 
 POLICY_RATES: tuple[Column, ...] = (
@@ -799,23 +816,7 @@ POLICY_CHURN: tuple[Column, ...] = (
     ),
 )
 
-# Robustness to green forecast error (issue 12): plan for the low quantile of green supply.
-POLICY_ROBUST: tuple[Column, ...] = (
-    _c(
-        "robust_green_quantile",
-        "float",
-        "quantile",
-        None,
-        "absent: plan on the green forecast's P50 only; a low level of `GREEN_QUANTILES` "
-        "(0.1 = P10): keep every site-hour powerable when green comes in at that quantile "
-        "(grid headroom where the plan leans on green beside the grid connection). The "
-        "nightly plan sets 0.1 unless the scenario sets it",
-        min=0,
-        max=0.5,
-    ),
-)
-
-POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES + POLICY_CHURN + POLICY_ROBUST
+POLICY_KEYS: tuple[Column, ...] = POLICY_LEVERS + POLICY_RATES + POLICY_CHURN
 
 
 @dataclass(frozen=True)
@@ -829,6 +830,7 @@ class Policy:
     min_green_share: float = 0.0
     carbon_budget_t: float | None = None
     plan_stability_weight: float = 1.0
+    robust_green_quantile: float | None = None  # issue 12; POLICY_ROBUST
     transfer_price_cny_per_gb: float = 0.05
     lost_hour_cost_cny_per_device_hour: float = 15.0
     unplaced_penalty_cny_per_device_hour: float = 200.0
@@ -843,8 +845,6 @@ class Policy:
     checkpoint_min: float = 5.0
     restore_min: float = 10.0
     max_pauses_per_job: float | None = None
-    # robustness (issue 12; POLICY_ROBUST)
-    robust_green_quantile: float | None = None
 
 
 JOB_KINDS = ("training", "finetune", "batch")
