@@ -10,6 +10,8 @@ mode against planning on the central forecast only (issue 12), one JSON line per
    with the same solver settings (equal work) and re-dispatched on the actual: realised
    cost, emissions both ways and short site-hours.
 
+`python -m bench.robust --summary OUT.jsonl` prints the evaluation's table in markdown.
+
 Every plan goes through the independent validator (`validated` in its line). Lines are
 appended as they come, so a cut run keeps what it measured.
 """
@@ -112,7 +114,49 @@ def lwa(sc: Scenario, settings: SolverSettings, out: Path, seeds: int, noises: l
                 record(out, s, plan, wall, part="lwa", planned=name, seed=seed, noise=noise, **real)
 
 
+REALISED = (
+    ("realised cost", "realised_total_cost", "{:,.0f}"),
+    ("realised emissions, contract t", "realised_emissions_t", "{:,.2f}"),
+    ("realised emissions, location t", "realised_emissions_location_t", "{:,.2f}"),
+    ("realised short site-hours", "realised_short_site_hours", "{:.1f}"),
+    ("realised short MWh", "realised_short_mwh", "{:.2f}"),
+    ("planned cost (on the forecast)", "total_cost", "{:,.0f}"),
+)
+
+
+def summarise(path: Path) -> str:
+    """Markdown: per noise level, central vs robust over the seeds measured (mean, and the
+    robust plan's paired difference)."""
+    lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    lwa_lines = [x for x in lines if x["part"] == "lwa"]
+    out = []
+    for noise in sorted({x["noise"] for x in lwa_lines}):
+        pairs: dict[int, dict[str, Any]] = {}
+        for x in lwa_lines:
+            if x["noise"] == noise:
+                pairs.setdefault(x["seed"], {})[x["planned"]] = x
+        both = [p for p in pairs.values() if {"central", "robust_p10"} <= set(p)]
+        out += [
+            f"\nnoise {noise:.0%} of the mean, {len(both)} seeds "
+            f"(validated: {all(p[k]['validated'] for p in both for k in p)})\n",
+            "| figure | central-only | robust P10 | robust - central (mean, min..max) |",
+            "|---|---|---|---|",
+        ]
+        for label, key, fmt in REALISED:
+            c = np.array([p["central"][key] for p in both], dtype=float)
+            r = np.array([p["robust_p10"][key] for p in both], dtype=float)
+            d = r - c
+            out.append(
+                f"| {label} | {fmt.format(c.mean())} | {fmt.format(r.mean())} | "
+                f"{fmt.format(d.mean())} ({fmt.format(d.min())}..{fmt.format(d.max())}) |"
+            )
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> int:
+    if argv[0] == "--summary":
+        print(summarise(Path(argv[1])))
+        return 0
     sc = load_scenario(argv[0])
     out = Path(argv[1])
     limit = float(argv[2]) if len(argv) > 2 else 60.0
