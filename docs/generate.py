@@ -13,6 +13,7 @@ committed files differ from what this produces.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import re
 import sys
@@ -116,6 +117,21 @@ def bundle_markdown() -> str:
         f"| `{f.name}` | {f.metadata['unit']} | {f.metadata['status']} | "
         f"{f.metadata['accounting']} | {f.metadata['meaning']} |"
         for f in contract.KPIS
+    ]
+    parts += [
+        "",
+        "## Green cases",
+        "",
+        f"summary.json `green_cases` has one object per case ({_codes(contract.GREEN_CASES)}) "
+        "with these keys. " + (contract.CaseKpis.__doc__ or "").replace("\n    ", " ").strip(),
+        "",
+        "| key | unit | accounting | meaning |",
+        "|---|---|---|---|",
+    ]
+    parts += [
+        f"| `{f.name}` | {f.metadata['unit']} | {f.metadata['accounting']} | "
+        f"{f.metadata['meaning']} |"
+        for f in dataclasses.fields(contract.CaseKpis)
     ]
     parts += [
         "",

@@ -52,7 +52,7 @@ class FleetState:
 
     def headroom(self, s: int | np.ndarray, h: np.ndarray) -> np.ndarray:
         sc = self.sc
-        return sc.supply_limit_mw[s, h] - self.load[s, h]
+        return sc.firm_supply_limit_mw[s, h] - self.load[s, h]
 
     def cost(self, s: int, h: np.ndarray, mw: float) -> np.ndarray:
         """Marginal cost of `mw` more at site s in hours h: green left first, then grid."""

@@ -541,6 +541,46 @@ ACCOUNTING = {
 """The summary's `accounting` block: the two carbon accountings and the green share, in words."""
 
 
+# ------------------------------------------------------------------- green forecast cases
+GREEN_CASES = ("low", "central", "high")
+"""The green supply cases every plan reports (summary `green_cases`): green at the forecast's
+low quantile, its P50, and its high quantile (scenario schema `GREEN_QUANTILES`)."""
+
+
+@dataclass(frozen=True)
+class CaseKpis:
+    """A plan's KPIs when green comes in at one case's quantile: the plan's placements and
+    battery as planned, re-dispatched (not re-solved): green used where it comes in (never
+    more than the load takes; in the high case, what the plan used plus the extra), the grid
+    for the rest within its limit, and what neither can supply is short. Recomputed by the
+    validator."""
+
+    green_mwh: float = _kpi("MWh", "green used in the case")
+    grid_mwh: float = _kpi("MWh", "grid import in the case")
+    total_cost: float = _kpi(
+        "currency",
+        "the plan's `total_cost` with energy, carbon and green resale re-priced for the "
+        "case's dispatch (power short is not priced: see `short_mwh`)",
+    )
+    emissions_t: float = _kpi("tCO2", "contract-based emissions", accounting="contract")
+    emissions_location_t: float = _kpi("tCO2", "location-based emissions", accounting="location")
+    unmet_mtokens: float = _kpi(
+        "Mtoken",
+        "inference demand the plan leaves unserved (placements are the plan's; power a case "
+        "cannot supply is counted in `short_mwh`, not shared out to workloads)",
+    )
+    short_mwh: float = _kpi(
+        "MWh", "load neither green nor the grid connection can supply in the case"
+    )
+    short_site_hours: int = _kpi("site-hours", "site-hours with power short in the case")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+CASE_KPI_KEYS = tuple(f.name for f in fields(CaseKpis))
+
+
 # ---------------------------------------------------------------------------- summary.json
 @dataclass(frozen=True)
 class Key:
@@ -601,7 +641,8 @@ _SUMMARY_TAIL = (
     Key(
         "policy",
         "",
-        "the policy in force (carbon price, minimum green share, carbon budget, stability weight)",
+        "the policy in force (carbon price, minimum green share, carbon budget, stability "
+        "weight, robust green quantile)",
         "extra",
     ),
     Key(
@@ -621,6 +662,16 @@ _SUMMARY_TAIL = (
         "extra",
     ),
     Key("accounting", "", "the two carbon accountings and the green share, in words", "extra"),
+    Key(
+        "green_cases",
+        "",
+        "the plan's KPIs (`CaseKpis`) when green comes in `low`, `central` and `high` (the "
+        "quantile of each under `quantiles`); `band_given` false when the scenario carries no "
+        "forecast quantiles (then the three cases are equal); `robust_quantile`: the quantile "
+        "the plan was made robust for (policy `robust_green_quantile`), null when none; a "
+        "robust plan is short of power in no site-hour at that quantile",
+        "extra",
+    ),
     Key(
         "solver",
         "",
@@ -658,7 +709,7 @@ _SUMMARY_CLI = (
         "policy_overrides",
         "",
         "the policy values `greenopt plan` overrode (`--carbon-price`, `--min-green-share`, "
-        "`--carbon-budget`, `--stability-weight`); `greenopt validate` applies them to the "
+        "`--carbon-budget`, `--stability-weight`, `--robust`); `greenopt validate` applies them to the "
         "scenario before checking",
         "extra",
     ),

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from optimizer.forecast import TECHNOLOGIES, error_sigma_mw, green_quantiles
 from optimizer.regions import RegionPack, load_region
 from optimizer.scenario import Scenario, scenario_from_tables
+from optimizer.scenario.schema import GREEN_QUANTILES, green_quantile_column
 from optimizer.workloads import WORKLOADS, default_job_count, service_shape, trace_jobs
 
 # --- workload mix ------------------------------------------------------------------------
@@ -465,10 +467,8 @@ def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
         carbon = pack.profile("carbon_kg_per_mwh")[w.base_pos][:, w.hoy]
     pv = pack.profile("pv_pu")[w.base_pos][:, w.hoy]
     wind = pack.profile("wind_pu")[w.base_pos][:, w.hoy]
-    green = (
-        s["pv_contract_mw"].to_numpy(dtype=float)[:, None] * pv
-        + s["wind_contract_mw"].to_numpy(dtype=float)[:, None] * wind
-    )
+    cap = {t: s[f"{t}_contract_mw"].to_numpy(dtype=float) for t in TECHNOLOGIES}
+    green = cap["pv"][:, None] * pv + cap["wind"][:, None] * wind
     return pd.DataFrame(
         {
             "site_id": np.repeat(s["site_id"].to_numpy(dtype=object), H),
@@ -477,6 +477,7 @@ def _site_series(w: _World, iso: np.ndarray, carbon_mode: str) -> pd.DataFrame:
             "grid_carbon_kg_per_mwh": np.round(carbon, 2).reshape(-1),
             "green_available_mw": np.round(green, 4).reshape(-1),
             "green_price_cny_per_mwh": np.zeros(S * H),
+            **green_quantile_columns(pack, cap, pv, np.round(green, 4)),
         }
     )
 
@@ -499,6 +500,17 @@ def typical_site_series(
     stamps = pd.date_range(_start(start, pack.timezone), periods=hours, freq="h")
     iso = np.array([t.isoformat() for t in stamps], dtype=object)
     return _site_series(_World.make(pack, sites, stamps), iso, carbon_mode)
+
+
+def green_quantile_columns(
+    pack: RegionPack, cap: dict[str, np.ndarray], pv_pu: np.ndarray, p50: np.ndarray
+) -> dict[str, np.ndarray]:
+    """site_series' green quantile columns (flattened site-major) around the P50 `p50`
+    [site, hour], from the pack's forecast error model (`optimizer.forecast`)."""
+    sigma = error_sigma_mw(pack.forecast_error, cap, pv_pu, p50.shape[1])
+    total = cap["pv"] + cap["wind"]
+    qs = green_quantiles(p50, sigma, total, dict(GREEN_QUANTILES))
+    return {green_quantile_column(q): np.round(v, 4).reshape(-1) for q, v in qs.items()}
 
 
 # ============================================================================= jobs

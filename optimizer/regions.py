@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from optimizer.forecast import TECHNOLOGIES
 from optimizer.units import KW_PER_MW, W_PER_KW
 
 DATA_DIR_ENV = "GREENOPT_DATA_DIR"
@@ -99,6 +100,7 @@ REQUIRED_COLUMNS: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "demand_regions.csv": ("demand_region", "lat", "lon", "weight", "source"),
         "latency.csv": ("site_id", "demand_region", "latency_ms"),
         "profiles_8760.csv": ("site_id", "hour_of_year", "pv_pu", "wind_pu", "carbon_kg_per_mwh"),
+        "forecast_error.csv": ("technology", "lead_h", "sigma_pu", "source", "confidence"),
     }
 )
 MANIFEST_KEYS = ("name", "timezone", "currency", "fx_cny_per_unit", "min_peak_valley_ratio")
@@ -226,6 +228,8 @@ class RegionPack:
     demand_regions: pd.DataFrame
     latency: pd.DataFrame
     profiles: pd.DataFrame = field(repr=False)
+    # the green forecast's error model (optimizer.forecast): sigma per technology and lead
+    forecast_error: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
 
     @cached_property
     def site_ids(self) -> tuple[str, ...]:
@@ -354,6 +358,7 @@ def _load(path_str: str, _stamp: tuple[tuple[str, int, int], ...]) -> RegionPack
         demand_regions=tables["demand_regions.csv"],
         latency=tables["latency.csv"],
         profiles=tables["profiles_8760.csv"],
+        forecast_error=tables["forecast_error.csv"],
     )
     problems = check_pack(pack)
     if problems:
@@ -454,6 +459,7 @@ def _check_pack_ranges(p: list[str], pack: RegionPack) -> None:
     for bad in np.flatnonzero((share < 0) | (share > 1)):
         p.append(f"sites.csv row {bad + 1}: min_green_share {share[bad]} outside [0, 1]")
     _check_adder_parts(p, pack.grid_zones)
+    _check_forecast_error(p, pack.forecast_error)
 
 
 def _check_adder_parts(p: list[str], zones: pd.DataFrame) -> None:
@@ -471,6 +477,21 @@ def _check_adder_parts(p: list[str], zones: pd.DataFrame) -> None:
             f"grid_zones.csv row {bad + 1}: price adder {adder[bad]} != sum of its parts "
             f"{total[bad]:.2f}"
         )
+
+
+def _check_forecast_error(p: list[str], fe: pd.DataFrame) -> None:
+    """The error model names each technology, with non-negative spreads that grow (or
+    stay) with lead time."""
+    for tech in TECHNOLOGIES:
+        rows = fe[fe["technology"] == tech].sort_values("lead_h")
+        if rows.empty:
+            p.append(f"forecast_error.csv: no rows for {tech}")
+            continue
+        sig = rows["sigma_pu"].to_numpy(dtype=float)
+        if (sig < 0).any() or (rows["lead_h"] < 0).any():
+            p.append(f"forecast_error.csv: negative lead_h or sigma_pu for {tech}")
+        if (np.diff(sig) < 0).any():
+            p.append(f"forecast_error.csv: sigma_pu of {tech} falls with lead time")
 
 
 def _check_pack_coverage(p: list[str], pack: RegionPack) -> None:

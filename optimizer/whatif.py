@@ -30,7 +30,7 @@ from pydantic import (
 )
 
 from optimizer.scenario import schema
-from optimizer.scenario.load import scenario_from_tables, scenario_to_tables
+from optimizer.scenario.load import robust_level_problem, scenario_from_tables, scenario_to_tables
 from optimizer.scenario.types import InputValidationError, Problem, Scenario
 
 FILE = "overrides"  # the `file` of every Problem found in the overrides themselves
@@ -284,6 +284,9 @@ def apply_overrides(sc: Scenario, ov: Overrides) -> Scenario:
     every problem: the parts `Overrides.read` left out, names that do not exist in `sc`,
     and every row of `add_jobs` the scenario's checks refuse."""
     problems = [*ov.problems, *_reference_problems(sc, ov)]
+    level = ov.policy().get("robust_green_quantile")
+    if level is not None and (msg := robust_level_problem(float(level))) is not None:
+        problems.append(Problem(schema.MANIFEST_FILE, msg, column="policy.robust_green_quantile"))
     if not ov.changes_tables():
         if problems:
             raise InputValidationError(problems)
@@ -369,7 +372,9 @@ def _edit_series(sc: Scenario, series: pd.DataFrame, ov: Overrides) -> pd.DataFr
         series.loc[mask, "grid_price_cny_per_mwh"] *= pc.multiplier
     for gs in ov.green_scaling:
         mask = series["site_id"].isin(gs.sites or sc.site_ids).to_numpy()
-        series.loc[mask, "green_available_mw"] *= gs.multiplier
+        # the forecast's band scales with it (a quantile is a share of the same supply)
+        for col in ("green_available_mw", *schema.GREEN_QUANTILE_COLUMNS):
+            series.loc[mask, col] *= gs.multiplier
     return series
 
 

@@ -53,6 +53,27 @@ def _print_warnings(sc: Any) -> None:
         console.print(f"  - {w}", markup=False, highlight=False)
 
 
+def _green_cases_line(cases: Any, cur: str) -> None:
+    """The plan's band: cost, emissions and short site-hours with green low/central/high."""
+    if not isinstance(cases, dict):
+        return
+    from optimizer.contract import GREEN_CASES
+
+    q = cases.get("quantiles", {})
+    parts = [
+        f"{case} ({q.get(case)}): {c['total_cost']:,.0f} {cur}, {c['emissions_t']:,.2f} t "
+        f"contract / {c['emissions_location_t']:,.2f} t location, "
+        f"{c['short_site_hours']} site-hours short"
+        for case in GREEN_CASES
+        if isinstance(c := cases.get(case), dict)
+    ]
+    robust = cases.get("robust_quantile")
+    head = f"green cases (robust at {robust})" if robust else "green cases (not robust)"
+    if not cases.get("band_given"):
+        head += ", no forecast band in the scenario"
+    out.print(head + ":\n  " + "\n  ".join(parts))
+
+
 @app.command()
 def plan(
     scenario: Annotated[Path, typer.Option("--scenario", "-s", help="scenario directory")],
@@ -74,6 +95,15 @@ def plan(
     stability: Annotated[
         float | None, typer.Option("--stability-weight", help="override the plan-stability weight")
     ] = None,
+    robust: Annotated[
+        float | None,
+        typer.Option(
+            "--robust",
+            help="plan robust for green at this forecast quantile (0.1 = P10): every "
+            "site-hour stays powerable if green comes in that low; off by default (the "
+            "nightly plan is robust)",
+        ),
+    ] = None,
     backend: Annotated[str, typer.Option("--backend", help="pyomo (default) or matrix")] = "pyomo",
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="skip the independent check of the plan")
@@ -87,6 +117,7 @@ def plan(
         "min_green_share": min_green_share,
         "carbon_budget_t": carbon_budget,
         "plan_stability_weight": stability,
+        "robust_green_quantile": robust,
     }
     sc, overrides, t_validate = _load_with_overrides(scenario, policy)
     if backend not in ("pyomo", "matrix"):
@@ -226,6 +257,7 @@ def _summary_table(s: dict[str, Any]) -> None:
                 cells.append("")
         t.add_row(label, *cells)
     out.print(t)
+    _green_cases_line(s.get("green_cases"), cur)
     tim = s.get("timings_s", {})
     ms = s.get("model_size", {})
     out.print(

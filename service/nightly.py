@@ -5,7 +5,7 @@ A night is claimed by inserting its row (`nightly_runs.night` is UNIQUE): the in
 decides which scheduler runs it, the loser logs and returns. In the same transaction the
 night's run is submitted through `service.runs.submit_run`, the function behind POST /runs:
 kind `nightly`, the current scenario version, warm-started from the active plan, the
-schedule's plan-stability weight as a policy override, activated on success (except a
+schedule's plan-stability weight and robustness for green at its P10 as policy overrides, activated on success (except a
 greedy fallback while a plan is active: see `service.execution`). The claim and the run
 land together or not at all. A night that cannot run (invalid scenario, queue full, runner
 error) or whose run fails keeps the active plan and says why in its row.
@@ -445,9 +445,15 @@ def get_night(session: Session, night_id: int) -> NightView:
     return _view(*found)
 
 
+NIGHTLY_ROBUST_GREEN_QUANTILE = 0.1
+"""The nightly plan is robust for green at its P10 (policy `robust_green_quantile`; issue 12):
+a plan nobody reviews before it runs must not lean on green that may not come."""
+
+
 def nightly_request(sched: ScheduleView, version_id: int, note: str) -> RunRequest:
     """The POST /runs request a night makes."""
-    overrides: dict[str, Any] = {}
+    # the plan an operator follows unattended stays powerable if green comes in low
+    overrides: dict[str, Any] = {"robust_green_quantile": NIGHTLY_ROBUST_GREEN_QUANTILE}
     if sched.stability_weight is not None:
         overrides["plan_stability_weight"] = sched.stability_weight
     return RunRequest(

@@ -59,6 +59,7 @@ def scenario(
     prices: dict[str, list[float]] | None = None,
     carbon: dict[str, list[float]] | None = None,
     green: dict[str, list[float]] | None = None,
+    green_p10: dict[str, list[float]] | None = None,
     green_price: dict[str, list[float]] | None = None,
     fleets: dict[str, int] | None = None,
     accelerators: list[dict[str, Any]] | None = None,
@@ -88,6 +89,12 @@ def scenario(
                     "grid_carbon_kg_per_mwh": series(carbon, 0.0, s),
                     "green_available_mw": series(green, 0.0, s),
                     "green_price_cny_per_mwh": series(green_price, 0.0, s),
+                    # the forecast's P10; absent: no band (P10 = the forecast)
+                    **(
+                        {"green_available_p10_mw": series(green_p10, np.nan, s)}
+                        if green_p10
+                        else {}
+                    ),
                 }
             )
         )

@@ -568,3 +568,53 @@ def test_churn_columns_are_recounted_from_the_assignments(sc: Scenario, plan: Pl
     }
     plan.summary["replica_starts"] += 3  # the total is recounted too
     assert ("totals", "replica_starts") in found(sc, plan)
+
+
+# --- robustness to green forecast error (issue 12) ------------------------------------------
+def _robust_micro(robust: bool) -> Scenario:
+    # as tests/test_model_micro.py: W leans on 2 MW of own green (0.5 MW at P10) beside a 1 MW
+    # grid connection; the central plan runs both 1 MW jobs there
+    return scenario(
+        [site("W", grid_limit_mw=1.0), site("E")],
+        hours=1,
+        prices={"W": [10], "E": [100]},
+        green={"W": [2.0]},
+        green_p10={"W": [0.5]},
+        jobs=[job("a", deadline_h=1), job("b", deadline_h=1)],
+        policy={"robust_green_quantile": 0.1} if robust else {},
+    )
+
+
+def _bundle_summary(plan: Plan, root: Path) -> dict:
+    plan.write_bundle(root)
+    return json.loads((root / "summary.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_a_plan_claiming_robustness_it_lacks_fails_and_a_robust_one_passes(
+    tmp_path: Path,
+) -> None:
+    central_sc, robust_sc = _robust_micro(False), _robust_micro(True)
+    central = optimize(central_sc, EXACT)
+    robust = optimize(robust_sc, EXACT)
+    assert validate_bundle(robust_sc, robust.write_bundle(tmp_path / "robust")).ok
+    # the central plan (both jobs at W) said to be robust at P10: 0.5 MW short in hour 0
+    root = tmp_path / "claim"
+    s = _bundle_summary(central, root)
+    s["green_cases"]["robust_quantile"] = "p10"
+    (root / "summary.json").write_text(json.dumps(s))
+    bad = validate_bundle(central_sc, root)
+    short = [v for v in bad.violations if v.rule == "short_at_quantile"]
+    assert len(short) == 1 and (short[0].site_id, short[0].hour) == ("W", 0)
+    assert short[0].actual == pytest.approx(0.5)
+    # the same plan offered for a scenario that asks for robustness: no claim, and short
+    rules = {
+        v.rule for v in validate_bundle(robust_sc, central.write_bundle(tmp_path / "c")).violations
+    }
+    assert "robust_claim" in rules
+    # a band figure that does not match the re-dispatch is named
+    root = tmp_path / "band"
+    s = _bundle_summary(central, root)
+    s["green_cases"]["low"]["short_site_hours"] = 0
+    (root / "summary.json").write_text(json.dumps(s))
+    rules = {v.rule for v in validate_bundle(central_sc, root).violations}
+    assert rules == {"green_cases.low.short_site_hours"}

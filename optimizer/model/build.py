@@ -21,6 +21,7 @@ from optimizer.model import (
     objective,
     policy,
     power,
+    robust,
 )
 from optimizer.model.core import LinearModel
 from optimizer.model.sets import ModelData, build_sets
@@ -35,6 +36,7 @@ MODULES: tuple[ModuleType, ...] = (
     power,  # registers power_balance (facility)
     battery,  # registers power_balance (charge, discharge)
     energy,  # sums power_balance; energy and carbon cost
+    robust,  # headroom for green at its low quantile (robust mode only)
     policy,
     objective,
 )

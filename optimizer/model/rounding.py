@@ -75,7 +75,7 @@ def round_devices(
     it_kw = np.einsum("sah,a->sh", busy, sc.busy_kw) + np.einsum(
         "sah,a->sh", sc.capacity - busy, sc.idle_kw
     )
-    headroom = sc.supply_limit_mw - it_kw / KW_PER_MW * sc.pue[:, None]
+    headroom = sc.firm_supply_limit_mw - it_kw / KW_PER_MW * sc.pue[:, None]
     mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type] per device
 
     def try_add(k: int, s: int, a: int, h: int) -> bool:
@@ -146,7 +146,10 @@ def hold_through_dips(
         "sah,a->sh", sc.capacity - busy, sc.idle_kw
     )
     headroom = (
-        sc.grid_limit_mw[:, None] + sc.green_available_mw - it_kw / KW_PER_MW * sc.pue[:, None]
+        sc.grid_limit_mw[:, None]
+        + sc.green_available_mw
+        - (sc.supply_limit_mw - sc.firm_supply_limit_mw)  # robust mode: green at its low quantile
+        - it_kw / KW_PER_MW * sc.pue[:, None]
     )
     mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type]
     hold_cny = mw[:, :, None] * grid_cost_per_mwh(sc)[:, None, :]  # [site, type, hour]

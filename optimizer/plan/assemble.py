@@ -15,6 +15,7 @@ import pandas as pd
 
 from optimizer.actions import actions_table
 from optimizer.contract import ACCOUNTING, WORKLOADS
+from optimizer.plan.cases import green_cases
 from optimizer.plan.explain import (
     binding_limits,
     moved_jobs,
@@ -455,10 +456,12 @@ def assemble_plan(
             "certificate_price_cny_per_mwh": pol.certificate_price_cny_per_mwh,
             "carbon_budget_t": pol.carbon_budget_t,
             "plan_stability_weight": pol.plan_stability_weight,
+            "robust_green_quantile": pol.robust_green_quantile,
         },
         "policy_violations": violations,
         "cfe_by_site": cfe_by_site(sc, e.green, e.fac),
         "accounting": {**ACCOUNTING, "residual_mix": residual_mix_note(sc)},
+        "green_cases": green_cases(sc, e, kpis),
         "solver": solver or {},
         "timings_s": timings_s or {},
         "model_size": model_size or {},

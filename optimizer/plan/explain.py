@@ -167,7 +167,7 @@ def unplaced_reason(
     if not opts:
         return "cannot run anywhere: " + "; ".join(why)
     cap = sc.capacity
-    headroom = sc.supply_limit_mw - grid - green
+    headroom = sc.firm_supply_limit_mw - grid - green
     best: tuple[int, Any, str] = (-1, None, "")
     for o in opts:
         hours = np.arange(o.window_start, o.window_end)

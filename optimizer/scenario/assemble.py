@@ -195,10 +195,36 @@ def site_series(a: Assembly) -> None:
     # an empty residual-mix cell means "no residual mix given": it stays NaN (the average
     # stands in, see Scenario.contract_carbon_kg_per_mwh)
     residual = a.series.pop("grid_residual_kg_per_mwh")
+    quantiles = {c: a.series.pop(c) for c in schema.GREEN_QUANTILE_COLUMNS}
     # bad cells were reported while parsing; fill so later arithmetic stays finite
     for arr in a.series.values():
         np.nan_to_num(arr, copy=False, nan=0.0)
     a.series["grid_residual_kg_per_mwh"] = residual
+    green_quantiles(a, quantiles)
+
+
+def green_quantiles(a: Assembly, quantiles: dict[str, np.ndarray]) -> None:
+    """The green forecast's quantiles around its P50 (`green_available_mw`): a missing
+    column or an empty cell has no band there (the quantile is the P50); a low quantile
+    above the P50, or a high one below it, is reported per site and hour."""
+    p50 = a.series["green_available_mw"]
+    for (q, level), col in zip(schema.GREEN_QUANTILES, schema.GREEN_QUANTILE_COLUMNS, strict=True):
+        arr = quantiles[col]
+        given = ~np.isnan(arr)
+        wrong = given & ((arr > p50 + 1e-9) if level < 0.5 else (arr < p50 - 1e-9))
+        side = "above" if level < 0.5 else "below"
+        for n, (si, h) in enumerate(zip(*np.nonzero(wrong), strict=True)):
+            if n == _MAX_LISTED:
+                a.p.add("site_series.csv", f"... {int(wrong.sum())} such cells in all", column=col)
+                break
+            a.p.add(
+                "site_series.csv",
+                f"site {a.sites[si].site_id}: {q.upper()} {arr[si, h]:g} MW is {side} the P50 "
+                f"green_available_mw {p50[si, h]:g} MW",
+                column=col,
+                hour=(a.start + pd.Timedelta(hours=int(h))).isoformat(),
+            )
+        a.series[col] = np.where(given, arr, p50)
 
 
 def availability(a: Assembly) -> None:
@@ -503,6 +529,7 @@ def assemble(
         grid_price_cny_per_mwh=a.series["grid_price_cny_per_mwh"],
         grid_carbon_kg_per_mwh=a.series["grid_carbon_kg_per_mwh"],
         green_available_mw=a.series["green_available_mw"],
+        **{c: a.series[c] for c in schema.GREEN_QUANTILE_COLUMNS},
         green_price_cny_per_mwh=a.series["green_price_cny_per_mwh"],
         grid_residual_kg_per_mwh=a.series["grid_residual_kg_per_mwh"],
         available_fraction=a.avail,

@@ -404,11 +404,21 @@ def _policy(policy_raw: Any, problems: list[Problem]) -> Policy:
             pvals[key.name] = None
             continue
         message = _policy_value_problem(key, val)
+        if message is None and key.name == "robust_green_quantile":
+            message = robust_level_problem(float(val))
         if message is not None:
             problems.append(Problem(file, message, column=f"policy.{key.name}"))
             continue
         pvals[key.name] = float(val)
     return Policy(**pvals)
+
+
+def robust_level_problem(level: float) -> str | None:
+    """Robust mode plans for a quantile the scenario format carries, or none."""
+    if any(math.isclose(level, known) for known in schema.ROBUST_LEVELS):
+        return None
+    known = ", ".join(f"{v:g}" for v in schema.ROBUST_LEVELS)
+    return f"value {level:g} is not a green quantile robust mode can plan for ({known})"
 
 
 def _policy_value_problem(key: Column, val: Any) -> str | None:

@@ -278,6 +278,20 @@ FLEETS = Table(
     "Installed devices per site and accelerator type.",
 )
 
+GREEN_QUANTILES: tuple[tuple[str, float], ...] = (("p10", 0.1), ("p90", 0.9))
+"""Forecast quantiles of green supply carried beside its P50 (site_series
+`green_available_mw`), low first: (name, level). The low one is what robust mode plans for
+(policy `robust_green_quantile`), both bound the plan's `green_cases` (issue 12)."""
+GREEN_LOW, GREEN_HIGH = GREEN_QUANTILES[0][0], GREEN_QUANTILES[-1][0]
+ROBUST_LEVELS = {level: q for q, level in GREEN_QUANTILES if level < 0.5}
+"""Levels robust mode may plan for (policy `robust_green_quantile`) and their quantile."""
+
+
+def green_quantile_column(q: str) -> str:
+    """site_series column of green quantile `q` (e.g. `p10`)."""
+    return f"green_available_{q}_mw"
+
+
 SITE_SERIES = Table(
     "site_series",
     "site_series.csv",
@@ -339,8 +353,24 @@ SITE_SERIES = Table(
             min=0,
             max=MAX_CARBON_KG_PER_MWH,
         ),
+        *(
+            _c(
+                green_quantile_column(q),
+                "float",
+                "MW",
+                None,
+                f"P{round(level * 100)} of the green supply forecast (`green_available_mw` is "
+                "its P50); a scenario without the column, or an empty cell, has no band there: "
+                "the quantile is the P50 (robust mode then keeps no headroom, and the plan's "
+                "`green_cases` says so)",
+                min=0,
+                max=MAX_SITE_MW,
+            )
+            for q, level in GREEN_QUANTILES
+        ),
     ),
-    "Hourly series per site; every site covers every hour of the horizon exactly once.",
+    "Hourly series per site; every site covers every hour of the horizon exactly once. "
+    "Green quantiles satisfy P10 <= P50 (`green_available_mw`) <= P90.",
 )
 
 AVAILABILITY = Table(
@@ -561,6 +591,9 @@ SERVICE_DEMAND = Table(
     "Hourly demand per service and region; a (service, region) pair listed must cover every hour.",
 )
 
+GREEN_QUANTILE_COLUMNS = tuple(green_quantile_column(q) for q, _ in GREEN_QUANTILES)
+"""site_series' green quantile columns, each a `Scenario` array of the same name."""
+
 TABLES: tuple[Table, ...] = (
     SITES,
     ACCELERATORS,
@@ -589,6 +622,22 @@ MANIFEST_KEYS: tuple[Column, ...] = (
         "CNY",
         "currency of every money column (the `_cny` in their names predates other currencies) "
         "and of the plan's money figures",
+    ),
+)
+
+# Robustness to green forecast error (issue 12): plan for the low quantile of green supply.
+POLICY_ROBUST: tuple[Column, ...] = (
+    _c(
+        "robust_green_quantile",
+        "float",
+        "quantile",
+        None,
+        "absent: plan on the green forecast's P50 only; a low level of `GREEN_QUANTILES` "
+        "(0.1 = P10): keep every site-hour powerable when green comes in at that quantile "
+        "(grid headroom where the plan leans on green beside the grid connection). The "
+        "nightly plan sets 0.1 unless the scenario sets it",
+        min=0,
+        max=0.5,
     ),
 )
 
@@ -631,6 +680,7 @@ POLICY_LEVERS: tuple[Column, ...] = (
         min=0,
         max=MAX_PLAN_STABILITY_WEIGHT,
     ),
+    *POLICY_ROBUST,
 )
 
 POLICY_RATES: tuple[Column, ...] = (
@@ -780,6 +830,7 @@ class Policy:
     min_green_share: float = 0.0
     carbon_budget_t: float | None = None
     plan_stability_weight: float = 1.0
+    robust_green_quantile: float | None = None  # issue 12; POLICY_ROBUST
     transfer_price_cny_per_gb: float = 0.05
     lost_hour_cost_cny_per_device_hour: float = 15.0
     unplaced_penalty_cny_per_device_hour: float = 200.0

@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.scenario.schema import GRID_DELIVERED_CONTRACTS, Policy
+from optimizer.scenario.schema import (
+    GREEN_QUANTILE_COLUMNS,
+    GRID_DELIVERED_CONTRACTS,
+    ROBUST_LEVELS,
+    Policy,
+    green_quantile_column,
+)
 
 
 @dataclass(frozen=True)
@@ -164,12 +170,20 @@ class Scenario:
     warnings: tuple[Problem, ...] = ()
     # [site, hour] residual-mix factor; NaN (or None: all NaN) where none is given
     grid_residual_kg_per_mwh: np.ndarray | None = None
+    # [site, hour] quantiles of the green forecast (schema.GREEN_QUANTILES); None: no band,
+    # the quantile is `green_available_mw` (its P50)
+    green_available_p10_mw: np.ndarray | None = None
+    green_available_p90_mw: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.grid_residual_kg_per_mwh is None:
             nan = np.full(np.shape(self.grid_carbon_kg_per_mwh), np.nan)
             object.__setattr__(self, "grid_residual_kg_per_mwh", nan)
+        for name in GREEN_QUANTILE_COLUMNS:
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.array(self.green_available_mw, dtype=float))
         for name in (
+            *GREEN_QUANTILE_COLUMNS,
             "grid_price_cny_per_mwh",
             "grid_carbon_kg_per_mwh",
             "green_available_mw",
@@ -279,6 +293,43 @@ class Scenario:
         of an own asset or direct line beside it."""
         own = np.where(self.green_shares_grid[:, None], 0.0, self.green_available_mw)
         return self.grid_limit_mw[:, None] + own
+
+    def green_quantile_mw(self, q: str) -> np.ndarray:
+        """[site, hour] green supply at forecast quantile `q` (`p10`, `p50`, `p90`)."""
+        if q == "p50":
+            return self.green_available_mw
+        return getattr(self, green_quantile_column(q))  # type: ignore[no-any-return]
+
+    @cached_property
+    def green_band_given(self) -> bool:
+        """The scenario carries a green forecast band (some quantile differs from the P50)."""
+        return any(
+            not np.array_equal(getattr(self, c), self.green_available_mw)
+            for c in GREEN_QUANTILE_COLUMNS
+        )
+
+    @property
+    def robust_green_quantile(self) -> str | None:
+        """The green quantile robust mode plans for (policy `robust_green_quantile`), or None."""
+        level = self.policy.robust_green_quantile
+        if level is None:
+            return None
+        return min(ROBUST_LEVELS.items(), key=lambda kv: abs(kv[0] - level))[1]
+
+    def supply_limit_at(self, q: str) -> np.ndarray:
+        """[site, hour] most power the site can draw when green comes in at quantile `q`."""
+        own = np.where(self.green_shares_grid[:, None], 0.0, self.green_quantile_mw(q))
+        return self.grid_limit_mw[:, None] + own
+
+    @cached_property
+    def firm_supply_limit_mw(self) -> np.ndarray:
+        """[site, hour] the power a plan may count on: `supply_limit_mw`, or in robust mode
+        the supply with green at the robust quantile (what every planner fills up to)."""
+        q = self.robust_green_quantile
+        out = self.supply_limit_mw if q is None else self.supply_limit_at(q)
+        out = np.array(out)
+        out.flags.writeable = False
+        return out
 
     @cached_property
     def green_resale_cny_per_mwh(self) -> np.ndarray:

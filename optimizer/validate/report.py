@@ -7,7 +7,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-CHECKS = ("bundle", "jobs", "services", "churn", "capacity", "power", "totals", "policy")
+CHECKS = (
+    "bundle",
+    "jobs",
+    "services",
+    "churn",
+    "capacity",
+    "power",
+    "totals",
+    "policy",
+    "robust",
+)
 """The check families, in the order their violations are reported; every `Violation.check`
 is one of them."""
 

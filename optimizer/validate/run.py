@@ -19,7 +19,17 @@ from typing import Any
 import pandas as pd
 
 from optimizer.scenario.types import Scenario
-from optimizer.validate import bundle, capacity, churn, jobs, policy, power, services, totals
+from optimizer.validate import (
+    bundle,
+    capacity,
+    churn,
+    jobs,
+    policy,
+    power,
+    robust,
+    services,
+    totals,
+)
 from optimizer.validate.names import EXTRA_TABLES, TABLE_COLUMNS
 from optimizer.validate.report import CHECKS, ValidationReport, Violation
 from optimizer.validate.state import Checker, PlanTables
@@ -33,6 +43,7 @@ MODULES: tuple[ModuleType, ...] = (
     power,  # from c.busy: c.power
     policy,  # from c.power: c.policy
     totals,  # prices all of it
+    robust,  # from c.power and the totals: green cases and the robustness claim
 )
 
 

@@ -254,7 +254,7 @@ def test_a_night_solves_the_current_scenario_warm_started_and_activates_its_plan
         assert run.scenario_version_id == current.id
         assert run.warm_start_plan_id == before
         assert run.settings["time_limit_s"] == 45
-        assert run.overrides == {"plan_stability_weight": 2.5}
+        assert run.overrides == {"plan_stability_weight": 2.5, "robust_green_quantile": 0.1}
         assert run.idempotency_key == "nightly:2025-07-16"
         assert [v.state for v in nightly.history(s, offset=0, limit=5)[0]] == ["running"]
 
@@ -883,7 +883,7 @@ def test_run_now_replaces_the_active_plan_and_shows_in_the_history(server: LiveS
         run = wait_run(a, night["run_id"])
         assert run["state"] == "succeeded", run
         assert run["kind"] == "nightly" and run["warm_start_plan_id"] == previous
-        assert run["overrides"] == {"plan_stability_weight": 1.0}
+        assert run["overrides"] == {"plan_stability_weight": 1.0, "robust_green_quantile": 0.1}
         assert "after the wind alert" in run["note"]
         assert a.get("/plans/active").json()["id"] == run["plan_id"]
         item = a.get("/schedule/history", params={"limit": 1}).json()["items"][0]
