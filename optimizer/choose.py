@@ -7,6 +7,8 @@ unmet demand priced), so it is never worse than a baseline or its own start, wha
 did with the start (issue 16 measured a first incumbent of 175 M CNY handed a 0.61 M start).
 Where objectives tie, the earlier candidate wins: the solver's plan, then the baselines in the
 order given, then the start (a cold start is often the greedy plan itself, better named so).
+A baseline or start that breaks a rule of the scenario the heuristics do not know (a minimum
+up-time, a pause cap) is not a candidate (`pick_keeping_rules`).
 
 `dominance` compares two plans' KPIs on the criteria of issue 11's "Done when": cost (with
 contract payments, without the carbon price, which prices the emissions compared beside it),
@@ -23,6 +25,7 @@ import numpy as np
 
 from optimizer.plan import Plan, Schedule, assemble_plan
 from optimizer.scenario.types import Scenario
+from optimizer.validate import validate_plan
 
 IMPROVED = "improved"
 """The solver's plan came back: no candidate beats it."""
@@ -62,6 +65,22 @@ def pick(candidates: list[Candidate]) -> Candidate:
         if c.objective < best.objective - (REL_TOL * abs(best.objective) + 1e-6):
             best = c
     return best
+
+
+def pick_keeping_rules(sc: Scenario, candidates: list[Candidate]) -> Candidate:
+    """`pick` among the candidates that keep every rule of `sc`. Baselines and starts come
+    from heuristics that know nothing of some hard rules (a minimum up-time, a cap on
+    pauses), so one that would win is first checked by the independent validator and passed
+    over if it breaks one; the solver's plan is checked by the caller, as every plan is.
+    When every other candidate breaks a rule the best of all comes back (a fallback; its
+    check then says what it breaks)."""
+    left = list(candidates)
+    while left:
+        best = pick(left)
+        if best.origin == IMPROVED or validate_plan(sc, best.plan).ok:
+            return best
+        left.remove(best)
+    return pick(candidates)
 
 
 # ----------------------------------------------------------------------------- dominance

@@ -180,7 +180,7 @@ def _returned_plan(
         found.append(_candidate(sc, choose.IMPROVED, sched))
     named = {n: _candidate(sc, choose.baseline_origin(n), b) for n, b in baselines.items()}
     found += [*named.values(), _candidate(sc, choose.START, start_sched)]
-    best = choose.pick(found)
+    best = choose.pick_keeping_rules(sc, found)
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
     solver["dominance"] = _dominance_report(sc, best, named)
@@ -229,7 +229,8 @@ def _dominance_report(
 
 
 def _candidate(sc: Scenario, origin: str, sched: Schedule) -> choose.Candidate:
-    return choose.Candidate(origin, sched, assemble_plan(sc, sched, status="check"))
+    # a plan without a solver's bound, as a baseline's is (the validator may check it)
+    return choose.Candidate(origin, sched, assemble_plan(sc, sched, status="baseline"))
 
 
 def _device_count(d: ModelData) -> int:
