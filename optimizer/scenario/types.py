@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -121,6 +121,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class RegionPoint:
+    """Where a demand region's users are, for maps (demand_regions.csv)."""
+
+    name: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
 class Service:
     service_id: str
     latency_limit_ms: float
@@ -164,6 +173,8 @@ class Scenario:
     warnings: tuple[Problem, ...] = ()
     # [site, hour] residual-mix factor; NaN (or None: all NaN) where none is given
     grid_residual_kg_per_mwh: np.ndarray | None = None
+    # demand region -> its representative point (optional, display only; demand_regions.csv)
+    region_points: Mapping[str, RegionPoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.grid_residual_kg_per_mwh is None:
