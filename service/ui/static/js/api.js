@@ -16,8 +16,9 @@ export const key = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
-export async function api(path, { method = "GET", body, withKey = key.get(), raw = false } = {}) {
+export async function api(path, { method = "GET", body, withKey = key.get(), raw = false, accept } = {}) {
   const headers = { "X-API-Key": withKey || "" };
+  if (accept) headers.Accept = accept;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (raw && res.ok) return res;
