@@ -92,10 +92,8 @@ def test_map_draws_demand_regions_and_latency_links(tab: Tab, ui_server: LiveSer
     API's /links) are the solid, labelled ones; a site opens by a mouse click too."""
     with ui_server.client("viewer") as c:
         plan = c.get("/plans/active").json()
-        used = {
-            (x["site_id"], x["demand_region"])
-            for x in c.get(f"/plans/{plan['id']}/links").json()["items"]
-        }
+        items = c.get(f"/plans/{plan['id']}/links").json()["items"]
+        used = {(x["site_id"], x["demand_region"]) for x in items}
         latency = c.get("/data/latency").json()["rows"]
         regions = c.get("/data/demand_regions").json()["rows"]
     assert used, "the demo plan serves inference: some links are used"
@@ -121,11 +119,28 @@ def test_map_draws_demand_regions_and_latency_links(tab: Tab, ui_server: LiveSer
         )
         want = next(c for limit, c in colour.items() if row["latency_ms"] <= limit)
         assert line.get_attribute("stroke") == want, row
+    # the main links (>= 10 % of their region's served tokens) are the labelled ones
+    served: dict[str, float] = {}
+    for x in items:
+        served[x["demand_region"]] = served.get(x["demand_region"], 0.0) + x["mtokens"]
+    main = {
+        (x["site_id"], x["demand_region"])
+        for x in items
+        if x["mtokens"] >= 0.1 * served[x["demand_region"]]
+    }
+    assert main
+    drawn_main = {
+        (x["site"], x["region"])
+        for x in tab.page.locator("line.link.main").evaluate_all(
+            "ls => ls.map((l) => ({site: l.dataset.site, region: l.dataset.region}))"
+        )
+    }
+    assert drawn_main == main
     labels = tab.page.locator("text.link-label").all_text_contents()
     assert sorted(labels) == sorted(
         f"{_fmt(r['latency_ms'], 1)} ms"
         for r in latency
-        if (r["site_id"], r["demand_region"]) in used
+        if (r["site_id"], r["demand_region"]) in main
     )
     expect(tab.page.locator("#links tbody tr.used")).to_have_count(len(used))
     tab.shot("map-links")

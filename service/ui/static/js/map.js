@@ -33,6 +33,18 @@ function projection(points) {
 
 const f1 = (v) => v.toFixed(1);
 
+// A link is one of a region's main links when it carries at least this share of the
+// tokens the plan serves that region: drawn wide and labelled; the plan's other links thin.
+export const MAIN_LINK_SHARE = 0.1;
+
+// The plan's links by "site\0region", each with its share of its region's served tokens.
+function linkShares(items) {
+  const byRegion = new Map();
+  for (const x of items) byRegion.set(x.demand_region, (byRegion.get(x.demand_region) || 0) + x.mtokens);
+  return new Map(items.map((x) => [`${x.site_id}\u0000${x.demand_region}`,
+    { ...x, share: byRegion.get(x.demand_region) > 0 ? x.mtokens / byRegion.get(x.demand_region) : 0 }]));
+}
+
 // One line per latency.csv pair whose region has a point; the plan's links drawn on top.
 function linkLines(latency, siteAt, regionAt, used) {
   const maxMtok = Math.max(1e-9, ...[...used.values()].map((u) => u.mtokens));
@@ -41,18 +53,21 @@ function linkLines(latency, siteAt, regionAt, used) {
     const [x1, y1] = siteAt.get(l.site_id), [x2, y2] = regionAt.get(l.demand_region);
     const ms = Number(l.latency_ms);
     const title = `${l.site_id} ↔ ${l.demand_region}: ${num(ms, 1)} ms` + (u
-      ? `, serves ${num(u.mtokens, 1)} Mtoken over ${u.hours} h (${u.services} service(s))`
+      ? `, serves ${num(u.mtokens, 1)} Mtoken (${pct(u.share, 0)} of the region's) over ${u.hours} h, ${u.services} service(s)`
       : ", not used by this plan");
-    const width = u ? 2 + 5 * Math.sqrt(u.mtokens / maxMtok) : 1.2;
-    const line = `<line class="link${u ? " used" : ""}" data-site="${esc(l.site_id)}" data-region="${esc(l.demand_region)}"
+    const main = u && u.share >= MAIN_LINK_SHARE;
+    const width = main ? 2 + 5 * Math.sqrt(u.mtokens / maxMtok) : u ? 1.5 : 1.2;
+    const style = main ? "" : u ? 'stroke-opacity="0.7"' : 'stroke-dasharray="4 4" stroke-opacity="0.5"';
+    const line = `<line class="link${u ? " used" : ""}${main ? " main" : ""}" data-site="${esc(l.site_id)}" data-region="${esc(l.demand_region)}"
       x1="${f1(x1)}" y1="${f1(y1)}" x2="${f1(x2)}" y2="${f1(y2)}" stroke="${latencyColour(ms)}" stroke-width="${width.toFixed(1)}"
-      ${u ? "" : 'stroke-dasharray="4 4" stroke-opacity="0.55"'} stroke-linecap="round"><title>${esc(title)}</title></line>`;
-    const label = u ? `<text class="link-label" x="${f1((x1 + x2) / 2)}" y="${f1((y1 + y2) / 2 - 3)}" font-size="11" text-anchor="middle"
+      ${style} stroke-linecap="round"><title>${esc(title)}</title></line>`;
+    const label = main ? `<text class="link-label" x="${f1((x1 + x2) / 2)}" y="${f1((y1 + y2) / 2 - 3)}" font-size="11" text-anchor="middle"
       paint-order="stroke" stroke="#fff" stroke-width="3">${num(ms, 1)} ms</text>` : "";
     return { u, svg: line, label };
   });
-  // unused first, so the plan's links lie on top of them; labels above every line
-  return [...lines.filter((x) => !x.u), ...lines.filter((x) => x.u)].map((x) => x.svg).join("")
+  // unused first, so the plan's links lie on top of them (widest last); labels above every line
+  const order = (x) => (x.u ? 1 + x.u.mtokens / maxMtok : 0);
+  return [...lines].sort((a, b) => order(a) - order(b)).map((x) => x.svg).join("")
     + lines.map((x) => x.label).join("");
 }
 
@@ -60,10 +75,11 @@ function regionMarks(regions, regionAt) {
   return regions.filter((r) => regionAt.has(r.demand_region)).map((r) => {
     const [x, y] = regionAt.get(r.demand_region);
     const label = `demand region ${r.demand_region}${r.name ? ` (${r.name})` : ""}`;
-    return `<g class="region" data-region="${esc(r.demand_region)}">
+    // above the sites, so a region beside a site stays visible; clicks pass through to the site
+    return `<g class="region" data-region="${esc(r.demand_region)}" pointer-events="none" aria-label="${esc(label)}">
       <rect x="${f1(x - 7)}" y="${f1(y - 7)}" width="14" height="14" transform="rotate(45 ${f1(x)} ${f1(y)})"
         fill="#fff" stroke="${OKABE_ITO.black}" stroke-width="2"><title>${esc(label)}</title></rect>
-      <text x="${f1(x)}" y="${f1(y + 22)}" font-size="12" font-style="italic" text-anchor="middle"
+      <text x="${f1(x)}" y="${f1(y - 12)}" font-size="12" font-weight="600" font-style="italic" text-anchor="middle"
         paint-order="stroke" stroke="#fff" stroke-width="3">${esc(r.demand_region)}</text></g>`;
   }).join("");
 }
@@ -85,9 +101,9 @@ function linksTable(latency, used) {
   const rows = latency.map((l) => ({ ...l, u: used.get(`${l.site_id}\u0000${l.demand_region}`) }))
     .sort((a, b) => (b.u?.mtokens ?? -1) - (a.u?.mtokens ?? -1) || Number(a.latency_ms) - Number(b.latency_ms));
   return `<table id="links"><thead><tr><th scope="col">site</th><th scope="col">demand region</th><th scope="col" class="num">latency (ms)</th>
-    <th scope="col" class="num">served (Mtoken)</th><th scope="col" class="num">hours used</th><th scope="col" class="num">services</th></tr></thead>
+    <th scope="col" class="num">served (Mtoken)</th><th scope="col" class="num">share of the region's</th><th scope="col" class="num">hours used</th><th scope="col" class="num">services</th></tr></thead>
     <tbody>${rows.map((r) => `<tr${r.u ? ' class="used"' : ""}><td>${esc(r.site_id)}</td><td>${esc(r.demand_region)}</td><td class="num">${num(r.latency_ms, 1)}</td>
-      <td class="num">${r.u ? num(r.u.mtokens, 1) : "–"}</td><td class="num">${r.u ? r.u.hours : "–"}</td><td class="num">${r.u ? r.u.services : "–"}</td></tr>`).join("")}</tbody></table>`;
+      <td class="num">${r.u ? num(r.u.mtokens, 1) : "–"}</td><td class="num">${r.u ? pct(r.u.share) : "–"}</td><td class="num">${r.u ? r.u.hours : "–"}</td><td class="num">${r.u ? r.u.services : "–"}</td></tr>`).join("")}</tbody></table>`;
 }
 
 export async function renderMap(el) {
@@ -99,7 +115,7 @@ export async function renderMap(el) {
   ]);
   const sites = sitesT.rows.map((r) => ({ ...r, lat: Number(r.lat), lon: Number(r.lon) }));
   const regions = regT.rows.map((r) => ({ ...r, lat: Number(r.lat), lon: Number(r.lon) }));
-  const used = new Map(ln.items.map((x) => [`${x.site_id}\u0000${x.demand_region}`, x]));
+  const used = linkShares(ln.items);
   const totals = siteTotals(rows);
   const project = projection([...sites, ...regions]);
   const siteAt = new Map(sites.map((s) => [s.site_id, project([s.lon, s.lat])]));
@@ -113,18 +129,18 @@ export async function renderMap(el) {
   el.innerHTML = `
     <h2>Map: active plan ${plan.id}</h2>
     <p class="hint">Circle area: the site's mean facility load over the horizon; colour: its green share. Diamonds: where the inference users of each demand region are.
-      Lines: the site-region pairs of the latency table, coloured by latency; solid, labelled and wider by tokens served where this plan serves over them, dashed where it does not.
+      Lines: the site-region pairs of the latency table, coloured by latency. Wide and labelled: the plan's main links, each carrying at least ${pct(MAIN_LINK_SHARE, 0)} of its region's tokens (width by tokens); thin: the plan's other links; dashed: not used.
       Select a site (click, or Tab and Enter) to open it.</p>
     <div class="map"><svg viewBox="0 0 ${W} ${H}" role="group" aria-label="Sites, demand regions and latency links on the map">
       <clipPath id="frame"><rect width="${W}" height="${H}"/></clipPath>
-      <g clip-path="url(#frame)">${countries}</g><g id="map-links">${linkLines(latT.rows, siteAt, regionAt, used)}</g>${regionMarks(regions, regionAt)}${siteDots(sites, totals, project, radius)}</svg></div>
+      <g clip-path="url(#frame)">${countries}</g><g id="map-links">${linkLines(latT.rows, siteAt, regionAt, used)}</g>${siteDots(sites, totals, project, radius)}${regionMarks(regions, regionAt)}</svg></div>
     <div class="legend" aria-label="Legend">
       <span>Green share:</span>${rampStops.map((c, i) => `<span><span class="swatch" style="background:${c}"></span>${i * 25} %</span>`).join("")}
       <span>· largest circle: ${num(maxMw, 2)} MW mean load</span>
     </div>
     <div class="legend" aria-label="Legend of the links">
       <span>Link latency (round trip):</span>${LATENCY_CLASSES.map(([, c], i) => `<span><span class="swatch" style="background:${c}"></span>${classLabel(i)}</span>`).join("")}
-      <span>· solid: used by the plan (${used.size}), dashed: not used</span>
+      <span>· used by the plan: ${used.size} of ${latT.rows.length} (wide: ${[...used.values()].filter((u) => u.share >= MAIN_LINK_SHARE).length} main links), dashed: not used</span>
     </div>
     ${unplaced.length ? `<p class="hint" id="regions-without-point">Demand regions without a point (add them to demand_regions.csv to draw them): ${unplaced.map(esc).join(", ")}</p>` : ""}
     <p class="hint">Outline: Natural Earth admin-0, 1:110m (public domain), via world-atlas (ISC).</p>
