@@ -12,6 +12,7 @@ import pandas as pd
 
 from optimizer.contract import DIFF_KPIS
 from optimizer.plan import Plan
+from optimizer.units import SECONDS_PER_HOUR, TOKENS_PER_MTOKEN
 
 DELTA_KEYS = DIFF_KPIS
 """The KPIs a diff compares (flagged `diff=True` in the bundle contract)."""
@@ -158,3 +159,43 @@ def explain(plan: Plan) -> dict[str, Any]:
         "moves": plan.moves.to_dict(orient="records"),
         "policy_violations": plan.summary.get("policy_violations", {}),
     }
+
+
+def region_links(plan: Plan) -> list[dict[str, Any]]:
+    """The (site, demand region) links the plan serves inference over, from its
+    service_flows: tokens served (Mtoken over the horizon), the hours with any flow, how many
+    services use the link, and its latency. Links the plan leaves unused are not listed."""
+    f = plan.service_flows
+    if f.empty:
+        return []
+    f = f.assign(mtokens=f["tokens_per_s"] * SECONDS_PER_HOUR / TOKENS_PER_MTOKEN)
+    g = (
+        f.groupby(["site_id", "demand_region"], sort=True)
+        .agg(
+            mtokens=("mtokens", "sum"),
+            hours=("hour", "nunique"),
+            services=("service_id", "nunique"),
+            latency_ms=("latency_ms", "first"),
+        )
+        .reset_index()
+    )
+    cols = {c: g[c].tolist() for c in g.columns}
+    return [
+        {
+            "site_id": str(site),
+            "demand_region": str(region),
+            "mtokens": float(mtok),
+            "hours": int(hours),
+            "services": int(services),
+            "latency_ms": float(ms),
+        }
+        for site, region, mtok, hours, services, ms in zip(
+            cols["site_id"],
+            cols["demand_region"],
+            cols["mtokens"],
+            cols["hours"],
+            cols["services"],
+            cols["latency_ms"],
+            strict=True,
+        )
+    ]

@@ -234,6 +234,7 @@ def build_scenario(
         "fleets": w.fleets,
         "site_series": _site_series(w, iso, carbon_mode),
         "latency": w.latency[["site_id", "demand_region", "latency_ms"]],
+        "demand_regions": pack.demand_regions[["demand_region", "name", "lat", "lon"]].copy(),
     }
     trace = workload == "trace-calibrated"
     if n_jobs is None:  # the trace's arrival rate on this fleet and horizon

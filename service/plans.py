@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from optimizer.diff import diff_plans, explain
+from optimizer.diff import diff_plans, explain, region_links
 from optimizer.plan import BUNDLE_TABLES
 from optimizer.plan import Plan as OptPlan
 from service.errors import Conflict, NotFound, PlanIntegrityError
@@ -264,6 +264,11 @@ def workloads(session: Session, plan_id: int) -> list[dict[str, Any]]:
 def explain_plan(session: Session, plan_id: int) -> dict[str, Any]:
     get_plan(session, plan_id)
     return jsonable(explain(load_plan(session, plan_id)))
+
+
+def links(session: Session, plan_id: int) -> list[dict[str, Any]]:
+    get_plan(session, plan_id)
+    return jsonable(region_links(load_plan(session, plan_id)))
 
 
 def diff(session: Session, a: int, b: int) -> dict[str, Any]:

@@ -154,6 +154,14 @@ def tables() -> tuple[dict, dict[str, pd.DataFrame]]:
         ],
         columns=["site_id", "demand_region", "latency_ms"],
     )
+    # where the users are, for maps only (the planner does not read it): the regions' cities
+    demand_regions = pd.DataFrame(
+        [
+            ("east-users", "East (Shanghai)", 31.23, 121.47),
+            ("south-users", "South (Guangzhou)", 23.13, 113.26),
+        ],
+        columns=["demand_region", "name", "lat", "lon"],
+    )
 
     def at(h: int) -> str:
         return (START + pd.Timedelta(hours=h)).isoformat()
@@ -430,6 +438,7 @@ def tables() -> tuple[dict, dict[str, pd.DataFrame]]:
         "fleets": fleets,
         "site_series": pd.concat(series, ignore_index=True),
         "latency": latency,
+        "demand_regions": demand_regions,
         "jobs": jobs,
         "services": services,
         "service_throughput": throughput,

@@ -26,6 +26,7 @@ from optimizer.scenario.types import (
     Job,
     Policy,
     Problem,
+    RegionPoint,
     Scenario,
     Service,
     Site,
@@ -61,6 +62,7 @@ class Assembly:
     series: dict[str, np.ndarray] = field(default_factory=dict)  # SERIES_COLUMNS, [site, hour]
     avail: np.ndarray = field(default_factory=lambda: np.ones((0, 0, 0)))
     latency: dict[tuple[str, str], float] = field(default_factory=dict)
+    region_points: dict[str, RegionPoint] = field(default_factory=dict)
     jobs: list[Job] = field(default_factory=list)
     svc_ids: dict[str, int] = field(default_factory=dict)
     throughput: dict[str, dict[str, float]] = field(default_factory=dict)
@@ -261,6 +263,22 @@ def latency(a: Assembly) -> None:
     for r, row in enumerate(_rows(lat)):
         if ok[r] and np.isfinite(row.latency_ms):
             a.latency[(row.site_id, row.demand_region)] = float(row.latency_ms)
+
+
+def demand_regions(a: Assembly) -> None:
+    """Optional map points of the demand regions; each must be a region of latency.csv."""
+    dr = a.t["demand_regions"]
+    if dr is None:
+        return
+    known = {r: 0 for _, r in a.latency}
+    ok = a.check_ref(
+        "demand_regions.csv", dr, "demand_region", known, "demand region (not in latency.csv)"
+    )
+    for r, row in enumerate(_rows(dr)):
+        if ok[r] and np.isfinite([row.lat, row.lon]).all():
+            a.region_points[row.demand_region] = RegionPoint(
+                str(row.name), float(row.lat), float(row.lon)
+            )
 
 
 def jobs(a: Assembly) -> None:
@@ -499,6 +517,7 @@ BUILDERS: tuple[Callable[[Assembly], None], ...] = (
     site_series,
     availability,  # of installed fleets
     latency,
+    demand_regions,  # regions of latency.csv
     jobs,  # gangs against the fleets
     service_throughput,
     services,  # each with throughput
@@ -534,6 +553,7 @@ def assemble(
         grid_residual_kg_per_mwh=a.series["grid_residual_kg_per_mwh"],
         available_fraction=a.avail,
         latency_ms=MappingProxyType(a.latency),
+        region_points=MappingProxyType(a.region_points),
         demand_regions=tuple(a.demand_regions),
         jobs=tuple(a.jobs),
         services=tuple(a.services),

@@ -605,6 +605,13 @@ def _write_latency(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
     )
 
 
+def _write_demand_regions(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame(
+        [(r, p.name, p.lat, p.lon) for r, p in sc.region_points.items()],
+        columns=schema.DEMAND_REGIONS.column_names,
+    )
+
+
 def _write_jobs(sc: Scenario, iso: np.ndarray) -> pd.DataFrame:
     return _records(sc, schema.JOBS, sc.jobs)
 
@@ -645,6 +652,7 @@ _WRITERS: dict[str, Callable[[Scenario, np.ndarray], pd.DataFrame]] = {
     "site_series": _write_site_series,
     "availability": _write_availability,
     "latency": _write_latency,
+    "demand_regions": _write_demand_regions,
     "jobs": _write_jobs,
     "services": _write_services,
     "service_throughput": _write_service_throughput,
@@ -677,6 +685,8 @@ def fingerprint(sc: Scenario) -> str:
     h.update(json.dumps(manifest, sort_keys=True, default=str).encode())
     for name in sorted(tables):
         df = tables[name]
+        if df.empty and not schema.TABLES_BY_NAME[name].fingerprint_when_empty:
+            continue
         if len(df):
             df = df.sort_values(list(schema.TABLES_BY_NAME[name].key), kind="stable")
         h.update(name.encode())

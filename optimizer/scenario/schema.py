@@ -39,6 +39,9 @@ class Table:
     columns: tuple[Column, ...]
     meaning: str
     optional: bool = False
+    # False for a table added after fingerprints were stored: absent or empty, it leaves a
+    # scenario's fingerprint as it was (load.fingerprint)
+    fingerprint_when_empty: bool = True
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -415,6 +418,31 @@ LATENCY = Table(
     "Latency from sites to demand regions; a missing pair means the site cannot serve that region.",
 )
 
+DEMAND_REGIONS = Table(
+    "demand_regions",
+    "demand_regions.csv",
+    ("demand_region",),
+    (
+        _c("demand_region", "str", "", REQUIRED, "a region named in latency.csv"),
+        _c("name", "str", "", "", "display name"),
+        _c(
+            "lat", "float", "deg", REQUIRED, "latitude of its representative point", min=-90, max=90
+        ),
+        _c(
+            "lon",
+            "float",
+            "deg",
+            REQUIRED,
+            "longitude of its representative point",
+            min=-180,
+            max=180,
+        ),
+    ),
+    "Optional. Where each demand region's users are (one representative point, e.g. its largest city), for maps; the planner does not read it.",
+    optional=True,
+    fingerprint_when_empty=False,
+)
+
 JOBS = Table(
     "jobs",
     "jobs.csv",
@@ -601,6 +629,7 @@ TABLES: tuple[Table, ...] = (
     SITE_SERIES,
     AVAILABILITY,
     LATENCY,
+    DEMAND_REGIONS,
     JOBS,
     SERVICES,
     SERVICE_THROUGHPUT,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -127,6 +127,15 @@ class Job:
 
 
 @dataclass(frozen=True)
+class RegionPoint:
+    """Where a demand region's users are, for maps (demand_regions.csv)."""
+
+    name: str
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True)
 class Service:
     service_id: str
     latency_limit_ms: float
@@ -174,6 +183,8 @@ class Scenario:
     # the quantile is `green_available_mw` (its P50)
     green_available_p10_mw: np.ndarray | None = None
     green_available_p90_mw: np.ndarray | None = None
+    # demand region -> its representative point (optional, display only; demand_regions.csv)
+    region_points: Mapping[str, RegionPoint] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.grid_residual_kg_per_mwh is None:

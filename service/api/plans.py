@@ -18,6 +18,7 @@ from service.api.schemas import (
     PlanItem,
     PlanOut,
     PlanPage,
+    RegionLinksOut,
     SiteHourPage,
     SiteHourRow,
     WorkloadsOut,
@@ -155,6 +156,13 @@ def explain(session: ReadSession, who: Viewer, plan_id: PlanId) -> ExplainOut:
     """Why the plan looks as it does: binding hours per site, unplaced work and its reason,
     moves with their savings, policy violations."""
     return ExplainOut(plan_id=plan_id, **plans.explain_plan(session, plan_id))
+
+
+@router.get("/{plan_id}/links", response_model=RegionLinksOut, responses=errors(404))
+def links(session: ReadSession, who: Viewer, plan_id: PlanId) -> RegionLinksOut:
+    """Which demand regions each site serves inference to: tokens, hours and services per
+    (site, region) link, with its latency (from the bundle's service_flows.csv)."""
+    return RegionLinksOut(plan_id=plan_id, items=plans.links(session, plan_id))
 
 
 @router.get(

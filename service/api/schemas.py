@@ -782,6 +782,39 @@ class WorkloadsOut(BaseModel):
     items: list[dict[str, Any]] = Field(description="rows of the bundle's workloads.csv")
 
 
+class RegionLinkOut(BaseModel):
+    site_id: str
+    demand_region: str
+    mtokens: float = Field(
+        description="inference tokens served over the link in the horizon (Mtoken)"
+    )
+    hours: int = Field(description="hours with any flow over the link")
+    services: int = Field(description="services served over the link")
+    latency_ms: float = Field(description="round-trip latency of the link (latency.csv, ms)")
+
+
+class RegionLinksOut(BaseModel):
+    model_config = _example(
+        {
+            "plan_id": 4,
+            "items": [
+                {
+                    "site_id": "sh-east",
+                    "demand_region": "east-users",
+                    "mtokens": 812.4,
+                    "hours": 24,
+                    "services": 2,
+                    "latency_ms": 5.0,
+                }
+            ],
+        }
+    )
+    plan_id: int
+    items: list[RegionLinkOut] = Field(
+        description="one per (site, demand region) the plan serves over; unused links left out"
+    )
+
+
 class UnplacedOut(BaseModel):
     workload_id: str
     kind: str

@@ -194,6 +194,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/plans/{plan_id}/site-hours", "viewer"),
     ("GET", "/plans/{plan_id}/workloads", "viewer"),
     ("GET", "/plans/{plan_id}/explain", "viewer"),
+    ("GET", "/plans/{plan_id}/links", "viewer"),
     ("GET", "/plans/{plan_id}/bundle", "viewer"),
     ("GET", "/plans/{plan_id}/actions", "viewer"),
     ("GET", "/plans/{plan_id}/actions/slurm", "viewer"),
@@ -795,6 +796,21 @@ def test_workloads_and_explain(viewer: httpx.Client, base_plan: dict[str, Any]) 
     for hours in ex["binding_hours"].values():
         assert set(hours) == {"capacity", "power", "green_supply"}
     assert ex["policy_violations"] == summary["policy_violations"]
+
+
+def test_links_carry_the_served_demand(viewer: httpx.Client, base_plan: dict[str, Any]) -> None:
+    """The map's links: every token served goes over one (demand - unmet, in Mtoken), each
+    over a latency the scenario has, and none that the plan leaves unused."""
+    pid = base_plan["plan_id"]
+    links = viewer.get(f"/plans/{pid}/links").json()["items"]
+    sc = load_scenario(DEMO)
+    demand_mtok = float(sc.demand_tokens_per_s.sum()) * 3600 / 1e6
+    unmet = viewer.get(f"/plans/{pid}").json()["kpis"]["unmet_mtokens"]
+    assert sum(x["mtokens"] for x in links) == pytest.approx(demand_mtok - unmet, rel=1e-6)
+    for x in links:
+        assert x["latency_ms"] == sc.latency_ms[(x["site_id"], x["demand_region"])]
+        assert x["mtokens"] > 0 and 1 <= x["hours"] <= sc.hours and x["services"] >= 1
+    assert viewer.get(f"/plans/{NO_RUN}/links").status_code == 404
 
 
 def test_diff_of_two_plans(planner: httpx.Client, base_plan: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -43,6 +44,8 @@ def test_overview_shows_the_active_plans_kpis(tab: Tab, ui_server: LiveServer) -
     expect(cost).to_have_text(f"{_fmt(plan['kpis']['total_cost'], 0)} {plan['currency']}")
     share = cards.locator("[data-kpi=green_share] .value")
     expect(share).to_have_text(f"{_fmt(100 * plan['kpis']['green_share'], 1)} %")
+    cfe = cards.locator("[data-kpi=cfe_score] .value")  # hourly CFE, where the plan has it
+    expect(cfe).to_have_text(f"{_fmt(100 * plan['kpis']['cfe_score'], 1)} %")
     emis = cards.locator("[data-kpi=emissions_location_t] .value")
     expect(emis).to_have_text(f"{_fmt(plan['kpis']['emissions_location_t'], 1)} tCO2")
     for baseline in plan["baselines"]:
@@ -84,15 +87,97 @@ def test_map_opens_a_site(tab: Tab, ui_server: LiveServer) -> None:
     assert tab.foreign_requests() == []
 
 
+def test_map_draws_demand_regions_and_latency_links(tab: Tab, ui_server: LiveServer) -> None:
+    """Every latency.csv pair is a line coloured by its latency class; the plan's links (the
+    API's /links) are the solid, labelled ones; a site opens by a mouse click too."""
+    with ui_server.client("viewer") as c:
+        plan = c.get("/plans/active").json()
+        items = c.get(f"/plans/{plan['id']}/links").json()["items"]
+        used = {(x["site_id"], x["demand_region"]) for x in items}
+        latency = c.get("/data/latency").json()["rows"]
+        regions = c.get("/data/demand_regions").json()["rows"]
+    assert used, "the demo plan serves inference: some links are used"
+    assert ui_server.keys is not None
+    tab.sign_in(ui_server.keys.viewer)
+    tab.page.get_by_role("link", name="Map").click()
+    expect(tab.page.locator("g.region")).to_have_count(len(regions))
+    expect(tab.page.locator("g.region text")).to_have_text([r["demand_region"] for r in regions])
+    lines = tab.page.locator("line.link")
+    expect(lines).to_have_count(len(latency))
+    drawn_used = {
+        (x["site"], x["region"])
+        for x in tab.page.locator("line.link.used").evaluate_all(
+            "ls => ls.map((l) => ({site: l.dataset.site, region: l.dataset.region}))"
+        )
+    }
+    assert drawn_used == used
+    # colour by latency class: <= 10 ms blue, <= 25 sky, <= 50 orange, above vermillion
+    colour = {10.0: "#0072B2", 25.0: "#56B4E9", 50.0: "#E69F00", float("inf"): "#D55E00"}
+    for row in latency:
+        line = tab.page.locator(
+            f"line.link[data-site='{row['site_id']}'][data-region='{row['demand_region']}']"
+        )
+        want = next(c for limit, c in colour.items() if row["latency_ms"] <= limit)
+        assert line.get_attribute("stroke") == want, row
+    # the main links (>= 10 % of their region's served tokens) are the labelled ones
+    served: dict[str, float] = {}
+    for x in items:
+        served[x["demand_region"]] = served.get(x["demand_region"], 0.0) + x["mtokens"]
+    main = {
+        (x["site_id"], x["demand_region"])
+        for x in items
+        if x["mtokens"] >= 0.1 * served[x["demand_region"]]
+    }
+    assert main
+    drawn_main = {
+        (x["site"], x["region"])
+        for x in tab.page.locator("line.link.main").evaluate_all(
+            "ls => ls.map((l) => ({site: l.dataset.site, region: l.dataset.region}))"
+        )
+    }
+    assert drawn_main == main
+    labels = tab.page.locator("text.link-label").all_text_contents()
+    assert sorted(labels) == sorted(
+        f"{_fmt(r['latency_ms'], 1)} ms"
+        for r in latency
+        if (r["site_id"], r["demand_region"]) in main
+    )
+    expect(tab.page.locator("#links tbody tr.used")).to_have_count(len(used))
+    tab.shot("map-links")
+    # a mouse click on a site opens it
+    tab.page.locator("g.site[data-site=gz-west] circle").click()
+    expect(tab.page.locator("#site-title")).to_contain_text("gz-west")
+    assert tab.foreign_requests() == []
+
+
 def test_workloads_gantt_heatmap_and_unplaced(tab: Tab, ui_server: LiveServer) -> None:
     with ui_server.client("viewer") as c:
         plan = c.get("/plans/active").json()
         unplaced = c.get(f"/plans/{plan['id']}/explain").json()["unplaced"]
+        asg = c.get(f"/plans/{plan['id']}/assignments?limit=10000").json()["items"]
     assert ui_server.keys is not None
     tab.sign_in(ui_server.keys.viewer)
     tab.page.get_by_role("link", name="Workloads").click()
     expect(tab.page.locator("#gantt rect").first).to_be_visible()
-    expect(tab.page.locator("#heatmap rect").first).to_be_visible()
+    # the heat map is a canvas: its rows are the (service, site) pairs of the plan, and a
+    # hovered cell names its figures, the API's devices summed over accelerator types
+    heat = tab.page.locator("#heatmap canvas")
+    expect(heat).to_be_visible()
+    cells: dict[tuple[str, str], dict[int, int]] = {}
+    for a in asg:
+        if a["tokens_per_s"] is not None:
+            cell = cells.setdefault((a["workload_id"], a["site_id"]), {})
+            cell[a["hour"]] = cell.get(a["hour"], 0) + a["devices"]
+    keys = sorted(cells, key=lambda k: f"{k[0]}\u0000{k[1]}")
+    expect(heat).to_have_attribute("data-rows", str(len(keys)))
+    i, (svc, site) = len(keys) - 1, keys[-1]
+    hour, n = max(cells[(svc, site)].items(), key=lambda x: (x[1], -x[0]))
+    stamp = next(a["timestamp"] for a in asg if a["hour"] == hour)
+    heat.scroll_into_view_if_needed()
+    heat.hover(position={"x": 190 + hour * 18 + 6, "y": 28 + i * 20 + 8})
+    expect(heat).to_have_attribute(
+        "title", f"{svc} @ {site}, {stamp[8:10]} {stamp[11:16]}: {n} devices"
+    )
     assert unplaced, "the demo plan leaves a job unplaced: the list must show it"
     table = tab.page.locator("#unplaced")
     for u in unplaced:
@@ -189,6 +274,32 @@ def test_history_downloads_a_bundle_and_activates_a_plan(tab: Tab, ui_server: Li
     finally:
         with ui_server.client("planner") as c:  # the other tests read the first plan
             assert c.post(f"/plans/{first}/activate").status_code == 200
+
+
+def test_history_downloads_each_export_with_the_key(tab: Tab, ui_server: LiveServer) -> None:
+    """Actions CSV, Slurm and Kubernetes exports of a plan, byte for byte the API's answer
+    (fetched with the key in a header, saved from a blob)."""
+    assert ui_server.keys is not None
+    with ui_server.client("viewer") as c:
+        pid = c.get("/plans/active").json()["id"]
+        want = {
+            "actions": c.get(f"/plans/{pid}/actions", headers={"Accept": "text/csv"}).content,
+            "slurm": c.get(f"/plans/{pid}/actions/slurm").content,
+            "kubernetes": c.get(f"/plans/{pid}/actions/kubernetes").content,
+        }
+    assert want["actions"].startswith(b"seq,timestamp,hour,action")
+    tab.sign_in(ui_server.keys.viewer)
+    tab.page.get_by_role("link", name="History").click()
+    row = tab.page.locator(f"#plans tr[data-plan='{pid}']")
+    names = {"actions": "Actions (CSV)", "slurm": "Slurm", "kubernetes": "Kubernetes (JSON)"}
+    files = {"actions": "actions.csv", "slurm": "slurm.txt", "kubernetes": "kubernetes.json"}
+    for export, body in want.items():
+        with tab.page.expect_download() as dl:
+            row.get_by_role("button", name=names[export]).click()
+        assert dl.value.suggested_filename == f"plan-{pid}-{files[export]}"
+        assert Path(dl.value.path()).read_bytes() == body, export
+    expect(tab.page.locator("#history-error")).to_have_text("")
+    assert tab.foreign_requests() == []
 
 
 def test_keyboard_only_labels_and_axis_units(tab: Tab, ui_server: LiveServer) -> None:

@@ -16,8 +16,9 @@ export const key = {
   clear: () => sessionStorage.removeItem(KEY),
 };
 
-export async function api(path, { method = "GET", body, withKey = key.get(), raw = false } = {}) {
+export async function api(path, { method = "GET", body, withKey = key.get(), raw = false, accept } = {}) {
   const headers = { "X-API-Key": withKey || "" };
+  if (accept) headers.Accept = accept;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (raw && res.ok) return res;
@@ -26,14 +27,15 @@ export async function api(path, { method = "GET", body, withKey = key.get(), raw
   return data;
 }
 
-// Every row of a paginated plan table (site-hours, assignments), page by page.
+// Every row of a paginated plan table (site-hours, assignments): the first page says how
+// many there are, the other pages are then asked for at once (not one after another).
 export async function allRows(path, pageSize = 10000) {
   const sep = path.includes("?") ? "&" : "?";
-  let offset = 0, items = [];
-  for (;;) {
-    const page = await api(`${path}${sep}offset=${offset}&limit=${pageSize}`);
-    items = items.concat(page.items);
-    offset += page.items.length;
-    if (offset >= page.total || page.items.length === 0) return items;
-  }
+  const page = (offset) => api(`${path}${sep}offset=${offset}&limit=${pageSize}`);
+  const first = await page(0);
+  const step = first.items.length;  // the page size the server granted
+  const offsets = [];
+  for (let o = step; step && o < first.total; o += step) offsets.push(o);
+  const rest = await Promise.all(offsets.map(page));
+  return first.items.concat(...rest.map((p) => p.items));
 }

@@ -13,7 +13,11 @@ export const siteHours = (planId) => once(`sh${planId}`, () => allRows(`/plans/$
 export const assignments = (planId, q = "") => once(`as${planId}${q}`, () => allRows(`/plans/${planId}/assignments${q}`));
 export const workloads = (planId) => once(`wl${planId}`, () => api(`/plans/${planId}/workloads`));
 export const explain = (planId) => once(`ex${planId}`, () => api(`/plans/${planId}/explain`));
-export const table = (name) => api(`/data/${name}?limit=10000`);
+// A scenario table; with a version, that version's (a plan's own inputs: cached, versions never change).
+export const table = (name, version) => (version
+  ? once(`t${name}@${version}`, () => api(`/data/${name}?limit=10000&version_id=${version}`))
+  : api(`/data/${name}?limit=10000`));
+export const links = (planId) => once(`ln${planId}`, () => api(`/plans/${planId}/links`));
 export const outline = () => once("outline", () => fetch("/ui/static/map/countries-110m.json").then((r) => r.json()));
 
 // Per site: mean facility load (MW) and green share of its energy over the horizon.

@@ -12,6 +12,7 @@ export const KPI_CARDS = [
   { key: "emissions_t", label: "Emissions, contract-based", unit: "tCO2", better: "lower" },
   { key: "emissions_location_t", label: "Emissions, location-based", unit: "tCO2", better: "lower" },
   { key: "green_share", label: "Green share", unit: "%", better: "higher" },
+  { key: "cfe_score", label: "Hourly CFE (24/7, contracted green)", unit: "%", better: "higher", optional: true },
   { key: "curtailed_mwh", label: "Curtailed green", unit: "MWh", better: "lower" },
   { key: "unplaced", label: "Unplaced jobs", unit: "jobs", better: "lower", digits: 0 },
   { key: "unplaced_device_hours", label: "Unplaced work", unit: "device-h", better: "lower", digits: 0 },
@@ -38,7 +39,9 @@ function versus(card, mine, theirs) {
 }
 
 export function kpiCards(kpis, baselines, currency) {
-  return `<div class="cards" id="kpi-cards">${KPI_CARDS.map((c) => `
+  // a KPI the plan does not carry (an older plan, before hourly CFE) gets no card
+  const cards = KPI_CARDS.filter((c) => !c.optional || (kpis[c.key] !== undefined && kpis[c.key] !== null));
+  return `<div class="cards" id="kpi-cards">${cards.map((c) => `
     <div class="card" data-kpi="${c.key}">
       <h3>${esc(c.label)}</h3>
       <div class="value">${kpiText(c, kpis[c.key], currency)}</div>

@@ -39,7 +39,9 @@ function gantt(jobs, byJob, nHours, labels) {
 
 // Replicas (devices serving) per service and site, per hour, as a heat map. Colour by the
 // square root of the count: a few large services would otherwise leave every other cell dark.
-function heatmap(asg, nHours, labels) {
+// Drawn on a canvas: the default scenario has ~280 rows x 48 hours, and as SVG (a rect and a
+// title per cell) those 27,000 nodes took most of the page's time; a cell's figures show on hover.
+export function heatCells(asg, nHours) {
   const cells = new Map();
   for (const a of asg) {
     const k = `${a.workload_id}\u0000${a.site_id}`;
@@ -47,32 +49,61 @@ function heatmap(asg, nHours, labels) {
     cells.get(k)[a.hour] += a.devices;
   }
   const keys = [...cells.keys()].sort();
-  const max = Math.max(1, ...[...cells.values()].flat());
-  const hours = [...Array(nHours).keys()];
-  const body = keys.map((k, i) => {
-    const [svc, site] = k.split("\u0000");
+  let max = 1;
+  for (const row of cells.values()) for (const v of row) if (v > max) max = v;
+  return { keys, rows: keys.map((k) => cells.get(k)), max };
+}
+
+function heatmap(box, asg, nHours, labels) {
+  const { keys, rows, max } = heatCells(asg, nHours);
+  const w = LEFT + nHours * CELL_W + 10, h = TOP + keys.length * ROW_H + 4;
+  const dpr = window.devicePixelRatio || 1;
+  const canvas = Object.assign(document.createElement("canvas"), { width: w * dpr, height: h * dpr });
+  Object.assign(canvas.style, { width: `${w}px`, height: `${h}px` });
+  canvas.setAttribute("role", "img");
+  canvas.setAttribute("aria-labelledby", "heat-title");
+  canvas.dataset.rows = String(keys.length);
+  const g = canvas.getContext("2d");
+  g.scale(dpr, dpr);
+  g.font = "11px system-ui, sans-serif";
+  g.fillStyle = "#1b1f23";
+  for (let hr = 0; hr < nHours; hr += 6) {
+    g.fillText(labels[hr], LEFT + hr * CELL_W, TOP - 8);
+    g.fillStyle = "#d0d7de";
+    g.fillRect(LEFT + hr * CELL_W, TOP - 4, 1, h);
+    g.fillStyle = "#1b1f23";
+  }
+  g.font = "12px system-ui, sans-serif";
+  keys.forEach((k, i) => {
     const y = TOP + i * ROW_H;
-    return `<text x="4" y="${y + 14}" font-size="12">${esc(svc)} @ ${esc(site)}</text>` + cells.get(k).map((v, h) =>
-      `<rect x="${LEFT + h * CELL_W}" y="${y + 1}" width="${CELL_W - 1}" height="${ROW_H - 2}" fill="${v ? ramp(Math.sqrt(v / max)) : "#f3f3f3"}"><title>${esc(svc)} @ ${esc(site)}, ${esc(labels[h])}: ${v} devices</title></rect>`).join("");
-  }).join("");
-  return { max, svg: `<svg width="${LEFT + nHours * CELL_W + 10}" height="${TOP + keys.length * ROW_H + 4}" role="img" aria-labelledby="heat-title">${hoursAxis(hours, labels)}${body}</svg>` };
+    g.fillStyle = "#1b1f23";
+    g.fillText(k.replace("\u0000", " @ "), 4, y + 14, LEFT - 8);
+    rows[i].forEach((v, hr) => {
+      g.fillStyle = v ? ramp(Math.sqrt(v / max)) : "#f3f3f3";
+      g.fillRect(LEFT + hr * CELL_W, y + 1, CELL_W - 1, ROW_H - 2);
+    });
+  });
+  canvas.addEventListener("mousemove", (e) => {
+    const r = canvas.getBoundingClientRect();
+    const i = Math.floor((e.clientY - r.top - TOP) / ROW_H), hr = Math.floor((e.clientX - r.left - LEFT) / CELL_W);
+    const ok = i >= 0 && i < keys.length && hr >= 0 && hr < nHours;
+    canvas.title = ok ? `${keys[i].replace("\u0000", " @ ")}, ${labels[hr]}: ${rows[i][hr]} devices` : "";
+  });
+  box.replaceChildren(canvas);
+  return max;
 }
 
 export async function renderWorkloads(el) {
   el.innerHTML = "<h2>Workloads</h2><p class='muted'>loading…</p>";
   const plan = await activePlan();
-  const [wl, asg, ex, sh] = await Promise.all([workloads(plan.id), assignments(plan.id), explain(plan.id), siteHours(plan.id)]);
+  // the assignments (21,000 rows on the default scenario) take longest: asked for first,
+  // awaited last, so the explanation's tables show while they arrive
+  const asgP = assignments(plan.id);
+  asgP.catch(() => {});  // awaited below; a failure is reported there
+  const [wl, ex, sh] = await Promise.all([workloads(plan.id), explain(plan.id), siteHours(plan.id)]);
   const labels = [...new Map(sh.map((r) => [r.hour, hourLabel(r.timestamp)]))].sort((a, b) => a[0] - b[0]).map((x) => x[1]);
   const nHours = labels.length;
   const jobs = wl.items.filter((w) => w.kind !== "inference");
-  const byJob = new Map();
-  const services = [];
-  for (const a of asg) {
-    if (a.tokens_per_s === null) {
-      if (!byJob.has(a.workload_id)) byJob.set(a.workload_id, []);
-      byJob.get(a.workload_id).push(a.hour);
-    } else services.push(a);
-  }
   const sites = [...new Set(sh.map((r) => r.site_id))].sort();
   const unplaced = ex.unplaced || [];
   const moves = ex.moves || [];
@@ -86,7 +117,7 @@ export async function renderWorkloads(el) {
       <div class="legend"><span><span class="swatch" style="background:${OKABE_ITO.blue}"></span>runs (a gap is a pause)</span>
         <span><span class="swatch" style="background:${OKABE_ITO.orange}"></span>moved from its current site (⇄)</span>
         <span class="muted">x: hour (scenario time, day HH:MM), one column per hour</span></div>
-      <div class="scroll tall" id="gantt" tabindex="0" aria-label="Gantt, scrollable"></div></div>
+      <div class="scroll tall" id="gantt" tabindex="0" aria-label="Gantt, scrollable"><p class="muted">loading the assignments…</p></div></div>
     <div class="panel"><h3>Unplaced work (${unplaced.length})</h3>
       ${unplaced.length ? `<table id="unplaced"><thead><tr><th scope="col">workload</th><th scope="col">kind</th><th scope="col">why</th></tr></thead>
         <tbody>${unplaced.map((u) => `<tr><td>${esc(u.workload_id)}</td><td>${esc(u.kind)}</td><td>${esc(u.reason)}</td></tr>`).join("")}</tbody></table>` : "<p>Every job is placed.</p>"}</div>
@@ -95,19 +126,29 @@ export async function renderWorkloads(el) {
         <tbody>${moves.map((m) => `<tr><td>${esc(m.workload_id)}</td><td>${esc(m.from_site)}</td><td>${esc(m.to_site)}</td><td class="num">${num(m.net_saving, 0)}</td><td>${esc(m.why ?? "")}</td></tr>`).join("")}</tbody></table>` : "<p>No running job moves.</p>"}</div>
     <div class="panel"><h3 id="heat-title">Inference replicas per service, site and hour</h3>
       <div class="legend" id="heat-legend"></div>
-      <div class="scroll tall" id="heatmap" tabindex="0" aria-label="Heat map, scrollable"></div></div>
+      <div class="scroll tall" id="heatmap" tabindex="0" aria-label="Heat map, scrollable"><p class="muted">loading the assignments…</p></div></div>
     <div class="panel"><h3>Limits that bind (hours per site)</h3>
       <table><thead><tr><th scope="col">site</th>${limits.map((k) => `<th scope="col" class="num">${esc(k.replace("_", " "))} (h)</th>`).join("")}</tr></thead>
       <tbody>${Object.entries(binding).map(([s, b]) => `<tr><td>${esc(s)}</td>${limits.map((k) => `<td class="num">${(b[k] || []).length}</td>`).join("")}</tr>`).join("")}</tbody></table></div>`;
+  const box = el.querySelector("#gantt");
+  const asg = await asgP;
+  if (!el.contains(box)) return;  // the tab moved on to another view meanwhile
+  const byJob = new Map();
+  const services = [];
+  for (const a of asg) {
+    if (a.tokens_per_s === null) {
+      if (!byJob.has(a.workload_id)) byJob.set(a.workload_id, []);
+      byJob.get(a.workload_id).push(a.hour);
+    } else services.push(a);
+  }
   const draw = () => {
     const site = el.querySelector("#wl-site").value;
     const mine = (x) => !site || x.site_id === site;
-    const heat = heatmap(services.filter(mine), nHours, labels);
     el.querySelector("#gantt").innerHTML = gantt(jobs.filter(mine), byJob, nHours, labels);
-    el.querySelector("#heatmap").innerHTML = heat.svg;
-    el.querySelector("#heat-legend").innerHTML = `<span>devices serving (square-root colour scale):</span><span><span class="swatch" style="background:#f3f3f3"></span>0</span>
-      <span><span class="swatch" style="background:${ramp(0.5)}"></span>${num(heat.max / 4, 0)}</span>
-      <span><span class="swatch" style="background:${ramp(1)}"></span>${heat.max}</span>`;
+    const max = heatmap(el.querySelector("#heatmap"), services.filter(mine), nHours, labels);
+    el.querySelector("#heat-legend").innerHTML = `<span>devices serving (square-root colour scale; hover a cell for its figures):</span><span><span class="swatch" style="background:#f3f3f3"></span>0</span>
+      <span><span class="swatch" style="background:${ramp(0.5)}"></span>${num(max / 4, 0)}</span>
+      <span><span class="swatch" style="background:${ramp(1)}"></span>${max}</span>`;
   };
   el.querySelector("#wl-site").addEventListener("change", draw);
   draw();
