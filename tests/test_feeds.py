@@ -200,6 +200,11 @@ def test_the_typical_year_provider_gives_the_generators_series_on_the_requested_
     np.testing.assert_allclose(green, sc.green_available_mw[i], atol=1e-4)
     np.testing.assert_allclose(got[("green_available", f"{site}-c2")].values, green)  # campus
     assert got[("green_available", site)].provenance.issued_at == AS_OF
+    # the pack's forecast band comes along (a night must not plan robustly on a zero band)
+    band = got[("green_available", site)].quantiles
+    assert band["p10"] is not None and (band["p10"] < green - 1e-6).any()
+    np.testing.assert_allclose(band["p10"], sc.green_available_p10_mw[i], atol=1e-4)
+    np.testing.assert_allclose(band["p90"], sc.green_available_p90_mw[i], atol=1e-4)
 
 
 def test_the_forecast_error_is_seeded_and_its_quantiles_bracket_the_forecast() -> None:

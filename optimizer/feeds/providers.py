@@ -29,6 +29,7 @@ import pandas as pd
 from optimizer.feeds.series import SERIES_BY_NAME, HourlySeries, Provenance
 from optimizer.generator import typical_site_series
 from optimizer.regions import RegionPack, load_region
+from optimizer.scenario.schema import GREEN_QUANTILES, green_quantile_column
 
 ERROR_AR1_PHI = 0.8  # hour-to-hour persistence of the forecast error (`assumed`)
 Z_P90 = 1.2816  # the standard normal's 90th percentile
@@ -128,15 +129,32 @@ class TypicalYearProvider:
             if spec.table != "site_series":
                 continue
             for site in (k for k in keys if k in base):
-                typical = table.loc[table["site_id"] == site, spec.column].to_numpy(float)
-                out.append(self._series(name, site, start, typical, prov))
+                rows = table[table["site_id"] == site]
+                typical = rows[spec.column].to_numpy(float)
+                band = {
+                    q: rows[green_quantile_column(q)].to_numpy(float)
+                    for q, _ in GREEN_QUANTILES
+                    if name in WITH_QUANTILES and green_quantile_column(q) in rows
+                }
+                out.append(self._series(name, site, start, typical, prov, band))
         return ProviderResult(self.name, tuple(out), problems)
 
     def _series(
-        self, name: str, site: str, start: pd.Timestamp, typical: np.ndarray, prov: Provenance
+        self,
+        name: str,
+        site: str,
+        start: pd.Timestamp,
+        typical: np.ndarray,
+        prov: Provenance,
+        band: dict[str, np.ndarray],
     ) -> HourlySeries:
+        """One series; green carries a band: the pack's forecast error model's (the same
+        the scenario builder writes) without an error of this provider's own, else one
+        around the erred values."""
         if name not in WITH_ERROR:
             return HourlySeries(name, site, start, typical, prov)
+        if self.error == 0.0:
+            return HourlySeries(name, site, start, typical, prov, band)
         e = forecast_error(
             self.seed, start.isoformat(), name, site, hours=len(typical), sigma=self.error
         )
