@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import flexible
 from optimizer.baselines import plan_baseline, repair_start
 from optimizer.heuristics import compact_pauses, lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
@@ -79,6 +80,12 @@ def optimize(
 ) -> Plan:
     """Plan `sc`: solve the MILP and report its KPIs beside the baselines'."""
     settings = settings or SolverSettings()
+    flex = flexible.plan_flexible(
+        sc, settings, optimize, plan_baseline, BASELINES, progress=progress, cancel=cancel,
+        warm_start=warm_start, validate_s=validate_s,
+    )  # fmt: skip
+    if flex is not None:
+        return flex  # short jobs planned as flexible load (optimizer/flexible.py)
     t_all = time.perf_counter()
     timings: dict[str, float] = {"validate": validate_s}
 

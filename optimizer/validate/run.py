@@ -19,7 +19,17 @@ from typing import Any
 import pandas as pd
 
 from optimizer.scenario.types import Scenario
-from optimizer.validate import bundle, capacity, churn, jobs, policy, power, services, totals
+from optimizer.validate import (
+    bundle,
+    capacity,
+    churn,
+    flexible,
+    jobs,
+    policy,
+    power,
+    services,
+    totals,
+)
 from optimizer.validate.names import EXTRA_TABLES, TABLE_COLUMNS
 from optimizer.validate.report import CHECKS, ValidationReport, Violation
 from optimizer.validate.state import Checker, PlanTables
@@ -27,6 +37,7 @@ from optimizer.validate.state import Checker, PlanTables
 MODULES: tuple[ModuleType, ...] = (
     bundle,  # records the usable tables and each row's hour
     jobs,  # leaves c.jobs
+    flexible,  # flexible lanes: their jobs' devices count once in c.jobs.busy
     services,  # leaves c.services
     churn,  # from c.services and assignments: c.churn
     capacity,  # sums jobs' and services' devices: c.busy
