@@ -149,3 +149,15 @@ def test_auto_leaves_a_few_short_jobs_to_the_per_job_model() -> None:
     plan = solve(sc, dataclasses.replace(EXACT, flexible_jobs="auto"))
     assert "flexible" not in plan.summary["solver"]
     assert isinstance(SolverSettings().flexible_jobs, str)
+
+
+def test_a_stored_plan_read_back_keeps_its_lanes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from optimizer.plan import busy_devices, schedule_from_plan
+    from optimizer.plan.types import Plan
+
+    sc = scenario([site("A")], prices={"A": [100, 10, 20]}, jobs=short_jobs(12))
+    plan = solve(sc, FLEX)
+    plan.write_bundle(tmp_path)
+    back = schedule_from_plan(sc, Plan.read_bundle(tmp_path))
+    assert back.job_lane is not None and len(set(back.job_lane.tolist())) == 2
+    assert busy_devices(sc, back)[0, 0, 1] == 2  # two lanes, not 12 jobs
