@@ -3,7 +3,8 @@
 * data/README.md: the schema tables between the GENERATED markers, from
   optimizer/scenario/schema.py.
 * docs/model.md: the model's math, from the docstrings of the modules in
-  optimizer/model/build.py's MODULES list, in build order.
+  optimizer/model/build.py's MODULES list, in build order, then the short-job lanes of
+  optimizer/flexible.py (a step before the model).
 * docs/bundle.md: the bundle reference between the GENERATED markers, from
   optimizer/contract.py.
 
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optimizer import contract  # noqa: E402
+from optimizer import contract, flexible  # noqa: E402
 from optimizer.model.build import MODULES  # noqa: E402
 from optimizer.scenario import schema  # noqa: E402
 from optimizer.scenario.schema import REQUIRED, Column  # noqa: E402
@@ -225,6 +226,10 @@ def model_markdown() -> str:
         name = mod.__name__.rsplit(".", 1)[-1]
         parts += ["", f"## {name}", "", inspect.cleandoc(mod.__doc__ or "")]
         parts += ["", _rst_to_markdown(inspect.cleandoc(mod.add_to_model.__doc__ or ""))]
+    # a step before the model: short jobs aggregated into lanes, which it places as jobs
+    parts += ["", "## flexible (before the model: optimizer/flexible.py)"]
+    parts += ["", inspect.cleandoc(flexible.__doc__ or "")]
+    parts += ["", _rst_to_markdown(inspect.cleandoc(flexible.aggregate.__doc__ or ""))]
     return "\n".join(parts) + "\n"
 
 

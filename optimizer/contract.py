@@ -174,6 +174,16 @@ WORKLOADS = BundleTable(
             "service: replica_starts x start cost; job: pauses x pause cost (policy "
             "replica_warmup_min, replica_start_cost_cny, checkpoint_min, restore_min)",
         ),
+        # flexible load (issue 17, optimizer/flexible.py)
+        _x(
+            "lane_id",
+            "str",
+            "",
+            "short job planned as flexible load: the lane it runs in (gang devices of one "
+            "type at one site for one hour, shared by the lane's jobs run back to back: "
+            "their run times sum to at most an hour, its devices count once); empty for "
+            "jobs planned one by one and for services",
+        ),
     ),
 )
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer import choose
+from optimizer import choose, flexible
 from optimizer.baselines import plan_baseline, repair_start
 from optimizer.heuristics import compact_pauses, lp_guided_jobs, relax_small_jobs
 from optimizer.model import matrix_backend, pricing, pyomo_backend
@@ -86,6 +86,12 @@ def optimize(
     the cost-only optimiser's plan, `optimize_beside_cost_only`) are reported and compete too.
     """
     settings = settings or SolverSettings()
+    flex = flexible.plan_flexible(
+        sc, settings, optimize, plan_baseline, BASELINES, progress=progress, cancel=cancel,
+        warm_start=warm_start, validate_s=validate_s,
+    )  # fmt: skip
+    if flex is not None:
+        return flex  # short jobs planned as flexible load (optimizer/flexible.py)
     t_all = time.perf_counter()
     timings: dict[str, float] = {"validate": validate_s}
 

@@ -51,6 +51,10 @@ class SolverSettings:
     initial_options_per_job: int = 3
     pricing_rounds: int = 8
     presolve: bool = True
+    # short jobs planned as flexible load, packed into shared one-hour lanes
+    # (optimizer/flexible.py): "auto" when there are many of them, "off": every job is an
+    # individual decision
+    flexible_jobs: Literal["auto", "on", "off"] = "auto"
     log_to_console: bool = False
 
     def as_dict(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from optimizer.plan.explain import (
     unplaced_reason,
 )
 from optimizer.plan.kpis import cfe_by_site, plan_kpis
-from optimizer.plan.types import TOL, Energy, Plan, Schedule
+from optimizer.plan.types import TOL, Energy, Plan, Schedule, lane_name
 from optimizer.rules import (
     migration_cost_cny,
     pause_cost_cny,
@@ -50,6 +50,13 @@ def busy_devices(sc: Scenario, sched: Schedule) -> np.ndarray:
     """[site, accelerator, hour] devices busy with jobs and inference."""
     busy = sched.svc_devices.sum(axis=0).astype(np.int64)
     jobs, hours, gang = job_hour_matrix(sc, sched)
+    if sched.job_lane is not None:
+        # the jobs of a flexible lane share its devices: count them once per lane-hour
+        lane = sched.job_lane[jobs]
+        solo = lane < 0
+        _, first = np.unique(np.stack([lane[~solo], hours[~solo]]), axis=1, return_index=True)
+        keep = np.concatenate([np.flatnonzero(solo), np.flatnonzero(~solo)[first]])
+        jobs, hours, gang = jobs[keep], hours[keep], gang[keep]
     np.add.at(busy, (sched.job_site[jobs], sched.job_acc[jobs], hours), gang)
     return busy
 
@@ -176,6 +183,9 @@ def job_rows(
                 "data_transfer_cost": transfer[j],
                 "reason": reasons[j],
                 **_job_churn(sc, job, sched.job_hours[j]),
+                "lane_id": lane_name(int(sched.job_lane[j]))
+                if sched.job_lane is not None and sched.job_lane[j] >= 0
+                else "",
             }
         )
     return rows, migration, transfer
@@ -256,6 +266,7 @@ def service_rows(sc: Scenario, sched: Schedule, unmet: np.ndarray) -> list[dict[
                 "data_transfer_cost": 0.0,
                 "reason": unmet_reason(sc, k, unmet, reachable) if unmet_share > 1e-6 else "",
                 **_service_churn(sc, dev),
+                "lane_id": "",
             }
         )
     return rows

@@ -17,6 +17,12 @@ TOL = 1e-6
 """Slack below which an amount (MW, tokens/s, shortfall) counts as zero in a plan."""
 
 
+def lane_name(k: int) -> str:
+    """The id of flexible lane `k` (optimizer.flexible): its job id in the lane scenario
+    and the `lane_id` of its jobs in workloads.csv."""
+    return f"lane:{k}"
+
+
 @dataclass
 class Schedule:
     """Decisions of a planner, dense over the (small) site x type x hour grid.
@@ -35,6 +41,9 @@ class Schedule:
     charge_mw: np.ndarray | None = None
     discharge_mw: np.ndarray | None = None
     soc_mwh: np.ndarray | None = None
+    # [job] the flexible lane a short job runs in (optimizer.flexible), -1: none; the jobs
+    # of a lane share its devices, which count once per hour
+    job_lane: np.ndarray | None = None
 
     @classmethod
     def empty(cls, sc: Scenario) -> Schedule:

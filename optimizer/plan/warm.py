@@ -47,6 +47,7 @@ def schedule_from_plan(sc: Scenario, plan: Plan) -> Schedule:
             sched.svc_devices[svc_index[wid], int(s), int(ac), int(h)] = int(n)
     for j, hs in hours_of.items():
         sched.job_hours[j] = np.array(sorted(set(hs)), dtype=np.int64)
+    sched.job_lane = _lanes(plan, job_index)
     flows = plan.service_flows
     if flows is not None and not flows.empty:
         fh = (
@@ -70,3 +71,17 @@ def schedule_from_plan(sc: Scenario, plan: Plan) -> Schedule:
             ):
                 sched.flows[svc_index[wid], sc.region_index[r], sc.site_index[s], h] = float(v)
     return sched
+
+
+def _lanes(plan: Plan, job_index: dict[str, int]) -> np.ndarray | None:
+    """[job] the flexible lane of each job (workloads.csv `lane_id`, numbered in order of
+    appearance), -1 for none; None when the plan has no lanes."""
+    wl = plan.workloads
+    if wl is None or "lane_id" not in wl.columns:
+        return None
+    lane = np.full(len(job_index), -1, dtype=np.int64)
+    number: dict[str, int] = {}
+    for wid, lid in zip(wl["workload_id"], wl["lane_id"], strict=True):
+        if isinstance(lid, str) and lid and wid in job_index:
+            lane[job_index[wid]] = number.setdefault(lid, len(number))
+    return lane if number else None

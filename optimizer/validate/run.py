@@ -23,6 +23,7 @@ from optimizer.validate import (
     bundle,
     capacity,
     churn,
+    flexible,
     jobs,
     policy,
     power,
@@ -37,6 +38,7 @@ from optimizer.validate.state import Checker, PlanTables
 MODULES: tuple[ModuleType, ...] = (
     bundle,  # records the usable tables and each row's hour
     jobs,  # leaves c.jobs
+    flexible,  # flexible lanes: their jobs' devices count once in c.jobs.busy
     services,  # leaves c.services
     churn,  # from c.services and assignments: c.churn
     capacity,  # sums jobs' and services' devices: c.busy
