@@ -50,6 +50,17 @@ class SolverSettings:
     # with (the cheapest by estimate, plus those of the first incumbent), and a cap on rounds
     initial_options_per_job: int = 3
     pricing_rounds: int = 8
+    # large instances (issue 16): stage 1 (the job MILP with devices continuous) stops at
+    # this relative gap on its own model (None: at mip_rel_gap); its better incumbents do
+    # not survive rounding to whole devices, so the time goes to the completion step
+    stage1_gap: float | None = 0.03
+    # after rounding, improve the best plan while the budget lasts: unplaced jobs inserted
+    # where devices can be freed, jobs moved one at a time (`optimizer.heuristics`)
+    completion: bool = True
+    # a warm re-solve (`optimize(..., warm_start=...)`) returns the previous plan repaired
+    # and completed, with pricing's bound, and runs stage 1 only if that plan is not
+    # within `stage1_gap` of the bound
+    warm_skip_stage1: bool = True
     presolve: bool = True
     log_to_console: bool = False
 

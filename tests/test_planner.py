@@ -291,3 +291,35 @@ def test_churn_aware_completion_survives_a_grid_connection_held_devices_would_br
     validate_plan(sc, plan).raise_if_failed()
     before = assemble_plan(sc, greedy, status="baseline")
     assert plan.kpis.replica_starts < before.kpis.replica_starts
+
+
+@pytest.mark.parametrize(("fleet_b", "placed"), [(2, True), (1, False)])
+def test_insert_unplaced_moves_the_job_in_the_way_to_another_site(
+    fleet_b: int, placed: bool
+) -> None:
+    """Issue 16: the completion step places an unplaced gang by moving the non-preemptible
+    job that holds its only site to another one, all or nothing. A has 4 devices, `big`
+    (gang 4, 3 h) may only run there and `small` (gang 2, 3 h) holds A all horizon; with 2
+    devices at B `small` moves there, with 1 it cannot and nothing changes."""
+    from optimizer.heuristics import insert_unplaced
+    from optimizer.plan import Schedule
+    from tests.micro import job, scenario, site
+
+    sc = scenario(
+        [site("A", residency_region="ra"), site("B", residency_region="rb")],
+        fleets={"A": 4, "B": fleet_b},
+        jobs=[
+            job("small", gang=2, work_device_hours=6, preemptible=False),
+            job("big", gang=4, work_device_hours=12, preemptible=False, allowed_regions="ra"),
+        ],
+    )
+    jobs = Schedule.empty(sc)
+    jobs.job_site[0], jobs.job_acc[0] = 0, 0
+    jobs.job_hours[0] = np.array([0, 1, 2])
+    out = insert_unplaced(sc, jobs)
+    if not placed:
+        assert out is None
+        return
+    assert out is not None
+    assert (list(out.job_site), list(out.job_acc)) == ([1, 0], [0, 0])
+    assert [list(h) for h in out.job_hours] == [[0, 1, 2], [0, 1, 2]]
