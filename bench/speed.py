@@ -4,7 +4,8 @@ their ratios share the machine's load).
 
 CASE: `default` (data/scenarios/cn-edwc-48h) or a size of `bench.sizes` (`M`, ...).
 STRATEGY: `today` (stage 1 run to `mip_rel_gap`, no completion step, a warm re-solve like a
-cold one: the planner before issue 16) or `new` (the defaults). CHANGE (optional): one of
+cold one: the planner before issue 16), `gap` (today with stage 1 stopped at 3 %), `new` (the
+defaults) or `new_ipm` (the defaults, pricing LPs by interior point without crossover). CHANGE (optional): one of
 `bench.changes.CHANGES`; the case is solved cold with STRATEGY, then the changed case cold
 and warm from that plan, all with STRATEGY. Every plan goes through the validator.
 """
@@ -27,7 +28,13 @@ DEFAULT_DIR = "data/scenarios/cn-edwc-48h"
 # the planner before issue 16: stage 1 to the gap asked for, nothing after rounding but the
 # churn-aware pass, a warm re-solve as long as a cold one
 TODAY = {"stage1_gap": None, "completion": False, "warm_skip_stage1": False}
-STRATEGIES: dict[str, dict[str, Any]] = {"today": TODAY, "new": {}}
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "today": TODAY,
+    # what each step buys: stage 1 stopped early alone, then with the completion step
+    "gap": TODAY | {"stage1_gap": 0.03},
+    "new": {},
+    "new_ipm": {"pricing_solver": "ipm"},
+}
 
 
 def solve(

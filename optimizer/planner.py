@@ -319,12 +319,15 @@ def _price(run: _Run, start_sched: Schedule, phase: Any) -> _Priced:
         share = PRICING_SHARE if rounds else FIRST_LP_SHARE
         budget = share * settings.time_limit_s - (time.perf_counter() - t_all)
         h.setOptionValue("time_limit", max(1.0, budget))
+        if settings.pricing_solver == "ipm":
+            h.setOptionValue("solver", "ipm")
+            h.setOptionValue("run_crossover", "off")
         col_map = matrix_backend.to_highs(m, h)
         lb, ub = pricing.open_unit_bounds(m)
         h.changeColsBounds(
             col_map.size, np.arange(col_map.size, dtype=np.int32), lb[col_map], ub[col_map]
         )
-        x_lp, z = solve_relaxation(h, m, col_map)
+        x_lp, z = solve_relaxation(h, m, col_map, interior=settings.pricing_solver == "ipm")
         rounds += 1
         if x_lp is None or z is None:
             break
