@@ -122,6 +122,7 @@ def optimize(
             cancel,
             t_all,
             warm_gap=_warm_gap(settings, warm_start),
+            previous=_schedule_of(sc, warm_start) if settings.warm_skip_stage1 else None,
         )
     else:
         t = time.perf_counter()
@@ -244,16 +245,19 @@ def _solve_rounding(
     cancel: threading.Event | None,
     t_all: float,
     warm_gap: float | None = None,
+    previous: Schedule | None = None,
 ) -> tuple[Schedule | None, str, str, LinearModel]:
     """The large-instance strategy: price options in, branch only where rounding is hard.
 
     1. Column generation (`_price`): the LP relaxation over a subset of the job options,
        extended with every option the duals price below zero. Its Lagrangian bound is a
        valid bound for the full MILP, and the only one reported.
-    2. The start (greedy, or the previous plan repaired for a warm re-solve) and the LP
-       rounded (`optimizer.heuristics`) are completed with inference and energy re-solved
-       around them with whole devices (`_complete`). If the best is within the gap asked
-       for (a warm re-solve: within the previous plan's gap), stage 1 is skipped.
+    2. A warm re-solve first tries the previous plan as it stands: its jobs repaired for
+       the change, its inference devices kept where they still fit, flows and energy
+       re-solved (`_complete_kept`). Then the start (greedy, or the previous plan repaired)
+       and the LP rounded (`optimizer.heuristics`) are completed with inference and energy
+       re-solved around them with whole devices (`_complete`). Once the best is within the
+       gap asked for (a warm re-solve: within the previous plan's), the rest is skipped.
     3. Stage 1 (`_stage1`), over the options priced in: the MILP with inference devices
        continuous and small jobs continuous, to `stage1_gap` on its own model; its
        incumbents rounded and completed.
@@ -266,17 +270,28 @@ def _solve_rounding(
     m, d, reserve = _stage1_model(run, priced)
     phase("rounding")
     t = time.perf_counter()
-    run.add("greedy_start" if warm_gap is None else "warm_start", _jobs_only(sc, start_sched), m)
-    if priced.x is not None:
+    enough = settings.mip_rel_gap if warm_gap is None else max(settings.mip_rel_gap, warm_gap)
+
+    def good() -> bool:
+        best = run.best()
+        return best is not None and _gap(best[0], priced.bound) <= enough
+
+    if previous is not None:
+        kept = _complete_kept(sc, start_sched, previous, settings)
+        if kept is not None:
+            run.candidates.append((_objective(sc, kept, m), kept, "previous_kept"))
+        run.tried["previous_kept"] = run.candidates[-1][0] if kept is not None else None
+    if not good():
+        run.add(
+            "greedy_start" if warm_gap is None else "warm_start", _jobs_only(sc, start_sched), m
+        )
+    if priced.x is not None and not good():
         run.add("lp_rounded", lp_guided_jobs(priced.m, priced.d, priced.x, reserve), m)
     timings["rounding"] = time.perf_counter() - t
-    enough = settings.mip_rel_gap if warm_gap is None else max(settings.mip_rel_gap, warm_gap)
-    best = run.best()
-    if best is not None and _gap(best[0], priced.bound) > enough:
+    if not good():
         _improve(run, m)
-        best = run.best()
-    if best is not None and _gap(best[0], priced.bound) <= enough:
-        # the rounded LP (or the repaired previous plan) is within the gap asked for
+    if good():
+        # the rounded LP (or the previous plan, repaired) is within the gap asked for
         term = "LP relaxation rounded" if warm_gap is None else "previous plan repaired"
         return _finish(run, m, priced.bound, term, stage1_ran=False)
     res = _stage1(run, m, d, start_sched, phase, progress, cancel)
@@ -600,12 +615,54 @@ def _complete_churn_aware(
         return
     t = time.perf_counter()
     _, sched, name = min(candidates, key=lambda c: c[0])
+    if name == "previous_kept":
+        return  # the previous plan's devices: already rounded churn-aware, and kept as such
     done = _complete(sc, compact_pauses(sc, sched), settings, churn_aware=True)
     key = f"{name}_churn_aware"
     if done is not None:
         candidates.append((_objective(sc, done, m), done, key))
     tried[key] = candidates[-1][0] if done is not None else None
     timings["churn_aware"] = time.perf_counter() - t
+
+
+def _no_options(sc: Scenario) -> tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray]:
+    """`all_options` for a model around a fixed job plan: no job options at all."""
+    n = len(sc.jobs)
+    return JobOptions.empty(), [[] for _ in sc.jobs], np.zeros(n), np.zeros(n)
+
+
+def _complete_kept(
+    sc: Scenario, jobs: Schedule, previous: Schedule, settings: SolverSettings
+) -> Schedule | None:
+    """Job plan `jobs` with the previous plan's inference devices kept (issue 16: a what-if
+    changes little, and the previous devices were already rounded and made churn-aware),
+    cut back where the jobs or a capacity change leave no room for them (the services with
+    most devices there first); flows, energy and battery re-solved as an LP around them.
+    None if that LP has no solution (e.g. a grid connection the change narrowed)."""
+    if previous.svc_devices.shape != (len(sc.services), *sc.capacity.shape):
+        return None
+    job_use = busy_devices(sc, _jobs_only(sc, jobs))
+    whole = np.maximum(previous.svc_devices, 0).astype(np.int64).copy()
+    over = job_use + whole.sum(axis=0) - sc.capacity.astype(np.int64)
+    for s, a, h in zip(*np.nonzero(over > 0), strict=True):
+        excess = int(over[s, a, h])
+        for k in np.argsort(-whole[:, s, a, h], kind="stable"):
+            cut = min(excess, int(whole[k, s, a, h]))
+            whole[k, s, a, h] -= cut
+            excess -= cut
+            if excess <= 0:
+                break
+    d2 = build_sets(
+        sc, fixed_job_use=job_use, all_options=_no_options(sc), price_replica_starts=False
+    )
+    m2 = build_from_sets(d2)
+    h2, cm2 = _hand_over(m2, dataclasses.replace(settings, backend="matrix"), {})
+    x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, whole))
+    if x2 is None:
+        return None
+    sched = _jobs_only(sc, jobs)
+    services_and_energy_from_solution(m2, d2, x2, sched)
+    return sched
 
 
 def _complete(
@@ -622,12 +679,7 @@ def _complete(
     back for rounding each service up, and rounded again.
     """
     jobs = _jobs_only(sc, jobs)
-    every: tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray] = (
-        JobOptions.empty(),
-        [[] for _ in sc.jobs],
-        np.zeros(len(sc.jobs)),
-        np.zeros(len(sc.jobs)),
-    )
+    every = _no_options(sc)
     # these are auxiliary LPs around a decided job plan: they go straight to HiGHS whatever
     # the backend of the main solve (timed as a whole under "rounding")
     stage: dict[str, float] = {}

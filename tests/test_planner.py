@@ -323,3 +323,21 @@ def test_insert_unplaced_moves_the_job_in_the_way_to_another_site(
     assert out is not None
     assert (list(out.job_site), list(out.job_acc)) == ([1, 0], [0, 0])
     assert [list(h) for h in out.job_hours] == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage_1() -> None:
+    """Issue 16: a re-solve starts from the previous plan, its devices kept and the flows and
+    energy re-solved around them; that is no dearer than the previous plan (the same
+    decisions, the LP optimal around them), so it is within the previous gap of pricing's
+    bound and stage 1 does not run."""
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    settings = SolverSettings(
+        backend="matrix", threads=1, seed=0, time_limit_s=30, integer_devices="round"
+    )
+    cold = optimize(sc, settings)
+    warm = optimize(sc, settings, warm_start=cold)
+    validate_plan(sc, warm).raise_if_failed()
+    solver = warm.summary["solver"]
+    assert solver["plan_source"] == "previous_kept"
+    assert "stage1" not in solver
+    assert warm.summary["objective"] <= cold.summary["objective"] * (1 + 1e-6)
