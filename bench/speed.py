@@ -6,7 +6,7 @@ CASE: `default` (data/scenarios/cn-edwc-48h) or a size of `bench.sizes` (`M`, ..
 STRATEGY: `today` (stage 1 run to `mip_rel_gap`, no completion step, a warm re-solve like a
 cold one: the planner before issue 16), `gap` (today with stage 1 stopped at 3 %), `new` (the
 defaults) or `new_ipm` (the defaults, pricing LPs by interior point without crossover). CHANGE (optional): one of
-`bench.changes.CHANGES`; the case is solved cold with STRATEGY, then the changed case cold
+`bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
 and warm from that plan, all with STRATEGY. Every plan goes through the validator.
 """
 
@@ -45,6 +45,7 @@ def solve(
     plan = optimize(sc, settings, warm_start=warm)
     wall = time.perf_counter() - t
     report = validate_plan(sc, plan)
+    print(f"{wall:.1f} s, objective {plan.summary.get('objective')}", file=sys.stderr, flush=True)
     s = plan.summary
     solver = s.get("solver", {})
     return plan, {
@@ -66,7 +67,7 @@ def solve(
 
 def main(argv: list[str]) -> int:
     case, strategy, limit = argv[0], argv[1], float(argv[2])
-    change = argv[3] if len(argv) > 3 else None
+    change = argv[3] if len(argv) > 3 and argv[3] != "none" else None
     sc = load_scenario(DEFAULT_DIR) if case == "default" else scenario_of(NAMED[case])
     out: dict[str, Any] = {"case": case, "strategy": strategy, "limit_s": limit}
     out["load_before"] = os.getloadavg()

@@ -333,6 +333,11 @@ def _price(run: _Run, start_sched: Schedule, phase: Any) -> _Priced:
         # bound there is, up to 60%): a plan must still be made after it
         share = PRICING_SHARE if rounds else FIRST_LP_SHARE
         budget = share * settings.time_limit_s - (time.perf_counter() - t_all)
+        if not rounds:
+            # the only bound there is: it keeps FIRST_LP_MIN_SHARE of the budget however
+            # long the phases before it took (issue 16: under load a 10 s budget left it
+            # ~2 s, and the plan came without a bound); stage 1, stopped early, pays for it
+            budget = max(budget, FIRST_LP_MIN_SHARE * settings.time_limit_s)
         h.setOptionValue("time_limit", max(1.0, budget))
         if settings.pricing_solver == "ipm":
             h.setOptionValue("solver", "ipm")
@@ -498,6 +503,7 @@ def _finish(
 
 PRICING_SHARE = 0.45
 FIRST_LP_SHARE = 0.6
+FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever came before it
 EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
