@@ -503,6 +503,7 @@ def _finish(
 
 PRICING_SHARE = 0.45
 FIRST_LP_SHARE = 0.6
+WARM_GAP_SLACK = 0.002  # a warm re-solve's plan may be this much further from its bound
 FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever came before it
 EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
@@ -761,14 +762,15 @@ def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Schedule) -> Sche
 
 
 def _warm_gap(settings: SolverSettings, warm: Plan | Schedule | None) -> float | None:
-    """The gap a warm re-solve settles for without stage 1: the previous plan's own (a
-    what-if is then no worse than the plan it changes), else `stage1_gap`; None for a cold
-    solve or with `warm_skip_stage1` off."""
+    """The gap a warm re-solve settles for without stage 1: the previous plan's own, plus
+    `WARM_GAP_SLACK` (a what-if is then about as close to its bound as the plan it changes:
+    the change moves the bound too), else `stage1_gap`; None for a cold solve or with
+    `warm_skip_stage1` off."""
     if warm is None or not settings.warm_skip_stage1:
         return None
     previous = warm.summary.get("gap") if isinstance(warm, Plan) else None
     if isinstance(previous, (int, float)) and np.isfinite(previous):
-        return float(previous)
+        return float(previous) + WARM_GAP_SLACK
     return settings.mip_rel_gap if settings.stage1_gap is None else settings.stage1_gap
 
 
