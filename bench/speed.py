@@ -27,7 +27,12 @@ from optimizer.whatif import apply_overrides
 DEFAULT_DIR = "data/scenarios/cn-edwc-48h"
 # the planner before issue 16: stage 1 to the gap asked for, nothing after rounding but the
 # churn-aware pass, a warm re-solve as long as a cold one
-TODAY = {"stage1_gap": None, "completion": False, "warm_skip_stage1": False}
+TODAY = {
+    "stage1_gap": None,
+    "stage1_share": None,
+    "completion": False,
+    "warm_skip_stage1": False,
+}
 STRATEGIES: dict[str, dict[str, Any]] = {
     "today": TODAY,
     # what each step buys: stage 1 stopped early alone, then with the completion step

@@ -428,7 +428,10 @@ def _stage1(
     h, col_map = _hand_over(m, settings, run.timings)
     phase("solve")
     after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
-    h.setOptionValue("time_limit", _remaining(settings, t_all, keep=after))
+    limit = _remaining(settings, t_all, keep=after)
+    if settings.stage1_share is not None:
+        limit = min(limit, max(MIN_SOLVE_S, settings.stage1_share * settings.time_limit_s))
+    h.setOptionValue("time_limit", limit)
     # its better incumbents do not survive rounding to whole devices (issue 16): stop early
     gap = settings.mip_rel_gap if settings.stage1_gap is None else settings.stage1_gap
     h.setOptionValue("mip_rel_gap", max(settings.mip_rel_gap, gap))

@@ -54,6 +54,10 @@ class SolverSettings:
     # this relative gap on its own model (None: at mip_rel_gap); its better incumbents do
     # not survive rounding to whole devices, so the time goes to the completion step
     stage1_gap: float | None = 0.03
+    # ... and after this share of the budget (None: whatever the budget leaves): measured
+    # under load, stage 1 sat at its root with a 12-65 % gap on its own model and its
+    # rounded incumbent lost to the rounded LP (issue 16, bench/results/speed-2026-12-05.md)
+    stage1_share: float | None = 0.2
     # after rounding, improve the best plan while the budget lasts: unplaced jobs inserted
     # where devices can be freed, jobs moved one at a time (`optimizer.heuristics`)
     completion: bool = True
