@@ -54,6 +54,17 @@ class _Placement:
         for h in hours:
             self.occupants[(o.site, o.accelerator, int(h))].add(j)
 
+    def remove(self, j: int) -> tuple[Option, np.ndarray]:
+        """Take job j out of the plan; returns where it ran (to put it back)."""
+        o, hours = self.option.pop(j), self.sched.job_hours[j]
+        self.st.take(o.site, o.accelerator, hours, -self.sc.jobs[j].gang)
+        for h in hours:
+            self.occupants[(o.site, o.accelerator, int(h))].discard(j)
+        self.sched.job_site[j] = -1
+        self.sched.job_acc[j] = -1
+        self.sched.job_hours[j] = np.zeros(0, dtype=np.int64)
+        return o, hours
+
     def move_hour(self, k: int, h_from: int, h_to: int) -> None:
         o = self.option[k]
         gang = self.sc.jobs[k].gang
@@ -226,6 +237,108 @@ def _make_room(p: _Placement, j: int, o: Option) -> bool:
                 return False
     p.place(j, o, need)
     return True
+
+
+def insert_unplaced(sc, jobs: Schedule) -> Schedule | None:  # type: ignore[no-untyped-def]
+    """`jobs` (a job plan) with its unplaced jobs placed where room can be made, largest
+    first; None if none could be. The completion step of the large-instance strategy: an
+    unplaced job's penalty dwarfs what moving others costs (issue 16: a 1,376 device-h job
+    left out of the default scenario's 60 s plan).
+
+    Room is made on the job's options, cheapest grid price first: preemptible jobs in the
+    way shift to other hours of their windows (`_make_room`); failing that, every job
+    occupying the block it needs is moved to the cheapest place left for it, on any of its
+    options (all or nothing). Devices only jobs hold count here: the inference around the
+    new job plan is re-solved afterwards, and the caller keeps the plan only if the
+    completed plan's objective is lower.
+    """
+    p = _Placement(sc, FleetState.start(sc))
+    options = [job_options(sc, job)[0] for job in sc.jobs]
+    for j in np.flatnonzero(jobs.job_site >= 0):
+        o = next(
+            (
+                o
+                for o in options[j]
+                if (o.site, o.accelerator) == (jobs.job_site[j], jobs.job_acc[j])
+            ),
+            None,
+        )
+        if o is None:
+            return None  # not a plan of this scenario's options
+        p.place(int(j), o, np.asarray(jobs.job_hours[j], dtype=np.int64))
+    out = np.flatnonzero(jobs.job_site < 0)
+    size = {int(j): sc.jobs[j].work_device_hours for j in out}
+    placed = 0
+    price = p.st.grid_cost
+    for k in sorted(size, key=lambda i: -size[i]):
+        ranked = sorted(
+            options[k], key=lambda o: price[o.site, o.window_start : o.window_end].mean()
+        )
+        if any(_make_room(p, k, o) or _relocate_blockers(p, k, o, options) for o in ranked):
+            placed += 1
+    return p.sched if placed else None
+
+
+def _relocate_blockers(p: _Placement, j: int, o: Option, options: list[list[Option]]) -> bool:
+    """Place job j on option o in the block where it is shortest of devices, moving every
+    job there to the cheapest room left for it on any of its options; undone if one of them
+    finds none."""
+    sc, st, job = p.sc, p.st, p.sc.jobs[j]
+    s, a = o.site, o.accelerator
+    best_t, best_short = -1, math.inf
+    starts = range(o.start_min, o.start_max + 1) if not job.preemptible else [o.window_start]
+    for t in starts:
+        span = o.run_hours if not job.preemptible else o.window_end - o.window_start
+        short = np.maximum(job.gang - st.free[s, a, t : t + span], 0)
+        if job.preemptible:  # the run_hours least short hours of the window
+            short = np.sort(short)[: o.run_hours]
+        if short.sum() < best_short:
+            best_t, best_short = t, short.sum()
+    if best_t < 0:
+        return False
+    window = np.arange(o.window_start, o.window_end)
+    if job.preemptible:
+        need = window[np.argsort(-st.free[s, a, window], kind="stable")[: o.run_hours]]
+    else:
+        need = np.arange(best_t, best_t + o.run_hours)
+    blockers = sorted(
+        {k for h in need for k in p.occupants[(s, a, int(h))]}, key=lambda k: -sc.jobs[k].gang
+    )
+    was = {k: p.remove(k) for k in blockers}
+    mw = job.gang * (sc.busy_kw[a] - sc.idle_kw[a]) / 1000.0 * sc.pue[s]
+    fits = bool(
+        (st.free[s, a, need] >= job.gang).all() and (st.headroom(s, need) >= mw - EPS).all()
+    )
+    moved: list[int] = []
+    if fits:
+        p.place(j, o, need)
+        for k in blockers:
+            spot = _cheapest_spot(sc, st, k, options[k])
+            if spot is None:
+                break
+            p.place(k, *spot)
+            moved.append(k)
+    if fits and len(moved) == len(blockers):
+        return True
+    for k in moved:
+        p.remove(k)
+    if fits:
+        p.remove(j)
+    for k, (ok, hours) in was.items():
+        p.place(k, ok, hours)
+    return False
+
+
+def _cheapest_spot(sc, st: FleetState, k: int, opts: list[Option]):  # type: ignore[no-untyped-def]
+    """The cheapest feasible (option, hours) of job k in fleet state `st`, or None."""
+    best: tuple[Option, np.ndarray] | None = None
+    best_c = math.inf
+    for o in opts:
+        hours, cost = best_hours(sc, st, k, o, cheapest=True)
+        c = cost + o.migration_cost_cny + o.transfer_cost_cny
+        if hours is not None and c < best_c:
+            best, best_c = (o, hours), c
+    return best
 
 
 def relax_small_jobs(m: LinearModel, d: ModelData, share: float) -> None:

@@ -25,7 +25,12 @@ import numpy as np
 
 from optimizer import choose, flexible
 from optimizer.baselines import plan_baseline, repair_start
-from optimizer.heuristics import compact_pauses, lp_guided_jobs, relax_small_jobs
+from optimizer.heuristics import (
+    compact_pauses,
+    insert_unplaced,
+    lp_guided_jobs,
+    relax_small_jobs,
+)
 from optimizer.model import matrix_backend, pricing, pyomo_backend
 from optimizer.model.build import build_from_sets
 from optimizer.model.core import LinearModel
@@ -119,7 +124,18 @@ def optimize(
     }
     if rounding:
         sched, status, termination, m = _solve_rounding(
-            sc, every, settings, start_sched, solver, timings, phase, progress, cancel, t_all
+            sc,
+            every,
+            settings,
+            start_sched,
+            solver,
+            timings,
+            phase,
+            progress,
+            cancel,
+            t_all,
+            warm_gap=_warm_gap(settings, warm_start),
+            previous=_schedule_of(sc, warm_start) if settings.warm_skip_stage1 else None,
         )
     else:
         t = time.perf_counter()
@@ -262,6 +278,43 @@ def _hand_over(
     return h, col_map
 
 
+@dataclasses.dataclass
+class _Run:
+    """What the phases of the large-instance strategy share: the scenario, settings, clock,
+    the plans completed so far (objective, schedule, name) and the record of each one."""
+
+    sc: Scenario
+    every: Any
+    settings: SolverSettings
+    solver: dict[str, Any]
+    timings: dict[str, float]
+    t_all: float
+    candidates: list[tuple[float, Schedule, str]] = dataclasses.field(default_factory=list)
+    tried: dict[str, float | None] = dataclasses.field(default_factory=dict)
+
+    def add(self, name: str, jobs: Schedule, m: LinearModel) -> None:
+        """Complete job plan `jobs` (inference and energy around it) as candidate `name`."""
+        done = _complete(self.sc, jobs, self.settings)
+        if done is not None:
+            self.candidates.append((_objective(self.sc, done, m), done, name))
+        self.tried[name] = self.candidates[-1][0] if done is not None else None
+
+    def best(self) -> tuple[float, Schedule, str] | None:
+        return min(self.candidates, key=lambda c: c[0]) if self.candidates else None
+
+
+@dataclasses.dataclass
+class _Priced:
+    """Pricing's outcome: the last relaxed model, its LP solution (None: not solved in
+    time), the bound (-inf: none) and the options priced in."""
+
+    m: LinearModel
+    d: ModelData
+    x: np.ndarray | None
+    bound: float
+    active: np.ndarray
+
+
 def _solve_rounding(
     sc: Scenario,
     every: Any,
@@ -273,20 +326,67 @@ def _solve_rounding(
     progress: ProgressFn | None,
     cancel: threading.Event | None,
     t_all: float,
+    warm_gap: float | None = None,
+    previous: Schedule | None = None,
 ) -> tuple[Schedule | None, str, str, LinearModel]:
     """The large-instance strategy: price options in, branch only where rounding is hard.
 
-    1. Column generation (`optimizer.model.pricing`): the LP relaxation over a subset of the
-       job options, extended with every option the duals price below zero, until none is
-       left. Its Lagrangian bound is a valid bound for the full MILP.
-    2. Stage 1, over the options priced in: the MILP with inference devices continuous
-       (services merged) and jobs small against their site's fleet continuous too, so HiGHS
-       branches only on the big gangs, whose packing the LP cannot tell.
-    3. Rounding: big gangs as HiGHS placed them, small jobs guided by their relaxed values
-       (`optimizer.heuristics`); every job plan, the greedy start's too, is completed with
-       inference and energy re-solved around it with whole devices (`_complete`); the best
-       plan wins. The gap is measured against the bound of step 1.
+    1. Column generation (`_price`): the LP relaxation over a subset of the job options,
+       extended with every option the duals price below zero. Its Lagrangian bound is a
+       valid bound for the full MILP, and the only one reported.
+    2. A warm re-solve first tries the previous plan as it stands: its jobs repaired for
+       the change, its inference devices kept where they still fit, flows and energy
+       re-solved (`_complete_kept`). Then the start (greedy, or the previous plan repaired)
+       and the LP rounded (`optimizer.heuristics`) are completed with inference and energy
+       re-solved around them with whole devices (`_complete`). Once the best is within the
+       gap asked for (a warm re-solve: within the previous plan's), the rest is skipped.
+    3. Stage 1 (`_stage1`), over the options priced in: the MILP with inference devices
+       continuous and small jobs continuous, to `stage1_gap` on its own model; its
+       incumbents rounded and completed.
+    4. Completion (`_improve`): the best plan's unplaced jobs inserted where room can be
+       made; then the winner completed churn-aware. The gap is measured against step 1.
     """
+    run = _Run(sc, every, settings, solver, timings, t_all)
+    solver["candidates"] = run.tried
+    priced = _price(run, start_sched, phase)
+    m, d, reserve = _stage1_model(run, priced)
+    phase("rounding")
+    t = time.perf_counter()
+    enough = settings.mip_rel_gap if warm_gap is None else max(settings.mip_rel_gap, warm_gap)
+
+    def good() -> bool:
+        best = run.best()
+        return best is not None and _gap(best[0], priced.bound) <= enough
+
+    if previous is not None:
+        kept = _complete_kept(sc, start_sched, previous, settings)
+        if kept is not None:
+            run.candidates.append((_objective(sc, kept, m), kept, "previous_kept"))
+        run.tried["previous_kept"] = run.candidates[-1][0] if kept is not None else None
+    if not good():
+        run.add(
+            "greedy_start" if warm_gap is None else "warm_start", _jobs_only(sc, start_sched), m
+        )
+    if priced.x is not None and not good():
+        run.add("lp_rounded", lp_guided_jobs(priced.m, priced.d, priced.x, reserve), m)
+    timings["rounding"] = time.perf_counter() - t
+    if not good():
+        _improve(run, m)
+    if good():
+        # the rounded LP (or the previous plan, repaired) is within the gap asked for
+        term = "LP relaxation rounded" if warm_gap is None else "previous plan repaired"
+        return _finish(run, m, priced.bound, term, stage1_ran=False)
+    res = _stage1(run, m, d, start_sched, phase, progress, cancel)
+    _improve(run, m)
+    if not run.candidates:
+        return None, "fallback", res.termination, m
+    return _finish(run, m, priced.bound, res.termination, stage1_ran=res.x is not None)
+
+
+def _price(run: _Run, start_sched: Schedule, phase: Any) -> _Priced:
+    """Column generation over job options (`optimizer.model.pricing`), within its share of
+    the budget; records what it priced in and its bound under `solver`."""
+    sc, settings, every, t_all = run.sc, run.settings, run.every, run.t_all
     opts_all = every[0]
     gang = np.array([j.gang for j in sc.jobs], dtype=np.int64)
     phase("pricing")
@@ -315,13 +415,21 @@ def _solve_rounding(
         # bound there is, up to 60%): a plan must still be made after it
         share = PRICING_SHARE if rounds else FIRST_LP_SHARE
         budget = share * settings.time_limit_s - (time.perf_counter() - t_all)
+        if not rounds:
+            # the only bound there is: it keeps FIRST_LP_MIN_SHARE of the budget however
+            # long the phases before it took (issue 16: under load a 10 s budget left it
+            # ~2 s, and the plan came without a bound); stage 1, stopped early, pays for it
+            budget = max(budget, FIRST_LP_MIN_SHARE * settings.time_limit_s)
         h.setOptionValue("time_limit", max(1.0, budget))
+        if settings.pricing_solver == "ipm":
+            h.setOptionValue("solver", "ipm")
+            h.setOptionValue("run_crossover", "off")
         col_map = matrix_backend.to_highs(m, h)
         lb, ub = pricing.open_unit_bounds(m)
         h.changeColsBounds(
             col_map.size, np.arange(col_map.size, dtype=np.int32), lb[col_map], ub[col_map]
         )
-        x_lp, z = solve_relaxation(h, m, col_map)
+        x_lp, z = solve_relaxation(h, m, col_map, interior=settings.pricing_solver == "ipm")
         rounds += 1
         if x_lp is None or z is None:
             break
@@ -343,8 +451,8 @@ def _solve_rounding(
         ):
             break
         active[entering] = True
-    timings["pricing"] = time.perf_counter() - t
-    solver |= {
+    run.timings["pricing"] = time.perf_counter() - t
+    run.solver |= {
         "serving_units": int(d.unit_demand.shape[0]),
         "job_options": {
             "all": int(opts_all.size),
@@ -353,62 +461,62 @@ def _solve_rounding(
         },
         "lp_bound": bound if np.isfinite(bound) else None,
     }
-    m_lp, d_lp = m, d
-    reserve = None
-    if x_lp is not None:
-        # stage 1 keeps room to round inference to whole devices later: one device (and its
-        # power, as far as the connection has any to spare) per service the LP serves from a
-        # fraction of a device. A restriction, not a relaxation: the bound is pricing's.
-        reserve, reserve_mw, device_cny, mw_cny = _rounding_reserve(sc, m, d, x_lp)
-        d = build_sets(
-            sc,
-            tight=settings.tight,
-            aggregate_services=True,
-            options=opts_all.subset(active),
-            all_options=every,
-            reserve_devices=reserve,
-            reserve_mw=reserve_mw,
-            reserve_device_cny=device_cny,
-            reserve_mw_cny=mw_cny,
-            price_replica_starts=False,  # priced when the chosen job plan is completed
-        )
-        m = build_from_sets(d)
-        m.vars["v_devices"].integer = False
+    return _Priced(m, d, x_lp, bound, active)
+
+
+def _stage1_model(run: _Run, priced: _Priced) -> tuple[LinearModel, ModelData, np.ndarray | None]:
+    """Stage 1's model over the options priced in, with the devices its LP solution rounds
+    to held in reserve (and what that reserve is)."""
+    sc, settings = run.sc, run.settings
+    if priced.x is None:
+        m, d = priced.m, priced.d
+        relax_small_jobs(m, d, settings.relax_gang_share)
+        return m, d, None
+    # stage 1 keeps room to round inference to whole devices later: one device (and its
+    # power, as far as the connection has any to spare) per service the LP serves from a
+    # fraction of a device. A restriction, not a relaxation: the bound is pricing's.
+    reserve, reserve_mw, device_cny, mw_cny = _rounding_reserve(sc, priced.m, priced.d, priced.x)
+    d = build_sets(
+        sc,
+        tight=settings.tight,
+        aggregate_services=True,
+        options=run.every[0].subset(priced.active),
+        all_options=run.every,
+        reserve_devices=reserve,
+        reserve_mw=reserve_mw,
+        reserve_device_cny=device_cny,
+        reserve_mw_cny=mw_cny,
+        price_replica_starts=False,  # priced when the chosen job plan is completed
+    )
+    m = build_from_sets(d)
+    m.vars["v_devices"].integer = False
     relax_small_jobs(m, d, settings.relax_gang_share)
+    return m, d, reserve
 
-    candidates: list[tuple[float, Schedule, str]] = []
-    tried: dict[str, float | None] = {}  # each completed plan's objective (None: failed)
-    solver["candidates"] = tried
-    phase("rounding")
-    t = time.perf_counter()
-    plans = [("greedy_start", _jobs_only(sc, start_sched))]
-    if x_lp is not None:
-        plans.append(("lp_rounded", lp_guided_jobs(m_lp, d_lp, x_lp, reserve)))
-    for name, jobs in plans:
-        done = _complete(sc, jobs, settings)
-        if done is not None:
-            candidates.append((_objective(sc, done, m), done, name))
-        tried[name] = candidates[-1][0] if done is not None else None
-    timings["rounding"] = time.perf_counter() - t
-    best = min(candidates, key=lambda c: c[0]) if candidates else None
-    if best is not None and _gap(best[0], bound) <= settings.mip_rel_gap:
-        _complete_churn_aware(sc, candidates, settings, m, tried, timings)
-        best = min(candidates, key=lambda c: c[0])
-        # the rounded LP is within the gap asked for: no branching needed
-        solver |= {
-            "objective": best[0],
-            "bound": bound,
-            "gap": _gap(best[0], bound),
-            "termination": "LP relaxation rounded",
-            "plan_source": best[2],
-        }
-        return best[1], "optimal", "LP relaxation rounded", m
 
+def _stage1(
+    run: _Run,
+    m: LinearModel,
+    d: ModelData,
+    start_sched: Schedule,
+    phase: Any,
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+) -> Any:
+    """Stage 1's MILP to `stage1_gap` on its own model, from the start; its last incumbent
+    and earlier ones (while the budget lasts) rounded and completed as candidates."""
+    settings, t_all = run.settings, run.t_all
     phase("build")
-    h, col_map = _hand_over(m, settings, timings)
+    h, col_map = _hand_over(m, settings, run.timings)
     phase("solve")
     after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
-    h.setOptionValue("time_limit", _remaining(settings, t_all, keep=after))
+    limit = _remaining(settings, t_all, keep=after)
+    if settings.stage1_share is not None:
+        limit = min(limit, max(MIN_SOLVE_S, settings.stage1_share * settings.time_limit_s))
+    h.setOptionValue("time_limit", limit)
+    # its better incumbents do not survive rounding to whole devices (issue 16): stop early
+    gap = settings.mip_rel_gap if settings.stage1_gap is None else settings.stage1_gap
+    h.setOptionValue("mip_rel_gap", max(settings.mip_rel_gap, gap))
     start = solution_from_schedule(m, d, start_sched)
     res = solve_loaded(
         h,
@@ -420,11 +528,11 @@ def _solve_rounding(
         cancel=cancel,
         keep_earlier=EARLIER_INCUMBENTS,
     )
-    timings["solve"] = res.timings_s["solve"]
+    run.timings["solve"] = res.timings_s["solve"]
     if res.status == "interrupted":
         raise SolveCancelled("the solve was cancelled")
     # HiGHS' dual bound holds for the options priced in only, so it is not reported
-    solver["stage1"] = res.info()
+    run.solver["stage1"] = res.info()
     if res.x is not None:
         phase("rounding")
         t = time.perf_counter()
@@ -432,38 +540,56 @@ def _solve_rounding(
         # objective does not always round to a better plan (whole devices cost what the
         # relaxed stage 1 does not see)
         for i, x in enumerate([res.x, *reversed(res.earlier)]):
-            name = "stage1_rounded" if i == 0 else f"stage1_earlier_{i}"
             if i and time.perf_counter() - t_all > settings.time_limit_s:
                 break
-            done = _complete(sc, lp_guided_jobs(m, d, x), settings)
-            if done is not None:
-                candidates.append((_objective(sc, done, m), done, name))
-            tried[name] = candidates[-1][0] if done is not None else None
-        timings["rounding"] += time.perf_counter() - t
-    if not candidates:
-        return None, "fallback", res.termination, m
-    _complete_churn_aware(sc, candidates, settings, m, tried, timings)
-    objective, sched, source = min(candidates, key=lambda c: c[0])
+            name = "stage1_rounded" if i == 0 else f"stage1_earlier_{i}"
+            run.add(name, lp_guided_jobs(m, d, x), m)
+        run.timings["rounding"] += time.perf_counter() - t
+    return res
+
+
+def _improve(run: _Run, m: LinearModel) -> None:
+    """The completion step (`settings.completion`): the best plan's unplaced jobs inserted
+    where room can be made (`heuristics.insert_unplaced`), completed as a candidate."""
+    best = run.best()
+    if not run.settings.completion or best is None or not (best[1].job_site < 0).any():
+        return
+    t = time.perf_counter()
+    jobs = insert_unplaced(run.sc, _jobs_only(run.sc, best[1]))
+    if jobs is not None:
+        run.add(f"{best[2]}_inserted", jobs, m)
+    run.timings["completion"] = run.timings.get("completion", 0.0) + time.perf_counter() - t
+
+
+def _finish(
+    run: _Run, m: LinearModel, bound: float, termination: str, *, stage1_ran: bool
+) -> tuple[Schedule | None, str, str, LinearModel]:
+    """The winner completed churn-aware, then the best candidate with pricing's bound and
+    gap; the greedy start is flagged a fallback when stage 1 found nothing."""
+    _complete_churn_aware(run.sc, run.candidates, run.settings, m, run.tried, run.timings)
+    objective, sched, source = min(run.candidates, key=lambda c: c[0])
     final_bound = bound if np.isfinite(bound) else None
     gap = _gap(objective, final_bound)
-    solver |= {
+    run.solver |= {
         "objective": objective,
         "bound": final_bound,
         "gap": gap if np.isfinite(gap) else None,  # no bound proven in time: no gap claimed
-        "termination": res.termination,
+        "termination": termination,
         "plan_source": source,
     }
-    if source == "greedy_start" and res.x is None:
+    if "stage1" in run.solver and not stage1_ran and source == "greedy_start":
         # HiGHS found nothing in time: this is the greedy plan, completed, and says so
-        solver["fallback_reason"] = (
-            f"HiGHS returned no plan ({res.termination}); this is the greedy plan"
+        run.solver["fallback_reason"] = (
+            f"HiGHS returned no plan ({termination}); this is the greedy plan"
         )
-        return sched, "fallback", res.termination, m
-    return sched, "optimal" if gap <= settings.mip_rel_gap else "feasible", res.termination, m
+        return sched, "fallback", termination, m
+    return sched, "optimal" if gap <= run.settings.mip_rel_gap else "feasible", termination, m
 
 
 PRICING_SHARE = 0.45
 FIRST_LP_SHARE = 0.6
+WARM_GAP_SLACK = 0.002  # a warm re-solve's plan may be this much further from its bound
+FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever came before it
 EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
@@ -581,12 +707,54 @@ def _complete_churn_aware(
         return
     t = time.perf_counter()
     _, sched, name = min(candidates, key=lambda c: c[0])
+    if name == "previous_kept":
+        return  # the previous plan's devices: already rounded churn-aware, and kept as such
     done = _complete(sc, compact_pauses(sc, sched), settings, churn_aware=True)
     key = f"{name}_churn_aware"
     if done is not None:
         candidates.append((_objective(sc, done, m), done, key))
     tried[key] = candidates[-1][0] if done is not None else None
     timings["churn_aware"] = time.perf_counter() - t
+
+
+def _no_options(sc: Scenario) -> tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray]:
+    """`all_options` for a model around a fixed job plan: no job options at all."""
+    n = len(sc.jobs)
+    return JobOptions.empty(), [[] for _ in sc.jobs], np.zeros(n), np.zeros(n)
+
+
+def _complete_kept(
+    sc: Scenario, jobs: Schedule, previous: Schedule, settings: SolverSettings
+) -> Schedule | None:
+    """Job plan `jobs` with the previous plan's inference devices kept (issue 16: a what-if
+    changes little, and the previous devices were already rounded and made churn-aware),
+    cut back where the jobs or a capacity change leave no room for them (the services with
+    most devices there first); flows, energy and battery re-solved as an LP around them.
+    None if that LP has no solution (e.g. a grid connection the change narrowed)."""
+    if previous.svc_devices.shape != (len(sc.services), *sc.capacity.shape):
+        return None
+    job_use = busy_devices(sc, _jobs_only(sc, jobs))
+    whole = np.maximum(previous.svc_devices, 0).astype(np.int64).copy()
+    over = job_use + whole.sum(axis=0) - sc.capacity.astype(np.int64)
+    for s, a, h in zip(*np.nonzero(over > 0), strict=True):
+        excess = int(over[s, a, h])
+        for k in np.argsort(-whole[:, s, a, h], kind="stable"):
+            cut = min(excess, int(whole[k, s, a, h]))
+            whole[k, s, a, h] -= cut
+            excess -= cut
+            if excess <= 0:
+                break
+    d2 = build_sets(
+        sc, fixed_job_use=job_use, all_options=_no_options(sc), price_replica_starts=False
+    )
+    m2 = build_from_sets(d2)
+    h2, cm2 = _hand_over(m2, dataclasses.replace(settings, backend="matrix"), {})
+    x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, whole))
+    if x2 is None:
+        return None
+    sched = _jobs_only(sc, jobs)
+    services_and_energy_from_solution(m2, d2, x2, sched)
+    return sched
 
 
 def _complete(
@@ -603,12 +771,7 @@ def _complete(
     back for rounding each service up, and rounded again.
     """
     jobs = _jobs_only(sc, jobs)
-    every: tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray] = (
-        JobOptions.empty(),
-        [[] for _ in sc.jobs],
-        np.zeros(len(sc.jobs)),
-        np.zeros(len(sc.jobs)),
-    )
+    every = _no_options(sc)
     # these are auxiliary LPs around a decided job plan: they go straight to HiGHS whatever
     # the backend of the main solve (timed as a whole under "rounding")
     stage: dict[str, float] = {}
@@ -681,6 +844,19 @@ def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Schedule) -> Sche
     if previous is None:
         return _best_start(sc, greedy)
     return repair_start(sc, previous)
+
+
+def _warm_gap(settings: SolverSettings, warm: Plan | Schedule | None) -> float | None:
+    """The gap a warm re-solve settles for without stage 1: the previous plan's own, plus
+    `WARM_GAP_SLACK` (a what-if is then about as close to its bound as the plan it changes:
+    the change moves the bound too), else `stage1_gap`; None for a cold solve or with
+    `warm_skip_stage1` off."""
+    if warm is None or not settings.warm_skip_stage1:
+        return None
+    previous = warm.summary.get("gap") if isinstance(warm, Plan) else None
+    if isinstance(previous, (int, float)) and np.isfinite(previous):
+        return float(previous) + WARM_GAP_SLACK
+    return settings.mip_rel_gap if settings.stage1_gap is None else settings.stage1_gap
 
 
 def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:

@@ -50,6 +50,25 @@ class SolverSettings:
     # with (the cheapest by estimate, plus those of the first incumbent), and a cap on rounds
     initial_options_per_job: int = 3
     pricing_rounds: int = 8
+    # large instances (issue 16): stage 1 (the job MILP with devices continuous) stops at
+    # this relative gap on its own model (None: at mip_rel_gap); its better incumbents do
+    # not survive rounding to whole devices, so the time goes to the completion step
+    stage1_gap: float | None = 0.03
+    # ... and after this share of the budget (None: whatever the budget leaves): measured
+    # under load, stage 1 sat at its root with a 12-65 % gap on its own model and its
+    # rounded incumbent lost to the rounded LP (issue 16, bench/results/speed-2026-12-05.md)
+    stage1_share: float | None = 0.2
+    # after rounding, improve the best plan while the budget lasts: unplaced jobs inserted
+    # where devices can be freed, jobs moved one at a time (`optimizer.heuristics`)
+    completion: bool = True
+    # a warm re-solve (`optimize(..., warm_start=...)`) returns the previous plan repaired
+    # and completed, with pricing's bound, and runs stage 1 only if that plan is not
+    # within `stage1_gap` of the bound
+    warm_skip_stage1: bool = True
+    # the pricing LPs: dual simplex, or interior point without crossover (issue 16: 2x
+    # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
+    # primal-dual objective error, so an inexact interior solution cannot overstate the bound
+    pricing_solver: Literal["simplex", "ipm"] = "simplex"
     presolve: bool = True
     # short jobs planned as flexible load, packed into shared one-hour lanes
     # (optimizer/flexible.py): "auto" when there are many of them, "off": every job is an
@@ -292,9 +311,10 @@ def resolve_fixed(
 
 
 def solve_relaxation(
-    h: highspy.Highs, m: LinearModel, col_map: np.ndarray
+    h: highspy.Highs, m: LinearModel, col_map: np.ndarray, *, interior: bool = False
 ) -> tuple[np.ndarray | None, float | None]:
-    """The LP relaxation of the loaded model (integrality dropped): its solution and value.
+    """The LP relaxation of the loaded model (integrality dropped): its solution and value
+    (`interior`: solved by interior point without crossover, see `SolverSettings`).
 
     Its value is a valid lower bound on the MILP. The caller restores integrality to go on
     with the MILP on the same loaded model.
@@ -306,7 +326,13 @@ def solve_relaxation(
         return None, None
     x = np.zeros(m.n_cols)
     x[col_map] = np.asarray(h.getSolution().col_value, dtype=float)
-    return x, float(h.getInfo().objective_function_value)
+    z = float(h.getInfo().objective_function_value)
+    if interior:
+        # an interior solution is optimal within tolerances only: take the value down by
+        # the relative primal-dual objective error HiGHS reports, so a bound may use it
+        err = float(getattr(h.getInfo(), "primal_dual_objective_error", 0.0))
+        z -= abs(z) * (err if math.isfinite(err) and err > 0 else 0.0)
+    return x, z
 
 
 def _finite(v: float) -> float | None:

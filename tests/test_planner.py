@@ -295,3 +295,53 @@ def test_churn_aware_completion_survives_a_grid_connection_held_devices_would_br
     validate_plan(sc, plan).raise_if_failed()
     before = assemble_plan(sc, greedy, status="baseline")
     assert plan.kpis.replica_starts < before.kpis.replica_starts
+
+
+@pytest.mark.parametrize(("fleet_b", "placed"), [(2, True), (1, False)])
+def test_insert_unplaced_moves_the_job_in_the_way_to_another_site(
+    fleet_b: int, placed: bool
+) -> None:
+    """Issue 16: the completion step places an unplaced gang by moving the non-preemptible
+    job that holds its only site to another one, all or nothing. A has 4 devices, `big`
+    (gang 4, 3 h) may only run there and `small` (gang 2, 3 h) holds A all horizon; with 2
+    devices at B `small` moves there, with 1 it cannot and nothing changes."""
+    from optimizer.heuristics import insert_unplaced
+    from optimizer.plan import Schedule
+    from tests.micro import job, scenario, site
+
+    sc = scenario(
+        [site("A", residency_region="ra"), site("B", residency_region="rb")],
+        fleets={"A": 4, "B": fleet_b},
+        jobs=[
+            job("small", gang=2, work_device_hours=6, preemptible=False),
+            job("big", gang=4, work_device_hours=12, preemptible=False, allowed_regions="ra"),
+        ],
+    )
+    jobs = Schedule.empty(sc)
+    jobs.job_site[0], jobs.job_acc[0] = 0, 0
+    jobs.job_hours[0] = np.array([0, 1, 2])
+    out = insert_unplaced(sc, jobs)
+    if not placed:
+        assert out is None
+        return
+    assert out is not None
+    assert (list(out.job_site), list(out.job_acc)) == ([1, 0], [0, 0])
+    assert [list(h) for h in out.job_hours] == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage_1() -> None:
+    """Issue 16: a re-solve starts from the previous plan, its devices kept and the flows and
+    energy re-solved around them; that is no dearer than the previous plan (the same
+    decisions, the LP optimal around them), so it is within the previous gap of pricing's
+    bound and stage 1 does not run."""
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    settings = SolverSettings(
+        backend="matrix", threads=1, seed=0, time_limit_s=30, integer_devices="round"
+    )
+    cold = optimize(sc, settings)
+    warm = optimize(sc, settings, warm_start=cold)
+    validate_plan(sc, warm).raise_if_failed()
+    solver = warm.summary["solver"]
+    assert solver["plan_source"] == "previous_kept"
+    assert "stage1" not in solver
+    assert warm.summary["objective"] <= cold.summary["objective"] * (1 + 1e-6)

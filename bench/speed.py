@@ -1,0 +1,93 @@
+"""`python -m bench.speed CASE STRATEGY TIME_LIMIT_S [CHANGE]`: one solve of issue 16's speed
+work, printed as one JSON line (run each in a fresh process, strategies back to back, so
+their ratios share the machine's load).
+
+CASE: `default` (data/scenarios/cn-edwc-48h) or a size of `bench.sizes` (`M`, ...).
+STRATEGY: `today` (stage 1 run to `mip_rel_gap`, no completion step, a warm re-solve like a
+cold one: the planner before issue 16), `gap` (today with stage 1 stopped at 3 %), `new` (the
+defaults) or `new_ipm` (the defaults, pricing LPs by interior point without crossover). CHANGE (optional): one of
+`bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
+and warm from that plan, all with STRATEGY. Every plan goes through the validator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from bench import changes
+from bench.sizes import NAMED, M, scenario_of
+from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
+from optimizer.validate import validate_plan
+from optimizer.whatif import apply_overrides
+
+DEFAULT_DIR = "data/scenarios/cn-edwc-48h"
+# the planner before issue 16: stage 1 to the gap asked for, nothing after rounding but the
+# churn-aware pass, a warm re-solve as long as a cold one
+TODAY = {
+    "stage1_gap": None,
+    "stage1_share": None,
+    "completion": False,
+    "warm_skip_stage1": False,
+}
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "today": TODAY,
+    # what each step buys: stage 1 stopped early alone, then with the completion step
+    "gap": TODAY | {"stage1_gap": 0.03},
+    "new": {},
+    "new_ipm": {"pricing_solver": "ipm"},
+}
+
+
+def solve(
+    sc: Scenario, strategy: str, limit: float, warm: Plan | None = None
+) -> tuple[Plan, dict[str, Any]]:
+    settings = SolverSettings(time_limit_s=limit, threads=1, seed=0, **STRATEGIES[strategy])
+    t = time.perf_counter()
+    plan = optimize(sc, settings, warm_start=warm)
+    wall = time.perf_counter() - t
+    report = validate_plan(sc, plan)
+    print(f"{wall:.1f} s, objective {plan.summary.get('objective')}", file=sys.stderr, flush=True)
+    s = plan.summary
+    solver = s.get("solver", {})
+    return plan, {
+        "wall_s": round(wall, 2),
+        "objective": s.get("objective"),
+        "bound": s.get("bound"),
+        "gap": s.get("gap"),
+        "status": plan.status,
+        "plan_source": solver.get("plan_source"),
+        "candidates": solver.get("candidates"),
+        "unplaced_jobs": plan.kpis.unplaced,
+        "total_cost": plan.kpis.total_cost,
+        "timings_s": {k: round(v, 2) for k, v in s.get("timings_s", {}).items()},
+        "stage1": {k: solver.get("stage1", {}).get(k) for k in ("termination", "gap", "nodes")},
+        "validated": report.ok,
+        "violations": [str(v) for v in report.violations[:3]],
+    }
+
+
+def main(argv: list[str]) -> int:
+    case, strategy, limit = argv[0], argv[1], float(argv[2])
+    change = argv[3] if len(argv) > 3 and argv[3] != "none" else None
+    sc = load_scenario(DEFAULT_DIR) if case == "default" else scenario_of(NAMED[case])
+    out: dict[str, Any] = {"case": case, "strategy": strategy, "limit_s": limit}
+    out["load_before"] = os.getloadavg()
+    plan, out["cold"] = solve(sc, strategy, limit)
+    if change is not None:
+        size = M if case == "default" else NAMED[case]
+        changed = apply_overrides(sc, changes.overrides_for(change, sc, size))
+        out["change"] = change
+        _, out["changed_cold"] = solve(changed, strategy, limit)
+        warm = plan if change != "new_jobs" else changes.carry_schedule(sc, plan.schedule, changed)  # type: ignore[arg-type]
+        _, out["changed_warm"] = solve(changed, strategy, limit, warm=warm)  # type: ignore[arg-type]
+    out["load_after"] = os.getloadavg()
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
