@@ -185,3 +185,18 @@ def churn_free(sc: Scenario) -> Scenario:
         sc.policy, replica_warmup_min=0.0, checkpoint_min=0.0, restore_min=0.0
     )
     return dataclasses.replace(sc, policy=free)
+
+
+def leans_on_green(robust: bool) -> Scenario:
+    """W: own wind beside a 1 MW grid connection, forecast 2 MW (P50) but 0.5 MW at P10, grid
+    at 10; E: plenty of grid at 100. Two one-hour jobs of 1 MW each, due after hour 0: the
+    central plan runs both at W (short 0.5 MW at P10), a robust one moves one to E."""
+    return scenario(
+        [site("W", grid_limit_mw=1.0), site("E")],
+        hours=1,
+        prices={"W": [10], "E": [100]},
+        green={"W": [2.0]},
+        green_p10={"W": [0.5]},
+        jobs=[job("a", deadline_h=1), job("b", deadline_h=1)],
+        policy={"robust_green_quantile": 0.1} if robust else {},
+    )

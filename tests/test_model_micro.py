@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.micro import job, placement, scenario, site, site_hour, solve
+from tests.micro import job, leans_on_green, placement, scenario, site, site_hour, solve
 
 
 # --- 1. jobs -------------------------------------------------------------------------
@@ -496,24 +496,10 @@ def test_gang_runs_contiguously_unless_pausing_pays_for_its_checkpoint(
 
 
 # --- robust mode (issue 12) ---------------------------------------------------------------
-def _leans_on_green(robust: bool):  # type: ignore[no-untyped-def]
-    # W: own wind beside a 1 MW grid connection, forecast 2 MW (P50) but 0.5 MW at P10, grid
-    # at 10; E: plenty of grid at 100. Two one-hour jobs of 1 MW each, due after hour 0.
-    return scenario(
-        [site("W", grid_limit_mw=1.0), site("E")],
-        hours=1,
-        prices={"W": [10], "E": [100]},
-        green={"W": [2.0]},
-        green_p10={"W": [0.5]},
-        jobs=[job("a", deadline_h=1), job("b", deadline_h=1)],
-        policy={"robust_green_quantile": 0.1} if robust else {},
-    )
-
-
 def test_robust_mode_keeps_grid_headroom_for_green_at_its_low_quantile() -> None:
     # central plan: both jobs at W on 2 MW of free green, cost 0; at P10 (0.5 MW green +
     # 1 MW grid = 1.5 MW) its 2 MW load is 0.5 MW short in the one site-hour
-    central = solve(_leans_on_green(robust=False))
+    central = solve(leans_on_green(robust=False))
     assert [placement(central, j)[0] for j in ("a", "b")] == ["W", "W"]
     assert central.summary["total_cost"] == pytest.approx(0.0)
     cases = central.summary["green_cases"]
@@ -522,7 +508,7 @@ def test_robust_mode_keeps_grid_headroom_for_green_at_its_low_quantile() -> None
     assert cases["central"]["short_site_hours"] == 0
     # robust at P10: W's load may not pass 1 + 0.5 MW, so one job goes to E (100); at P10
     # the job at W draws 0.5 MW green and 0.5 MW grid (5): nothing short
-    robust = solve(_leans_on_green(robust=True))
+    robust = solve(leans_on_green(robust=True))
     assert sorted(placement(robust, j)[0] for j in ("a", "b")) == ["E", "W"]
     assert robust.summary["total_cost"] == pytest.approx(100.0)
     low = robust.summary["green_cases"]["low"]

@@ -24,7 +24,7 @@ from optimizer.validate import (
     validate_bundle,
     validate_plan,
 )
-from tests.micro import EXACT, churn_free, job, scenario, site
+from tests.micro import EXACT, churn_free, job, leans_on_green, scenario, site
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "data" / "demo"
@@ -571,20 +571,6 @@ def test_churn_columns_are_recounted_from_the_assignments(sc: Scenario, plan: Pl
 
 
 # --- robustness to green forecast error (issue 12) ------------------------------------------
-def _robust_micro(robust: bool) -> Scenario:
-    # as tests/test_model_micro.py: W leans on 2 MW of own green (0.5 MW at P10) beside a 1 MW
-    # grid connection; the central plan runs both 1 MW jobs there
-    return scenario(
-        [site("W", grid_limit_mw=1.0), site("E")],
-        hours=1,
-        prices={"W": [10], "E": [100]},
-        green={"W": [2.0]},
-        green_p10={"W": [0.5]},
-        jobs=[job("a", deadline_h=1), job("b", deadline_h=1)],
-        policy={"robust_green_quantile": 0.1} if robust else {},
-    )
-
-
 def _bundle_summary(plan: Plan, root: Path) -> dict:
     plan.write_bundle(root)
     return json.loads((root / "summary.json").read_text())  # type: ignore[no-any-return]
@@ -593,7 +579,7 @@ def _bundle_summary(plan: Plan, root: Path) -> dict:
 def test_a_plan_claiming_robustness_it_lacks_fails_and_a_robust_one_passes(
     tmp_path: Path,
 ) -> None:
-    central_sc, robust_sc = _robust_micro(False), _robust_micro(True)
+    central_sc, robust_sc = leans_on_green(False), leans_on_green(True)
     central = optimize(central_sc, EXACT)
     robust = optimize(robust_sc, EXACT)
     assert validate_bundle(robust_sc, robust.write_bundle(tmp_path / "robust")).ok
