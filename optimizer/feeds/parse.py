@@ -167,7 +167,7 @@ def _check_quantiles(
             bad = True
     if bad:
         return True
-    lo, hi = quantiles.get("p10", values), quantiles.get("p90", values)
+    lo, hi = quantiles.get(schema.GREEN_LOW, values), quantiles.get(schema.GREEN_HIGH, values)
     wrong = np.flatnonzero((lo > values + 1e-9) | (values > hi + 1e-9))
     for i in wrong[:5]:
         problems.append(

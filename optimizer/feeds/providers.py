@@ -29,7 +29,12 @@ import pandas as pd
 from optimizer.feeds.series import SERIES_BY_NAME, HourlySeries, Provenance
 from optimizer.generator import typical_site_series
 from optimizer.regions import RegionPack, load_region
-from optimizer.scenario.schema import GREEN_QUANTILES, green_quantile_column
+from optimizer.scenario.schema import (
+    GREEN_HIGH,
+    GREEN_LOW,
+    GREEN_QUANTILES,
+    green_quantile_column,
+)
 
 ERROR_AR1_PHI = 0.8  # hour-to-hour persistence of the forecast error (`assumed`)
 Z_P90 = 1.2816  # the standard normal's 90th percentile
@@ -161,8 +166,10 @@ class TypicalYearProvider:
         values = np.maximum(typical * (1 + e), 0.0)
         q: dict[str, np.ndarray] = {}
         if name in WITH_QUANTILES:
-            q["p10"] = np.minimum(np.maximum(typical * (1 + e - Z_P90 * self.error), 0.0), values)
-            q["p90"] = np.maximum(typical * (1 + e + Z_P90 * self.error), values)
+            q[GREEN_LOW] = np.minimum(
+                np.maximum(typical * (1 + e - Z_P90 * self.error), 0.0), values
+            )
+            q[GREEN_HIGH] = np.maximum(typical * (1 + e + Z_P90 * self.error), values)
         return HourlySeries(name, site, start, values, prov, q)
 
 

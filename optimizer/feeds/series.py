@@ -16,7 +16,7 @@ from optimizer.scenario import schema
 
 KEY_SEPARATOR = "/"
 """Joins a multi-column entity key (service demand: `service_id/demand_region`)."""
-QUANTILES = ("p10", "p90")
+QUANTILES = tuple(q for q, _ in schema.GREEN_QUANTILES)
 """Quantiles a series may carry beside its central value (the P50)."""
 
 
