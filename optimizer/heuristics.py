@@ -85,67 +85,17 @@ def lp_guided_jobs(
     (room to round it to whole devices later).
     """
     sc = d.sc
-    S, A, H = d.S, d.A, d.H
     st = FleetState.start(sc)
     if reserve is not None:
         for s, a, h in zip(*np.nonzero(reserve), strict=True):
             st.take(int(s), int(a), np.array([h]), int(min(reserve[s, a, h], st.free[s, a, h])))
-    dev = m.vars["v_devices"]
-    # latency-bound inference keeps its LP devices; inference that half the sites can serve
-    # moves wherever the jobs leave room when the plan is completed
-    reach = np.zeros(d.unit_demand.shape[0], dtype=np.int64)
-    for u in range(reach.size):
-        reach[u] = np.unique(d.route_site[d.route_unit == u]).size
-    bound_units = reach < max(1, S // 2)
-    sel = bound_units[dev.index["unit"]] & (dev.values(x) > EPS)
-    # whole devices per service: a unit of K services may need up to K - 1 devices more
-    # than its rounded-up total, so that much is held back too
-    members = np.bincount(d.unit_of_service, minlength=reach.size)
-    need = np.ceil(dev.values(x)[sel] - EPS) + members[dev.index["unit"][sel]] - 1
-    held = np.zeros((S, A, H))
-    np.add.at(
-        held, (dev.index["site"][sel], dev.index["accelerator"][sel], dev.index["hour"][sel]), need
-    )
-    held = held.astype(np.int64)
-    for s, a, h in zip(*np.nonzero(held), strict=True):
-        st.take(int(s), int(a), np.array([h]), int(min(held[s, a, h], st.free[s, a, h])))
-
-    # the LP's weight on every option and on every (option, hour)
-    y = m.vars["v_assign"].values(x)
-    weight = np.zeros((d.opts.size, H))
-    run = m.vars["v_run"]
-    weight[run.index["option"], run.index["hour"]] = run.values(x)
-    imp_o = np.asarray(m.meta["implied_option"], dtype=np.int64)
-    imp_h = np.asarray(m.meta["implied_hour"], dtype=np.int64)
-    weight[imp_o, imp_h] = y[imp_o]
-    start = m.vars["v_start"]
-    zw = np.zeros((d.opts.size, H))
-    zw[start.index["option"], start.index["hour"]] = start.values(x)
-    for o in np.unique(start.index["option"]):  # an hour weighs the starts whose block covers it
-        weight[o] = np.convolve(zw[o], np.ones(int(d.opts.run_hours[o])))[:H]
-
+    _hold_bound_inference(st, m, d, x)
+    y, weight = _lp_weights(m, d, x)
     option_of = {
         (int(j), int(s), int(a)): i
         for i, (j, s, a) in enumerate(zip(d.opts.job, d.opts.site, d.opts.acc, strict=True))
     }
     options = [job_options(sc, job)[0] for job in sc.jobs]
-    size = np.array(
-        [
-            job.gang * max((o.run_hours for o in opts), default=0)
-            for job, opts in zip(sc.jobs, options, strict=True)
-        ]
-    )
-    ymax = np.zeros(len(sc.jobs))
-    np.maximum.at(ymax, d.opts.job, y)
-    whole_job = ymax > 1 - EPS
-    frac_hours = np.abs(weight - np.round(weight)).max(axis=1) if d.opts.size else np.zeros(0)
-    for o in np.flatnonzero(frac_hours > EPS):
-        if y[o] > EPS:
-            whole_job[d.opts.job[o]] = False
-    order = sorted(
-        range(len(sc.jobs)),
-        key=lambda j: (not whole_job[j], -size[j], sc.jobs[j].deadline, sc.jobs[j].job_id),
-    )
 
     def lp_weight(j: int, o: Option) -> float:
         i = option_of.get((j, o.site, o.accelerator))
@@ -153,12 +103,11 @@ def lp_guided_jobs(
 
     p = _Placement(sc, st)
     unplaced: list[int] = []
-    for j in order:
-        opts = options[j]
-        if not opts:
+    for j in _guided_order(d, y, weight, options):
+        if not options[j]:
             continue
         best: tuple[Option, np.ndarray, float] | None = None
-        for o in sorted(opts, key=lambda o: -lp_weight(j, o)):
+        for o in sorted(options[j], key=lambda o: -lp_weight(j, o)):
             i = option_of.get((j, o.site, o.accelerator))
             prefer = weight[i, o.window_start : o.window_end] if i is not None else None
             hours, cost = best_hours(sc, st, j, o, cheapest=True, prefer=prefer)
@@ -179,6 +128,73 @@ def lp_guided_jobs(
             if _make_room(p, j, o):
                 break
     return p.sched
+
+
+def _hold_bound_inference(st: FleetState, m: LinearModel, d: ModelData, x: np.ndarray) -> None:
+    """Take from `st` the whole devices of the LP's latency-bound inference.
+
+    Latency-bound inference keeps its LP devices; inference that half the sites can serve
+    moves wherever the jobs leave room when the plan is completed.
+    """
+    dev = m.vars["v_devices"]
+    reach = np.zeros(d.unit_demand.shape[0], dtype=np.int64)
+    for u in range(reach.size):
+        reach[u] = np.unique(d.route_site[d.route_unit == u]).size
+    bound_units = reach < max(1, d.S // 2)
+    sel = bound_units[dev.index["unit"]] & (dev.values(x) > EPS)
+    # whole devices per service: a unit of K services may need up to K - 1 devices more
+    # than its rounded-up total, so that much is held back too
+    members = np.bincount(d.unit_of_service, minlength=reach.size)
+    need = np.ceil(dev.values(x)[sel] - EPS) + members[dev.index["unit"][sel]] - 1
+    held = np.zeros((d.S, d.A, d.H))
+    np.add.at(
+        held, (dev.index["site"][sel], dev.index["accelerator"][sel], dev.index["hour"][sel]), need
+    )
+    held = held.astype(np.int64)
+    for s, a, h in zip(*np.nonzero(held), strict=True):
+        st.take(int(s), int(a), np.array([h]), int(min(held[s, a, h], st.free[s, a, h])))
+
+
+def _lp_weights(m: LinearModel, d: ModelData, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The LP's weight on every option (`y`) and on every (option, hour)."""
+    H = d.H
+    y = m.vars["v_assign"].values(x)
+    weight = np.zeros((d.opts.size, H))
+    run = m.vars["v_run"]
+    weight[run.index["option"], run.index["hour"]] = run.values(x)
+    imp_o = np.asarray(m.meta["implied_option"], dtype=np.int64)
+    imp_h = np.asarray(m.meta["implied_hour"], dtype=np.int64)
+    weight[imp_o, imp_h] = y[imp_o]
+    start = m.vars["v_start"]
+    zw = np.zeros((d.opts.size, H))
+    zw[start.index["option"], start.index["hour"]] = start.values(x)
+    for o in np.unique(start.index["option"]):  # an hour weighs the starts whose block covers it
+        weight[o] = np.convolve(zw[o], np.ones(int(d.opts.run_hours[o])))[:H]
+    return y, weight
+
+
+def _guided_order(
+    d: ModelData, y: np.ndarray, weight: np.ndarray, options: list[list[Option]]
+) -> list[int]:
+    """Jobs the LP places whole first, then by size (device-hours), deadline and id."""
+    jobs = d.sc.jobs
+    size = np.array(
+        [
+            job.gang * max((o.run_hours for o in opts), default=0)
+            for job, opts in zip(jobs, options, strict=True)
+        ]
+    )
+    ymax = np.zeros(len(jobs))
+    np.maximum.at(ymax, d.opts.job, y)
+    whole_job = ymax > 1 - EPS
+    frac_hours = np.abs(weight - np.round(weight)).max(axis=1) if d.opts.size else np.zeros(0)
+    for o in np.flatnonzero(frac_hours > EPS):
+        if y[o] > EPS:
+            whole_job[d.opts.job[o]] = False
+    return sorted(
+        range(len(jobs)),
+        key=lambda j: (not whole_job[j], -size[j], jobs[j].deadline, jobs[j].job_id),
+    )
 
 
 def _make_room(p: _Placement, j: int, o: Option) -> bool:

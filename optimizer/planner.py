@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -138,24 +139,9 @@ def optimize(
             previous=_schedule_of(sc, warm_start) if settings.warm_skip_stage1 else None,
         )
     else:
-        t = time.perf_counter()
-        m = build_from_sets(d)
-        timings["build_arrays"] += time.perf_counter() - t
-        h, col_map = _hand_over(m, settings, timings)
-        phase("solve")
-        h.setOptionValue("time_limit", _remaining(settings, t_all))
-        start = solution_from_schedule(m, d, start_sched)
-        res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
-        timings["solve"] = res.timings_s["solve"]
-        if res.status == "interrupted":
-            raise SolveCancelled("the solve was cancelled")
-        solver |= res.info()
-        status, termination = res.status, res.termination
-        sched = None
-        if res.x is not None and status in ("optimal", "feasible"):
-            sched = Schedule.empty(sc)
-            jobs_from_solution(m, d, res.x, sched)
-            services_and_energy_from_solution(m, d, res.x, sched)
+        sched, status, termination, m = _solve_exact(
+            d, settings, start_sched, solver, timings, phase, progress, cancel, t_all
+        )
     timings["build"] = timings["build_arrays"] + timings.get("build_pyomo", 0.0)
 
     phase("extract")
@@ -176,6 +162,38 @@ def optimize(
     timings["total"] = time.perf_counter() - t_all + validate_s
     plan.summary["timings_s"] = timings
     return plan
+
+
+def _solve_exact(
+    d: ModelData,
+    settings: SolverSettings,
+    start_sched: Schedule,
+    solver: dict[str, Any],
+    timings: dict[str, float],
+    phase: Callable[[str], None],
+    progress: ProgressFn | None,
+    cancel: threading.Event | None,
+    t_all: float,
+) -> tuple[Schedule | None, str, str, LinearModel]:
+    """The whole MILP with whole devices, solved by HiGHS from `start_sched` (small sizes)."""
+    t = time.perf_counter()
+    m = build_from_sets(d)
+    timings["build_arrays"] += time.perf_counter() - t
+    h, col_map = _hand_over(m, settings, timings)
+    phase("solve")
+    h.setOptionValue("time_limit", _remaining(settings, t_all))
+    start = solution_from_schedule(m, d, start_sched)
+    res = solve_loaded(h, m, col_map, settings, start=start, progress=progress, cancel=cancel)
+    timings["solve"] = res.timings_s["solve"]
+    if res.status == "interrupted":
+        raise SolveCancelled("the solve was cancelled")
+    solver |= res.info()
+    sched = None
+    if res.x is not None and res.status in ("optimal", "feasible"):
+        sched = Schedule.empty(d.sc)
+        jobs_from_solution(m, d, res.x, sched)
+        services_and_energy_from_solution(m, d, res.x, sched)
+    return sched, res.status, res.termination, m
 
 
 def _returned_plan(

@@ -8,15 +8,14 @@ unplaced at a penalty instead of making the model infeasible.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from optimizer.model.core import LinearModel, ragged_arange
+from optimizer.model.core import LinearModel, VarBlock, ragged_arange
 from optimizer.model.sets import ModelData
 
 
-# Long on purpose: a model module adds its family through one `add_to_model` (the builder's
-# convention, optimizer/model/build.py), and its blocks follow the docstring's constraints one
-# by one, so the math and the code read side by side.
 def add_to_model(m: LinearModel, d: ModelData) -> None:
     r"""Assignment, run hours and contiguity of jobs.
 
@@ -52,25 +51,18 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     :math:`\pi_j`             penalty              CNY             cost of leaving its work undone
     ========================  ===================  ==============  ==========================================
     """
-    sc = d.sc
     if d.fixed_job_use is not None:
         _fixed(m)
         return
-    n_jobs = len(sc.jobs)
     n_opt = d.opts.job.size
-    cap = sc.capacity
     gang_o = d.job_gang[d.opts.job] if n_opt else np.zeros(0, np.int64)
-
     # hours in each option's window where the site can hold the whole gang
     win_len = np.maximum(d.opts.window_end - d.opts.window_start, 0)
     w_opt, w_hour = ragged_arange(d.opts.window_start, win_len)
-    w_ok = cap[d.opts.site[w_opt], d.opts.acc[w_opt], w_hour] >= gang_o[w_opt]
+    w_ok = d.sc.capacity[d.opts.site[w_opt], d.opts.acc[w_opt], w_hour] >= gang_o[w_opt]
+    window = _Window(w_opt, w_hour, w_ok, gang_o)
 
     ub = np.ones(n_opt)
-    use_keys: list[np.ndarray] = []
-    use_cols: list[np.ndarray] = []
-    use_gang: list[np.ndarray] = []
-
     y = m.add_variables(
         "v_assign",
         n_opt,
@@ -79,11 +71,59 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         index={"job": d.opts.job, "site": d.opts.site, "accelerator": d.opts.acc},
         doc="job runs on option (site, accelerator)",
     )
+    use = _DeviceUse(d, gang_o)
+    implied_p = _preemptible(m, d, y, ub, window, use)
+    implied_c = _contiguous(m, d, y, ub, window, use)
+    y.ub[:] = ub
+    # hours implied by the assignment alone, for extraction
+    m.meta["implied_option"] = np.concatenate([implied_p[0], implied_c[0]])
+    m.meta["implied_hour"] = np.concatenate([implied_p[1], implied_c[1]])
+    use.register(m)
+    _assignment(m, d, y, ub)
 
-    # --- preemptible options: choose D hours among the allowed ones
+
+@dataclass(frozen=True)
+class _Window:
+    """Every (option, hour) of the options' windows, and whether the site holds the gang."""
+
+    opt: np.ndarray
+    hour: np.ndarray
+    ok: np.ndarray
+    gang: np.ndarray  # gang size per option
+
+
+class _DeviceUse:
+    """Terms of the shared `device_use` sum: columns holding `gang` devices at (site, acc, h)."""
+
+    def __init__(self, d: ModelData, gang_o: np.ndarray) -> None:
+        self.d, self.gang_o = d, gang_o
+        self.keys: list[np.ndarray] = []
+        self.cols: list[np.ndarray] = []
+        self.gang: list[np.ndarray] = []
+
+    def add(self, opt: np.ndarray, hour: np.ndarray, cols: np.ndarray) -> None:
+        self.keys.append(self.d.sah_key(self.d.opts.site[opt], self.d.opts.acc[opt], hour))
+        self.cols.append(cols)
+        self.gang.append(self.gang_o[opt])
+
+    def register(self, m: LinearModel) -> None:
+        m.register(
+            "device_use",
+            np.concatenate(self.keys),
+            np.concatenate(self.cols),
+            np.concatenate(self.gang).astype(float),
+        )
+
+
+def _preemptible(
+    m: LinearModel, d: ModelData, y: VarBlock, ub: np.ndarray, w: _Window, use: _DeviceUse
+) -> tuple[np.ndarray, np.ndarray]:
+    """Preemptible options choose D hours among the allowed ones (run_hours,
+    run_only_if_assigned); returns the (option, hour) pairs implied by the assignment alone."""
+    n_opt = d.opts.job.size
     pre = d.opts.preemptible
-    sel = pre[w_opt] & w_ok
-    p_opt, p_hour = w_opt[sel], w_hour[sel]
+    sel = pre[w.opt] & w.ok
+    p_opt, p_hour = w.opt[sel], w.hour[sel]
     n_allowed = np.bincount(p_opt, minlength=n_opt)
     short = pre & (n_allowed < d.opts.run_hours)
     exact = pre & (n_allowed == d.opts.run_hours)
@@ -91,9 +131,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     ub[short] = 0.0
     # exact: the hours are implied by the assignment
     e_sel = exact[p_opt]
-    use_keys.append(d.sah_key(d.opts.site[p_opt[e_sel]], d.opts.acc[p_opt[e_sel]], p_hour[e_sel]))
-    use_cols.append(y.cols(p_opt[e_sel]))
-    use_gang.append(gang_o[p_opt[e_sel]])
+    use.add(p_opt[e_sel], p_hour[e_sel], y.cols(p_opt[e_sel]))
     # free: x variables
     f_sel = free[p_opt]
     x_opt, x_hour = p_opt[f_sel], p_hour[f_sel]
@@ -131,15 +169,17 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
             index={"option": x_opt, "hour": x_hour},
             doc="a job runs only on the option it is assigned to (tightens the LP relaxation)",
         )
-    use_keys.append(d.sah_key(d.opts.site[x_opt], d.opts.acc[x_opt], x_hour))
-    use_cols.append(x.cols())
-    use_gang.append(gang_o[x_opt])
+    use.add(x_opt, x_hour, x.cols())
+    return p_opt[e_sel], p_hour[e_sel]
 
-    # --- contiguous options: one block of D hours, start among the allowed starts
-    con = ~pre
-    # a start t is allowed if every hour t..t+D-1 has room; count bad hours by prefix sums
-    c_sel = con[w_opt]
-    cw_opt, cw_bad = w_opt[c_sel], ~w_ok[c_sel]
+
+def _allowed_starts(d: ModelData, w: _Window) -> tuple[np.ndarray, np.ndarray]:
+    """(option, start) pairs of contiguous options whose whole block has room for the gang:
+    a start t is allowed if every hour t..t+D-1 has room; bad hours counted by prefix sums."""
+    n_opt = d.opts.job.size
+    con = ~d.opts.preemptible
+    c_sel = con[w.opt]
+    cw_opt, cw_bad = w.opt[c_sel], ~w.ok[c_sel]
     first = np.zeros(n_opt + 1, dtype=np.int64)
     np.cumsum(np.bincount(cw_opt, minlength=n_opt), out=first[1:])
     bad_prefix = np.concatenate([[0], np.cumsum(cw_bad.astype(np.int64))])
@@ -148,7 +188,17 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     base = first[s_opt] + (s_t - d.opts.window_start[s_opt])
     bad_in_block = bad_prefix[base + d.opts.run_hours[s_opt]] - bad_prefix[base]
     good = bad_in_block == 0
-    s_opt, s_t = s_opt[good], s_t[good]
+    return s_opt[good], s_t[good]
+
+
+def _contiguous(
+    m: LinearModel, d: ModelData, y: VarBlock, ub: np.ndarray, w: _Window, use: _DeviceUse
+) -> tuple[np.ndarray, np.ndarray]:
+    """Contiguous options run one block of D hours from one allowed start (one_start);
+    returns the (option, hour) pairs implied by the assignment alone."""
+    n_opt = d.opts.job.size
+    con = ~d.opts.preemptible
+    s_opt, s_t = _allowed_starts(d, w)
     k_starts = np.bincount(s_opt, minlength=n_opt)
     ub[con & (k_starts == 0)] = 0.0
     single = con & (k_starts == 1)
@@ -157,9 +207,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     one = single[s_opt]
     b_opt, b_hour = ragged_arange(s_t[one], d.opts.run_hours[s_opt[one]])
     b_opt = s_opt[one][b_opt]
-    use_keys.append(d.sah_key(d.opts.site[b_opt], d.opts.acc[b_opt], b_hour))
-    use_cols.append(y.cols(b_opt))
-    use_gang.append(gang_o[b_opt])
+    use.add(b_opt, b_hour, y.cols(b_opt))
     # several starts: z variables
     many = multi[s_opt]
     z_opt, z_t = s_opt[many], s_t[many]
@@ -186,23 +234,14 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
         doc="a contiguous job starts exactly once on the chosen option",
     )
     zb, zb_hour = ragged_arange(z_t, d.opts.run_hours[z_opt])
-    zb_opt = z_opt[zb]
-    use_keys.append(d.sah_key(d.opts.site[zb_opt], d.opts.acc[zb_opt], zb_hour))
-    use_cols.append(z.cols(zb))
-    use_gang.append(gang_o[zb_opt])
+    use.add(z_opt[zb], zb_hour, z.cols(zb))
+    return b_opt, b_hour
 
-    y.ub[:] = ub
-    # hours implied by the assignment alone, for extraction
-    m.meta["implied_option"] = np.concatenate([p_opt[e_sel], b_opt])
-    m.meta["implied_hour"] = np.concatenate([p_hour[e_sel], b_hour])
-    m.register(
-        "device_use",
-        np.concatenate(use_keys),
-        np.concatenate(use_cols),
-        np.concatenate(use_gang).astype(float),
-    )
 
-    # --- assignment and unplaced work
+def _assignment(m: LinearModel, d: ModelData, y: VarBlock, ub: np.ndarray) -> None:
+    """Each job on one option or unplaced (assign_once), unplaced work at its penalty."""
+    n_jobs = len(d.sc.jobs)
+    n_opt = d.opts.job.size
     u = m.add_variables(
         "v_unplaced", n_jobs, ub=1.0, index={"job": np.arange(n_jobs)}, doc="job left unplaced"
     )

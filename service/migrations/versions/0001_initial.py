@@ -18,6 +18,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Long on purpose: a migration is a frozen snapshot of the tables it creates, one
+# create_table per table, never edited after it has run anywhere.
 def upgrade() -> None:
     op.create_table(
         "api_keys",
