@@ -51,9 +51,11 @@ Kind = Literal["json", "csv"]
 
 @dataclass(frozen=True)
 class Gathered:
-    """What a night's I/O found before its transaction: the problems of each channel."""
+    """What a night's I/O found before its transaction: the problems of each feed channel,
+    and the progress files of the watched folder that were refused (service/queue.py)."""
 
     problems: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    progress: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- storing

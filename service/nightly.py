@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from optimizer.scenario import InputValidationError
 from optimizer.scenario.schema import MAX_PLAN_STABILITY_WEIGHT
-from service import feeds, plans, rolling, runs, scenarios
+from service import feeds, plans, queue, rolling, runs, scenarios
 from service.db import Database
 from service.errors import (
     Conflict,
@@ -615,6 +615,11 @@ def run_night(
         return None
     stop = stop or threading.Event()
     gathered = _gather_feeds(db, settings, fired)
+    if settings.progress_dir is not None:  # reports dropped by the fleet's own scheduler
+        refused = queue.scan_progress_folder(db, settings.progress_dir)
+        for why in refused:
+            log.warning("night %s: %s", night, why)
+        gathered = replace(gathered, progress=tuple(refused))
     deadline = time.monotonic() + settings.nightly_queue_wait_s
     while True:
         held = _Collect()

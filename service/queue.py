@@ -13,8 +13,12 @@ that uploads whole scenarios is unchanged.
 
 from __future__ import annotations
 
+import csv
+import io
+import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,9 +26,12 @@ from sqlalchemy.orm import Session
 
 from optimizer.scenario import schema
 from service import scenarios
+from service.db import Database
 from service.errors import Conflict, InvalidInput, NotFound
 from service.models import QueueItem, ScenarioVersion, utcnow
 from service.repo import queue as repo
+
+log = logging.getLogger("greenopt.queue")
 
 JOB_STATE_COLUMNS = ("job_id", "current_site")
 """jobs.csv columns the queue sets itself (the id from the path, the site from progress)."""
@@ -225,36 +232,180 @@ def report_progress(
 ) -> QueueItem:
     """A job's progress: reference device-hours done so far (the total, not an increment, so
     a repeated report is harmless) and the site it runs on now (none: not running)."""
+    item = _reportable(session, workload_id)
+    sites = _site_ids(session)
+    problems = _progress_problems(item, done_device_hours, current_site, sites, {"file": "request"})
+    if problems:
+        raise InvalidInput(f"{len(problems)} problem(s) in the progress report", problems=problems)
+    return _apply_progress(session, item, done_device_hours, current_site, by)
+
+
+def _reportable(session: Session, workload_id: str) -> QueueItem:
     item = repo.get(session, "job", workload_id, lock=True)
     if item is None:
         raise NotFound(f"no job {workload_id!r} in the queue")
     if item.state == "cancelled":
         raise Conflict(f"job {workload_id!r} is cancelled; submit it again to report on it")
+    return item
+
+
+def _site_ids(session: Session) -> set[str]:
+    version = scenarios.current_version(session)
+    return set(scenarios.scenario_of(session, version).site_ids)
+
+
+def _progress_problems(
+    item: QueueItem,
+    done_device_hours: float,
+    current_site: str | None,
+    sites: set[str],
+    where: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """What is wrong with one report on `item` (`where`: file and row to name)."""
     work = float(item.spec["work_device_hours"])
     problems = []
     if not 0 <= done_device_hours <= work:
         problems.append(
             {
-                "file": "request",
+                **where,
                 "column": "done_device_hours",
                 "message": f"must be between 0 and the job's work, {work:g} device-hours",
             }
         )
-    version = scenarios.current_version(session)
-    sites = set(scenarios.scenario_of(session, version).site_ids)
     if current_site is not None and current_site not in sites:
         problems.append(
             {
-                "file": "request",
+                **where,
                 "column": "current_site",
                 "message": f"unknown site {current_site!r}; sites: {', '.join(sorted(sites))}",
             }
         )
-    if problems:
-        raise InvalidInput(f"{len(problems)} problem(s) in the progress report", problems=problems)
+    return problems
+
+
+def _apply_progress(
+    session: Session, item: QueueItem, done_device_hours: float, current_site: str | None, by: str
+) -> QueueItem:
     item.done_device_hours, item.current_site = float(done_device_hours), current_site
     item.progress_at = item.updated_at = utcnow()
     item.updated_by = by
     item.revision += 1
     session.flush()
     return item
+
+
+PROGRESS_COLUMNS = ("job_id", "done_device_hours", "current_site")
+"""A progress file's columns (CSV with a header); current_site empty: not running now."""
+
+
+def report_progress_file(session: Session, body: bytes, *, file: str, by: str) -> list[QueueItem]:
+    """Every report of a progress file (one row per job, as `report_progress`), or none: a
+    problem anywhere is a 422 naming its file, row and column, and nothing changes."""
+    rows, problems = _progress_rows(body, file)
+    items: dict[str, QueueItem] = {}
+    sites = _site_ids(session) if rows else set()
+    for n, (job_id, done, site) in rows.items():
+        where = {"file": file, "row": n}
+        item = repo.get(session, "job", job_id, lock=True)
+        if item is None or item.state == "cancelled":
+            why = "no job" if item is None else "a cancelled job"
+            problems.append({**where, "column": "job_id", "message": f"{why} {job_id!r}"})
+            continue
+        problems += _progress_problems(item, done, site, sites, where)
+        items[job_id] = item
+    if problems:
+        raise InvalidInput(
+            f"progress file {file}: {len(problems)} problem(s), nothing changed", problems=problems
+        )
+    return [_apply_progress(session, items[j], done, site, by) for j, done, site in rows.values()]
+
+
+def _progress_rows(
+    body: bytes, file: str
+) -> tuple[dict[int, tuple[str, float, str | None]], list[dict[str, Any]]]:
+    """The file's reports by row number (1 = the first data row) and its format problems."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return {}, [{"file": file, "message": f"not UTF-8 text ({exc.reason} at byte {exc.start})"}]
+    reader = csv.DictReader(io.StringIO(text))
+    header = reader.fieldnames or []
+    missing = [c for c in PROGRESS_COLUMNS[:2] if c not in header]
+    unknown = [c for c in header if c not in PROGRESS_COLUMNS]
+    if missing or unknown:
+        what = "; ".join(
+            x
+            for x in (
+                f"missing column(s) {', '.join(missing)}" if missing else "",
+                f"unknown column(s) {', '.join(unknown)}" if unknown else "",
+            )
+            if x
+        )
+        return {}, [
+            {"file": file, "row": 0, "message": f"{what}; columns: {', '.join(PROGRESS_COLUMNS)}"}
+        ]
+    rows: dict[int, tuple[str, float, str | None]] = {}
+    problems: list[dict[str, Any]] = []
+    first_row: dict[str, int] = {}
+    for n, rec in enumerate(reader, start=1):
+        where = {"file": file, "row": n}
+        job_id = (rec.get("job_id") or "").strip()
+        raw = (rec.get("done_device_hours") or "").strip()
+        site = (rec.get("current_site") or "").strip() or None
+        if not job_id:
+            problems.append({**where, "column": "job_id", "message": "empty"})
+            continue
+        if job_id in first_row:
+            problems.append(
+                {
+                    **where,
+                    "column": "job_id",
+                    "message": f"{job_id!r} again (row {first_row[job_id]})",
+                }
+            )
+            continue
+        first_row[job_id] = n
+        try:
+            done = float(raw)
+        except ValueError:
+            done = math.nan
+        if not math.isfinite(done):
+            problems.append(
+                {
+                    **where,
+                    "column": "done_device_hours",
+                    "message": f"{raw!r} is not a finite number",
+                }
+            )
+            continue
+        rows[n] = (job_id, done, site)
+    if not rows and not problems:
+        problems.append({"file": file, "message": "no reports (a header and no rows)"})
+    return rows, problems
+
+
+def scan_progress_folder(db: Database, folder: Path) -> list[str]:
+    """Apply each progress file (*.csv) dropped in `folder`, each in its own transaction,
+    then rename it to <name>.applied; a bad file changes nothing, stays where it is and is
+    named in the problems returned (again each night until it is fixed or removed). A
+    report is a total, not an increment, so a file applied twice (a crash between commit
+    and rename) changes nothing the second time."""
+    if not folder.is_dir():
+        return [f"progress folder {folder} does not exist"]
+    problems = []
+    for path in sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv"):
+        try:
+            with db.write() as s:
+                done = report_progress_file(
+                    s, path.read_bytes(), file=path.name, by=f"folder:{folder}"
+                )
+        except InvalidInput as err:
+            first = err.problems[0] if err.problems else {}
+            where = ", ".join(
+                f"{k} {first[k]}" for k in ("row", "column") if first.get(k) is not None
+            )
+            problems.append(f"{err.message}, e.g. {first.get('message', '')} ({where})")
+            continue
+        path.replace(path.with_name(path.name + ".applied"))
+        log.info("progress file %s: %s job(s) reported", path.name, len(done))
+    return problems

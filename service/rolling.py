@@ -113,6 +113,8 @@ def roll(
     note = f"{label}: window {start.isoformat()} + {horizon_h} h from the queue"
     if late:
         note += f"; {late} job(s) past their deadline left out"
+    if gathered is not None and gathered.progress:
+        note += "; progress files not applied: " + "; ".join(gathered.progress)
     resolution = None
     if settings is not None:
         tables, resolution = feeds.window_series(

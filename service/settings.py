@@ -217,6 +217,12 @@ class Settings(BaseSettings):
         description="watched folder: each night reads the new *.json and *.csv feed "
         "documents dropped there (each file once)",
     )
+    progress_dir: Path | None = Field(
+        default=None,
+        description="watched folder of job progress files (CSV: job_id, done_device_hours, "
+        "current_site): each night applies each *.csv before planning and renames it "
+        "<name>.applied; a refused file stays and is named in the night's scenario note",
+    )
     feed_http_urls: dict[str, str] = Field(
         default_factory=dict,
         description="series (grid_carbon, grid_price) -> URL template of a period-forecast "

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from service import queue
-from service.api.deps import Planner, ReadSession, Viewer, WriteSession
+from service.api.deps import Planner, ReadSession, TableUploadDep, Viewer, WriteSession
 from service.api.schemas import JobIn, ProgressIn, QueueItemOut, QueueOut, ServiceIn, errors
+from service.errors import UnsupportedMediaType
 
 router = APIRouter(tags=["queue"], responses=errors(401, 403))
 
@@ -67,6 +68,45 @@ def progress(
         by=who.label,
     )
     return _out(item)
+
+
+_PROGRESS_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {
+                "schema": {"type": "string"},
+                "example": "job_id,done_device_hours,current_site\n"
+                "train-7,120.5,horinger\nbatch-3,8,\n",
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/jobs/progress",
+    response_model=QueueOut,
+    openapi_extra=_PROGRESS_BODY,
+    responses=errors(404, 409, 413, 415, 422),
+)
+def progress_file(
+    session: WriteSession,
+    who: Planner,
+    body: TableUploadDep,
+    file_name: Annotated[
+        str, Query(min_length=1, max_length=200, description="named in every problem")
+    ] = "upload",
+) -> QueueOut:
+    """Report the progress of many jobs at once from a CSV (columns job_id,
+    done_device_hours, current_site; the site empty when a job is not running), as a
+    scheduler's accounting export would give it. Every row lands or none: a 422 names
+    each problem's row and column."""
+    kind, data = body
+    if kind != "csv":
+        raise UnsupportedMediaType("send the progress file as text/csv (or a multipart `file`)")
+    items = queue.report_progress_file(session, data, file=file_name, by=who.label)
+    return QueueOut(items=[_out(i) for i in items])
 
 
 @router.put("/services/{service_id}", response_model=QueueItemOut, responses=errors(409, 422))

@@ -204,6 +204,7 @@ ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/jobs/{job_id}", "viewer"),
     ("DELETE", "/jobs/{job_id}", "planner"),
     ("POST", "/jobs/{job_id}/progress", "planner"),
+    ("POST", "/jobs/progress", "planner"),
     ("PUT", "/services/{service_id}", "planner"),
     ("GET", "/services", "viewer"),
     ("GET", "/services/{service_id}", "viewer"),

@@ -94,6 +94,53 @@ def test_progress_carries_into_the_nights_scenario(
     assert planner.post("/jobs/nope/progress", json={"done_device_hours": 1}).status_code == 404
 
 
+def test_a_progress_file_lands_whole_or_not_at_all(
+    server: LiveServer, planner: httpx.Client
+) -> None:
+    """A scheduler's accounting export as CSV: every row lands, or a 422 names each bad row
+    and column and nothing changes."""
+    for job_id in ("q-a", "q-b", "q-c"):
+        assert planner.put(f"/jobs/{job_id}", json=JOB).status_code == 200
+    assert planner.delete("/jobs/q-c").status_code == 200
+    csv_type = {"content-type": "text/csv"}
+    before = planner.get("/jobs").json()
+    bad = planner.post(
+        "/jobs/progress?file_name=sacct-0716.csv",
+        content="job_id,done_device_hours,current_site\n"
+        "q-a,20,nx-west\n"  # fine on its own
+        "q-b,81,\n"  # more than its 80 device-hours
+        "q-c,1,\n"  # cancelled
+        "q-a,30,\n"  # reported twice
+        "q-x,1,mars\n"  # no such job
+        "q-b,lots,\n",  # not a number (and q-b again)
+        headers=csv_type,
+    )
+    assert bad.status_code == 422, bad.text
+    where = {(p["file"], p["row"], p["column"]) for p in bad.json()["problems"]}
+    assert where == {
+        ("sacct-0716.csv", 2, "done_device_hours"),
+        ("sacct-0716.csv", 3, "job_id"),
+        ("sacct-0716.csv", 4, "job_id"),
+        ("sacct-0716.csv", 5, "job_id"),
+        ("sacct-0716.csv", 6, "job_id"),
+    }
+    assert planner.get("/jobs").json() == before  # q-a's good row did not land either
+    header = planner.post("/jobs/progress", content="job,done\nq-a,1\n", headers=csv_type)
+    assert header.status_code == 422 and "missing column" in header.json()["problems"][0]["message"]
+    as_json = planner.post("/jobs/progress", json=[{"job_id": "q-a"}])
+    assert as_json.status_code == 415
+    good = planner.post(
+        "/jobs/progress",
+        content="job_id,done_device_hours,current_site\nq-a,20,nx-west\nq-b,80,\n",
+        headers=csv_type,
+    )
+    assert good.status_code == 200, good.text
+    assert {i["workload_id"] for i in good.json()["items"]} == {"q-a", "q-b"}
+    job = {j.job_id: j for j in night_scenario(server).jobs}
+    assert job["q-a"].work_device_hours == 60 and job["q-a"].current_site == "nx-west"
+    assert "q-b" not in job  # all its work done
+
+
 def test_services_from_the_queue_keep_their_demand_series(
     server: LiveServer, planner: httpx.Client
 ) -> None:

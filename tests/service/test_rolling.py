@@ -165,3 +165,29 @@ def test_a_night_whose_inputs_fail_keeps_the_active_plan_and_says_why(db: Databa
     row = nightly.run_night(db, settings, Collect(), now=NIGHT_1 + dt.timedelta(milliseconds=200))
     assert row is not None and row.state == "failed" and row.run_id is None
     assert "sh-east" in row.reason, row.reason
+
+
+def test_a_night_applies_the_progress_files_dropped_for_it(db: Database, tmp_path: Path) -> None:
+    """Progress files dropped in the watched folder are applied before the night plans (and
+    renamed .applied); a refused file changes nothing, stays, and the night's scenario note
+    names it."""
+    with db.write() as s:
+        queue.submit(s, "job", "q-train", JOB, by="test")
+    folder = tmp_path / "progress"
+    folder.mkdir()
+    (folder / "a-good.csv").write_text("job_id,done_device_hours,current_site\nq-train,40,\n")
+    (folder / "b-bad.csv").write_text("job_id,done_device_hours\nq-train,999\n")
+    settings = make_settings(db.url, nightly_horizon_h=24, progress_dir=folder)
+    row = nightly.run_night(db, settings, Collect(), now=NIGHT_1 + dt.timedelta(milliseconds=200))
+    assert row is not None and row.run_id is not None
+    assert sorted(p.name for p in folder.iterdir()) == ["a-good.csv.applied", "b-bad.csv"]
+    with db.read() as s:
+        assert queue.get(s, "job", "q-train").done_device_hours == 40
+        run = s.get(Run, row.run_id)
+        assert run is not None
+        version = s.get(ScenarioVersion, run.scenario_version_id)
+        assert version is not None
+        assert "progress files not applied: progress file b-bad.csv" in version.note
+        assert "row 1, column done_device_hours" in version.note
+        sc = scenarios.scenario_of(s, version)
+    assert {j.job_id: j.work_device_hours for j in sc.jobs} == {"q-train": 40}
