@@ -86,7 +86,7 @@ class _LRU(Generic[K, V]):
 
 
 _frames: _LRU[str, pd.DataFrame] = _LRU(64)
-_scenarios: _LRU[tuple[str, int], Scenario] = _LRU(8)
+_scenarios: _LRU[tuple[tuple[str, int], str], Scenario] = _LRU(8)
 
 
 def cache_key(session: Session, row_id: int) -> tuple[str, int]:
@@ -163,9 +163,11 @@ def raw_tables(session: Session, version: ScenarioVersion) -> dict[str, pd.DataF
 
 
 def scenario_of(session: Session, version: ScenarioVersion) -> Scenario:
-    """The validated `Scenario` of a stored version (cached: versions never change)."""
+    """The validated `Scenario` of a stored version (cached: versions never change; the key
+    holds the fingerprint too, so a database recreated under the same URL, as tests do,
+    never gets another database's scenario for a reused id)."""
     return _scenarios.get_or(
-        cache_key(session, version.id),
+        (cache_key(session, version.id), version.fingerprint),
         lambda: scenario_from_tables(version.manifest, raw_tables(session, version)),
     )
 
@@ -642,7 +644,7 @@ def store_version(
         raise Conflict(
             "the scenario changed while this request was processed; retry against the new version"
         ) from None
-    _scenarios.get_or(cache_key(session, v.id), lambda: sc)
+    _scenarios.get_or((cache_key(session, v.id), v.fingerprint), lambda: sc)
     return v
 
 
