@@ -142,12 +142,17 @@ def _arm(sc: Scenario, plan: Plan, actual: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _at_equal_work(sc: Scenario, plan: Plan, base: Plan, actual: np.ndarray) -> dict[str, Any]:
+def plan_at_equal_work(sc: Scenario, plan: Plan, base: Plan, actual: np.ndarray) -> dict[str, Any]:
     """The optimizer's plan without the jobs `base` leaves unplaced (if any), realised."""
     assert plan.schedule is not None and base.schedule is not None
     cut = restricted(sc, plan.schedule, base.schedule)
     same = cut is None
-    p = plan if cut is None else assemble_plan(sc, cut, status="check")
+    p = plan
+    if cut is not None:
+        # a feasible plan of the same scenario (not proven optimal), with the same baselines
+        # beside it, checked as any plan
+        p = assemble_plan(sc, cut, status="feasible")
+        p.summary["baselines"] |= plan.summary["baselines"]
     out = _arm(sc, p, actual)
     out["restricted"] = not same
     return out
@@ -164,7 +169,7 @@ def run_day_level(
     solve_s = time.perf_counter() - t
     plans |= {b: baseline_plan(sc, b) for b in BASELINES}
     arms = {name: _arm(sc, p, actual) for name, p in plans.items()}
-    equal = {b: _at_equal_work(sc, plans[PLAN], plans[b], actual) for b in BASELINES}
+    equal = {b: plan_at_equal_work(sc, plans[PLAN], plans[b], actual) for b in BASELINES}
     return {
         "day": day,
         "start": actual_sc.timestamps[0].isoformat(),
@@ -229,6 +234,13 @@ def _sum(records: Sequence[dict[str, Any]], path: tuple[str, ...]) -> dict[str, 
     return out
 
 
+def validated(rec: dict[str, Any]) -> bool:
+    """Whether every plan of a day-level record passed the validator (each planner's and
+    the optimizer's cut to each baseline's jobs)."""
+    plans = [*rec["arms"].values(), *rec["plan_at_equal_work"].values()]
+    return all(p["validated"] for p in plans)
+
+
 def saving_pct(base: float, plan: float) -> float | None:
     """How much lower `plan` is than `base`, in % of `base` (None if `base` is zero)."""
     return None if base == 0 else 100.0 * (base - plan) / base
@@ -246,10 +258,7 @@ def totals(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "planned": _sum(recs, ("arms", arm, "planned")),
                 "realised": _sum(recs, ("arms", arm, "realised")),
             }
-        equal_ok = all(e["validated"] for r in recs for e in r["plan_at_equal_work"].values())
-        level["validated"] = equal_ok and all(
-            a["validated"] for r in recs for a in r["arms"].values()
-        )
+        level["validated"] = all(validated(r) for r in recs)
         for b in BASELINES:
             eq = _sum(recs, ("plan_at_equal_work", b, "realised"))
             base = level[b]["realised"]

@@ -404,7 +404,7 @@ def backtest(
     import dataclasses
     import json
 
-    from optimizer.backtest import BacktestSettings, report_markdown, run_backtest
+    from optimizer.backtest import BacktestSettings, report_markdown, run_backtest, validated
 
     given = {
         "region": region,
@@ -425,7 +425,7 @@ def backtest(
     console.print(f"backtest: {dataclasses.asdict(cfg)}", markup=False, highlight=False)
 
     def progress(rec: dict[str, Any]) -> None:
-        ok = all(a["validated"] for a in rec["arms"].values())
+        ok = validated(rec)
         console.print(
             f"day {rec['day'] + 1}/{cfg.days} error {rec['error']:.0%}: "
             f"{rec['wall_s']:.1f} s, load {rec['load_1min']:.1f}"
