@@ -396,6 +396,12 @@ def backtest(
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="optimizer time limit per day, s")
     ] = None,
+    cost_only: Annotated[
+        bool,
+        typer.Option(
+            "--cost-only", help="the cost-only optimiser as a third baseline (a second solve)"
+        ),
+    ] = False,
 ) -> None:
     """Closed-loop backtest: each day plan on a forecast (optimizer, greedy, carbon-agnostic),
     run the plans on the actual green, and print the realised totals and savings at equal
@@ -416,6 +422,7 @@ def backtest(
         "services": services,
         "sites": sites,
         "time_limit_s": time_limit,
+        "cost_only": cost_only or None,
     }
     try:
         cfg = BacktestSettings(**{k: v for k, v in given.items() if v is not None})  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ import pytest
 from typer.testing import CliRunner
 
 from optimizer.backtest import (
-    ARMS,
     COMPARED,
     PLAN,
     Backtest,
@@ -27,7 +26,6 @@ from optimizer.backtest import (
 )
 from optimizer.forecast import noisy_scenario
 from optimizer.plan import assemble_plan
-from optimizer.planner import BASELINES
 from service.cli import app
 from tests.micro import leans_on_green, placement, solve
 
@@ -123,11 +121,11 @@ def test_backtest_tables_add_up(small: Backtest) -> None:
     for key, level in t.items():
         mine = [r for r in recs if f"{r['error']:g}" == key]
         assert level["validated"]
-        for arm in ARMS:
+        for arm in (PLAN, *SMALL.baselines):
             for k in COMPARED:
                 got = level[arm]["realised"][k]
                 assert got == pytest.approx(sum(r["arms"][arm]["realised"][k] for r in mine))
-        for b in BASELINES:
+        for b in SMALL.baselines:
             v = level[f"vs_{b}"]
             for k in COMPARED:
                 plan_eq = sum(r["plan_at_equal_work"][b]["realised"][k] for r in mine)
@@ -164,7 +162,7 @@ def test_cli_backtest(tmp_path: Path) -> None:
     out = tmp_path / "bt"
     args = ["backtest", "--out", str(out), "--days", "1", "--jobs", "4", "--services", "1"]
     args += ["--sites", "2", "--time-limit", "2", "--forecast-error", "0"]
-    args += ["--forecast-error", "0.05", "--seed", "3"]
+    args += ["--forecast-error", "0.05", "--seed", "3", "--cost-only"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "backtest.json").read_text())
@@ -173,6 +171,8 @@ def test_cli_backtest(tmp_path: Path) -> None:
     assert all(level["validated"] for level in doc["totals"].values())
     md = (out / "backtest.md").read_text()
     assert "| 5% | carbon-agnostic |" in md
+    assert md.count("| 5% | cost-only optimiser |") == 2  # a row in each table
+    assert doc["totals"]["0.05"]["vs_cost_only"]["saving_pct"]["total_cost"] is not None
     assert md.strip() in res.stdout.replace("\r", "")
     bad = CliRunner().invoke(app, ["backtest", "--out", str(out), "--forecast-error", "2"])
     assert bad.exit_code == 2 and "forecast errors" in bad.output
