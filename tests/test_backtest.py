@@ -145,6 +145,21 @@ def test_backtest_tables_add_up(small: Backtest) -> None:
     assert "| 0% | greedy |" in md
 
 
+def test_plot_draws_the_cumulative_savings(small: Backtest, tmp_path: Path) -> None:
+    from bench.backtest_plot import cumulative_savings, plot
+
+    doc = json.loads(json.dumps(small.as_dict()))  # as the command writes it
+    series = cumulative_savings(doc)
+    t = doc["totals"]
+    for b in SMALL.baselines:
+        for k in COMPARED:
+            final = series[(0.1, b, k)][-1]
+            base = t["0.1"][b]["realised"][k]
+            assert final == pytest.approx(base - t["0.1"][f"vs_{b}"]["plan_realised"][k])
+    png = plot(doc, tmp_path / "bt.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_saving_pct() -> None:
     assert saving_pct(200.0, 150.0) == pytest.approx(25.0)
     assert saving_pct(100.0, 110.0) == pytest.approx(-10.0)
