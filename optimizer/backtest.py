@@ -67,23 +67,13 @@ COMPARED = ("total_cost", "emissions_t", "emissions_location_t")
 """The realised figures the savings are computed on (cost, carbon contract and location)."""
 WORK = ("unplaced_device_hours", "unmet_mtokens", "unplaced")
 """The planned work figures reported beside (what each arm leaves undone)."""
-REALISED = (
-    "total_cost",
-    "emissions_t",
-    "emissions_location_t",
-    "green_mwh",
-    "grid_mwh",
-    "curtailed_mwh",
-    "short_mwh",
-    "short_site_hours",
-)
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
 class BacktestSettings:
     """What a backtest replays. The defaults are sized so 30 days x 3 error levels finish
-    in about 10 minutes on 2 shared cores (README, bench/results/backtest-2026-12-05.md)."""
+    in under 10 minutes on 2 shared cores at load 8 (bench/results/backtest-2026-12-05.md)."""
 
     region: str = "cn-edwc"
     start: str = "2025-07-01T00:00"
