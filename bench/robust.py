@@ -27,39 +27,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
 
 from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
-from optimizer.forecast import noisy
-from optimizer.plan.assemble import site_energy
-from optimizer.plan.cases import case_kpis
+from optimizer.backtest import realised_kpis
+from optimizer.forecast import noisy_scenario
 from optimizer.validate import validate_plan
 
 GREEN_SHARES = (1.0, 0.9, 0.7)
-Z10 = float(norm.ppf(0.1))  # -1.2816
 
 
 def robust(sc: Scenario, level: float = 0.1) -> Scenario:
     return dataclasses.replace(
         sc, policy=dataclasses.replace(sc.policy, robust_green_quantile=level)
     )
-
-
-def with_forecast(sc: Scenario, forecast: np.ndarray, sigma: np.ndarray) -> Scenario:
-    """`sc` with `forecast` as its green P50 and a Gaussian band of `sigma` [site, 1]."""
-    return dataclasses.replace(
-        sc,
-        green_available_mw=forecast,
-        green_available_p10_mw=np.clip(forecast + Z10 * sigma, 0.0, forecast),
-        green_available_p90_mw=forecast - Z10 * sigma,
-    )
-
-
-def realised(sc: Scenario, plan: Plan, actual: np.ndarray) -> dict[str, Any]:
-    """The plan's KPIs when green comes in at `actual` (re-dispatched, not re-solved)."""
-    assert plan.schedule is not None  # a plan made here, not read from a bundle
-    k = case_kpis(sc, site_energy(sc, plan.schedule), plan.kpis, actual)
-    return k.as_dict()
 
 
 def record(out: Path, sc: Scenario, plan: Plan, wall: float, **extra: Any) -> dict[str, Any]:
@@ -95,7 +75,7 @@ def done_when(sc: Scenario, settings: SolverSettings, out: Path) -> None:
     for name, s in (("central", sc), ("robust_p10", robust(sc)), ("robust_70", robust(seventy))):
         plan, wall = solve(s, settings)
         short = {
-            f"short_at_{f}": realised(s, plan, f * sc.green_available_mw)["short_site_hours"]
+            f"short_at_{f}": realised_kpis(s, plan, f * sc.green_available_mw)["short_site_hours"]
             for f in GREEN_SHARES
         }
         record(out, s, plan, wall, part="done_when", planned=name, **short)
@@ -105,12 +85,10 @@ def lwa(sc: Scenario, settings: SolverSettings, out: Path, seeds: int, noises: l
     actual = np.asarray(sc.green_available_mw, dtype=float)
     for seed in range(seeds):
         for noise in noises:
-            forecast = noisy(actual, noise, seed)
-            sigma = noise * actual.mean(axis=1, keepdims=True)
-            fsc = with_forecast(sc, forecast, sigma)
+            fsc = noisy_scenario(sc, noise, seed)
             for name, s in (("central", fsc), ("robust_p10", robust(fsc))):
                 plan, wall = solve(s, settings)
-                real = {f"realised_{k}": v for k, v in realised(s, plan, actual).items()}
+                real = {f"realised_{k}": v for k, v in realised_kpis(s, plan, actual).items()}
                 record(out, s, plan, wall, part="lwa", planned=name, seed=seed, noise=noise, **real)
 
 

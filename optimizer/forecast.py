@@ -12,13 +12,19 @@ nightly run), so hour h is forecast h + 1 hours ahead.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+if TYPE_CHECKING:
+    from optimizer.scenario.types import Scenario
+
 TECHNOLOGIES = ("wind", "pv")
+Z10 = float(norm.ppf(0.1))  # -1.2816: the standard normal's 10th percentile
 
 
 def sigma_share(model: pd.DataFrame, technology: str, lead_h: np.ndarray) -> np.ndarray:
@@ -68,3 +74,25 @@ def noisy(actual: np.ndarray, share_of_mean: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     scale = share_of_mean * actual.mean(axis=1, keepdims=True)
     return np.maximum(actual + rng.normal(size=actual.shape) * scale, 0.0)
+
+
+def with_forecast(sc: Scenario, forecast: np.ndarray, sigma: np.ndarray) -> Scenario:
+    """`sc` with `forecast` [site, hour] as its green P50 and a Gaussian band of `sigma`
+    [site, 1] around it (P10/P90, P10 floored at zero)."""
+    return dataclasses.replace(
+        sc,
+        green_available_mw=forecast,
+        green_available_p10_mw=np.clip(forecast + Z10 * sigma, 0.0, forecast),
+        green_available_p90_mw=forecast - Z10 * sigma,
+    )
+
+
+def noisy_scenario(sc: Scenario, share_of_mean: float, seed: int) -> Scenario:
+    """`sc` as planned on a `noisy` forecast of its green (taken as what actually comes),
+    with the P10/P90 of that same noise around it; prices and carbon as given (a
+    time-of-use price is known ahead). Share 0 is perfect foresight: `sc` itself."""
+    if share_of_mean == 0:
+        return sc
+    actual = np.asarray(sc.green_available_mw, dtype=float)
+    sigma = share_of_mean * actual.mean(axis=1, keepdims=True)
+    return with_forecast(sc, noisy(actual, share_of_mean, seed), sigma)
