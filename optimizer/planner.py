@@ -40,6 +40,7 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
+from optimizer.model.replicas import share_among_services
 from optimizer.model.rounding import (
     device_bounds,
     disaggregate,
@@ -801,8 +802,14 @@ def _complete(
         x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
         if x1 is None:
             return None
-        devices, flows = disaggregate(m1, d1, x1)
         d2 = build_sets(sc, fixed_job_use=job_use, all_options=every, price_replica_starts=False)
+        if churn_aware and settings.replica_share_s > 0:
+            devices, flows, _ = share_among_services(
+                m1, d1, x1, d2, replica_start_cost_cny(sc), replica_min_up_hours(sc),
+                settings.replica_share_s, settings.threads,
+            )  # fmt: skip
+        else:
+            devices, flows = disaggregate(m1, d1, x1)
         whole, missing = round_devices(d2, job_use, devices, flows)
         if attempt == 1 or not missing.any():
             break

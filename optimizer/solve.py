@@ -61,6 +61,10 @@ class SolverSettings:
     # after rounding, improve the best plan while the budget lasts: unplaced jobs inserted
     # where devices can be freed, jobs moved one at a time (`optimizer.heuristics`)
     completion: bool = True
+    # churn-aware completion (issue 12): seconds for the MILPs that share each class of
+    # merged services' whole devices among its services with their own replica starts
+    # priced (`optimizer.model.replicas`); 0: the proportional split only
+    replica_share_s: float = 20.0
     # a warm re-solve (`optimize(..., warm_start=...)`) returns the previous plan repaired
     # and completed, with pricing's bound, and runs stage 1 only if that plan is not
     # within `stage1_gap` of the bound
