@@ -61,10 +61,12 @@ class SolverSettings:
     # after rounding, improve the best plan while the budget lasts: unplaced jobs inserted
     # where devices can be freed, jobs moved one at a time (`optimizer.heuristics`)
     completion: bool = True
-    # churn-aware completion (issue 12): seconds for the MILPs that share each class of
-    # merged services' whole devices among its services with their own replica starts
-    # priced (`optimizer.model.replicas`); 0: the proportional split only
-    replica_share_s: float = 20.0
+    # churn-aware completion (issue 12): seconds for the LPs that share each class of merged
+    # services' devices among its services with their own replica starts priced
+    # (`optimizer.model.replicas`; per rounding pass, of which there are one or two); a
+    # class not solved in time is split in proportion to demand; 0: that split only.
+    # Under load 8 on 2 cores the default scenario's six classes took 24 s
+    replica_share_s: float = 40.0
     # a warm re-solve (`optimize(..., warm_start=...)`) returns the previous plan repaired
     # and completed, with pricing's bound, and runs stage 1 only if that plan is not
     # within `stage1_gap` of the bound
