@@ -40,7 +40,7 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
-from optimizer.model.replicas import share_among_services
+from optimizer.model.replicas import share_among_services, trim_devices
 from optimizer.model.rounding import (
     device_bounds,
     disaggregate,
@@ -839,6 +839,12 @@ def _complete(
         # devices held through short dips draw idle power; where that breaks a grid
         # connection (or a contract sharing it) the plan without them is the fallback
         tries.insert(0, hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc)))
+        if settings.replica_trim_s > 0:
+            trimmed, _ = trim_devices(
+                d2, tries[0], replica_start_cost_cny(sc), replica_min_up_hours(sc),
+                settings.replica_trim_s, settings.threads,
+            )  # fmt: skip
+            tries.insert(0, trimmed)
     for fixed in tries:
         h2, cm2 = _hand_over(m2, direct, stage)
         x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, fixed))

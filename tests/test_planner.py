@@ -393,3 +393,35 @@ def test_churn_aware_completion_shares_a_class_among_its_services_with_their_sta
     assert a[a["workload_id"] == "s1"]["site_id"].unique().tolist() == ["A"]
     assert plan.summary["replica_starts"] == 1
     assert plan.summary["total_cost"] == pytest.approx(801.25)
+
+
+@pytest.mark.parametrize(("price_dip", "kept"), [(10.0, [1, 1, 1, 1]), (100.0, [1, 0, 1, 1])])
+def test_trim_devices_takes_away_a_device_only_where_its_energy_beats_the_restart(
+    price_dip: float, kept: list[int]
+) -> None:
+    """Issue 12: service s needs 1 device (400 tokens/s, 1 MW) in hours 0, 2 and 3, none in
+    hour 1; rounding left it 1 at A every hour and a spare at B in hour 3. Stopping A's
+    device in hour 1 saves that hour's energy (price_dip) and costs a start in hour 2 (15
+    CNY, 60-min warm-up): kept at 10, taken away at 100. B's spare serves nothing: gone."""
+    from optimizer.model.replicas import trim_devices
+    from optimizer.model.sets import build_sets
+    from optimizer.planner import _no_options
+    from tests.micro import scenario, site
+
+    sc = scenario(
+        [site("A"), site("B")],
+        hours=4,
+        prices={"A": [100, price_dip, 100, 100], "B": [200] * 4},
+        policy={"unmet_penalty_cny_per_mtoken": 10000.0, "replica_warmup_min": 60.0},
+        services=[{"service_id": "s", "latency_limit_ms": 20}],
+        throughput=[{"service_id": "s", "accelerator": "G", "tokens_per_s_per_device": 400}],
+        demand={("s", "R"): [400, 0, 400, 400]},
+        latency={("A", "R"): 10, ("B", "R"): 10},
+    )
+    d2 = build_sets(sc, fixed_job_use=np.zeros(sc.capacity.shape), all_options=_no_options(sc))
+    whole = np.zeros((1, 2, 1, 4))
+    whole[0, 0, 0] = [1, 1, 1, 1]
+    whole[0, 1, 0] = [0, 0, 0, 1]
+    out, stats = trim_devices(d2, whole, 15.0, 1, 10.0)
+    assert out[0, 0, 0].tolist() == kept and out[0, 1, 0].tolist() == [0, 0, 0, 0]
+    assert stats["services"] == 1

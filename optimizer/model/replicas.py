@@ -42,6 +42,7 @@ from optimizer.model.power import KW_PER_MW
 from optimizer.model.rounding import disaggregate
 from optimizer.model.sets import KTOKENS, ModelData
 from optimizer.rules import grid_cost_per_mwh
+from optimizer.scenario.types import Scenario
 
 EPS = 1e-6
 
@@ -67,9 +68,7 @@ def share_among_services(
     N[dev.index["unit"], dev.index["site"], dev.index["accelerator"], dev.index["hour"]] = (
         np.maximum(dev.values(x1), 0.0)
     )
-    sc = d2.sc
-    mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type]
-    energy = mw[:, :, None] * grid_cost_per_mwh(sc)[:, None, :]  # [site, type, hour]
+    energy = _device_hour_cny(d2.sc)
     groups = [np.flatnonzero(d1.unit_of_service == u) for u in range(N.shape[0])]
     to_share = sum(g.size for g in groups if g.size > 1)
     t0 = time.perf_counter()
@@ -103,11 +102,7 @@ def _class_lp(
     of one class's services within the class's devices `allot` [site, type, hour] (module
     docstring), by interior point; None if not solved to optimality in time."""
     S, A, H = d2.S, d2.A, d2.H
-    tp = np.zeros((members.size, A))
-    for ki, k in enumerate(members):
-        here = d2.uopt_unit == k
-        tp[ki, d2.uopt_acc[here]] = d2.uopt_throughput[here]
-    on = d2.route_unit == members[:, None]  # [member, route]
+    tp, on = _throughput_and_routes(d2, members)
     pairs = [
         (ki, int(s), int(a))
         for ki in range(members.size)
@@ -247,3 +242,110 @@ def _arrays(
     model = (c, np.zeros(n_col), ub, rows.matrix(n_col), np.concatenate(rows.lo),
              np.concatenate(rows.hi), np.zeros(n_col, dtype=np.int32))  # fmt: skip
     return model, (f_k, f_r, f_s, f_h, col_f)
+
+
+def trim_devices(
+    d2: ModelData,
+    whole: np.ndarray,
+    start_cny: float,
+    min_up: int,
+    time_limit_s: float,
+    threads: int = 1,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """`whole` devices [service, site, type, hour] with devices a service does not need
+    taken away, by a MILP per service over whole devices: the LP of `_arrays` with each
+    (site, type, hour) bounded by the devices it has, integer, started from them, its
+    starts, energy and unmet demand priced. Rounding each (site, type, hour) up leaves a
+    service spread over several sites a device of slack at each; the MILP removes the
+    ones whose energy costs more than the starts and unmet demand their removal brings.
+
+    Only removes devices, so no device or power limit can break. Services go in order of
+    their slack (device-hours beyond their demand at their best type), each within the time
+    left divided by the services still to go; one not solved keeps its devices."""
+    sc = d2.sc
+    energy = _device_hour_cny(sc)
+    best = np.array([max(s.throughput_tokens_per_s.values(), default=1.0) for s in sc.services])
+    need = sc.demand_tokens_per_s.sum(axis=1) / best[:, None]  # [service, hour]
+    slack = whole.sum(axis=(1, 2)) - need
+    order = np.argsort(-slack.sum(axis=1), kind="stable")
+    out = whole.copy()
+    t0 = time.perf_counter()
+    stats = {"services": 0.0}
+    for i, k in enumerate(order):
+        left = time_limit_s - (time.perf_counter() - t0)
+        if left <= 0:
+            break
+        got = _service_milp(
+            d2, int(k), whole[k], energy, start_cny, min_up, left / (order.size - i), threads
+        )
+        if got is not None:
+            out[k] = got
+            stats["services"] += 1
+    stats["seconds"] = time.perf_counter() - t0
+    return out, stats
+
+
+def _service_milp(
+    d2: ModelData,
+    k: int,
+    have: np.ndarray,
+    energy: np.ndarray,
+    start_cny: float,
+    min_up: int,
+    time_limit_s: float,
+    threads: int,
+) -> np.ndarray | None:
+    """Whole devices [site, type, hour] of service k within `have` (see `trim_devices`);
+    None if HiGHS has no solution at least as good as `have` in time."""
+    members = np.array([k])
+    tp, on = _throughput_and_routes(d2, members)
+    pairs = [
+        (int(s), int(a))
+        for s in np.unique(d2.route_site[on[0]])
+        for a in np.flatnonzero((tp[0] > 0) & (have[s] > 0).any(axis=-1))
+    ]
+    if not pairs:
+        return None
+    ps, pa = (np.array([p[i] for p in pairs], dtype=np.int64) for i in range(2))
+    pk = np.zeros(ps.size, dtype=np.int64)
+    model, _ = _arrays(d2, members, on, tp, pk, ps, pa, have, energy, start_cny, min_up)
+    c, lb, ub, mat, lo, hi, integrality = model
+    n = ps.size * d2.H
+    integrality = integrality.copy()
+    integrality[:n] = 1
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("time_limit", max(time_limit_s, 0.1))
+    h.setOptionValue("mip_rel_gap", 1e-3)
+    h.setOptionValue("threads", threads)
+    pass_arrays(h, c, lb, ub, mat, lo, hi, integrality)
+    start = np.zeros(c.size)
+    start[:n] = have[ps, pa].ravel()
+    sol = highspy.HighsSolution()
+    sol.col_value = start
+    sol.value_valid = True
+    h.setSolution(sol)
+    h.run()
+    if h.getInfo().primal_solution_status != 2:  # no feasible solution
+        return None
+    x = np.round(np.asarray(h.getSolution().col_value)[:n]).reshape(ps.size, d2.H)
+    out = np.zeros_like(have)
+    np.add.at(out, (ps, pa), np.minimum(x, have[ps, pa]))
+    return out
+
+
+def _device_hour_cny(sc: Scenario) -> np.ndarray:
+    """[site, type, hour] the grid cost (price plus carbon) of one device's busy-over-idle
+    power for an hour."""
+    mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type]
+    return mw[:, :, None] * grid_cost_per_mwh(sc)[:, None, :]
+
+
+def _throughput_and_routes(d2: ModelData, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Throughput [member, type] (demand units per device) and routes [member, route] of
+    services `members` in the whole-device sets `d2` (a unit per service)."""
+    tp = np.zeros((members.size, d2.A))
+    for ki, k in enumerate(members):
+        here = d2.uopt_unit == k
+        tp[ki, d2.uopt_acc[here]] = d2.uopt_throughput[here]
+    return tp, d2.route_unit == members[:, None]
