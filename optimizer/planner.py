@@ -834,17 +834,7 @@ def _complete(
         reserve = np.minimum(fractional.sum(axis=0), sc.capacity - job_use)
         reserve_mw = _reserve_mw(sc, reserve, job_use)
     m2 = build_from_sets(d2)
-    tries = [whole]
-    if churn_aware:
-        # devices held through short dips draw idle power; where that breaks a grid
-        # connection (or a contract sharing it) the plan without them is the fallback
-        tries.insert(0, hold_through_dips(sc, job_use, whole, replica_start_cost_cny(sc)))
-        if settings.replica_trim_s > 0:
-            trimmed, _ = trim_devices(
-                d2, tries[0], replica_start_cost_cny(sc), replica_min_up_hours(sc),
-                settings.replica_trim_s, settings.threads,
-            )  # fmt: skip
-            tries.insert(0, trimmed)
+    tries = _churn_aware_tries(sc, d2, job_use, whole, settings) if churn_aware else [whole]
     for fixed in tries:
         h2, cm2 = _hand_over(m2, direct, stage)
         x2, _, _ = resolve_fixed(h2, m2, cm2, *device_bounds(m2, d2, fixed))
@@ -855,6 +845,24 @@ def _complete(
     sched = _jobs_only(sc, jobs)
     services_and_energy_from_solution(m2, d2, x2, sched)
     return sched
+
+
+def _churn_aware_tries(
+    sc: Scenario, d2: ModelData, job_use: np.ndarray, whole: np.ndarray, settings: SolverSettings
+) -> list[np.ndarray]:
+    """Whole devices to complete with, first that works: held through short dips (and
+    trimmed, `settings.replica_trim_s`), else as rounded. Devices held draw idle power;
+    where that breaks a grid connection (or a contract sharing it) the plan without them is
+    the fallback."""
+    start_cny = replica_start_cost_cny(sc)
+    tries = [hold_through_dips(sc, job_use, whole, start_cny), whole]
+    if settings.replica_trim_s > 0:
+        trimmed, _ = trim_devices(
+            d2, tries[0], start_cny, replica_min_up_hours(sc), settings.replica_trim_s,
+            settings.threads,
+        )  # fmt: skip
+        tries.insert(0, trimmed)
+    return tries
 
 
 def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
