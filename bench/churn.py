@@ -1,4 +1,4 @@
-"""`python -m bench.churn SCENARIO_DIR [TIME_LIMIT_S]`: churn and green-shortfall figures of
+"""`python -m bench.churn SCENARIO_DIR [TIME_LIMIT_S] [--churn-free]`: churn and green-shortfall figures of
 a plan (issue 12), from its bundle tables only, so the same script measures a plan made by
 any version of the planner (run it with an older checkout's interpreter to get "before").
 
@@ -6,11 +6,18 @@ Prints JSON: device starts and stops of inference (per service, site and type, h
 hour), hour-to-hour changes, placements started (a service appearing at a site and type),
 job pauses, total cost with and without churn costs, and the site-hours whose planned
 load the grid connection plus green supply at 100/90/70 % of forecast cannot power.
+
+`--churn-free` plans the scenario with replica starts and pauses free (warm-up, checkpoint
+and restore set to 0): the plan made without churn priced, on the same scenario and code,
+whose churn the churn-aware plan is measured against (issue 12). Its churn costs are then
+re-priced at the scenario's own rates (`churn_cost_at_scenario_rates`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -18,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
+from optimizer.rules import pause_cost_cny, replica_start_cost_cny
 
 GREEN_CASES = (1.0, 0.9, 0.7)
 
@@ -52,6 +60,28 @@ def churn(plan: Plan, sc: Scenario) -> dict[str, Any]:
     }
 
 
+def churn_free(sc: Scenario) -> Scenario:
+    """`sc` with replica starts and job pauses free."""
+    pol = dataclasses.replace(
+        sc.policy, replica_warmup_min=0.0, replica_start_cost_cny=0.0,
+        checkpoint_min=0.0, restore_min=0.0,
+    )  # fmt: skip
+    return dataclasses.replace(sc, policy=pol)
+
+
+def churn_cost_at(plan: Plan, sc: Scenario) -> float:
+    """What `plan`'s replica starts and pauses cost at `sc`'s rates."""
+    a = plan.assignments
+    c = churn(plan, sc)
+    per_job = {j.job_id: pause_cost_cny(sc, j) for j in sc.jobs}
+    jobs = a[a["workload_id"].isin(per_job.keys())]
+    pauses = sum(
+        per_job[str(j)] * int((np.diff(np.sort(h.to_numpy())) > 1).sum())
+        for j, h in jobs.groupby("workload_id")["hour"]
+    )
+    return float(c["replica_starts"] * replica_start_cost_cny(sc) + pauses)
+
+
 def short_site_hours(plan: Plan, green_share: float) -> int:
     """Site-hours whose planned load the grid connection and `green_share` of the forecast
     green supply cannot power (the battery as planned)."""
@@ -61,10 +91,14 @@ def short_site_hours(plan: Plan, green_share: float) -> int:
 
 
 def main(argv: list[str]) -> int:
+    free = "--churn-free" in argv
+    argv = [a for a in argv if a != "--churn-free"]
     sc = load_scenario(argv[0])
+    planned = churn_free(sc) if free else sc
     t = time.perf_counter()
-    plan = optimize(sc, SolverSettings(time_limit_s=float(argv[1]) if len(argv) > 1 else 60.0))
+    plan = optimize(planned, SolverSettings(time_limit_s=float(argv[1]) if len(argv) > 1 else 60.0))
     out = churn(plan, sc)
+    out["churn_cost_at_scenario_rates"] = churn_cost_at(plan, sc)
     out |= {f"short_at_{f}": short_site_hours(plan, f) for f in GREEN_CASES}
     churn_cost = plan.summary.get("replica_start_cost", 0.0) + plan.summary.get("pause_cost", 0.0)
     out |= {
@@ -74,6 +108,8 @@ def main(argv: list[str]) -> int:
         "status": plan.status,
         "gap": plan.summary.get("gap"),
         "wall_s": time.perf_counter() - t,
+        "load_average": os.getloadavg(),
+        "churn_free": free,
     }
     print(json.dumps(out, indent=1))
     return 0

@@ -445,6 +445,35 @@ def test_service_keeps_its_replicas_through_a_dip_unless_the_saving_beats_the_st
     assert plan.summary["total_cost"] == pytest.approx(cost)
 
 
+@pytest.mark.parametrize(
+    ("price_b", "sites", "starts", "cost"),
+    [
+        (80.0, ["A", "A", "A"], 0, 300.0),  # moving saves 20 < two starts (30)
+        (50.0, ["A", "B", "A"], 2, 280.0),  # saves 50 > 30: 100 + 50 + 100 + 2 x 15
+    ],
+)
+def test_service_moves_for_a_cheap_hour_only_if_the_saving_beats_both_starts(
+    price_b: float, sites: list[str], starts: int, cost: float
+) -> None:
+    # one device (400 tokens/s, 1 MW) every hour, A at 100, B at 200 except hour 1; a start
+    # costs 15 (warm-up 60 min at 15 CNY/device-h). Going to B for hour 1 starts a device
+    # there and one back at A in hour 2 (the first hour is carried in: no start)
+    sc = scenario(
+        [site("A"), site("B")],
+        prices={"A": [100, 100, 100], "B": [200, price_b, 200]},
+        policy={"unmet_penalty_cny_per_mtoken": 10000.0, "replica_warmup_min": 60.0},
+        services=[{"service_id": "s", "latency_limit_ms": 20}],
+        throughput=[{"service_id": "s", "accelerator": "G", "tokens_per_s_per_device": 400}],
+        demand={("s", "R"): [400, 400, 400]},
+        latency={("A", "R"): 10, ("B", "R"): 10},
+    )
+    plan = solve(sc)
+    a = plan.assignments[plan.assignments["devices"] > 0].sort_values("hour")
+    assert list(a["site_id"]) == sites and list(a["devices"]) == [1, 1, 1]
+    assert plan.summary["replica_starts"] == starts
+    assert plan.summary["total_cost"] == pytest.approx(cost)
+
+
 def test_started_devices_stay_up_for_the_minimum_up_time() -> None:
     # demand 1, 1, 3, 1, 1 devices at 100 CNY/MWh, free starts. Without a minimum: 7
     # device-hours. With 3 h, devices started in hours 1-2 are still up in hour 3 or 4:

@@ -345,3 +345,83 @@ def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage
     assert solver["plan_source"] == "previous_kept"
     assert "stage1" not in solver
     assert warm.summary["objective"] <= cold.summary["objective"] * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("share_s", [20.0, 0.0])
+def test_churn_aware_completion_shares_a_class_among_its_services_with_their_starts_priced(
+    share_s: float,
+) -> None:
+    """Issue 12: s1 and s2 are one class of merged services (same latency, throughput and
+    penalty) in one region, served from A (2 devices, 100 CNY/MWh) and B (dearer, 200). s1
+    needs 1 device every hour, s2 1, 2, 1: the class LP gives the class A's 2 devices and
+    1 at B in hour 1. The LP per class with each service's starts priced keeps s1 at A and
+    starts one device for s2 at B: 3 devices, 1 start; energy 2 x 3 h x 100 + 200 = 800
+    CNY, the start 5/60 h x 15 CNY = 1.25. Split in proportion to demand instead
+    (share_s = 0), hour 1 gives each service a third and two thirds of both sites' devices,
+    and rounding them within the fleets leaves demand unmet: greedy's plan comes back."""
+    from tests.micro import scenario, site
+
+    sc = scenario(
+        [site("A"), site("B")],
+        prices={"A": [100, 100, 100], "B": [200, 200, 200]},
+        fleets={"A": 2, "B": 2},
+        policy={"unmet_penalty_cny_per_mtoken": 10000.0},
+        services=[{"service_id": k, "latency_limit_ms": 20} for k in ("s1", "s2")],
+        throughput=[
+            {"service_id": k, "accelerator": "G", "tokens_per_s_per_device": 400}
+            for k in ("s1", "s2")
+        ],
+        demand={("s1", "R"): [400, 400, 400], ("s2", "R"): [400, 800, 400]},
+        latency={("A", "R"): 10, ("B", "R"): 10},
+    )
+    settings = SolverSettings(
+        backend="matrix", threads=1, time_limit_s=30, integer_devices="round",
+        replica_share_s=share_s,
+    )  # fmt: skip
+    plan = optimize(sc, settings)
+    validate_plan(sc, plan).raise_if_failed()
+    churn_aware = plan.summary["solver"]["candidates"]["greedy_start_churn_aware"]
+    if not share_s:
+        assert churn_aware > 801.25 + 100.0
+        assert plan.summary["origin"] == "baseline:greedy"
+        return
+    assert churn_aware == pytest.approx(801.25)
+    assert plan.summary["origin"] == "improved"
+    a = plan.assignments[plan.assignments["devices"] > 0]
+    at_b = a[a["site_id"] == "B"]
+    assert (list(at_b["workload_id"]), list(at_b["hour"])) == (["s2"], [1])
+    assert a[a["workload_id"] == "s1"]["site_id"].unique().tolist() == ["A"]
+    assert plan.summary["replica_starts"] == 1
+    assert plan.summary["total_cost"] == pytest.approx(801.25)
+
+
+@pytest.mark.parametrize(("price_dip", "kept"), [(10.0, [1, 1, 1, 1]), (100.0, [1, 0, 1, 1])])
+def test_trim_devices_takes_away_a_device_only_where_its_energy_beats_the_restart(
+    price_dip: float, kept: list[int]
+) -> None:
+    """Issue 12: service s needs 1 device (400 tokens/s, 1 MW) in hours 0, 2 and 3, none in
+    hour 1; rounding left it 1 at A every hour and a spare at B in hour 3. Stopping A's
+    device in hour 1 saves that hour's energy (price_dip) and costs a start in hour 2 (15
+    CNY, 60-min warm-up): kept at 10, taken away at 100. B's spare serves nothing: gone."""
+    from optimizer.model.replicas import trim_devices
+    from optimizer.model.sets import build_sets
+    from optimizer.planner import _no_options
+    from tests.micro import scenario, site
+
+    sc = scenario(
+        [site("A"), site("B")],
+        hours=4,
+        prices={"A": [100, price_dip, 100, 100], "B": [200] * 4},
+        policy={"unmet_penalty_cny_per_mtoken": 10000.0, "replica_warmup_min": 60.0},
+        services=[{"service_id": "s", "latency_limit_ms": 20}],
+        throughput=[{"service_id": "s", "accelerator": "G", "tokens_per_s_per_device": 400}],
+        demand={("s", "R"): [400, 0, 400, 400]},
+        latency={("A", "R"): 10, ("B", "R"): 10},
+    )
+    d2 = build_sets(sc, fixed_job_use=np.zeros(sc.capacity.shape), all_options=_no_options(sc))
+    whole = np.zeros((1, 2, 1, 4))
+    whole[0, 0, 0] = [1, 1, 1, 1]
+    whole[0, 1, 0] = [0, 0, 0, 1]
+    out, stats = trim_devices(d2, whole, 15.0, 1, 10.0)
+    assert out[0, 0, 0].tolist() == kept and out[0, 1, 0].tolist() == [0, 0, 0, 0]
+    assert stats["services"] == 1
