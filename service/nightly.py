@@ -614,12 +614,7 @@ def run_night(
         log.info("night %s: the schedule is disabled; not run", night)
         return None
     stop = stop or threading.Event()
-    gathered = _gather_feeds(db, settings, fired)
-    if settings.progress_dir is not None:  # reports dropped by the fleet's own scheduler
-        refused = queue.scan_progress_folder(db, settings.progress_dir)
-        for why in refused:
-            log.warning("night %s: %s", night, why)
-        gathered = replace(gathered, progress=tuple(refused))
+    gathered = _progress_files(db, settings, night, _gather_feeds(db, settings, fired))
     deadline = time.monotonic() + settings.nightly_queue_wait_s
     while True:
         held = _Collect()
@@ -676,6 +671,19 @@ def run_night(
     )
     _hand_over(db, row, runner, held)
     return row
+
+
+def _progress_files(
+    db: Database, settings: Settings, night: dt.date, gathered: feeds.Gathered
+) -> feeds.Gathered:
+    """Apply the progress files dropped for the night (by the fleet's own scheduler) before
+    its window is built; the refused ones go with `gathered` into the night's note."""
+    if settings.progress_dir is None:
+        return gathered
+    refused = queue.scan_progress_folder(db, settings.progress_dir)
+    for why in refused:
+        log.warning("night %s: %s", night, why)
+    return replace(gathered, progress=tuple(refused))
 
 
 def _gather_feeds(db: Database, settings: Settings, fired: dt.datetime) -> feeds.Gathered:
