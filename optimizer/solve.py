@@ -292,14 +292,21 @@ def _solutions(
 
 
 def resolve_fixed(
-    h: highspy.Highs, m: LinearModel, col_map: np.ndarray, lb: np.ndarray, ub: np.ndarray
+    h: highspy.Highs,
+    m: LinearModel,
+    col_map: np.ndarray,
+    lb: np.ndarray,
+    ub: np.ndarray,
+    time_limit_s: float | None = None,
 ) -> tuple[np.ndarray | None, float | None, str]:
-    """Re-solve the loaded model as an LP with new column bounds (integers fixed by them)."""
+    """Re-solve the loaded model as an LP with new column bounds (integers fixed by them).
+    Without `time_limit_s` it must finish (an LP with every decision fixed); with one, a
+    solve cut by it returns no solution (`h.getModelStatus()` says why)."""
     n = col_map.size
     idx = np.arange(n, dtype=np.int32)
     h.changeColsBounds(n, idx, lb[col_map].astype(np.float64), ub[col_map].astype(np.float64))
     h.changeColsIntegrality(n, idx, np.zeros(n, dtype=np.uint8))
-    h.setOptionValue("time_limit", 1e9)  # an LP with every decision fixed; it must finish
+    h.setOptionValue("time_limit", 1e9 if time_limit_s is None else max(time_limit_s, 0.0))
     h.run()
     term = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()

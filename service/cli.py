@@ -257,6 +257,9 @@ def _summary_table(s: dict[str, Any]) -> None:
                 cells.append("")
         t.add_row(label, *cells)
     out.print(t)
+    churn_note = s.get("solver", {}).get("churn_aware", {}).get("note")
+    if churn_note:
+        out.print(f"[yellow]note:[/yellow] {churn_note}")
     _green_cases_line(s.get("green_cases"), cur)
     tim = s.get("timings_s", {})
     ms = s.get("model_size", {})
