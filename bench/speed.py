@@ -7,7 +7,9 @@ STRATEGY: `today` (stage 1 run to `mip_rel_gap`, no completion step, a warm re-s
 cold one: the planner before issue 16), `gap` (today with stage 1 stopped at 3 %), `new` (the
 defaults) or `new_ipm` (the defaults, pricing LPs by interior point without crossover). CHANGE (optional): one of
 `bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
-and warm from that plan, all with STRATEGY. Every plan goes through the validator.
+and warm from that plan (the plan itself, as the service's what-if starts from the active
+plan), all with STRATEGY. Every plan goes through the validator. `greenopt bench --quick`
+(bench/quick.py) runs the issue's M and what-if rows with these functions.
 """
 
 from __future__ import annotations
@@ -16,15 +18,17 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import changes
-from bench.sizes import NAMED, M, scenario_of
+from bench.sizes import NAMED, M, Size, scenario_of
 from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
+from optimizer.choose import REL_TOL
 from optimizer.validate import validate_plan
 from optimizer.whatif import apply_overrides
 
-DEFAULT_DIR = "data/scenarios/cn-edwc-48h"
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "cn-edwc-48h"
 # the planner before issue 16: stage 1 to the gap asked for, nothing after rounding but the
 # churn-aware pass, a warm re-solve as long as a cold one
 TODAY = {
@@ -42,10 +46,34 @@ STRATEGIES: dict[str, dict[str, Any]] = {
 }
 
 
+def case_scenario(case: str) -> Scenario:
+    """CASE's scenario: the default scenario, or the generated scenario of a size."""
+    return load_scenario(DEFAULT_DIR) if case == "default" else scenario_of(NAMED[case])
+
+
+def change_size(case: str) -> Size:
+    """The size whose generator draws CASE's new jobs (the default scenario is M-sized)."""
+    return M if case == "default" else NAMED[case]
+
+
+def changed_scenario(sc: Scenario, case: str, change: str) -> Scenario:
+    """CASE's scenario `sc` with CHANGE applied, as the service's what-if applies it."""
+    return apply_overrides(sc, changes.overrides_for(change, sc, change_size(case)))
+
+
+def never_worse(s: dict[str, Any]) -> bool:
+    """Issue 16's property: the plan's objective no higher than any baseline's in its summary
+    (`choose.REL_TOL`: closer objectives tie)."""
+    return all(
+        s["objective"] <= b["objective"] * (1 + REL_TOL) + 1e-6 for b in s["baselines"].values()
+    )
+
+
 def solve(
     sc: Scenario, strategy: str, limit: float, warm: Plan | None = None
 ) -> tuple[Plan, dict[str, Any]]:
     settings = SolverSettings(time_limit_s=limit, threads=1, seed=0, **STRATEGIES[strategy])
+    load_before = os.getloadavg()
     t = time.perf_counter()
     plan = optimize(sc, settings, warm_start=warm)
     wall = time.perf_counter() - t
@@ -54,6 +82,11 @@ def solve(
     s = plan.summary
     solver = s.get("solver", {})
     return plan, {
+        "load_before": [round(v, 2) for v in load_before],
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "origin": s.get("origin"),
+        "never_worse": never_worse(s),
+        "churn_aware": solver.get("churn_aware", {}).get("status"),
         "wall_s": round(wall, 2),
         "objective": s.get("objective"),
         "bound": s.get("bound"),
@@ -73,17 +106,16 @@ def solve(
 def main(argv: list[str]) -> int:
     case, strategy, limit = argv[0], argv[1], float(argv[2])
     change = argv[3] if len(argv) > 3 and argv[3] != "none" else None
-    sc = load_scenario(DEFAULT_DIR) if case == "default" else scenario_of(NAMED[case])
+    sc = case_scenario(case)
     out: dict[str, Any] = {"case": case, "strategy": strategy, "limit_s": limit}
     out["load_before"] = os.getloadavg()
     plan, out["cold"] = solve(sc, strategy, limit)
     if change is not None:
-        size = M if case == "default" else NAMED[case]
-        changed = apply_overrides(sc, changes.overrides_for(change, sc, size))
+        changed = changed_scenario(sc, case, change)
         out["change"] = change
         _, out["changed_cold"] = solve(changed, strategy, limit)
-        warm = plan if change != "new_jobs" else changes.carry_schedule(sc, plan.schedule, changed)  # type: ignore[arg-type]
-        _, out["changed_warm"] = solve(changed, strategy, limit, warm=warm)  # type: ignore[arg-type]
+        # warm from the plan itself, as the service's what-if is (jobs matched by id)
+        _, out["changed_warm"] = solve(changed, strategy, limit, warm=plan)
     out["load_after"] = os.getloadavg()
     print(json.dumps(out))
     return 0
