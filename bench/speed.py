@@ -4,8 +4,10 @@ their ratios share the machine's load).
 
 CASE: `default` (data/scenarios/cn-edwc-48h) or a size of `bench.sizes` (`M`, ...).
 STRATEGY: `today` (stage 1 run to `mip_rel_gap`, no completion step, a warm re-solve like a
-cold one: the planner before issue 16), `gap` (today with stage 1 stopped at 3 %), `new` (the
-defaults) or `new_ipm` (the defaults, pricing LPs by interior point without crossover). CHANGE (optional): one of
+cold one, the churn-aware pass without a time limit: the planner before issue 16), `gap`
+(today with stage 1 stopped at 3 %), `new` (the defaults), `new_ipm` (the defaults, pricing
+LPs by interior point without crossover) or `new_unlimited` (the defaults, the churn-aware
+pass without its time limit). CHANGE (optional): one of
 `bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
 and warm from that plan (the plan itself, as the service's what-if starts from the active
 plan), all with STRATEGY. Every plan goes through the validator. `greenopt bench --quick`
@@ -30,12 +32,13 @@ from optimizer.whatif import apply_overrides
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "cn-edwc-48h"
 # the planner before issue 16: stage 1 to the gap asked for, nothing after rounding but the
-# churn-aware pass, a warm re-solve as long as a cold one
+# churn-aware pass (without a time limit), a warm re-solve as long as a cold one
 TODAY = {
     "stage1_gap": None,
     "stage1_share": None,
     "completion": False,
     "warm_skip_stage1": False,
+    "churn_aware_share": None,
 }
 STRATEGIES: dict[str, dict[str, Any]] = {
     "today": TODAY,
@@ -43,6 +46,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "gap": TODAY | {"stage1_gap": 0.03},
     "new": {},
     "new_ipm": {"pricing_solver": "ipm"},
+    # what the churn-aware pass's time limit buys: the defaults without it
+    "new_unlimited": {"churn_aware_share": None},
 }
 
 

@@ -596,9 +596,6 @@ FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever cam
 EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
-# the churn-aware completion's time, at least, whatever the phases before it left: the
-# share stage 1 keeps for the phases after it
-CHURN_AWARE_MIN_SHARE = 0.15
 
 
 def _remaining(settings: SolverSettings, t_all: float, keep: float = 0.0) -> float:
@@ -701,9 +698,9 @@ def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
 
     Candidates are compared completed without them (their LP is block-diagonal by hour and
     solves in seconds); the time-coupled LP is solved once, for the plan that wins. It gets
-    what the budget leaves, at least `CHURN_AWARE_MIN_SHARE` of it (issue 16: under load it
-    took 34-185 s, past any budget); cut there, the plain rounding of the winner stands and
-    `solver.churn_aware` says so (`status`: `done`, `cut`, `failed`, `not_needed`).
+    what the budget leaves, at least `settings.churn_aware_share` of it (issue 16: under load
+    it took 34-185 s, past any budget); cut there, the plain rounding of the winner stands
+    and `solver.churn_aware` says so (`status`: `done`, `cut`, `failed`, `not_needed`).
     """
     sc, settings = run.sc, run.settings
     if replica_start_cost_cny(sc) <= 0 and replica_min_up_hours(sc) <= 1:
@@ -714,8 +711,9 @@ def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
         run.solver["churn_aware"] = {"status": "not_needed", "plan": name}
         return
     t = time.perf_counter()
+    share = settings.churn_aware_share
     left = settings.time_limit_s - (t - run.t_all)
-    limit = max(left, CHURN_AWARE_MIN_SHARE * settings.time_limit_s)
+    limit = None if share is None else max(left, share * settings.time_limit_s)
     key = f"{name}_churn_aware"
     try:
         done = _complete(
@@ -732,7 +730,7 @@ def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
     if status == "cut":
         run.solver["churn_aware"]["note"] = (
             f"the churn-aware completion ran out of its {limit:.1f} s (what the budget left, "
-            f"at least {CHURN_AWARE_MIN_SHARE:.0%} of it); {name} comes without replica starts "
+            f"at least {share:.0%} of it); {name} comes without replica starts "
             "priced in its inference LP (the plain rounding)"
         )
         log.warning("%s", run.solver["churn_aware"]["note"])

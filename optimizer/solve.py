@@ -69,6 +69,11 @@ class SolverSettings:
     # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
     # primal-dual objective error, so an inexact interior solution cannot overstate the bound
     pricing_solver: Literal["simplex", "ipm"] = "simplex"
+    # the churn-aware completion (an interior-point LP, time-coupled) gets what the budget
+    # leaves, at least this share of it, and is cut there, the plain rounding standing
+    # (None: no limit, as before: under load it took 34-185 s past every budget, issue 16);
+    # 0.15 is the share stage 1 keeps for the phases after it
+    churn_aware_share: float | None = 0.15
     presolve: bool = True
     # short jobs planned as flexible load, packed into shared one-hour lanes
     # (optimizer/flexible.py): "auto" when there are many of them, "off": every job is an

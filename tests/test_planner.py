@@ -347,16 +347,27 @@ def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage
     assert warm.summary["objective"] <= cold.summary["objective"] * (1 + 1e-6)
 
 
-@pytest.mark.parametrize(("budget_s", "status"), [(1e-3, "cut"), (60.0, "done")])
-def test_the_churn_aware_pass_keeps_to_what_the_budget_leaves(budget_s: float, status: str) -> None:
+@pytest.mark.parametrize(
+    ("budget_s", "share", "status"),
+    [(1e-3, 0.15, "cut"), (60.0, 0.15, "done"), (1e-3, None, "done")],
+)
+def test_the_churn_aware_pass_keeps_to_what_the_budget_leaves(
+    budget_s: float, share: float | None, status: str
+) -> None:
     """Issue 16: the churn-aware completion (an interior-point LP, time-coupled) took 34-185 s
     under load, past every budget. It now gets what the budget leaves (at least
-    `CHURN_AWARE_MIN_SHARE` of it): with a 1 ms budget that is 0.15 ms, which no LP meets,
-    so the pass is cut, the plain rounding of the winner comes back, and the summary says
-    so; with a minute it runs and its plan is a candidate."""
+    `churn_aware_share` of it): with a 1 ms budget that is 0.15 ms, which no LP meets, so
+    the pass is cut, the plain rounding of the winner comes back, and the summary says so;
+    with a minute, or without the limit (`churn_aware_share=None`, as before), it runs and
+    its plan is a candidate."""
     sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
     settings = SolverSettings(
-        backend="matrix", threads=1, seed=0, time_limit_s=budget_s, integer_devices="round"
+        backend="matrix",
+        threads=1,
+        seed=0,
+        time_limit_s=budget_s,
+        integer_devices="round",
+        churn_aware_share=share,
     )
     plan = optimize(sc, settings)
     validate_plan(sc, plan).raise_if_failed()
