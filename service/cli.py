@@ -306,20 +306,26 @@ def bench(
         Path | None,
         typer.Option("--out", "-o", help="results stem: writes STEM.json and STEM.md"),
     ] = None,
-    m_case: Annotated[str, typer.Option("--m-case", help="the M row's size")] = "M",
-    m_budget: Annotated[float, typer.Option("--m-budget", help="the M row's budget, s")] = 10.0,
+    m_case: Annotated[str | None, typer.Option("--m-case", help="the M row's size (M)")] = None,
+    m_budget: Annotated[
+        float | None, typer.Option("--m-budget", help="the M row's budget, s (M's target)")
+    ] = None,
     whatif_case: Annotated[
-        str, typer.Option("--whatif-case", help="`default` (the default scenario) or a size")
-    ] = "default",
+        str | None,
+        typer.Option("--whatif-case", help="`default` (the default scenario) or a size"),
+    ] = None,
     whatif_budget: Annotated[
-        float, typer.Option("--whatif-budget", help="each what-if solve's budget, s")
-    ] = 60.0,
+        float | None,
+        typer.Option("--whatif-budget", help="each what-if solve's budget, s (greenopt plan's)"),
+    ] = None,
     strategies: Annotated[
-        str, typer.Option("--strategies", help="comma-separated, the reference first")
-    ] = "today,new",
+        str | None,
+        typer.Option("--strategies", help="comma-separated, the reference first (today,new)"),
+    ] = None,
     changes: Annotated[
-        str, typer.Option("--changes", help="comma-separated what-if changes")
-    ] = "price,outage,new_jobs",
+        str | None,
+        typer.Option("--changes", help="comma-separated what-if changes (all of bench.changes)"),
+    ] = None,
 ) -> None:
     """Benchmark: `--quick` solves issue 16's M row and warm what-if row (price shock,
     outage, +5 % jobs on the default scenario), today's strategy beside the defaults, every
@@ -341,14 +347,15 @@ def bench(
         raise typer.Exit(EXIT_BAD_INPUT)
     from bench.quick import QuickRun, run
 
-    q = QuickRun(
-        m_case=m_case,
-        m_budget_s=m_budget,
-        whatif_case=whatif_case,
-        whatif_budget_s=whatif_budget,
-        changes=tuple(c for c in changes.split(",") if c),
-        strategies=tuple(st for st in strategies.split(",") if st),
-    )
+    given: dict[str, Any] = {
+        "m_case": m_case,
+        "m_budget_s": m_budget,
+        "whatif_case": whatif_case,
+        "whatif_budget_s": whatif_budget,
+        "changes": None if changes is None else tuple(c for c in changes.split(",") if c),
+        "strategies": None if strategies is None else tuple(x for x in strategies.split(",") if x),
+    }
+    q = QuickRun(**{k: v for k, v in given.items() if v is not None})  # the rest: QuickRun's
     try:
         q.check()
     except ValueError as err:
