@@ -4,10 +4,15 @@ their ratios share the machine's load).
 
 CASE: `default` (data/scenarios/cn-edwc-48h) or a size of `bench.sizes` (`M`, ...).
 STRATEGY: `today` (stage 1 run to `mip_rel_gap`, no completion step, a warm re-solve like a
-cold one: the planner before issue 16), `gap` (today with stage 1 stopped at 3 %), `new` (the
-defaults) or `new_ipm` (the defaults, pricing LPs by interior point without crossover). CHANGE (optional): one of
+cold one, the churn-aware pass without a time limit: the planner before issue 16), `gap`
+(today with stage 1 stopped at 3 %), `new` (the defaults), `new_ipm` (the defaults, pricing
+LPs by interior point without crossover) or `new_limited` (the defaults with the churn-aware
+pass limited to what the budget leaves, at least 15 %; measured 2026-12-05 evening as `new`,
+against `new_unlimited`, then the defaults). CHANGE (optional): one of
 `bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
-and warm from that plan, all with STRATEGY. Every plan goes through the validator.
+and warm from that plan (the plan itself, as the service's what-if starts from the active
+plan), all with STRATEGY. Every plan goes through the validator. `greenopt bench --quick`
+(bench/quick.py) runs the issue's M and what-if rows with these functions.
 """
 
 from __future__ import annotations
@@ -16,22 +21,25 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from bench import changes
-from bench.sizes import NAMED, M, scenario_of
+from bench.sizes import NAMED, M, Size, scenario_of
 from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
+from optimizer.choose import REL_TOL
 from optimizer.validate import validate_plan
 from optimizer.whatif import apply_overrides
 
-DEFAULT_DIR = "data/scenarios/cn-edwc-48h"
+DEFAULT_DIR = Path(__file__).resolve().parents[1] / "data" / "scenarios" / "cn-edwc-48h"
 # the planner before issue 16: stage 1 to the gap asked for, nothing after rounding but the
-# churn-aware pass, a warm re-solve as long as a cold one
+# churn-aware pass (without a time limit), a warm re-solve as long as a cold one
 TODAY = {
     "stage1_gap": None,
     "stage1_share": None,
     "completion": False,
     "warm_skip_stage1": False,
+    "churn_aware_share": None,
 }
 STRATEGIES: dict[str, dict[str, Any]] = {
     "today": TODAY,
@@ -39,13 +47,39 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "gap": TODAY | {"stage1_gap": 0.03},
     "new": {},
     "new_ipm": {"pricing_solver": "ipm"},
+    # what the churn-aware pass's time limit buys (off by default: +51 % objective on M)
+    "new_limited": {"churn_aware_share": 0.15},
 }
+
+
+def case_scenario(case: str) -> Scenario:
+    """CASE's scenario: the default scenario, or the generated scenario of a size."""
+    return load_scenario(DEFAULT_DIR) if case == "default" else scenario_of(NAMED[case])
+
+
+def change_size(case: str) -> Size:
+    """The size whose generator draws CASE's new jobs (the default scenario is M-sized)."""
+    return M if case == "default" else NAMED[case]
+
+
+def changed_scenario(sc: Scenario, case: str, change: str) -> Scenario:
+    """CASE's scenario `sc` with CHANGE applied, as the service's what-if applies it."""
+    return apply_overrides(sc, changes.overrides_for(change, sc, change_size(case)))
+
+
+def never_worse(s: dict[str, Any]) -> bool:
+    """Issue 16's property: the plan's objective no higher than any baseline's in its summary
+    (`choose.REL_TOL`: closer objectives tie)."""
+    return all(
+        s["objective"] <= b["objective"] * (1 + REL_TOL) + 1e-6 for b in s["baselines"].values()
+    )
 
 
 def solve(
     sc: Scenario, strategy: str, limit: float, warm: Plan | None = None
 ) -> tuple[Plan, dict[str, Any]]:
     settings = SolverSettings(time_limit_s=limit, threads=1, seed=0, **STRATEGIES[strategy])
+    load_before = os.getloadavg()
     t = time.perf_counter()
     plan = optimize(sc, settings, warm_start=warm)
     wall = time.perf_counter() - t
@@ -54,6 +88,11 @@ def solve(
     s = plan.summary
     solver = s.get("solver", {})
     return plan, {
+        "load_before": [round(v, 2) for v in load_before],
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "origin": s.get("origin"),
+        "never_worse": never_worse(s),
+        "churn_aware": solver.get("churn_aware", {}).get("status"),
         "wall_s": round(wall, 2),
         "objective": s.get("objective"),
         "bound": s.get("bound"),
@@ -73,17 +112,16 @@ def solve(
 def main(argv: list[str]) -> int:
     case, strategy, limit = argv[0], argv[1], float(argv[2])
     change = argv[3] if len(argv) > 3 and argv[3] != "none" else None
-    sc = load_scenario(DEFAULT_DIR) if case == "default" else scenario_of(NAMED[case])
+    sc = case_scenario(case)
     out: dict[str, Any] = {"case": case, "strategy": strategy, "limit_s": limit}
     out["load_before"] = os.getloadavg()
     plan, out["cold"] = solve(sc, strategy, limit)
     if change is not None:
-        size = M if case == "default" else NAMED[case]
-        changed = apply_overrides(sc, changes.overrides_for(change, sc, size))
+        changed = changed_scenario(sc, case, change)
         out["change"] = change
         _, out["changed_cold"] = solve(changed, strategy, limit)
-        warm = plan if change != "new_jobs" else changes.carry_schedule(sc, plan.schedule, changed)  # type: ignore[arg-type]
-        _, out["changed_warm"] = solve(changed, strategy, limit, warm=warm)  # type: ignore[arg-type]
+        # warm from the plan itself, as the service's what-if is (jobs matched by id)
+        _, out["changed_warm"] = solve(changed, strategy, limit, warm=plan)
     out["load_after"] = os.getloadavg()
     print(json.dumps(out))
     return 0

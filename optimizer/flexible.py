@@ -294,6 +294,8 @@ def plan_flexible(
         model_size=plan.summary["model_size"],
         planner=str(plan.summary["planner"]),
     )
+    # which candidate came back on the lanes (`optimizer.choose`) is the one stated here
+    out.summary["origin"] = plan.summary.get("origin")
     for name in baseline_names:
         bs = disaggregate(sc, lanes, baseline(lanes.scenario, name))
         bp = assemble_plan(sc, bs, status="baseline", planner=name)

@@ -17,11 +17,13 @@ Two solve strategies (`SolverSettings.integer_devices`):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+import highspy
 import numpy as np
 
 from optimizer import choose, flexible
@@ -70,6 +72,7 @@ from optimizer.solve import (
 from optimizer.units import KG_PER_T, KW_PER_MW
 
 BASELINES = ("greedy", "carbon_agnostic")
+log = logging.getLogger(__name__)
 
 
 class SolveCancelled(RuntimeError):
@@ -596,7 +599,7 @@ def _finish(
 ) -> tuple[Schedule | None, str, str, LinearModel]:
     """The winner completed churn-aware, then the best candidate with pricing's bound and
     gap; the greedy start is flagged a fallback when stage 1 found nothing."""
-    _complete_churn_aware(run.sc, run.candidates, run.settings, m, run.tried, run.timings)
+    _complete_churn_aware(run, m)
     objective, sched, source = min(run.candidates, key=lambda c: c[0])
     final_bound = bound if np.isfinite(bound) else None
     gap = _gap(objective, final_bound)
@@ -718,39 +721,60 @@ def _jobs_only(sc: Scenario, sched: Schedule) -> Schedule:
     return out
 
 
-def _complete_churn_aware(
-    sc: Scenario,
-    candidates: list[tuple[float, Schedule, str]],
-    settings: SolverSettings,
-    m: LinearModel,
-    tried: dict[str, float | None],
-    timings: dict[str, float],
-) -> None:
+def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
     """The best candidate's job plan, its paused jobs run in one block where that pays
     (`compact_pauses`), completed again with replica starts priced in the inference LP
     (`_complete(churn_aware=True)`), added as a candidate of its own.
 
     Candidates are compared completed without them (their LP is block-diagonal by hour and
-    solves in seconds); the time-coupled LP is solved once, for the plan that wins.
+    solves in seconds); the time-coupled LP is solved once, for the plan that wins. It gets
+    what the budget leaves, at least `settings.churn_aware_share` of it (issue 16: under load
+    it took 34-185 s, past any budget); cut there, the plain rounding of the winner stands
+    and `solver.churn_aware` says so (`status`: `done`, `cut`, `failed`, `not_needed`).
     """
+    sc, settings = run.sc, run.settings
     if replica_start_cost_cny(sc) <= 0 and replica_min_up_hours(sc) <= 1:
         return
-    t = time.perf_counter()
     # the job plan to complete churn-aware: the best without its replica starts, which the
     # churn-aware completion decides anew (completed without them priced, a plan starts
     # ~110k devices, and their cost, +-5k between plans, drowned the job plans' difference)
     start_cny = replica_start_cost_cny(sc)
     _, sched, name = min(
-        candidates, key=lambda c: c[0] - start_cny * replica_changes(c[1].svc_devices)[0].sum()
+        run.candidates,
+        key=lambda c: c[0] - start_cny * replica_changes(c[1].svc_devices)[0].sum(),
     )
     if name == "previous_kept":
-        return  # the previous plan's devices: already rounded churn-aware, and kept as such
-    done = _complete(sc, compact_pauses(sc, sched), settings, churn_aware=True)
+        # the previous plan's devices: already rounded churn-aware, and kept as such
+        run.solver["churn_aware"] = {"status": "not_needed", "plan": name}
+        return
+    t = time.perf_counter()
+    share = settings.churn_aware_share
+    left = settings.time_limit_s - (t - run.t_all)
+    limit = None if share is None else max(left, share * settings.time_limit_s)
     key = f"{name}_churn_aware"
+    try:
+        done = _complete(
+            sc, compact_pauses(sc, sched), settings, churn_aware=True, time_limit_s=limit
+        )
+        status = "done" if done is not None else "failed"
+    except _OutOfTime:
+        done, status = None, "cut"
     if done is not None:
-        candidates.append((_objective(sc, done, m), done, key))
-    tried[key] = candidates[-1][0] if done is not None else None
-    timings["churn_aware"] = time.perf_counter() - t
+        run.candidates.append((_objective(sc, done, m), done, key))
+    run.tried[key] = run.candidates[-1][0] if done is not None else None
+    run.timings["churn_aware"] = time.perf_counter() - t
+    run.solver["churn_aware"] = {"status": status, "plan": name, "time_limit_s": limit}
+    if status == "cut":
+        run.solver["churn_aware"]["note"] = (
+            f"the churn-aware completion ran out of its {limit:.1f} s (what the budget left, "
+            f"at least {share:.0%} of it); {name} comes without replica starts "
+            "priced in its inference LP (the plain rounding)"
+        )
+        log.warning("%s", run.solver["churn_aware"]["note"])
+
+
+class _OutOfTime(RuntimeError):
+    """A time-limited completion (`_complete(time_limit_s=...)`) ran out of its time."""
 
 
 def _no_options(sc: Scenario) -> tuple[JobOptions, list[list[str]], np.ndarray, np.ndarray]:
@@ -794,7 +818,12 @@ def _complete_kept(
 
 
 def _complete(
-    sc: Scenario, jobs: Schedule, settings: SolverSettings, *, churn_aware: bool = False
+    sc: Scenario,
+    jobs: Schedule,
+    settings: SolverSettings,
+    *,
+    churn_aware: bool = False,
+    time_limit_s: float | None = None,
 ) -> Schedule | None:
     """Inference and energy around a fixed job plan: an LP with devices continuous (services
     merged), whole devices from it, then the LP of flows, energy and battery with them fixed.
@@ -805,6 +834,10 @@ def _complete(
     Where whole devices leave demand short (the relaxed LP shared the last device and the
     last kilowatts of a full site among services), the LP is solved again with room held
     back for rounding each service up, and rounded again.
+
+    `time_limit_s` bounds the relaxed LPs (the slow part when churn-aware): one cut by it
+    raises `_OutOfTime`; the second pass is skipped when the first used it up (its rounding
+    stands). The LPs with devices fixed always finish.
     """
     jobs = _jobs_only(sc, jobs)
     every = _no_options(sc)
@@ -815,7 +848,11 @@ def _complete(
     job_use = busy_devices(sc, jobs)  # the schedule holds jobs only
     reserve: np.ndarray | None = None
     reserve_mw: np.ndarray | None = None
+    deadline = None if time_limit_s is None else time.perf_counter() + time_limit_s
     for attempt in range(2):
+        left = None if deadline is None else deadline - time.perf_counter()
+        if attempt == 1 and left is not None and left <= 0:
+            break  # no time for the second pass: the first one's rounding stands
         # the relaxed LP shares a full site's last devices and power among services; the
         # second pass holds back one device per service there, and its power as far as the
         # grid connection has any to spare, the room that rounding each of them up takes
@@ -828,15 +865,15 @@ def _complete(
             reserve_mw=reserve_mw,
             price_replica_starts=churn_aware,
         )
-        m1 = build_from_sets(d1)
-        m1.vars["v_devices"].integer = False
-        h1, cm1 = _hand_over(m1, direct, stage)
-        if churn_aware:
-            h1.setOptionValue("solver", "ipm")
-            h1.setOptionValue("run_crossover", "off")
-        x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds())
-        if x1 is None:
+        try:
+            relaxed = _relaxed_devices(d1, direct, stage, churn_aware=churn_aware, limit=left)
+        except _OutOfTime:
+            if attempt == 0:
+                raise
+            break  # the second pass ran out of time: the first one's rounding stands
+        if relaxed is None:
             return None
+        m1, x1 = relaxed
         d2 = build_sets(sc, fixed_job_use=job_use, all_options=every, price_replica_starts=False)
         if churn_aware and settings.replica_share_s > 0:
             devices, flows, _ = share_among_services(
@@ -881,6 +918,29 @@ def _churn_aware_tries(
         )  # fmt: skip
         tries.insert(0, trimmed)
     return tries
+
+
+def _relaxed_devices(
+    d1: ModelData,
+    settings: SolverSettings,
+    stage: dict[str, float],
+    *,
+    churn_aware: bool,
+    limit: float | None,
+) -> tuple[LinearModel, np.ndarray] | None:
+    """`_complete`'s first LP (devices continuous, the job plan fixed) solved within `limit`
+    seconds (None: no limit): the model and its solution, None if it has none;
+    `_OutOfTime` if the limit cut it. Churn-aware, it is time-coupled: interior point."""
+    m1 = build_from_sets(d1)
+    m1.vars["v_devices"].integer = False
+    h1, cm1 = _hand_over(m1, settings, stage)
+    if churn_aware:
+        h1.setOptionValue("solver", "ipm")
+        h1.setOptionValue("run_crossover", "off")
+    x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds(), time_limit_s=limit)
+    if x1 is None and h1.getModelStatus() == highspy.HighsModelStatus.kTimeLimit:
+        raise _OutOfTime(f"the relaxed inference LP took over {max(limit or 0.0, 0.0):.2f} s")
+    return None if x1 is None else (m1, x1)
 
 
 def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:

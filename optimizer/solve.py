@@ -79,6 +79,12 @@ class SolverSettings:
     # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
     # primal-dual objective error, so an inexact interior solution cannot overstate the bound
     pricing_solver: Literal["simplex", "ipm"] = "simplex"
+    # with a share, the churn-aware completion (an interior-point LP, time-coupled) gets
+    # what the budget leaves, at least this share of it, and is cut there, the plain
+    # rounding standing. Default None: no limit, the pass runs to its end (34-185 s past
+    # the budget under load, issue 16), because a cut costs more than it saves: +51 % of
+    # the objective on M for 4-17 s (bench/results/speed-2026-12-05-evening.md)
+    churn_aware_share: float | None = None
     presolve: bool = True
     # short jobs planned as flexible load, packed into shared one-hour lanes
     # (optimizer/flexible.py): "auto" when there are many of them, "off": every job is an
@@ -302,14 +308,21 @@ def _solutions(
 
 
 def resolve_fixed(
-    h: highspy.Highs, m: LinearModel, col_map: np.ndarray, lb: np.ndarray, ub: np.ndarray
+    h: highspy.Highs,
+    m: LinearModel,
+    col_map: np.ndarray,
+    lb: np.ndarray,
+    ub: np.ndarray,
+    time_limit_s: float | None = None,
 ) -> tuple[np.ndarray | None, float | None, str]:
-    """Re-solve the loaded model as an LP with new column bounds (integers fixed by them)."""
+    """Re-solve the loaded model as an LP with new column bounds (integers fixed by them).
+    Without `time_limit_s` it must finish (an LP with every decision fixed); with one, a
+    solve cut by it returns no solution (`h.getModelStatus()` says why)."""
     n = col_map.size
     idx = np.arange(n, dtype=np.int32)
     h.changeColsBounds(n, idx, lb[col_map].astype(np.float64), ub[col_map].astype(np.float64))
     h.changeColsIntegrality(n, idx, np.zeros(n, dtype=np.uint8))
-    h.setOptionValue("time_limit", 1e9)  # an LP with every decision fixed; it must finish
+    h.setOptionValue("time_limit", 1e9 if time_limit_s is None else max(time_limit_s, 0.0))
     h.run()
     term = h.modelStatusToString(h.getModelStatus())
     info = h.getInfo()

@@ -257,6 +257,9 @@ def _summary_table(s: dict[str, Any]) -> None:
                 cells.append("")
         t.add_row(label, *cells)
     out.print(t)
+    churn_note = s.get("solver", {}).get("churn_aware", {}).get("note")
+    if churn_note:
+        out.print(f"[yellow]note:[/yellow] {churn_note}")
     _green_cases_line(s.get("green_cases"), cur)
     tim = s.get("timings_s", {})
     ms = s.get("model_size", {})
@@ -266,6 +269,101 @@ def _summary_table(s: dict[str, Any]) -> None:
         + f"\nmodel: {ms.get('variables', 0):,} variables ({ms.get('binaries', 0):,} binary, "
         f"{ms.get('integers', 0):,} integer), {ms.get('constraints', 0):,} constraints, {ms.get('nonzeros', 0):,} nonzeros"
     )
+
+
+BENCH_INSTALL = "pip install -c constraints.txt -e '.[bench]'"
+"""How to install the benchmark (from a clone's root; the test extra includes it)."""
+
+
+def _bench_missing() -> list[str]:
+    """What `greenopt bench` lacks: distributions of the `bench` extra not installed, and
+    the `bench` package itself where it is not importable (the service's image has none)."""
+    import importlib
+    import re
+    from importlib import metadata
+
+    missing = []
+    for req in metadata.requires("greenopt") or []:
+        if re.search(r"extra\s*==\s*['\"]bench['\"]", req):
+            name = re.match(r"[A-Za-z0-9_.-]+", req)
+            try:
+                metadata.version(name.group(0) if name else req)
+            except metadata.PackageNotFoundError:
+                missing.append(name.group(0) if name else req)
+    try:
+        importlib.import_module("bench.quick")
+    except ImportError as err:
+        missing.append(f"the bench package ({err})")
+    return missing
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option("--quick", help="issue 16's M and what-if rows (the only mode here)")
+    ] = False,
+    out_stem: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="results stem: writes STEM.json and STEM.md"),
+    ] = None,
+    m_case: Annotated[str | None, typer.Option("--m-case", help="the M row's size (M)")] = None,
+    m_budget: Annotated[
+        float | None, typer.Option("--m-budget", help="the M row's budget, s (M's target)")
+    ] = None,
+    whatif_case: Annotated[
+        str | None,
+        typer.Option("--whatif-case", help="`default` (the default scenario) or a size"),
+    ] = None,
+    whatif_budget: Annotated[
+        float | None,
+        typer.Option("--whatif-budget", help="each what-if solve's budget, s (greenopt plan's)"),
+    ] = None,
+    strategies: Annotated[
+        str | None,
+        typer.Option("--strategies", help="comma-separated, the reference first (today,new)"),
+    ] = None,
+    changes: Annotated[
+        str | None,
+        typer.Option("--changes", help="comma-separated what-if changes (all of bench.changes)"),
+    ] = None,
+) -> None:
+    """Benchmark: `--quick` solves issue 16's M row and warm what-if row (price shock,
+    outage, +5 % jobs on the default scenario), today's strategy beside the defaults, every
+    plan validated; writes bench/results/speed-quick-<time>.json and .md. The full harness
+    is `python -m bench` (bench/README.md)."""
+    missing = _bench_missing()
+    if missing:
+        console.print(  # no markup: the extras' brackets are part of the command
+            f"greenopt bench needs the bench extra (missing: {', '.join(missing)}).\n"
+            f"Install it from a clone of the repository: {BENCH_INSTALL} "
+            "(or '.[test]', which includes it).",
+            markup=False,
+            highlight=False,
+            style="red",
+        )
+        raise typer.Exit(EXIT_BAD_INPUT)
+    if not quick:
+        console.print("only --quick runs here; the full benchmark is `python -m bench --full`")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    from bench.quick import QuickRun, run
+
+    given: dict[str, Any] = {
+        "m_case": m_case,
+        "m_budget_s": m_budget,
+        "whatif_case": whatif_case,
+        "whatif_budget_s": whatif_budget,
+        "changes": None if changes is None else tuple(c for c in changes.split(",") if c),
+        "strategies": None if strategies is None else tuple(x for x in strategies.split(",") if x),
+    }
+    q = QuickRun(**{k: v for k, v in given.items() if v is not None})  # the rest: QuickRun's
+    try:
+        q.check()
+    except ValueError as err:
+        console.print(f"[red]error:[/red] {err}", highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    md = run(q, out_stem, say=lambda line: console.print(line, highlight=False))
+    out.print(md.read_text(), markup=False, highlight=False)
+    out.print(f"written: {md} and {md.with_suffix('.json')}")
 
 
 @app.command()

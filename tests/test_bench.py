@@ -134,7 +134,9 @@ def test_the_plot_and_the_readme_section_are_written(bench_run: Any) -> None:
     assert f"]({plot.name})" in text
 
 
-def test_the_benchmark_is_python_m_bench_and_not_a_greenopt_command() -> None:
+def test_the_benchmark_is_python_m_bench_and_its_quick_rows_greenopt_bench() -> None:
+    """The harness is `python -m bench`; issue 16's quick rows are `greenopt bench --quick`
+    (bench/quick.py, tests/test_bench_quick.py)."""
     out = subprocess.run(
         [sys.executable, "-m", "bench", "--help"],
         cwd=ROOT,
@@ -145,4 +147,4 @@ def test_the_benchmark_is_python_m_bench_and_not_a_greenopt_command() -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("usage: python -m bench"), out.stdout
     commands = typer.main.get_command(cli_app).commands  # type: ignore[attr-defined]
-    assert "serve" in commands and "bench" not in commands
+    assert "serve" in commands and "bench" in commands

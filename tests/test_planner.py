@@ -425,3 +425,40 @@ def test_trim_devices_takes_away_a_device_only_where_its_energy_beats_the_restar
     out, stats = trim_devices(d2, whole, 15.0, 1, 10.0)
     assert out[0, 0, 0].tolist() == kept and out[0, 1, 0].tolist() == [0, 0, 0, 0]
     assert stats["services"] == 1
+
+
+@pytest.mark.parametrize(
+    ("budget_s", "share", "status"),
+    [(1e-3, 0.15, "cut"), (60.0, 0.15, "done"), (1e-3, None, "done")],
+)
+def test_the_churn_aware_pass_keeps_to_what_the_budget_leaves(
+    budget_s: float, share: float | None, status: str
+) -> None:
+    """Issue 16: the churn-aware completion (an interior-point LP, time-coupled) took 34-185 s
+    under load, past every budget. It now gets what the budget leaves (at least
+    `churn_aware_share` of it): with a 1 ms budget that is 0.15 ms, which no LP meets, so
+    the pass is cut, the plain rounding of the winner comes back, and the summary says so;
+    with a minute, or without the limit (`churn_aware_share=None`, as before), it runs and
+    its plan is a candidate."""
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    settings = SolverSettings(
+        backend="matrix",
+        threads=1,
+        seed=0,
+        time_limit_s=budget_s,
+        integer_devices="round",
+        churn_aware_share=share,
+    )
+    plan = optimize(sc, settings)
+    validate_plan(sc, plan).raise_if_failed()
+    solver = plan.summary["solver"]
+    churn = solver["churn_aware"]
+    assert churn["status"] == status
+    key = f"{churn['plan']}_churn_aware"
+    if status == "cut":
+        assert solver["candidates"][key] is None
+        assert "plain rounding" in churn["note"]
+        assert not solver["plan_source"].endswith("_churn_aware")
+    else:
+        assert solver["candidates"][key] is not None
+        assert "note" not in churn
