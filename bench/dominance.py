@@ -91,6 +91,9 @@ def one_price(
         "dominance": {n: d for n, (d, _) in equal.items()},
         "solver_dominance": s["solver"].get("dominance"),
         "origin_objectives": s["solver"].get("origin_objectives"),
+        # the dominance guard's search (optimizer/guard.py): each weight tried and its result
+        "guard": s["solver"].get("guard"),
+        "timings_s": s.get("timings_s"),
     }
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer import choose, flexible
+from optimizer import choose, flexible, guard
 from optimizer.baselines import plan_baseline, repair_start
 from optimizer.heuristics import (
     compact_pauses,
@@ -171,6 +171,7 @@ def optimize(
         solver,
         start_sched,
         {**baseline_scheds, **(extra_baselines or {})},
+        t_all + settings.time_limit_s,
     )
     timings["extract"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all + validate_s
@@ -186,6 +187,7 @@ def _returned_plan(
     solver: dict[str, Any],
     start_sched: Schedule,
     baselines: dict[str, Schedule],
+    t_end: float | None = None,
 ) -> Plan:
     """The plan `optimize` returns: the best by objective (penalties included) of the
     solver's plan, the start it was handed and every baseline (`optimizer.choose.pick`),
@@ -195,6 +197,8 @@ def _returned_plan(
     plan other than the solver's, the solver's objective and gap are the returned plan's
     (its own objective is kept as `solver.solver_objective`), and the status says whether
     that plan is within the gap asked for (`fallback` if HiGHS returned no plan at all).
+    Where it does not dominate every baseline, the dominance guard may replace it
+    (`_guarded`; `t_end`: when the time limit runs out, a `time.perf_counter()` value).
     """
     sched, status, termination = solved
     found: list[choose.Candidate] = []
@@ -204,6 +208,7 @@ def _returned_plan(
     found += [*named.values(), _candidate(sc, choose.START, start_sched)]
     best = choose.pick_keeping_rules(sc, found)
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
+    best = _guarded(sc, settings, best, named, solver, t_end)
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
     solver["dominance"] = _dominance_report(sc, best, named)
     if best.schedule is not sched:
@@ -230,6 +235,34 @@ def _returned_plan(
     plan.summary["origin"] = best.origin
     plan.summary["baselines"] |= base_kpis
     return plan
+
+
+def _guarded(
+    sc: Scenario,
+    settings: SolverSettings,
+    best: choose.Candidate,
+    baselines: dict[str, choose.Candidate],
+    solver: dict[str, Any],
+    t_end: float | None,
+) -> choose.Candidate:
+    """`best`, or the plan the dominance guard finds around its jobs (`optimizer.guard`:
+    origin `guard`) if `best` does not dominate every baseline at equal work and one does."""
+    if settings.dominance_guard_rounds <= 0 or not baselines:
+        return best
+    churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
+
+    def complete(shadow: Scenario, jobs: Schedule) -> Schedule | None:
+        return _complete(shadow, jobs, settings, churn_aware=churn)
+
+    found, record = guard.repair(
+        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end
+    )
+    record["from"] = best.origin
+    solver["guard"] = record
+    if found is None:
+        return best
+    solver["origin_objectives"][found.origin] = found.objective
+    return found
 
 
 def _dominance_report(

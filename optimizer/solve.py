@@ -74,6 +74,12 @@ class SolverSettings:
     # (optimizer/flexible.py): "auto" when there are many of them, "off": every job is an
     # individual decision
     flexible_jobs: Literal["auto", "on", "off"] = "auto"
+    # the dominance guard (optimizer/guard.py, issue 11): where the plan chosen does not
+    # dominate every baseline at equal work on cost, emissions both ways and curtailment, at
+    # most this many completions of its jobs with carbon and curtailment weighed more (the
+    # first always, the others while the time limit lasts); the cheapest that dominates them
+    # all is returned instead. 0: off
+    dominance_guard_rounds: int = 5
     log_to_console: bool = False
 
     def as_dict(self) -> dict[str, Any]:
