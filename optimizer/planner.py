@@ -171,7 +171,6 @@ def optimize(
         solver,
         start_sched,
         {**baseline_scheds, **(extra_baselines or {})},
-        t_all + settings.time_limit_s,
     )
     timings["extract"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all + validate_s
@@ -187,7 +186,6 @@ def _returned_plan(
     solver: dict[str, Any],
     start_sched: Schedule,
     baselines: dict[str, Schedule],
-    t_end: float | None = None,
 ) -> Plan:
     """The plan `optimize` returns: the best by objective (penalties included) of the
     solver's plan, the start it was handed and every baseline (`optimizer.choose.pick`),
@@ -197,8 +195,7 @@ def _returned_plan(
     plan other than the solver's, the solver's objective and gap are the returned plan's
     (its own objective is kept as `solver.solver_objective`), and the status says whether
     that plan is within the gap asked for (`fallback` if HiGHS returned no plan at all).
-    Where it does not dominate every baseline, the dominance guard may replace it
-    (`_guarded`; `t_end`: when the time limit runs out, a `time.perf_counter()` value).
+    Where it does not dominate every baseline, the dominance guard may replace it (`_guarded`).
     """
     sched, status, termination = solved
     found: list[choose.Candidate] = []
@@ -208,7 +205,7 @@ def _returned_plan(
     found += [*named.values(), _candidate(sc, choose.START, start_sched)]
     best = choose.pick_keeping_rules(sc, found)
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
-    best = _guarded(sc, settings, best, named, solver, t_end)
+    best = _guarded(sc, settings, best, named, solver)
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
     solver["dominance"] = _dominance_report(sc, best, named)
     if best.schedule is not sched:
@@ -243,7 +240,6 @@ def _guarded(
     best: choose.Candidate,
     baselines: dict[str, choose.Candidate],
     solver: dict[str, Any],
-    t_end: float | None,
 ) -> choose.Candidate:
     """`best`, or the plan the dominance guard finds around its jobs (`optimizer.guard`:
     origin `guard`) if `best` does not dominate every baseline at equal work and one does."""
@@ -254,6 +250,7 @@ def _guarded(
     def complete(shadow: Scenario, jobs: Schedule) -> Schedule | None:
         return _complete(shadow, jobs, settings, churn_aware=churn)
 
+    t_end = time.perf_counter() + settings.dominance_guard_s
     found, record = guard.repair(
         sc, best, baselines, complete, settings.dominance_guard_rounds, t_end
     )
