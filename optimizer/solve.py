@@ -78,7 +78,7 @@ class SolverSettings:
     # dominate every baseline at equal work on cost, emissions both ways and curtailment, at
     # most this many completions of its jobs with carbon and curtailment weighed more; the
     # cheapest that dominates them all is returned instead. 0: off
-    dominance_guard_rounds: int = 6
+    dominance_guard_rounds: int = 8
     # ... after the time limit: the first completion always runs, the others while the
     # guard has spent less than this (measured: 2 completions took 88 s under load 8)
     dominance_guard_s: float = 180.0

@@ -132,3 +132,18 @@ def test_the_shadow_scenario_prices_a_tonne_each_way_and_a_curtailed_mwh() -> No
     assert sh.grid_price_cny_per_mwh[0] == pytest.approx([250.0] * 3)
     # a green MWh counts location-based too, and saves a curtailed one
     assert sh.green_price_cny_per_mwh[0] == pytest.approx([150.0 - 7.0] * 3)
+
+
+def test_the_search_brackets_each_weight_on_a_log_scale() -> None:
+    s = guard.Search.start({"emissions_t"})
+    assert s.scale == {"emissions_t": 10.0, "emissions_location_t": 1.0, "curtailed_mwh": 1.0}
+    s.step({"emissions_t"}, dear=False)  # still dirtier: 4x heavier there, the rest kept
+    assert s.scale == {"emissions_t": 40.0, "emissions_location_t": 1.0, "curtailed_mwh": 1.0}
+    # dearer and curtailing more: curtailment 4x heavier; contract halfway back into its
+    # bracket [10, 40]; location, with no bracket below, kept
+    s.step({"curtailed_mwh"}, dear=True)
+    assert s.scale == {"emissions_t": 20.0, "emissions_location_t": 1.0, "curtailed_mwh": 4.0}
+    s.step(set(), dear=False)  # dominating: lighter, halfway into each bracket, else 4x
+    assert s.scale == pytest.approx(
+        {"emissions_t": 200**0.5, "emissions_location_t": 0.25, "curtailed_mwh": 2.0}
+    )
