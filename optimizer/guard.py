@@ -124,17 +124,13 @@ class Search:
 
     def step(self, dirty: set[str], dear: bool) -> None:
         """Heavier where a baseline is still better; lighter everywhere else when the plan
-        dominates, or is too dear with nothing else missing. Too dear *and* missing another
-        criterion: lighter only where a bracket says how far (the weights on what was met
-        pay for it; a 4x cut there overshot on the default scenario at 300 CNY/t)."""
+        is too dear or dominates; unchanged where another criterion is the one missing."""
         for k in WEIGHED:
             if k in dirty:
                 self.lo[k] = self.scale[k]
-            elif not dirty or (dear and self.lo[k] is not None):
+            elif dear or not dirty:
                 self.hi[k] = self.scale[k]
             else:
-                if dear:
-                    self.hi[k] = self.scale[k]
                 continue
             lo, hi = self.lo[k], self.hi[k]
             if hi is None:

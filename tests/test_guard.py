@@ -140,10 +140,10 @@ def test_the_search_brackets_each_weight_on_a_log_scale() -> None:
     s.step({"emissions_t"}, dear=False)  # still dirtier: 4x heavier there, the rest kept
     assert s.scale == {"emissions_t": 40.0, "emissions_location_t": 1.0, "curtailed_mwh": 1.0}
     # dearer and curtailing more: curtailment 4x heavier; contract halfway back into its
-    # bracket [10, 40]; location, with no bracket below, kept
+    # bracket [10, 40]; location, with no bracket below, 4x lighter
     s.step({"curtailed_mwh"}, dear=True)
-    assert s.scale == {"emissions_t": 20.0, "emissions_location_t": 1.0, "curtailed_mwh": 4.0}
+    assert s.scale == {"emissions_t": 20.0, "emissions_location_t": 0.25, "curtailed_mwh": 4.0}
     s.step(set(), dear=False)  # dominating: lighter, halfway into each bracket, else 4x
     assert s.scale == pytest.approx(
-        {"emissions_t": 200**0.5, "emissions_location_t": 0.25, "curtailed_mwh": 2.0}
+        {"emissions_t": 200**0.5, "emissions_location_t": 0.25 / 4, "curtailed_mwh": 2.0}
     )
