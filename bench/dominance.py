@@ -91,6 +91,9 @@ def one_price(
         "dominance": {n: d for n, (d, _) in equal.items()},
         "solver_dominance": s["solver"].get("dominance"),
         "origin_objectives": s["solver"].get("origin_objectives"),
+        # the dominance guard's search (optimizer/guard.py): each weight tried and its result
+        "guard": s["solver"].get("guard"),
+        "timings_s": s.get("timings_s"),
     }
 
 
@@ -148,11 +151,42 @@ def sweep_table(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def guard_table(point: dict[str, Any]) -> str:
+    """The dominance guard's search at one price: each weight tried (CNY per tonne contract,
+    per tonne location, per curtailed MWh), what it gave, and the worst difference left
+    (plan - baseline at equal work, the largest over the baselines)."""
+    g = point.get("guard") or {}
+    if not g.get("needed"):
+        return "The guard was not needed (the plan chosen dominated every baseline).\n"
+    out = [
+        "| weights c / l / k | cost, CNY | contract t | location t | curtailed MWh "
+        "| dominates | worst diff: cost, contract t, location t, curtailed MWh |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for t in g["tries"]:
+        w = t["weights"]
+        if t.get("plan", True) is None:
+            out.append(f"| {w} | no plan | | | | | |")
+            continue
+        d = t["worst_diff"]
+        out.append(
+            f"| {w['emissions_t']:,.0f} / {w['emissions_location_t']:,.0f} / "
+            f"{w['curtailed_mwh']:,.0f} | {t['cost']:,.0f} | {t['emissions_t']:,.2f} "
+            f"| {t['emissions_location_t']:,.2f} | {t['curtailed_mwh']:,.2f} "
+            f"| {', '.join(n for n, ok in t['dominates'].items() if ok) or '-'} "
+            f"| {d['cost']:+,.0f}, {d['emissions_t']:+.2f}, {d['emissions_location_t']:+.2f}, "
+            f"{d['curtailed_mwh']:+.2f} |"
+        )
+    found = "found" if g.get("found") else "none found"
+    out.append(f"\nFrom `{g.get('from')}`, {g.get('wall_s', 0):.0f} s, {found}.\n")
+    return "\n".join(out)
+
+
 def main(argv: list[str]) -> None:
     if argv and argv[0] == "--report":
         stored = json.loads(Path(argv[1]).read_text())
         for p in stored["points"]:
-            print(f"### {p['carbon_price']:g} CNY/t\n\n{point_table(p)}")
+            print(f"### {p['carbon_price']:g} CNY/t\n\n{point_table(p)}\n{guard_table(p)}")
         print(sweep_table(stored))
         return
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None

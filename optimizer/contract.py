@@ -614,7 +614,9 @@ _SUMMARY_HEAD = (
         "",
         "which candidate came back (`optimizer.choose`): `improved` (the solver's plan), `start` "
         "(the plan handed to the solver as its first incumbent), `baseline:<name>` (a baseline's "
-        "plan, no better one found; also in a baseline's own bundle)",
+        "plan, no better one found; also in a baseline's own bundle), `guard` (the dominance guard's "
+        "plan: the chosen plan's jobs, inference re-weighed until it dominates every baseline, "
+        "`optimizer.guard`)",
         "extra",
     ),
     Key("scenario", "", "scenario name", "extra"),

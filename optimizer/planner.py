@@ -26,7 +26,7 @@ from typing import Any
 import highspy
 import numpy as np
 
-from optimizer import choose, flexible
+from optimizer import choose, flexible, guard
 from optimizer.baselines import plan_baseline, repair_start
 from optimizer.heuristics import (
     compact_pauses,
@@ -217,6 +217,7 @@ def _returned_plan(
     plan other than the solver's, the solver's objective and gap are the returned plan's
     (its own objective is kept as `solver.solver_objective`), and the status says whether
     that plan is within the gap asked for (`fallback` if HiGHS returned no plan at all).
+    Where it does not dominate every baseline, the dominance guard may replace it (`_guarded`).
     """
     sched, status, termination = solved
     found: list[choose.Candidate] = []
@@ -226,6 +227,7 @@ def _returned_plan(
     found += [*named.values(), _candidate(sc, choose.START, start_sched)]
     best = choose.pick_keeping_rules(sc, found)
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
+    best = _guarded(sc, settings, best, named, solver)
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
     solver["dominance"] = _dominance_report(sc, best, named)
     if best.schedule is not sched:
@@ -252,6 +254,35 @@ def _returned_plan(
     plan.summary["origin"] = best.origin
     plan.summary["baselines"] |= base_kpis
     return plan
+
+
+def _guarded(
+    sc: Scenario,
+    settings: SolverSettings,
+    best: choose.Candidate,
+    baselines: dict[str, choose.Candidate],
+    solver: dict[str, Any],
+) -> choose.Candidate:
+    """`best`, or the plan the dominance guard finds around its jobs (`optimizer.guard`:
+    origin `guard`) if `best` does not dominate every baseline at equal work and one does."""
+    if settings.dominance_guard_rounds <= 0 or not baselines:
+        return best
+    churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
+
+    def complete(shadow: Scenario, jobs: Schedule) -> Schedule | None:
+        return _complete(shadow, jobs, settings, churn_aware=churn)
+
+    # at most as long again as the solve's own budget: a short what-if stays short
+    t_end = time.perf_counter() + min(settings.dominance_guard_s, settings.time_limit_s)
+    found, record = guard.repair(
+        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end
+    )
+    record["from"] = best.origin
+    solver["guard"] = record
+    if found is None:
+        return best
+    solver["origin_objectives"][found.origin] = found.objective
+    return found
 
 
 def _dominance_report(

@@ -90,6 +90,15 @@ class SolverSettings:
     # (optimizer/flexible.py): "auto" when there are many of them, "off": every job is an
     # individual decision
     flexible_jobs: Literal["auto", "on", "off"] = "auto"
+    # the dominance guard (optimizer/guard.py, issue 11): where the plan chosen does not
+    # dominate every baseline at equal work on cost, emissions both ways and curtailment, at
+    # most this many completions of its jobs with carbon and curtailment weighed more; the
+    # cheapest that dominates them all is returned instead. 0: off
+    dominance_guard_rounds: int = 8
+    # ... after the time limit: the first completion always runs, the others while the
+    # guard has spent less than this and less than `time_limit_s` (measured: 2 completions
+    # took 88 s under load 8; 76 s for all at load 3 after a 240 s solve)
+    dominance_guard_s: float = 180.0
     log_to_console: bool = False
 
     def as_dict(self) -> dict[str, Any]:
