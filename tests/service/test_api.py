@@ -731,8 +731,19 @@ def test_bundle_is_byte_for_byte_what_write_bundle_wrote(
     sc = load_scenario(DEMO)
     assert validate_plan(sc, back).ok
     # ... and its tables are what the optimizer writes for the same solve in this process
-    # (same scenario, threads=1, seed 0: HiGHS is deterministic)
-    mine = optimize(sc, SolverSettings(time_limit_s=30, mip_rel_gap=1e-3, threads=1, seed=0))
+    # (same scenario, threads=1, seed 0, warm-started from the same stored plan as the run
+    # was, the server's first plan: HiGHS is deterministic, and the start decides between
+    # plans of equal objective)
+    warm = None
+    if back.summary.get("warm_start", {}).get("loaded"):
+        wz = viewer.get(f"/plans/{back.summary['warm_start']['plan_id']}/bundle").content
+        zipfile.ZipFile(io.BytesIO(wz)).extractall(tmp_path / "warm")
+        warm = Plan.read_bundle(tmp_path / "warm")
+    mine = optimize(
+        sc,
+        SolverSettings(time_limit_s=30, mip_rel_gap=1e-3, threads=1, seed=0),
+        warm_start=warm,
+    )
     mine.write_bundle(tmp_path / "mine")
     if "optimal" not in (mine.summary["status"], back.summary["status"]):
         # a loaded machine stopped a solve at its 30 s: where it stopped is not deterministic
