@@ -15,7 +15,7 @@ that does, around the chosen plan's jobs:
 * `w` starts at `FIRST_SCALE` x the carbon price (at least `FLOOR_CNY_PER_T`) and is
   searched on a log scale (`next_scale`): up by `STEP` while some baseline is still cleaner
   or curtails less, bisected between the last too-dirty and the last too-dear weight once
-  one is too dear (a baseline cheaper), for at most `SolverSettings.guard_rounds` completions;
+  one is too dear (a baseline cheaper), for at most `SolverSettings.dominance_guard_rounds` completions;
 * each result is costed on the real scenario, passed through the independent validator and
   compared with every baseline at equal work; the cheapest that dominates them all is kept.
 
@@ -52,7 +52,7 @@ default scenario greedy's own jobs completed at 1,000 CNY/t came within 0.4 t of
 STEP = 4.0
 """Factor the weight grows by while no tried weight has been too dear."""
 
-WEIGHED = ("emissions_t", "emissions_location_t", "curtailed_mwh")
+WEIGHED = tuple(c for c in choose.CRITERIA if c != "cost")
 """The criteria the guard weighs (`choose.CRITERIA` less cost, which it trades)."""
 
 Complete = Callable[[Scenario, Schedule], Schedule | None]

@@ -59,7 +59,12 @@ from optimizer.plan import (
     schedule_from_plan,
 )
 from optimizer.plan.assemble import site_energy
-from optimizer.rules import replica_changes, replica_min_up_hours, replica_start_cost_cny
+from optimizer.rules import (
+    device_busy_mw,
+    replica_changes,
+    replica_min_up_hours,
+    replica_start_cost_cny,
+)
 from optimizer.scenario.types import Scenario
 from optimizer.solve import (
     ProgressFn,
@@ -676,7 +681,7 @@ def _rounding_reserve(
     devices, _ = disaggregate(m, d, x)
     fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
     reserve = np.minimum(fractional.sum(axis=0), sc.capacity)
-    mw_per_device = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [s, a]
+    mw_per_device = device_busy_mw(sc)  # [s, a]
     dev = m.vars["v_devices"]
     used = dev.values(x) > 1e-6
     u, s, a, h = (dev.index[c][used] for c in ("unit", "site", "accelerator", "hour"))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.scenario.types import Job, Scenario, run_hours_needed
-from optimizer.units import KG_PER_T
+from optimizer.units import KG_PER_T, KW_PER_MW
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,11 @@ def carbon_cost_per_mwh(sc: Scenario) -> np.ndarray:
     """[site, hour] carbon price on one MWh imported from the grid (contract-based: the
     residual mix where given, else the average; green supply carries none)."""
     return sc.policy.carbon_price_cny_per_t * sc.contract_carbon_kg_per_mwh / KG_PER_T
+
+
+def device_busy_mw(sc: Scenario) -> np.ndarray:
+    """[site, type] the facility MW one device adds running over idling (PUE included)."""
+    return sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW
 
 
 def grid_cost_per_mwh(sc: Scenario) -> np.ndarray:

@@ -38,10 +38,9 @@ import scipy.sparse as sp
 
 from optimizer.model.core import LinearModel
 from optimizer.model.matrix_backend import pass_arrays
-from optimizer.model.power import KW_PER_MW
 from optimizer.model.rounding import disaggregate
 from optimizer.model.sets import KTOKENS, ModelData
-from optimizer.rules import grid_cost_per_mwh
+from optimizer.rules import device_busy_mw, grid_cost_per_mwh
 from optimizer.scenario.types import Scenario
 
 EPS = 1e-6
@@ -337,7 +336,7 @@ def _service_milp(
 def _device_hour_cny(sc: Scenario) -> np.ndarray:
     """[site, type, hour] the grid cost (price plus carbon) of one device's busy-over-idle
     power for an hour."""
-    mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type]
+    mw = device_busy_mw(sc)  # [site, type]
     return mw[:, :, None] * grid_cost_per_mwh(sc)[:, None, :]
 
 

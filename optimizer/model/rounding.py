@@ -25,7 +25,7 @@ import numpy as np
 from optimizer.model.core import LinearModel
 from optimizer.model.power import KW_PER_MW
 from optimizer.model.sets import ModelData
-from optimizer.rules import grid_cost_per_mwh
+from optimizer.rules import device_busy_mw, grid_cost_per_mwh
 from optimizer.scenario.types import Scenario
 
 EPS = 1e-6
@@ -76,7 +76,7 @@ def round_devices(
         "sah,a->sh", sc.capacity - busy, sc.idle_kw
     )
     headroom = sc.firm_supply_limit_mw - it_kw / KW_PER_MW * sc.pue[:, None]
-    mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type] per device
+    mw = device_busy_mw(sc)  # [site, type] per device
 
     def try_add(k: int, s: int, a: int, h: int) -> bool:
         if free[s, a, h] >= 1 and headroom[s, h] >= mw[s, a] - EPS:
@@ -151,7 +151,7 @@ def hold_through_dips(
         - (sc.supply_limit_mw - sc.firm_supply_limit_mw)  # robust mode: green at its low quantile
         - it_kw / KW_PER_MW * sc.pue[:, None]
     )
-    mw = sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW  # [site, type]
+    mw = device_busy_mw(sc)  # [site, type]
     hold_cny = mw[:, :, None] * grid_cost_per_mwh(sc)[:, None, :]  # [site, type, hour]
     H = whole.shape[-1]
     for k, s, a in zip(*np.nonzero(out.sum(axis=-1)), strict=True):
