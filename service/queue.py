@@ -242,11 +242,20 @@ def report_progress(
 
 def _reportable(session: Session, workload_id: str) -> QueueItem:
     item = repo.get(session, "job", workload_id, lock=True)
-    if item is None:
-        raise NotFound(f"no job {workload_id!r} in the queue")
-    if item.state == "cancelled":
-        raise Conflict(f"job {workload_id!r} is cancelled; submit it again to report on it")
+    why = _not_reportable(item, workload_id)
+    if why is not None:
+        raise (NotFound if item is None else Conflict)(why)
+    assert item is not None
     return item
+
+
+def _not_reportable(item: QueueItem | None, workload_id: str) -> str | None:
+    """Why no progress can be reported on `item` (the job `workload_id`), or None."""
+    if item is None:
+        return f"no job {workload_id!r} in the queue"
+    if item.state == "cancelled":
+        return f"job {workload_id!r} is cancelled; submit it again to report on it"
+    return None
 
 
 def _site_ids(session: Session) -> set[str]:
@@ -307,9 +316,9 @@ def report_progress_file(session: Session, body: bytes, *, file: str, by: str) -
     for n, (job_id, done, site) in rows.items():
         where = {"file": file, "row": n}
         item = repo.get(session, "job", job_id, lock=True)
-        if item is None or item.state == "cancelled":
-            why = "no job" if item is None else "a cancelled job"
-            problems.append({**where, "column": "job_id", "message": f"{why} {job_id!r}"})
+        why = _not_reportable(item, job_id)
+        if why is not None or item is None:
+            problems.append({**where, "column": "job_id", "message": why})
             continue
         problems += _progress_problems(item, done, site, sites, where)
         items[job_id] = item

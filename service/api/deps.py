@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request, Security
+from fastapi import Depends, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
@@ -111,6 +111,10 @@ async def table_upload(request: Request) -> tuple[UploadKind, bytes]:
 
 
 TableUploadDep = Annotated[tuple[UploadKind, bytes], Depends(table_upload)]
+UploadFileName = Annotated[
+    str, Query(min_length=1, max_length=200, description="named in every problem")
+]
+"""The name an uploaded document goes by in its problems (`?file_name=`)."""
 
 
 def wants_csv(request: Request) -> bool:

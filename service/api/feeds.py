@@ -11,7 +11,14 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from service import feeds
-from service.api.deps import Admin, ReadSession, TableUploadDep, Viewer, WriteSession
+from service.api.deps import (
+    Admin,
+    ReadSession,
+    TableUploadDep,
+    UploadFileName,
+    Viewer,
+    WriteSession,
+)
 from service.api.schemas import Page, errors
 from service.models import FeedSeries
 from service.repo import feeds as repo
@@ -120,9 +127,7 @@ def upload(
     who: Admin,
     body: TableUploadDep,
     session: WriteSession,
-    file_name: Annotated[
-        str, Query(min_length=1, max_length=200, description="named in every problem")
-    ] = "upload",
+    file_name: UploadFileName = "upload",
     provider: Annotated[
         str, Query(min_length=1, max_length=100, description="when the document names none")
     ] = "upload",

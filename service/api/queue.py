@@ -6,10 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from service import queue
-from service.api.deps import Planner, ReadSession, TableUploadDep, Viewer, WriteSession
+from service.api.deps import (
+    Planner,
+    ReadSession,
+    TableUploadDep,
+    UploadFileName,
+    Viewer,
+    WriteSession,
+)
 from service.api.schemas import JobIn, ProgressIn, QueueItemOut, QueueOut, ServiceIn, errors
 from service.errors import UnsupportedMediaType
 
@@ -76,8 +83,8 @@ _PROGRESS_BODY: dict[str, Any] = {
         "content": {
             "text/csv": {
                 "schema": {"type": "string"},
-                "example": "job_id,done_device_hours,current_site\n"
-                "train-7,120.5,horinger\nbatch-3,8,\n",
+                "example": ",".join(queue.PROGRESS_COLUMNS)
+                + "\ntrain-7,120.5,horinger\nbatch-3,8,\n",
             }
         },
     }
@@ -94,9 +101,7 @@ def progress_file(
     session: WriteSession,
     who: Planner,
     body: TableUploadDep,
-    file_name: Annotated[
-        str, Query(min_length=1, max_length=200, description="named in every problem")
-    ] = "upload",
+    file_name: UploadFileName = "upload",
 ) -> QueueOut:
     """Report the progress of many jobs at once from a CSV (columns job_id,
     done_device_hours, current_site; the site empty when a job is not running), as a
