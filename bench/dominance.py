@@ -8,6 +8,11 @@ price the planner solves the scenario with it beside the greedy and carbon-agnos
 baselines (`optimize(extra_baselines=...)`, so it competes as they do); every plan and
 baseline goes through the independent validator. Cost is without the carbon price (energy,
 contract payments less resale, certificates, moves, churn); emissions both ways.
+
+Prices are solved in rising order, each warm-started from the plan of the price before (as
+a service sweep starts from its base plan). With more than one price, `envelope` re-costs
+every returned plan at every price and keeps the best there: the curve of the plans the
+sweep found, each re-validated at the price it is shown for.
 """
 
 from __future__ import annotations
@@ -54,14 +59,29 @@ def _checked(sc: Scenario, plan: Plan, what: str) -> None:
         raise SystemExit(f"{what} failed the independent check:\n{report}")
 
 
+def baseline_candidates(sc: Scenario, cost_only: Plan) -> dict[str, Candidate]:
+    """Every baseline of `sc` (its carbon price), the cost-only optimiser's plan re-costed."""
+    assert cost_only.schedule is not None
+    others = {n: plan_baseline(sc, n) for n in BASELINES}  # type: ignore[arg-type]
+    others[COST_ONLY] = cost_only.schedule
+    return {n: Candidate(n, b, assemble_plan(sc, b, status="check")) for n, b in others.items()}
+
+
 def one_price(
-    sc0: Scenario, price: float, settings: SolverSettings, cost_only: Plan
-) -> dict[str, Any]:
-    """Solve at one carbon price; the plan's and every baseline's figures and dominance."""
+    sc0: Scenario,
+    price: float,
+    settings: SolverSettings,
+    cost_only: Plan,
+    warm_start: Plan | None = None,
+) -> tuple[dict[str, Any], Plan]:
+    """Solve at one carbon price (from `warm_start`, the plan of the price before, when
+    given); the plan's and every baseline's figures and dominance, and the plan."""
     sc = with_policy(sc0, carbon_price_cny_per_t=price)
     assert cost_only.schedule is not None
     t = time.perf_counter()
-    plan = optimize(sc, settings, extra_baselines={COST_ONLY: cost_only.schedule})
+    plan = optimize(
+        sc, settings, extra_baselines={COST_ONLY: cost_only.schedule}, warm_start=warm_start
+    )
     wall = time.perf_counter() - t
     _checked(sc, plan, f"the plan at {price} CNY/t")
     for name in BASELINES:
@@ -70,16 +90,12 @@ def one_price(
     s = plan.summary
     assert plan.schedule is not None
     mine = Candidate("improved", plan.schedule, plan)
-    others = {n: plan_baseline(sc, n) for n in BASELINES}  # type: ignore[arg-type]
-    others[COST_ONLY] = cost_only.schedule
-    equal = {
-        n: at_equal_work(sc, mine, Candidate(n, b, assemble_plan(sc, b, status="check")))
-        for n, b in others.items()
-    }
-    return {
+    equal = {n: at_equal_work(sc, mine, c) for n, c in baseline_candidates(sc, cost_only).items()}
+    point = {
         "carbon_price": price,
         "wall_s": wall,
         "load_1min": os.getloadavg()[0],
+        "warm": warm_start is not None,
         "status": s["status"],
         "origin": s["origin"],
         "gap": s["gap"],
@@ -95,6 +111,36 @@ def one_price(
         "guard": s["solver"].get("guard"),
         "timings_s": s.get("timings_s"),
     }
+    return point, plan
+
+
+def envelope(
+    sc0: Scenario, prices: list[float], plans: list[Plan], cost_only: Plan
+) -> list[dict[str, Any]]:
+    """At each price, the best of the plans the sweep returned at *any* price (each is a
+    plan of every price: only the carbon price differs), re-costed and re-validated there:
+    the cheapest by objective of those that dominate every baseline at equal work, else the
+    cheapest. Across prices this is one pool ranked by cost + price x emissions, so its
+    emissions can only fall as the price rises where the pick is by objective alone."""
+    rows = []
+    for price in prices:
+        sc = with_policy(sc0, carbon_price_cny_per_t=price)
+        base = baseline_candidates(sc, cost_only)
+        tried = []
+        for at, p in zip(prices, plans, strict=True):
+            assert p.schedule is not None
+            c = Candidate(
+                f"plan at {at:g}", p.schedule, assemble_plan(sc, p.schedule, status="baseline")
+            )
+            _checked(sc, c.plan, f"the plan of {at:g} CNY/t re-costed at {price:g}")
+            dom = {n: at_equal_work(sc, c, b)[0]["dominates"] for n, b in base.items()}
+            tried.append((not all(dom.values()), c.objective, at, c, dom))
+        _, objective, at, c, dom = min(tried, key=lambda x: x[:2])
+        rows.append(
+            {"carbon_price": price, "from_price": at, "objective": objective, "dominance": dom}
+            | {"plan": _row(c.plan.summary)}
+        )
+    return rows
 
 
 TABLE = (
@@ -151,6 +197,25 @@ def sweep_table(result: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def envelope_table(rows: list[dict[str, Any]]) -> str:
+    """The curve from the pool of the sweep's plans (`envelope`): one row per price."""
+    out = [
+        "| CNY/t | plan of CNY/t | objective, CNY | cost, CNY | contract t | location t | CFE "
+        "| curtailed MWh | dominates greedy / c-a / cost-only |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in rows:
+        r, d = e["plan"], e["dominance"]
+        out.append(
+            f"| {e['carbon_price']:g} | {e['from_price']:g} | {e['objective']:,.0f} "
+            f"| {r['cost']:,.0f} | {r['emissions_t']:,.2f} | {r['emissions_location_t']:,.2f} "
+            f"| {r['cfe_score']:.1%} | {r['curtailed_mwh']:,.2f} | "
+            + " / ".join(str(d[n]) for n in ("greedy", "carbon_agnostic", COST_ONLY))
+            + " |"
+        )
+    return "\n".join(out) + "\n"
+
+
 def guard_table(point: dict[str, Any]) -> str:
     """The dominance guard's search at one price: each weight tried (CNY per tonne contract,
     per tonne location, per curtailed MWh), what it gave, and the worst difference left
@@ -188,6 +253,8 @@ def main(argv: list[str]) -> None:
         for p in stored["points"]:
             print(f"### {p['carbon_price']:g} CNY/t\n\n{point_table(p)}\n{guard_table(p)}")
         print(sweep_table(stored))
+        if "envelope" in stored:
+            print(envelope_table(stored["envelope"]))
         return
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else None
     args = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")]
@@ -203,12 +270,17 @@ def main(argv: list[str]) -> None:
         "load_start": os.getloadavg(),
         "points": [],
     }
-    for price in prices or [sc0.policy.carbon_price_cny_per_t]:
-        point = one_price(sc0, price, settings, cost_only)
+    prices = prices or [sc0.policy.carbon_price_cny_per_t]
+    plans: list[Plan] = []
+    for price in sorted(prices):  # each from the plan of the price before: a warm sweep
+        point, plan = one_price(sc0, price, settings, cost_only, plans[-1] if plans else None)
+        plans.append(plan)
         result["points"].append(point)
         print(json.dumps(point), flush=True)
         if out is not None:
             out.write_text(json.dumps(result, indent=1))
+    if len(plans) > 1:
+        result["envelope"] = envelope(sc0, sorted(prices), plans, cost_only)
     result["load_end"] = os.getloadavg()
     if out is not None:
         out.write_text(json.dumps(result, indent=1))

@@ -1,4 +1,4 @@
-"""`python -m bench.robust SCENARIO_DIR OUT.jsonl [TIME_LIMIT_S] [SEEDS] [NOISES]`: robust
+"""`python -m bench.robust SCENARIO_DIR OUT.jsonl [TIME_LIMIT_S] [SEEDS] [NOISES] [GUARD_ROUNDS]`: robust
 mode against planning on the central forecast only (issue 12), one JSON line per plan.
 
 1. Done-when figure: the scenario as given (its green series taken as the forecast), planned
@@ -141,6 +141,8 @@ def main(argv: list[str]) -> int:
     seeds = int(argv[3]) if len(argv) > 3 else 10
     noises = [float(x) for x in argv[4].split(",")] if len(argv) > 4 else [0.05, 0.10]
     settings = SolverSettings(time_limit_s=limit)
+    if len(argv) > 5:  # the dominance guard is orthogonal to robustness; 0 halves the run
+        settings = dataclasses.replace(settings, dominance_guard_rounds=int(argv[5]))
     done_when(sc, settings, out)
     lwa(sc, settings, out, seeds, noises)
     return 0
