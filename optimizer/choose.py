@@ -114,6 +114,13 @@ def work_done(kpis: dict[str, Any]) -> tuple[float, float]:
     return float(kpis["unplaced_device_hours"]), float(kpis["unmet_mtokens"])
 
 
+def does_work_of(plan: dict[str, Any], base: dict[str, Any]) -> bool:
+    """Whether `plan` leaves no more job work undone and no more demand unserved than `base`
+    (both KPI mappings)."""
+    (undone_a, unmet_a), (undone_b, unmet_b) = work_done(plan), work_done(base)
+    return undone_a <= undone_b + 1e-6 and unmet_a <= unmet_b + 1e-6
+
+
 def dominance(plan: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """How `plan` compares with `base` (both KPI mappings).
 
@@ -127,9 +134,8 @@ def dominance(plan: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     no_worse = all(diff[k] <= ABS_TOL[k] for k in CRITERIA)
     better = any(diff[k] < -ABS_TOL[k] for k in CRITERIA)
     (undone_a, unmet_a), (undone_b, unmet_b) = work_done(plan), work_done(base)
-    more_work = undone_a <= undone_b + 1e-6 and unmet_a <= unmet_b + 1e-6
     return {
-        "dominates": bool(no_worse and better and more_work),
+        "dominates": bool(no_worse and better and does_work_of(plan, base)),
         "equal_work": bool(abs(undone_a - undone_b) <= 1e-6 and abs(unmet_a - unmet_b) <= 1e-6),
         "diff": diff,
         "undone_device_hours_diff": undone_a - undone_b,

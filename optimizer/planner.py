@@ -20,7 +20,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import highspy
@@ -232,7 +232,7 @@ def _returned_plan(
     found += [*named.values(), _candidate(sc, choose.START, start_sched)]
     best = choose.pick_keeping_rules(sc, found)
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
-    best = _guarded(sc, settings, best, named, solver)
+    best = _guarded(sc, settings, best, named, solver, passed_over=found)
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
     solver["dominance"] = _dominance_report(sc, best, named)
     if best.schedule is not sched:
@@ -267,9 +267,11 @@ def _guarded(
     best: choose.Candidate,
     baselines: dict[str, choose.Candidate],
     solver: dict[str, Any],
+    passed_over: Sequence[choose.Candidate] = (),
 ) -> choose.Candidate:
-    """`best`, or the plan the dominance guard finds around its jobs (`optimizer.guard`:
-    origin `guard`) if `best` does not dominate every baseline at equal work and one does."""
+    """`best`, or the plan the dominance guard finds (`optimizer.guard`: origin `guard`)
+    if `best` does not dominate every baseline at equal work and one does: around its jobs
+    first, then around those of the cheapest candidates `passed_over` doing its work."""
     if settings.dominance_guard_rounds <= 0 or not baselines:
         return best
     churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
@@ -279,8 +281,16 @@ def _guarded(
 
     # at most as long again as the solve's own budget: a short what-if stays short
     t_end = time.perf_counter() + min(settings.dominance_guard_s, settings.time_limit_s)
+    others = sorted(
+        (
+            c
+            for c in passed_over
+            if c is not best and choose.does_work_of(c.plan.summary, best.plan.summary)
+        ),
+        key=lambda c: c.objective,
+    )[: guard.OTHERS]
     found, record = guard.repair(
-        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end
+        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others
     )
     record["from"] = best.origin
     solver["guard"] = record

@@ -31,11 +31,13 @@ from tests.micro import EXACT, job, scenario, site
 OFF = dataclasses.replace(EXACT, dominance_guard_rounds=0)
 
 
-def _world() -> Scenario:
+def _world(
+    prices: tuple[float, ...] = (100, 10, 100), carbon: float | list[float] = 40.0
+) -> Scenario:
     return scenario(
         [site("A")],
-        prices={"A": [100, 10, 100]},
-        carbon={"A": [40.0] * 3},
+        prices={"A": list(prices)},
+        carbon={"A": carbon if isinstance(carbon, list) else [carbon] * 3},
         policy={
             "unmet_penalty_cny_per_mtoken": 10000.0,
             "replica_warmup_min": 60.0,
@@ -147,3 +149,39 @@ def test_the_search_brackets_each_weight_on_a_log_scale() -> None:
     assert s.scale == pytest.approx(
         {"emissions_t": 200**0.5, "emissions_location_t": 0.25 / 4, "curtailed_mwh": 2.0}
     )
+
+
+def _dirty_dip_world() -> Scenario:
+    """`_world` with a dirty cheap hour (400 kg/MWh) and a cheaper last hour for the job
+    (90 CNY/MWh): the optimum runs the job in hour 1 (10 + 0.4 x 97 = 48.8 CNY against
+    90 + 3.9 in hour 2) and restarts the spare device (10 + 38.8 > 15): 200 + 10 + 180 + 15 + 10 = 415 CNY, 0.96 t."""
+    return _world(prices=(100, 10, 90), carbon=[40.0, 400.0, 40.0])
+
+
+def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_dominate() -> None:
+    # the baseline runs the job in hour 0 and restarts: 200 + 10 + 180 + 15 + 100 = 505 CNY,
+    # 0.56 + 0.04 = 0.60 t. Around the optimum's job (hour 1, 0.4 t on its own) no inference
+    # gets below 0.96 t. A plan passed over runs it in hour 2 with the spare device warm
+    # (490 CNY, 1.00 t); around its job the guard restarts the device: 495 CNY, 0.60 t,
+    # cheaper than the baseline for the same carbon
+    sc = _dirty_dip_world()
+    best = _optimum(sc)
+    assert list(best.schedule.job_hours[0]) == [1]  # the premise
+    assert _kpis(best) == pytest.approx((415.0, 0.96, 0.96))
+    base = _restarting(sc, job_hour=0)
+    assert _kpis(base) == pytest.approx((505.0, 0.60, 0.60))
+    warm = _restarting(sc, job_hour=2)
+    warm.schedule.svc_devices[0, 0, 0, :] = [2, 2, 2]
+    warm = Candidate("start", warm.schedule, assemble_plan(sc, warm.schedule, status="baseline"))
+    assert _kpis(warm) == pytest.approx((490.0, 1.00, 1.00))
+
+    alone, _ = guard.repair(sc, best, {"b": base}, _complete, rounds=3)
+    assert alone is None
+    found, record = guard.repair(sc, best, {"b": base}, _complete, rounds=3, others=[warm])
+    assert found is not None and found.origin == guard.GUARD
+    validate_plan(sc, found.plan).raise_if_failed()
+    assert list(found.schedule.job_hours[0]) == [2]  # the passed-over plan's job, kept
+    assert list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
+    assert _kpis(found) == pytest.approx((495.0, 0.60, 0.60))
+    assert {t["from"] for t in record["tries"]} == {"improved", "start"}
+    assert record["tries"][-1]["from"] == "start"
