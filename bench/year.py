@@ -95,7 +95,9 @@ def main(n_jobs: int, time_limit_s: float, mode: str, out: str | None) -> dict[s
         "gap": s["gap"],
         "unplaced": s["unplaced"],
         "model_size": s["model_size"],
-        "plan_source": s["solver"].get("plan_source"),
+        "origin": s.get("origin"),  # which candidate came back (optimizer.choose)
+        "origin_objectives": s["solver"].get("origin_objectives"),
+        "termination": s["solver"].get("termination"),
         "valid": report.ok,
         "violations": len(report.violations),
         "timings_s": {k: round(v, 1) for k, v in s["timings_s"].items()},
