@@ -51,6 +51,36 @@ def test_contiguous_job_runs_one_block_where_a_preemptible_one_would_pause() -> 
     assert con.summary["total_cost"] == pytest.approx(23.0)
 
 
+def test_long_contiguous_jobs_counted_by_a_chain_take_the_same_blocks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The running count (block_running, horizons over a week) is the same model as one
+    device_use term per start and block hour: forced on for a micro instance, the same
+    blocks. One device: "a" (3 h) takes the cheap hours 4-6, "b" (2 h, starts 0-7) the
+    cheapest other pair, 1-2 (8 + 9), not 7-8 (the 10 + 50 hours)."""
+    import optimizer.model.jobs as model_jobs
+
+    sc = scenario(
+        [site("A")],
+        hours=9,
+        prices={"A": [30, 8, 9, 40, 1, 1, 1, 10, 50]},
+        fleets={"A": 1},
+        jobs=[
+            job("a", work_device_hours=3, deadline_h=9, preemptible=False),
+            job("b", work_device_hours=2, deadline_h=9, preemptible=False),
+        ],
+    )
+    direct = solve(sc)
+    monkeypatch.setattr(model_jobs, "CHAIN_MIN_HORIZON_H", 0)
+    monkeypatch.setattr(model_jobs, "CHAIN_MIN_SAVING", 0.0)
+    chained = solve(sc)
+    assert chained.summary["model_size"]["variables"] > direct.summary["model_size"]["variables"]
+    for plan in (direct, chained):
+        assert placement(plan, "a") == ("A", [4, 5, 6])
+        assert placement(plan, "b") == ("A", [1, 2])
+    assert chained.summary["total_cost"] == pytest.approx(direct.summary["total_cost"])
+
+
 def test_job_that_cannot_meet_its_deadline_is_unplaced_with_a_reason() -> None:
     sc = scenario([site("A")], jobs=[job("late", work_device_hours=5), job("ok")])
     plan = solve(sc)

@@ -10,7 +10,15 @@ import pandas as pd
 import pytest
 
 from optimizer import SolverSettings, optimize
-from optimizer.scenario import InputValidationError, load_scenario, write_scenario
+from optimizer.generator import build_scenario
+from optimizer.scenario import (
+    InputValidationError,
+    load_scenario,
+    scenario_from_tables,
+    scenario_to_tables,
+    schema,
+    write_scenario,
+)
 from optimizer.validate import validate_plan
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -253,3 +261,18 @@ def test_scenario_check_lists_warnings_and_passes(demo_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "1 warning(s) in the input" in result.output
     assert "jobs.csv, row 3, column gang: gang of 4096 devices" in result.output
+
+
+def test_a_leap_year_loads_and_an_hour_more_is_refused_naming_the_field_and_limit() -> None:
+    """The horizon's limit lives in the schema (`MANIFEST_KEYS`); the loader's check and its
+    message derive from it. A year of one site, no jobs: cheap (no solve)."""
+    hours = schema.MAX_HORIZON_HOURS
+    assert hours == 8784 and schema.manifest_key("hours").max == hours
+    sc = build_scenario("cn-edwc", "2028-01-01T00:00+08:00", hours, 0, 0, 1, n_sites=1)
+    assert sc.hours == hours and sc.grid_price_cny_per_mwh.shape == (1, hours)
+    manifest, tables = scenario_to_tables(sc)
+    with pytest.raises(InputValidationError) as exc:
+        scenario_from_tables({**manifest, "hours": hours + 1}, tables)
+    [p] = [p for p in exc.value.problems if p.column == "hours"]
+    assert p.file == schema.MANIFEST_FILE
+    assert f"from 1 to {hours:,}" in p.message and f"{hours + 1}" in p.message

@@ -12,8 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from optimizer.model.core import LinearModel, VarBlock, ragged_arange
+from optimizer.model.core import INF, LinearModel, VarBlock, ragged_arange
 from optimizer.model.sets import ModelData
+
+# a long contiguous option's block hours are counted by a chain (block_running) where its
+# starts x run hours exceed this many times the chain's nonzeros (a horizon under ~80 h
+# never qualifies: S x D <= ((S + D) / 2)^2) ...
+CHAIN_MIN_SAVING = 4.0
+CHAIN_NZ_PER_HOUR = 5  # r's chain row (r, r-1, z in, z out) and its device_use term
+# ... on horizons over a week: up to a week (nightly plans, every benchmark size so far) the
+# model stays the one measured and tested before, byte for byte
+CHAIN_MIN_HORIZON_H = 168
 
 
 def add_to_model(m: LinearModel, d: ModelData) -> None:
@@ -37,6 +46,19 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     When an option has exactly as many allowed hours (or starts) as it needs, its hours
     are implied by :math:`y` and no :math:`x` (or :math:`z`) is created.
 
+    A long contiguous option with many starts would put each :math:`z` in all :math:`D`
+    rows of its block (:math:`|S| \cdot D` nonzeros: 13 M for a year of 3,400 jobs of
+    4-90 h, 97 % of the model's nonzeros). Where that is over `CHAIN_MIN_SAVING` times the
+    nonzeros of a running count (horizons over a week), the block's hours are counted by a free variable
+    :math:`r_{j,e,h} = \sum_{t = h - D + 1}^{h} z_{j,e,t}`, stated as a chain over the
+    option's span (same LP, same integer points; short horizons never qualify):
+
+    .. math::
+
+        r_{j,e,h} - r_{j,e,h-1} - z_{j,e,h} + z_{j,e,h-D} = 0                   && \text{(block\_running)}
+
+        \text{use}_{s,a,h} \mathrel{+}= N_j r_{j,e,h}
+
     ========================  ===================  ==============  ==========================================
     symbol                    name                 unit            meaning
     ========================  ===================  ==============  ==========================================
@@ -44,6 +66,7 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     :math:`u_j`               ``v_unplaced``       fraction        job j is left unplaced
     :math:`x_{j,e,h}`         ``v_run``            binary          preemptible job j runs in hour h on e
     :math:`z_{j,e,t}`         ``v_start``          binary          contiguous job j starts its block at t on e
+    :math:`r_{j,e,h}`         ``v_block_running``  free            blocks of a long contiguous option running at h
     :math:`D_{j,e}`           run hours            h               whole hours needed (``optimizer.rules``)
     :math:`T_{j,e}`           allowed hours        \-              window hours where the site has room for the gang
     :math:`S_{j,e}`           allowed starts       \-              starts whose whole block has room for the gang
@@ -233,9 +256,83 @@ def _contiguous(
         index={"option": multi_ids},
         doc="a contiguous job starts exactly once on the chosen option",
     )
-    zb, zb_hour = ragged_arange(z_t, d.opts.run_hours[z_opt])
-    use.add(z_opt[zb], zb_hour, z.cols(zb))
+    chain = _chained(d, z_opt, z_t, multi)
+    direct = ~chain[z_opt]
+    zb, zb_hour = ragged_arange(z_t[direct], d.opts.run_hours[z_opt[direct]])
+    use.add(z_opt[direct][zb], zb_hour, z.cols(np.flatnonzero(direct)[zb]))
+    _block_running(m, d, z, chain, use)
     return b_opt, b_hour
+
+
+def _chained(d: ModelData, z_opt: np.ndarray, z_t: np.ndarray, multi: np.ndarray) -> np.ndarray:
+    """Options whose block hours are cheaper counted by a chain (`block_running`): their
+    starts times run hours exceed `CHAIN_MIN_SAVING` times the chain's nonzeros (about
+    `CHAIN_NZ_PER_HOUR` per hour of the option's span), on horizons over a week."""
+    n_opt = d.opts.job.size
+    if d.H <= CHAIN_MIN_HORIZON_H:
+        return np.zeros(n_opt, dtype=bool)
+    n_starts = np.bincount(z_opt, minlength=n_opt)
+    first = np.full(n_opt, np.iinfo(np.int64).max)
+    last = np.full(n_opt, -1)
+    np.minimum.at(first, z_opt, z_t)
+    np.maximum.at(last, z_opt, z_t)
+    span = np.maximum(last - first + d.opts.run_hours, 0)
+    return multi & (n_starts * d.opts.run_hours > CHAIN_MIN_SAVING * CHAIN_NZ_PER_HOUR * span)
+
+
+def _block_running(
+    m: LinearModel, d: ModelData, z: VarBlock, chain: np.ndarray, use: _DeviceUse
+) -> None:
+    """r[o, h] = r[o, h-1] + z[o, h] - z[o, h-D] over each chained option's span, and r in
+    device_use: the running count of the option's block, O(span) nonzeros instead of
+    O(starts x D). r is free: the chain implies its range, and a bound would take duals
+    the pricing reads from the rows."""
+    z_opt, z_t = z.index["option"], z.index["hour"]
+    sel = np.flatnonzero(chain[z_opt])
+    c_opt, c_t = z_opt[sel], z_t[sel]
+    ids = np.flatnonzero(chain)
+    first = np.full(d.opts.job.size, np.iinfo(np.int64).max)
+    last = np.full(d.opts.job.size, -1)
+    np.minimum.at(first, c_opt, c_t)
+    np.maximum.at(last, c_opt, c_t)
+    span = last[ids] - first[ids] + d.opts.run_hours[ids]
+    r_grp, r_hour = ragged_arange(first[ids], span)
+    r_opt = ids[r_grp]
+    r = m.add_variables(
+        "v_block_running",
+        r_opt.size,
+        lb=-INF,
+        index={"option": r_opt, "hour": r_hour},
+        doc="blocks of a long contiguous option running in hour (a running count of its starts)",
+    )
+    # r's position of (option, hour): the option's offset plus the hour's place in its span
+    offset = np.zeros(d.opts.job.size, dtype=np.int64)
+    length = np.zeros(d.opts.job.size, dtype=np.int64)
+    offset[ids], length[ids] = np.cumsum(span) - span, span
+    enter = offset[c_opt] + (c_t - first[c_opt])  # z enters the count at its start...
+    leave = enter + d.opts.run_hours[c_opt]  # ...and leaves D hours later, within the span
+    inside = leave < offset[c_opt] + length[c_opt]
+    prev = np.flatnonzero(r_hour > first[r_opt])  # r[h-1], for every hour but the first
+    z_cols = z.cols(sel)
+    m.add_constraints(
+        "block_running",
+        r_opt.size,
+        rows=np.concatenate([np.arange(r_opt.size), prev, enter, leave[inside]]),
+        cols=np.concatenate([r.cols(), r.cols(prev - 1), z_cols, z_cols[inside]]),
+        vals=np.concatenate(
+            [
+                np.ones(r_opt.size),
+                -np.ones(prev.size),
+                -np.ones(sel.size),
+                np.ones(int(inside.sum())),
+            ]
+        ),
+        lo=0.0,
+        hi=0.0,
+        index={"option": r_opt, "hour": r_hour},
+        doc="a long contiguous option's running count: last hour's, plus starts, less ends",
+    )
+    use.add(r_opt, r_hour, r.cols())
 
 
 def _assignment(m: LinearModel, d: ModelData, y: VarBlock, ub: np.ndarray) -> None:
@@ -267,7 +364,7 @@ def _assignment(m: LinearModel, d: ModelData, y: VarBlock, ub: np.ndarray) -> No
 def _fixed(m: LinearModel) -> None:
     """The job plan is decided: empty blocks keep the model's shape (see capacity.py)."""
     empty = np.zeros(0, dtype=np.int64)
-    for name in ("v_assign", "v_run", "v_start", "v_unplaced"):
+    for name in ("v_assign", "v_run", "v_start", "v_block_running", "v_unplaced"):
         m.add_variables(name, 0, index={})
     m.meta["implied_option"] = empty
     m.meta["implied_hour"] = empty

@@ -202,15 +202,16 @@ def unplaced_reason(
 
 
 def _longest_block(room: np.ndarray, o: Any) -> int:
-    """Longest run of hours with room that starts at an allowed block start of option `o`."""
-    best = 0
-    for t in range(o.start_min, o.start_max + 1):
-        i = t - o.window_start
-        n = 0
-        while i + n < room.size and room[i + n] and n < o.run_hours:
-            n += 1
-        best = max(best, n)
-    return best
+    """Longest run of hours with room that starts at an allowed block start of option `o`
+    (capped at its run hours). Vectorised: a year's unplaced contiguous jobs, each explained
+    in every plan the guard assembles, took a minute as a loop over starts and hours."""
+    i = np.arange(max(o.start_min - o.window_start, 0), o.start_max - o.window_start + 1)
+    i = i[i < room.size]
+    if not i.size:
+        return 0
+    no_room = np.append(np.flatnonzero(~room), room.size)  # hours without room, and the end
+    run = no_room[np.searchsorted(no_room, i)] - i  # hours with room from each start on
+    return int(min(run.max(), o.run_hours))
 
 
 def _site_hour_rows(

@@ -338,14 +338,19 @@ def _timezone(tz: Any, problems: list[Problem]) -> Any:
 
 
 def _hours(hours: Any, problems: list[Problem]) -> Any:
-    """`hours` if a whole number of hours within the horizon's range, else None with a problem."""
+    """`hours` if a whole number of hours within the horizon's range, else None with a problem.
+
+    The range is the manifest schema's (`schema.MANIFEST_KEYS`), the one place it lives."""
+    key = schema.manifest_key("hours")
+    assert key.min is not None and key.max is not None  # declared with its range
+    lo, hi = int(key.min), int(key.max)
     if hours is not None and (
-        not isinstance(hours, int) or isinstance(hours, bool) or not 1 <= hours <= 744
+        not isinstance(hours, int) or isinstance(hours, bool) or not lo <= hours <= hi
     ):
         problems.append(
             Problem(
                 schema.MANIFEST_FILE,
-                f"hours must be a whole number from 1 to 744, got {hours!r}",
+                f"hours must be a whole number from {lo:,} to {hi:,}, got {hours!r}",
                 column="hours",
             )
         )

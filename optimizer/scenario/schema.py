@@ -97,6 +97,7 @@ MAX_CARBON_BUDGET_T = 1e9  # tCO2: above the yearly emissions of any datacenter 
 MAX_PLAN_STABILITY_WEIGHT = 1000.0  # -
 MAX_TRANSFER_PRICE_CNY_PER_GB = 10_000.0  # CNY/GB: cloud egress costs ~0.5 CNY/GB
 MAX_VIOLATION_PENALTY = 1e9  # CNY per MWh or per tCO2 missed: must dwarf every real price
+MAX_HORIZON_HOURS = 366 * 24  # h: a leap year (8,784 h); the loader's check derives from it
 
 SITES = Table(
     "sites",
@@ -642,7 +643,7 @@ MANIFEST_KEYS: tuple[Column, ...] = (
     _c("name", "str", "", REQUIRED, "scenario name"),
     _c("timezone", "str", "IANA", REQUIRED, "zone of the sites' local time, e.g. Asia/Shanghai"),
     _c("start", "timestamp", "ISO 8601", REQUIRED, "first hour of the horizon"),
-    _c("hours", "int", "h", REQUIRED, "horizon length", min=1, max=744),
+    _c("hours", "int", "h", REQUIRED, "horizon length", min=1, max=MAX_HORIZON_HOURS),
     _c("description", "str", "", "", "free text"),
     _c(
         "currency",
@@ -653,6 +654,12 @@ MANIFEST_KEYS: tuple[Column, ...] = (
         "and of the plan's money figures",
     ),
 )
+
+
+def manifest_key(name: str) -> Column:
+    """The manifest key `name`'s declaration (its type, unit and range)."""
+    return next(k for k in MANIFEST_KEYS if k.name == name)
+
 
 # Robustness to green forecast error (issue 12): plan for the low quantile of green supply.
 POLICY_ROBUST: tuple[Column, ...] = (
