@@ -175,3 +175,21 @@ def at_equal_work(
     out["restricted"] = cut is not None
     out["full"] = dominance(plan.plan.summary, base.plan.summary)
     return out, kpis
+
+
+def dominance_report(
+    sc: Scenario, best: Candidate, baselines: dict[str, Candidate]
+) -> dict[str, Any]:
+    """Whether the plan returned dominates each baseline at equal work (`at_equal_work`),
+    and by how much per criterion: `solver.dominance`."""
+    out: dict[str, Any] = {}
+    for name, c in baselines.items():
+        d, _ = at_equal_work(sc, best, c)
+        out[name] = {
+            "dominates": d["dominates"],
+            "restricted": d["restricted"],
+            "diff": d["diff"],
+            "undone_device_hours_diff": d["full"]["undone_device_hours_diff"],
+            "unmet_mtokens_diff": d["full"]["unmet_mtokens_diff"],
+        }
+    return out

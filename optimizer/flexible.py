@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import choose
 from optimizer.plan import Plan, Schedule, assemble_plan
 from optimizer.plan.types import lane_name
 from optimizer.rules import work_in_horizon
@@ -263,6 +264,9 @@ def plan_flexible(
     The lane scenario is planned by `solve` (the planner, flexible jobs off); the plan and
     its baselines are then stated on `sc`'s own jobs. The baselines are planned on the
     lanes too, so plan and baselines compare at equal work and the same short-job packing.
+    `extra_baselines` (schedules of `sc`'s own jobs, e.g. the cost-only optimiser's) do not
+    fit the lanes: they are reported beside the others and compared with the plan at equal
+    work (`solver.dominance`), but neither compete nor bound the dominance guard.
     """
     if settings.flexible_jobs == "off":
         return None
@@ -274,6 +278,7 @@ def plan_flexible(
         return None
     agg_s = time.perf_counter() - t0
     warm = kwargs.pop("warm_start", None)
+    extra = kwargs.pop("extra_baselines", None) or {}
     inner = dataclasses.replace(
         settings, flexible_jobs="off", time_limit_s=max(1.0, settings.time_limit_s - agg_s)
     )
@@ -300,12 +305,31 @@ def plan_flexible(
         bs = disaggregate(sc, lanes, baseline(lanes.scenario, name))
         bp = assemble_plan(sc, bs, status="baseline", planner=name)
         out.summary["baselines"][name] = bp.kpis.as_dict()
+    _compare_extra(sc, out, extra)
     timings = dict(plan.summary["timings_s"])
     timings["flexible_aggregate"] = agg_s
     timings["flexible_disaggregate"] = time.perf_counter() - t1
     timings["total"] = timings.get("total", 0.0) + agg_s + timings["flexible_disaggregate"]
     out.summary["timings_s"] = timings
     return out
+
+
+def _compare_extra(sc: Scenario, out: Plan, extra: dict[str, Schedule]) -> None:
+    """`extra` baselines (of `sc`'s own jobs) reported in `out` and compared with it."""
+    if not extra:
+        return
+    assert out.schedule is not None
+    named = {
+        n: choose.Candidate(
+            choose.baseline_origin(n), s, assemble_plan(sc, s, status="baseline", planner=n)
+        )
+        for n, s in extra.items()
+    }
+    out.summary["baselines"] |= {n: c.plan.kpis.as_dict() for n, c in named.items()}
+    mine = choose.Candidate(str(out.summary.get("origin")), out.schedule, out)
+    out.summary["solver"].setdefault("dominance", {}).update(
+        choose.dominance_report(sc, mine, named)
+    )
 
 
 def summary(lanes: Lanes) -> dict[str, Any]:

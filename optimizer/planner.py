@@ -98,12 +98,14 @@ def optimize(
 
     The plan returned is the best, by the objective with penalties, of the solver's plan,
     the start handed to it and every baseline (`optimizer.choose`); `extra_baselines` (e.g.
-    the cost-only optimiser's plan, `optimize_beside_cost_only`) are reported and compete too.
+    the cost-only optimiser's plan, `optimize_beside_cost_only`) are reported and compete too
+    (with short jobs planned in lanes they are reported and compared, not competing: a
+    schedule of the scenario's own jobs does not fit the lanes, `flexible.plan_flexible`).
     """
     settings = settings or SolverSettings()
     flex = flexible.plan_flexible(
         sc, settings, optimize, plan_baseline, BASELINES, progress=progress, cancel=cancel,
-        warm_start=warm_start, validate_s=validate_s,
+        warm_start=warm_start, validate_s=validate_s, extra_baselines=extra_baselines,
     )  # fmt: skip
     if flex is not None:
         return flex  # short jobs planned as flexible load (optimizer/flexible.py)
@@ -234,7 +236,7 @@ def _returned_plan(
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
     best = _guarded(sc, settings, best, named, solver, passed_over=found)
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
-    solver["dominance"] = _dominance_report(sc, best, named)
+    solver["dominance"] = choose.dominance_report(sc, best, named)
     if best.schedule is not sched:
         tiebreak = TIEBREAK_CNY_PER_T * best.plan.summary["emissions_t"]
         solver["solver_objective"] = solver.get("objective")
@@ -298,24 +300,6 @@ def _guarded(
         return best
     solver["origin_objectives"][found.origin] = found.objective
     return found
-
-
-def _dominance_report(
-    sc: Scenario, best: choose.Candidate, baselines: dict[str, choose.Candidate]
-) -> dict[str, Any]:
-    """Whether the plan returned dominates each baseline at equal work
-    (`choose.at_equal_work`), and by how much per criterion: `solver.dominance`."""
-    out: dict[str, Any] = {}
-    for name, c in baselines.items():
-        d, _ = choose.at_equal_work(sc, best, c)
-        out[name] = {
-            "dominates": d["dominates"],
-            "restricted": d["restricted"],
-            "diff": d["diff"],
-            "undone_device_hours_diff": d["full"]["undone_device_hours_diff"],
-            "unmet_mtokens_diff": d["full"]["unmet_mtokens_diff"],
-        }
-    return out
 
 
 def _candidate(sc: Scenario, origin: str, sched: Schedule) -> choose.Candidate:

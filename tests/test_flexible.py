@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from optimizer import SolverSettings
+from optimizer import SolverSettings, optimize
 from optimizer.flexible import aggregate, is_flexible, pack
 from optimizer.validate import validate_plan
 from tests.micro import EXACT, at, job, placement, scenario, site, solve
@@ -161,3 +161,24 @@ def test_a_stored_plan_read_back_keeps_its_lanes(tmp_path) -> None:  # type: ign
     back = schedule_from_plan(sc, Plan.read_bundle(tmp_path))
     assert back.job_lane is not None and len(set(back.job_lane.tolist())) == 2
     assert busy_devices(sc, back)[0, 0, 1] == 2  # two lanes, not 12 jobs
+
+
+def test_a_baseline_of_the_jobs_themselves_is_reported_and_compared_beside_the_lanes() -> None:
+    # the same world one by one (OFF) is a plan of the scenario's own jobs: 300 CNY, two
+    # device-hours more than the lanes' 40. Handed in as an extra baseline (as the cost-only
+    # optimiser's plan is) it cannot seed the lanes, but is reported and compared: the lane
+    # plan does the same work for less, so it dominates it
+    sc = scenario(
+        [site("A"), site("B")],
+        prices={"A": [100, 10, 20], "B": [50, 50, 50]},
+        jobs=short_jobs(20),
+    )
+    one_by_one = solve(sc, OFF)
+    assert one_by_one.schedule is not None
+    plan = optimize(sc, FLEX, extra_baselines={"one_by_one": one_by_one.schedule})
+    validate_plan(sc, plan).raise_if_failed()
+    s = plan.summary
+    assert s["solver"]["flexible"]["lanes"] == 4
+    assert s["baselines"]["one_by_one"]["total_cost"] == pytest.approx(300.0)
+    d = s["solver"]["dominance"]["one_by_one"]
+    assert d["dominates"] and d["diff"]["cost"] == pytest.approx(40.0 - 300.0)
