@@ -77,9 +77,9 @@ def run(stem: Path, before: Path | None, cold_file: Path | None, budget: float) 
         for change in CHANGES:
             sc = changed_scenario(base, "default", change)
             row: dict[str, Any] = {}
-            print(f"{change}: cold, warm after, warm before", file=sys.stderr, flush=True)
-            _, row["cold"] = solve(sc, "new", budget)
+            print(f"{change}: warm after, cold, warm before", file=sys.stderr, flush=True)
             _, row["after"] = solve(sc, "new", budget, warm=cold)
+            _, row["cold"] = solve(sc, "new", budget)
             if before is not None:
                 row["before"] = _before(before, cold_file, change, budget)
             record["changes"][change] = row

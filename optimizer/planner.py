@@ -136,6 +136,7 @@ def optimize(
         solver["warm"] = {
             "previous_gap": _warm_gap(settings, warm_start),
             "previous_dominated": _dominated_all(warm_start),
+            "guard_weights": _guard_weights(warm_start),
         }
     if rounding:
         sched, status, termination, m = _solve_rounding(
@@ -326,6 +327,22 @@ def _dominated_all(warm: Plan | Schedule) -> bool:
     return bool(dom) and all(d.get("dominates") for d in dom.values())
 
 
+def _guard_weights(warm: Plan | Schedule) -> dict[str, float] | None:
+    """The weights of the guard's plan a previous plan is (`summary.origin` `guard`): the
+    cheapest valid try that dominated every baseline (`solver.guard.tries`); else None."""
+    if not isinstance(warm, Plan) or warm.summary.get("origin") != guard.GUARD:
+        return None
+    tries = [
+        t
+        for t in warm.summary.get("solver", {}).get("guard", {}).get("tries", [])
+        if t.get("valid") and t.get("dominates") and all(t["dominates"].values())
+    ]
+    if not tries:
+        return None
+    best = min(tries, key=lambda t: float(t.get("cost", np.inf)))
+    return {k: float(best["weights"][k]) for k in guard.WEIGHED}
+
+
 def _dominance_report(
     sc: Scenario, best: choose.Candidate, baselines: dict[str, choose.Candidate]
 ) -> dict[str, Any]:
@@ -458,7 +475,8 @@ def _solve_rounding(
     if previous is not None and not good():
         _warm_completed(run, priced.m, start_sched)
         term = "previous plan repaired and completed"
-    if good() or (previous is not None and time.perf_counter() - t_all > settings.time_limit_s):
+    spent = time.perf_counter() - t_all > settings.time_limit_s
+    if good() or (previous is not None and spent and run.candidates):
         # the previous plan, repaired (its devices kept, or completed anew), is as close to
         # the bound as the previous plan was to its own, or the budget is spent: no
         # rounding, no stage 1 (issue 16 item 2)
@@ -496,13 +514,22 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
         run.add("warm_start", jobs, m)
         return
     t = time.perf_counter()
-    done = _complete(sc, compact_pauses(sc, jobs), run.settings, churn_aware=True)
+    # a previous plan the guard made is completed as the guard made it: on the shadow
+    # scenario of the weights that made it dominate (one completion instead of the plain
+    # one and then the guard's first; the guard only runs if it no longer dominates)
+    w = run.solver.get("warm", {}).get("guard_weights")
+    shadow = sc if w is None else guard.shadow_scenario(sc, w)
+    done = _complete(shadow, compact_pauses(sc, jobs), run.settings, churn_aware=True)
     name = "warm_start_churn_aware"
     if done is not None:
         run.candidates.append((_objective(sc, done, m), done, name))
     run.tried[name] = run.candidates[-1][0] if done is not None else None
     run.timings["churn_aware"] = time.perf_counter() - t
-    run.solver["churn_aware"] = {"status": "done" if done else "failed", "plan": "warm_start"}
+    run.solver["churn_aware"] = {
+        "status": "done" if done else "failed",
+        "plan": "warm_start",
+        "guard_weights": w,
+    }
 
 
 def _kept_plan(
