@@ -520,6 +520,10 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
     w = run.solver.get("warm", {}).get("guard_weights")
     shadow = sc if w is None else guard.shadow_scenario(sc, w)
     done = _complete(shadow, compact_pauses(sc, jobs), run.settings, churn_aware=True)
+    if done is None:
+        # compacting pauses checks devices, not power: on the +5 % jobs what-if the first LP
+        # around the compacted jobs had no solution (0.2 s), around the jobs as they were it had
+        done = _complete(shadow, jobs, run.settings, churn_aware=True)
     name = "warm_start_churn_aware"
     if done is not None:
         run.candidates.append((_objective(sc, done, m), done, name))
