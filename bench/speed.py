@@ -8,7 +8,8 @@ cold one, the churn-aware pass without a time limit: the planner before issue 16
 (today with stage 1 stopped at 3 %), `new` (the defaults), `new_ipm` (the defaults, pricing
 LPs by interior point without crossover) or `new_limited` (the defaults with the churn-aware
 pass limited to what the budget leaves, at least 15 %; measured 2026-12-05 evening as `new`,
-against `new_unlimited`, then the defaults). CHANGE (optional): one of
+against `new_unlimited`, then the defaults) or `new_guarded` (the defaults with the guard
+run on a warm re-solve that kept a dominating previous plan). CHANGE (optional): one of
 `bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
 and warm from that plan (the plan itself, as the service's what-if starts from the active
 plan), all with STRATEGY. Every plan goes through the validator. `greenopt bench --quick`
@@ -40,6 +41,7 @@ TODAY = {
     "completion": False,
     "warm_skip_stage1": False,
     "churn_aware_share": None,
+    "warm_guard_skip": False,
 }
 STRATEGIES: dict[str, dict[str, Any]] = {
     "today": TODAY,
@@ -49,6 +51,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "new_ipm": {"pricing_solver": "ipm"},
     # what the churn-aware pass's time limit buys (off by default: +51 % objective on M)
     "new_limited": {"churn_aware_share": 0.15},
+    # what skipping the guard on a warm re-solve that kept a dominating plan buys
+    "new_guarded": {"warm_guard_skip": False},
 }
 
 
@@ -104,6 +108,11 @@ def solve(
         "total_cost": plan.kpis.total_cost,
         "timings_s": {k: round(v, 2) for k, v in s.get("timings_s", {}).items()},
         "stage1": {k: solver.get("stage1", {}).get(k) for k in ("termination", "gap", "nodes")},
+        # where a warm what-if's time goes: pricing's rounds and why it stopped, the guard
+        "pricing": {k: solver.get("job_options", {}).get(k) for k in ("rounds", "stopped")},
+        "guard": {
+            k: solver.get("guard", {}).get(k) for k in ("needed", "found", "wall_s", "skipped")
+        },
         "validated": report.ok,
         "violations": [str(v) for v in report.violations[:3]],
     }

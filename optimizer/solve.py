@@ -72,9 +72,13 @@ class SolverSettings:
     # default: on the default scenario 30 s of it took 0.4 % off the cost (load 3)
     replica_trim_s: float = 0.0
     # a warm re-solve (`optimize(..., warm_start=...)`) returns the previous plan repaired
-    # and completed, with pricing's bound, and runs stage 1 only if that plan is not
-    # within `stage1_gap` of the bound
+    # and completed, with pricing's bound (pricing stopped as soon as that proves it), and
+    # runs stage 1 only if that plan is not within the previous plan's gap of the bound
     warm_skip_stage1: bool = True
+    # ... and, where that plan is the previous plan kept and the previous plan dominated
+    # every baseline, skips the dominance guard (`solver.guard.skipped`; issue 16: its first
+    # completion was 43-45 % of a warm what-if's wall time and found nothing)
+    warm_guard_skip: bool = True
     # the pricing LPs: dual simplex, or interior point without crossover (issue 16: 2x
     # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
     # primal-dual objective error, so an inexact interior solution cannot overstate the bound

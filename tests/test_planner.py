@@ -13,7 +13,7 @@ import pytest
 
 from optimizer import Plan, SolveCancelled, SolverSettings, load_scenario, optimize
 from optimizer.generator import build_scenario
-from optimizer.plan import schedule_from_plan
+from optimizer.plan import busy_devices, schedule_from_plan
 from optimizer.validate import validate_plan
 from tests.micro import churn_free
 
@@ -329,22 +329,85 @@ def test_insert_unplaced_moves_the_job_in_the_way_to_another_site(
     assert [list(h) for h in out.job_hours] == [[0, 1, 2], [0, 1, 2]]
 
 
-def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage_1() -> None:
+ROUND = SolverSettings(
+    backend="matrix", threads=1, seed=0, time_limit_s=30, integer_devices="round"
+)
+
+
+@pytest.fixture(scope="module")
+def small():  # type: ignore[no-untyped-def]
+    return build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_plan(small) -> Plan:  # type: ignore[no-untyped-def]
+    plan = optimize(small, ROUND)
+    validate_plan(small, plan).raise_if_failed()
+    return plan
+
+
+def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage_1(
+    small,  # type: ignore[no-untyped-def]
+    small_plan: Plan,
+) -> None:
     """Issue 16: a re-solve starts from the previous plan, its devices kept and the flows and
     energy re-solved around them; that is no dearer than the previous plan (the same
-    decisions, the LP optimal around them), so it is within the previous gap of pricing's
-    bound and stage 1 does not run."""
-    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
-    settings = SolverSettings(
-        backend="matrix", threads=1, seed=0, time_limit_s=30, integer_devices="round"
-    )
-    cold = optimize(sc, settings)
-    warm = optimize(sc, settings, warm_start=cold)
-    validate_plan(sc, warm).raise_if_failed()
+    decisions, the LP optimal around them), so it is within the previous plan's gap of
+    pricing's bound (the same bound, or one round's: valid too): pricing stops there and
+    neither rounding nor stage 1 runs."""
+    warm = optimize(small, ROUND, warm_start=small_plan)
+    validate_plan(small, warm).raise_if_failed()
     solver = warm.summary["solver"]
     assert solver["plan_source"] == "previous_kept"
+    assert solver["termination"] == "previous plan repaired"
     assert "stage1" not in solver
-    assert warm.summary["objective"] <= cold.summary["objective"] * (1 + 1e-6)
+    assert set(solver["candidates"]) == {"previous_kept"}  # nothing else completed
+    assert warm.summary["objective"] <= small_plan.summary["objective"] * (1 + 1e-6)
+    assert small_plan.summary["gap"] is not None
+    assert warm.summary["gap"] <= small_plan.summary["gap"] + 1e-9
+    assert warm.summary["bound"] <= warm.summary["objective"]
+
+
+def test_a_stored_plan_brings_its_gap_to_the_warm_re_solve(
+    small_plan: Plan, tmp_path: Path
+) -> None:
+    """The gap a warm re-solve settles for is the previous plan's, read back from a bundle as
+    the service stores it; a bare schedule has none and gets `stage1_gap`."""
+    from optimizer.planner import _warm_gap
+
+    small_plan.write_bundle(tmp_path / "plan")
+    stored = Plan.read_bundle(tmp_path / "plan")
+    assert _warm_gap(ROUND, stored) == pytest.approx(small_plan.summary["gap"])
+    assert small_plan.schedule is not None
+    assert _warm_gap(ROUND, small_plan.schedule) == ROUND.stage1_gap
+    off = SolverSettings(warm_skip_stage1=False)
+    assert _warm_gap(off, stored) is None and _warm_gap(ROUND, None) is None
+
+
+def test_a_change_that_breaks_the_previous_plan_still_gets_a_valid_plan(
+    small,  # type: ignore[no-untyped-def]
+    small_plan: Plan,
+) -> None:
+    """The site the previous plan used most is out for the whole horizon: its jobs and
+    devices there cannot stay. The warm re-solve repairs the jobs, keeps the devices
+    elsewhere, tops them up where demand is left short, and returns a plan the validator
+    passes, nothing on the site, with a bound and a gap."""
+    from optimizer.whatif import Overrides, apply_overrides
+
+    assert small_plan.schedule is not None
+    busy = busy_devices(small, small_plan.schedule).sum(axis=(1, 2))
+    site = small.site_ids[int(np.argmax(busy))]
+    out = apply_overrides(small, Overrides.model_validate({"capacity_changes": [{"site": site}]}))
+    warm = optimize(out, ROUND, warm_start=small_plan)
+    validate_plan(out, warm).raise_if_failed()
+    assert warm.schedule is not None
+    s = out.site_index[site]
+    assert (warm.schedule.job_site != s).all() or all(
+        h.size == 0 for j, h in enumerate(warm.schedule.job_hours) if warm.schedule.job_site[j] == s
+    )
+    assert warm.schedule.svc_devices[:, s].sum() == 0
+    assert warm.summary["gap"] is not None
+    assert "previous_kept" in warm.summary["solver"]["candidates"]
 
 
 @pytest.mark.parametrize("share_s", [20.0, 0.0])
