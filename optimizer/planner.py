@@ -873,7 +873,7 @@ def _reserve_mw(sc: Scenario, reserve: np.ndarray, busy: np.ndarray) -> np.ndarr
         "sah,a->sh", sc.capacity - busy, sc.idle_kw
     )
     spare = np.maximum(sc.grid_limit_mw[:, None] - it_kw / KW_PER_MW * sc.pue[:, None], 0.0)
-    want = np.einsum("sah,a->sh", reserve, sc.busy_kw - sc.idle_kw) / KW_PER_MW * sc.pue[:, None]
+    want = np.einsum("sah,sa->sh", reserve, device_busy_mw(sc))
     return np.minimum(want, spare)
 
 
