@@ -272,12 +272,18 @@ def _chained(d: ModelData, z_opt: np.ndarray, z_t: np.ndarray, multi: np.ndarray
     if d.H <= CHAIN_MIN_HORIZON_H:
         return np.zeros(n_opt, dtype=bool)
     n_starts = np.bincount(z_opt, minlength=n_opt)
+    first, last = _start_range(n_opt, z_opt, z_t)
+    span = np.maximum(last - first + d.opts.run_hours, 0)
+    return multi & (n_starts * d.opts.run_hours > CHAIN_MIN_SAVING * CHAIN_NZ_PER_HOUR * span)
+
+
+def _start_range(n_opt: int, z_opt: np.ndarray, z_t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[option] the first and last allowed start (int64 max and -1 where it has none)."""
     first = np.full(n_opt, np.iinfo(np.int64).max)
     last = np.full(n_opt, -1)
     np.minimum.at(first, z_opt, z_t)
     np.maximum.at(last, z_opt, z_t)
-    span = np.maximum(last - first + d.opts.run_hours, 0)
-    return multi & (n_starts * d.opts.run_hours > CHAIN_MIN_SAVING * CHAIN_NZ_PER_HOUR * span)
+    return first, last
 
 
 def _block_running(
@@ -291,10 +297,7 @@ def _block_running(
     sel = np.flatnonzero(chain[z_opt])
     c_opt, c_t = z_opt[sel], z_t[sel]
     ids = np.flatnonzero(chain)
-    first = np.full(d.opts.job.size, np.iinfo(np.int64).max)
-    last = np.full(d.opts.job.size, -1)
-    np.minimum.at(first, c_opt, c_t)
-    np.maximum.at(last, c_opt, c_t)
+    first, last = _start_range(d.opts.job.size, c_opt, c_t)
     span = last[ids] - first[ids] + d.opts.run_hours[ids]
     r_grp, r_hour = ragged_arange(first[ids], span)
     r_opt = ids[r_grp]
