@@ -4,6 +4,7 @@ issue's targets, Markdown tables for bench/README.md, and the scale-curve plot."
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,28 @@ PYOMO_VS_MATRIX_MAX = 10.0  # Pyomo build + hand-over within 10x the matrix buil
 WARM_VS_COLD_MAX = 0.30
 XL_PEAK_MEMORY_GIB_MAX = 4.0
 MIB_PER_GIB = 1024.0
+
+
+def solved(summary: dict[str, Any], report: Any, load_start: tuple[float, ...]) -> dict[str, Any]:
+    """What a benchmark records of one solved plan: its status, objective, bound and gap,
+    which candidate came back, the validator's verdict, its phases and the load."""
+    solver = summary["solver"]
+    return {
+        "status": summary["status"],
+        "objective": summary["objective"],
+        "bound": summary["bound"],
+        "gap": summary["gap"],
+        "unplaced": summary["unplaced"],
+        "model_size": summary["model_size"],
+        "origin": summary.get("origin"),  # which candidate came back (optimizer.choose)
+        "origin_objectives": solver.get("origin_objectives"),
+        "plan_source": solver.get("plan_source"),
+        "termination": solver.get("termination"),
+        "valid": report.ok,
+        "violations": len(report.violations),
+        "timings_s": {k: round(v, 1) for k, v in summary["timings_s"].items()},
+        "load_1_5_15": {"start": load_start, "end": os.getloadavg()},
+    }
 
 
 def _rel(a: float | None, b: float | None) -> float | None:

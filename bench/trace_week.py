@@ -14,6 +14,7 @@ import sys
 import time
 from typing import Any
 
+from bench.report import solved
 from optimizer import SolverSettings, optimize
 from optimizer.generator import build_scenario
 from optimizer.validate import validate_plan
@@ -48,21 +49,10 @@ def main(n_jobs: int, time_limit_s: float, flexible: str = "auto") -> dict[str, 
         "build_scenario_s": round(t1 - t0, 1),
         "plan_wall_s": round(t2 - t1, 1),
         "plan_cpu_s": round(c2 - c1, 1),
-        "status": s["status"],
-        "objective": s["objective"],
-        "bound": s["bound"],
-        "gap": s["gap"],
-        "unplaced": s["unplaced"],
-        "model_size": s["model_size"],
         "flexible": s["solver"].get("flexible"),
         "job_options": s["solver"].get("job_options"),
-        "plan_source": s["solver"].get("plan_source"),
-        "termination": s["solver"].get("termination"),
         "every_job_in_bundle": all(j.job_id in in_bundle for j in sc.jobs),
-        "valid": report.ok,
-        "violations": len(report.violations),
-        "timings_s": {k: round(v, 1) for k, v in s["timings_s"].items()},
-        "load_1_5_15": {"start": load_start, "end": os.getloadavg()},
+        **solved(s, report, load_start),
     }
     print(
         f"{len(sc.jobs):,} jobs ({len(sc.warnings)} larger than every fleet), {HOURS} h, "

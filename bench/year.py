@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.report import solved
 from optimizer import SolverSettings, optimize
 from optimizer.generator import build_scenario
 from optimizer.scenario import Scenario, scenario_from_tables, scenario_to_tables
@@ -89,19 +90,7 @@ def main(n_jobs: int, time_limit_s: float, mode: str, out: str | None) -> dict[s
         "validate_s": round(t3 - t2, 1),
         "peak_rss_mb_after_scenario": round(rss_scenario),
         "peak_rss_mb": round(_peak_rss_mb()),
-        "status": s["status"],
-        "objective": s["objective"],
-        "bound": s["bound"],
-        "gap": s["gap"],
-        "unplaced": s["unplaced"],
-        "model_size": s["model_size"],
-        "origin": s.get("origin"),  # which candidate came back (optimizer.choose)
-        "origin_objectives": s["solver"].get("origin_objectives"),
-        "termination": s["solver"].get("termination"),
-        "valid": report.ok,
-        "violations": len(report.violations),
-        "timings_s": {k: round(v, 1) for k, v in s["timings_s"].items()},
-        "load_1_5_15": {"start": load_start, "end": os.getloadavg()},
+        **solved(s, report, load_start),
     }
     print(
         f"{mode}: {len(sc.jobs):,} jobs x {sc.hours:,} h on 1 site: plan {t2 - t1:.0f} s wall "
