@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.workload_stats import STATS, stats
+from bench.workload_stats import DEFAULT_SCENARIO, STATS, stats
 from optimizer import workloads as wl
 from optimizer.generator import INFERENCE_SHARE, build_scenario
+from optimizer.scenario import Scenario, load_scenario
 
 FIG = pd.read_csv(STATS).set_index(["trace", "statistic"])["value"]
 SPOT = "alibaba-spot-gpu-2026"
@@ -41,10 +42,8 @@ def test_the_constants_are_the_cited_figures() -> None:
     assert 2 <= wl.ARRIVAL_PEAK_TO_TROUGH <= 4  # traces: 2-4x
 
 
-def test_a_trace_calibrated_week_matches_the_traces_within_tolerances() -> None:
-    sc = build_scenario(
-        "cn-edwc", "2025-07-15T00:00+08:00", 168, None, 30, 7, workload="trace-calibrated"
-    )
+def assert_matches_the_traces(sc: Scenario) -> None:
+    """The stated tolerances (data/workloads/SOURCES.md) on a scenario's row of the table."""
     s = stats(sc)
     split = lambda key: np.array([float(x) for x in s[key].split(" / ")])  # noqa: E731
     cited = lambda *keys: np.array([fig(k) for k in keys])  # noqa: E731
@@ -72,10 +71,29 @@ def test_a_trace_calibrated_week_matches_the_traces_within_tolerances() -> None:
     assert all("larger than any site's fleet" in w.message for w in sc.warnings)
 
 
+def test_a_trace_calibrated_week_matches_the_traces_within_tolerances() -> None:
+    assert_matches_the_traces(
+        build_scenario(
+            "cn-edwc", "2025-07-15T00:00+08:00", 168, None, 30, 7, workload="trace-calibrated"
+        )
+    )
+
+
+def test_the_default_scenario_matches_the_traces_within_tolerances() -> None:
+    """Issue 17's done-when: the committed default scenario's workload (its row in the
+    table) is trace-calibrated within the same tolerances as the week. Over 48 h each hour
+    of day has two samples, so its arrival peak/trough is a noisy estimate (3.6 here; the
+    same build with seed 7 gives 4.7); the committed scenario is fixed, so this is no
+    flaky check, and the week above is the calibration's."""
+    sc = load_scenario(DEFAULT_SCENARIO)
+    assert "workload='trace-calibrated'" in sc.description
+    assert_matches_the_traces(sc)
+    assert len(sc.warnings) == 1  # the 1,024-GPU gang, larger than every fleet
+
+
 def test_scenario_build_selects_the_workload(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from optimizer.scenario import load_scenario
     from service.cli import EXIT_BAD_INPUT, app
 
     args = ["scenario", "build", "--hours", "24", "--sites", "3", "--services", "6"]
