@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import dominance
 from optimizer import SolverSettings, load_scenario
 from optimizer.choose import Candidate, at_equal_work
@@ -17,6 +19,10 @@ from optimizer.plan import assemble_plan
 from optimizer.planner import cost_only_plan
 from optimizer.scenario import write_scenario
 from optimizer.whatif import with_policy
+
+# a benchmark tool's end-to-end test with real solves (as tests/test_bench.py): not in the
+# fast lane
+pytestmark = pytest.mark.slow
 
 PRICES = (0.0, 1000.0)
 
