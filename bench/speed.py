@@ -8,8 +8,7 @@ cold one, the churn-aware pass without a time limit: the planner before issue 16
 (today with stage 1 stopped at 3 %), `new` (the defaults), `new_ipm` (the defaults, pricing
 LPs by interior point without crossover) or `new_limited` (the defaults with the churn-aware
 pass limited to what the budget leaves, at least 15 %; measured 2026-12-05 evening as `new`,
-against `new_unlimited`, then the defaults) or `new_guarded` (the defaults with the guard
-run on a warm re-solve that kept a dominating previous plan). CHANGE (optional): one of
+against `new_unlimited`, then the defaults). CHANGE (optional): one of
 `bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
 and warm from that plan (the plan itself, as the service's what-if starts from the active
 plan), all with STRATEGY. Every plan goes through the validator. `greenopt bench --quick`
@@ -41,7 +40,6 @@ TODAY = {
     "completion": False,
     "warm_skip_stage1": False,
     "churn_aware_share": None,
-    "warm_guard_skip": False,
 }
 STRATEGIES: dict[str, dict[str, Any]] = {
     "today": TODAY,
@@ -51,8 +49,6 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "new_ipm": {"pricing_solver": "ipm"},
     # what the churn-aware pass's time limit buys (off by default: +51 % objective on M)
     "new_limited": {"churn_aware_share": 0.15},
-    # what skipping the guard on a warm re-solve that kept a dominating plan buys
-    "new_guarded": {"warm_guard_skip": False},
 }
 
 

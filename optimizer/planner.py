@@ -58,7 +58,7 @@ from optimizer.plan import (
     busy_devices,
     schedule_from_plan,
 )
-from optimizer.plan.assemble import site_energy
+from optimizer.plan.assemble import facility_mw, site_energy
 from optimizer.rules import (
     device_busy_mw,
     replica_changes,
@@ -74,7 +74,7 @@ from optimizer.solve import (
     solve_loaded,
     solve_relaxation,
 )
-from optimizer.units import KG_PER_T, KW_PER_MW
+from optimizer.units import KG_PER_T
 
 BASELINES = ("greedy", "carbon_agnostic")
 log = logging.getLogger(__name__)
@@ -137,7 +137,6 @@ def optimize(
     if warm_start is not None:
         solver["warm"] = {
             "previous_gap": _warm_gap(settings, warm_start),
-            "previous_dominated": _dominated_all(warm_start),
             "guard_weights": _guard_weights(warm_start),
         }
     if rounding:
@@ -282,12 +281,6 @@ def _guarded(
     first, then around those of the cheapest candidates `passed_over` doing its work."""
     if settings.dominance_guard_rounds <= 0 or not baselines:
         return best
-    if _kept_from_dominating(settings, best, solver):
-        solver["guard"] = {
-            "from": best.origin,
-            "skipped": "a warm re-solve kept the previous plan, which dominated its baselines",
-        }
-        return best
     churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
 
     def complete(shadow: Scenario, jobs: Schedule) -> Schedule | None:
@@ -312,31 +305,6 @@ def _guarded(
         return best
     solver["origin_objectives"][found.origin] = found.objective
     return found
-
-
-def _kept_from_dominating(
-    settings: SolverSettings, best: choose.Candidate, solver: dict[str, Any]
-) -> bool:
-    """Whether the guard is skipped (`settings.warm_guard_skip`): the plan returned is the
-    solver's, and that is a warm re-solve's previous plan kept (its jobs repaired, its
-    devices kept) where the previous plan dominated every baseline (issue 16: on the default
-    scenario the guard's first completion took 114-117 s of a warm what-if's 175-263 s at
-    load 5 and found nothing). `solver.dominance` still says whether it dominates now."""
-    return (
-        settings.warm_guard_skip
-        and best.origin == choose.IMPROVED
-        and solver.get("plan_source") == "previous_kept"
-        and bool(solver.get("warm", {}).get("previous_dominated"))
-    )
-
-
-def _dominated_all(warm: Plan | Schedule) -> bool:
-    """Whether a previous plan dominated every baseline it was compared with, as its
-    summary says (`solver.dominance`; a bare schedule says nothing: False)."""
-    if not isinstance(warm, Plan):
-        return False
-    dom = warm.summary.get("solver", {}).get("dominance") or {}
-    return bool(dom) and all(d.get("dominates") for d in dom.values())
 
 
 def _guard_weights(warm: Plan | Schedule) -> dict[str, float] | None:
@@ -869,10 +837,7 @@ def _remove_tiebreak(sc: Scenario, sched: Schedule, solver: dict[str, Any]) -> N
 def _reserve_mw(sc: Scenario, reserve: np.ndarray, busy: np.ndarray) -> np.ndarray:
     """MW [site, hour] that `reserve` more busy devices [site, type, hour] would draw, as far
     as the grid connection has any to spare beside `busy` devices (the rest idle)."""
-    it_kw = np.einsum("sah,a->sh", busy, sc.busy_kw) + np.einsum(
-        "sah,a->sh", sc.capacity - busy, sc.idle_kw
-    )
-    spare = np.maximum(sc.grid_limit_mw[:, None] - it_kw / KW_PER_MW * sc.pue[:, None], 0.0)
+    spare = np.maximum(sc.grid_limit_mw[:, None] - facility_mw(sc, busy)[1], 0.0)
     want = np.einsum("sah,sa->sh", reserve, device_busy_mw(sc))
     return np.minimum(want, spare)
 
@@ -1034,10 +999,7 @@ def _within_power(sc: Scenario, job_use: np.ndarray, whole: np.ndarray) -> np.nd
     out = whole.copy()
     mw = device_busy_mw(sc)  # [site, type] busy over idle, facility MW per device
     busy = job_use + out.sum(axis=0)
-    it_kw = np.einsum("sah,a->sh", busy, sc.busy_kw) + np.einsum(
-        "sah,a->sh", sc.capacity - busy, sc.idle_kw
-    )
-    over = it_kw / KW_PER_MW * sc.pue[:, None] - sc.firm_supply_limit_mw
+    over = facility_mw(sc, busy)[1] - sc.firm_supply_limit_mw
     for s, h in zip(*np.nonzero(over > EPS_MW), strict=True):
         excess = float(over[s, h])
         for a in np.argsort(-mw[s], kind="stable"):

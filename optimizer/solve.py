@@ -75,13 +75,6 @@ class SolverSettings:
     # and completed, with pricing's bound (pricing stopped as soon as that proves it), and
     # runs stage 1 only if that plan is not within the previous plan's gap of the bound
     warm_skip_stage1: bool = True
-    # ... and, with this on, where that plan is the previous plan kept and the previous plan
-    # dominated every baseline, skips the dominance guard (`solver.guard.skipped`; issue 16:
-    # its first completion was 43-45 % of a warm what-if's wall time and found nothing). Off
-    # by default: the previous plan's dominance says nothing of the changed case's baselines
-    # (a warm sweep to 1000 CNY/t kept a plan greedy had become 0.64 t cleaner than, and the
-    # guard did not run; bench/results/dominance-sweep-trace-2026-12-05-night.md, first run)
-    warm_guard_skip: bool = False
     # the pricing LPs: dual simplex, or interior point without crossover (issue 16: 2x
     # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
     # primal-dual objective error, so an inexact interior solution cannot overstate the bound
