@@ -27,7 +27,7 @@ from typing import Any
 from optimizer import SolverSettings, load_scenario, optimize
 from optimizer.choose import Candidate, at_equal_work, criteria
 from optimizer.plan import Plan, assemble_plan
-from optimizer.planner import BASELINES, COST_ONLY, baseline_plan, cost_only_plan, plan_baseline
+from optimizer.planner import BASELINES, COST_ONLY, cost_only_plan, plan_baseline
 from optimizer.scenario.types import Scenario
 from optimizer.validate import validate_plan
 from optimizer.whatif import with_policy
@@ -60,11 +60,15 @@ def _checked(sc: Scenario, plan: Plan, what: str) -> None:
 
 
 def baseline_candidates(sc: Scenario, cost_only: Plan) -> dict[str, Candidate]:
-    """Every baseline of `sc` (its carbon price), the cost-only optimiser's plan re-costed."""
+    """Every baseline of `sc` (its carbon price), the cost-only optimiser's plan re-costed,
+    each through the independent validator."""
     assert cost_only.schedule is not None
     others = {n: plan_baseline(sc, n) for n in BASELINES}  # type: ignore[arg-type]
     others[COST_ONLY] = cost_only.schedule
-    return {n: Candidate(n, b, assemble_plan(sc, b, status="check")) for n, b in others.items()}
+    out = {n: Candidate(n, b, assemble_plan(sc, b, status="baseline")) for n, b in others.items()}
+    for n, c in out.items():
+        _checked(sc, c.plan, f"baseline {n} at {sc.policy.carbon_price_cny_per_t:g} CNY/t")
+    return out
 
 
 def one_price(
@@ -84,9 +88,6 @@ def one_price(
     )
     wall = time.perf_counter() - t
     _checked(sc, plan, f"the plan at {price} CNY/t")
-    for name in BASELINES:
-        _checked(sc, baseline_plan(sc, name), f"baseline {name} at {price} CNY/t")
-    _checked(sc, assemble_plan(sc, cost_only.schedule, status="baseline"), "cost-only")
     s = plan.summary
     assert plan.schedule is not None
     mine = Candidate("improved", plan.schedule, plan)

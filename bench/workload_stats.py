@@ -14,10 +14,9 @@ import pandas as pd
 from optimizer.generator import build_scenario
 from optimizer.rules import work_in_horizon
 from optimizer.scenario import Scenario, load_scenario
+from service.settings import DEFAULT_SCENARIO_DIR  # trace-calibrated since issue 17
 
-DATA = Path(__file__).resolve().parents[1] / "data"
-STATS = DATA / "workloads" / "trace_statistics.csv"
-DEFAULT_SCENARIO = DATA / "scenarios" / "cn-edwc-48h"  # trace-calibrated since issue 17
+STATS = Path(__file__).resolve().parents[1] / "data" / "workloads" / "trace_statistics.csv"
 START = "2025-07-15T00:00+08:00"  # the default scenario's start
 GANG_EDGES = (1.5, 8.5, 64.5)  # classes 1 / 2-8 / 9-64 / >64
 SHORT_H = 1.0
@@ -120,7 +119,7 @@ def main() -> None:
     rows = [
         (
             "the default scenario (data/scenarios/cn-edwc-48h: trace-calibrated, seed 2025)",
-            stats(load_scenario(DEFAULT_SCENARIO)),
+            stats(load_scenario(DEFAULT_SCENARIO_DIR)),
         )
     ]
     rows += [

@@ -14,6 +14,7 @@ import pytest
 
 from optimizer import SolverSettings, optimize
 from optimizer.flexible import aggregate, is_flexible, pack
+from optimizer.scenario.types import Scenario
 from optimizer.validate import validate_plan
 from tests.micro import EXACT, at, job, placement, scenario, site, solve
 
@@ -30,6 +31,15 @@ def short_jobs(n: int, **kw: object) -> list[dict[str, object]]:
     ]
 
 
+def twenty_short_jobs() -> Scenario:
+    """Twenty ten-minute jobs; A's hour 1 (10 per device-hour) is the cheapest anywhere."""
+    return scenario(
+        [site("A"), site("B")],
+        prices={"A": [100, 10, 20], "B": [50, 50, 50]},
+        jobs=short_jobs(20),
+    )
+
+
 def places(plan, ids: list[str]) -> set[tuple[str, tuple[int, ...]]]:  # type: ignore[no-untyped-def]
     return {(p[0], tuple(p[1])) for p in (placement(plan, j) for j in ids)}
 
@@ -42,11 +52,7 @@ def lanes_of(plan) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
 def test_twenty_ten_minute_jobs_share_four_device_hours_at_the_cheapest_site_hour() -> None:
     # A's hour 1 costs 10 per device-hour, the cheapest anywhere; 20 x 10 min = 3 1/3
     # device-hours: four lanes (6 + 6 + 6 + 2 jobs), all there, 4 x 10 = 40.
-    sc = scenario(
-        [site("A"), site("B")],
-        prices={"A": [100, 10, 20], "B": [50, 50, 50]},
-        jobs=short_jobs(20),
-    )
+    sc = twenty_short_jobs()
     plan = solve(sc, FLEX)
     assert plan.summary["total_cost"] == pytest.approx(40.0)
     assert places(plan, [f"s{i:02d}" for i in range(20)]) == {("A", (1,))}
@@ -168,11 +174,7 @@ def test_a_baseline_of_the_jobs_themselves_is_reported_and_compared_beside_the_l
     # device-hours more than the lanes' 40. Handed in as an extra baseline (as the cost-only
     # optimiser's plan is) it cannot seed the lanes, but is reported and compared: the lane
     # plan does the same work for less, so it dominates it
-    sc = scenario(
-        [site("A"), site("B")],
-        prices={"A": [100, 10, 20], "B": [50, 50, 50]},
-        jobs=short_jobs(20),
-    )
+    sc = twenty_short_jobs()
     one_by_one = solve(sc, OFF)
     assert one_by_one.schedule is not None
     plan = optimize(sc, FLEX, extra_baselines={"one_by_one": one_by_one.schedule})

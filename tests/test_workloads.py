@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.workload_stats import DEFAULT_SCENARIO, STATS, stats
+from bench.workload_stats import STATS, stats
 from optimizer import workloads as wl
 from optimizer.generator import INFERENCE_SHARE, build_scenario
 from optimizer.scenario import Scenario, load_scenario
+from service.settings import DEFAULT_SCENARIO_DIR
 
 FIG = pd.read_csv(STATS).set_index(["trace", "statistic"])["value"]
 SPOT = "alibaba-spot-gpu-2026"
@@ -85,7 +86,7 @@ def test_the_default_scenario_matches_the_traces_within_tolerances() -> None:
     of day has two samples, so its arrival peak/trough is a noisy estimate (3.6 here; the
     same build with seed 7 gives 4.7); the committed scenario is fixed, so this is no
     flaky check, and the week above is the calibration's."""
-    sc = load_scenario(DEFAULT_SCENARIO)
+    sc = load_scenario(DEFAULT_SCENARIO_DIR)
     assert "workload='trace-calibrated'" in sc.description
     assert_matches_the_traces(sc)
     assert len(sc.warnings) == 1  # the 1,024-GPU gang, larger than every fleet
