@@ -23,41 +23,50 @@ import time
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from optimizer import Plan, Scenario, SolverSettings, load_scenario, optimize
-from optimizer.rules import pause_cost_cny, replica_start_cost_cny
+from optimizer.rules import pause_cost_cny, pauses_of, replica_changes, replica_start_cost_cny
 
 GREEN_CASES = (1.0, 0.9, 0.7)
 
 
 def churn(plan: Plan, sc: Scenario) -> dict[str, Any]:
     a = plan.assignments
-    svc_ids = {s.service_id for s in sc.services}
+    svc_ids = [s.service_id for s in sc.services]
     sv = a[a["workload_id"].isin(svc_ids)]
-    g = sv.groupby(["workload_id", "site_id", "accelerator", "hour"])["devices"].sum()
-    starts = stops = changes = 0.0
-    placements = 0
-    for _, ser in g.groupby(level=[0, 1, 2]):
-        n = np.zeros(sc.hours)
-        n[ser.index.get_level_values(3).to_numpy()] = ser.to_numpy()
-        step = np.diff(n)
-        starts += step[step > 0].sum()
-        stops += -step[step < 0].sum()
-        changes += np.abs(step).sum()
-        placements += int(((n[1:] > 0) & (n[:-1] == 0)).sum())
+    # devices [service, site, type, hour] as a dense array, then the rules' own counting
+    keys = ["workload_id", "site_id", "accelerator"]
+    g = sv.groupby([*keys, "hour"])["devices"].sum()
+    idx = g.index.droplevel(3).unique()
+    n = np.zeros((len(idx), sc.hours))
+    n[idx.get_indexer(g.index.droplevel(3)), g.index.get_level_values(3).to_numpy()] = g.to_numpy()
+    starts, stops = replica_changes(n)
+    # each service's devices over all its sites and types: the starts that grow the
+    # service, as against those that only move its devices between sites and types
+    svc = pd.Index(svc_ids)
+    total = np.zeros((len(svc), sc.hours))
+    np.add.at(total, svc.get_indexer(idx.get_level_values(0)), n)
     jobs = a[~a["workload_id"].isin(svc_ids)]
-    pauses = sum(
-        int((np.diff(np.sort(h.to_numpy())) > 1).sum())
-        for _, h in jobs.groupby("workload_id")["hour"]
-    )
     return {
-        "replica_starts": starts,
-        "replica_stops": stops,
-        "inference_changes": changes,
+        "replica_starts": float(starts.sum()),
+        "replica_stops": float(stops.sum()),
+        "inference_changes": float(starts.sum() + stops.sum()),
+        "service_growth_starts": float(replica_changes(total)[0].sum()),
         "inference_device_hours": float(sv["devices"].sum()),
-        "placements_started": placements,
-        "pauses": pauses,
+        "placements_started": int(((n[:, 1:] > 0) & (n[:, :-1] == 0)).sum()),
+        "pauses": sum(pauses_of(h.to_numpy()) for _, h in jobs.groupby("workload_id")["hour"]),
     }
+
+
+def demand_following_starts(sc: Scenario) -> float:
+    """Device starts of a plan that keeps no idle replica and moves none: each service's
+    demand each hour on exactly as many of its most productive devices as serve it
+    (continuous), summed over the increases from hour to hour. What priced churn cannot
+    remove without keeping devices idle through a dip in demand."""
+    best = np.array([max(s.throughput_tokens_per_s.values()) for s in sc.services])
+    need = sc.demand_tokens_per_s.sum(axis=1) / best[:, None]
+    return float(replica_changes(need)[0].sum())
 
 
 def churn_free(sc: Scenario) -> Scenario:
@@ -76,8 +85,7 @@ def churn_cost_at(plan: Plan, sc: Scenario) -> float:
     per_job = {j.job_id: pause_cost_cny(sc, j) for j in sc.jobs}
     jobs = a[a["workload_id"].isin(per_job.keys())]
     pauses = sum(
-        per_job[str(j)] * int((np.diff(np.sort(h.to_numpy())) > 1).sum())
-        for j, h in jobs.groupby("workload_id")["hour"]
+        per_job[str(j)] * pauses_of(h.to_numpy()) for j, h in jobs.groupby("workload_id")["hour"]
     )
     return float(c["replica_starts"] * replica_start_cost_cny(sc) + pauses)
 
@@ -97,7 +105,7 @@ def main(argv: list[str]) -> int:
     planned = churn_free(sc) if free else sc
     t = time.perf_counter()
     plan = optimize(planned, SolverSettings(time_limit_s=float(argv[1]) if len(argv) > 1 else 60.0))
-    out = churn(plan, sc)
+    out = churn(plan, sc) | {"demand_following_starts": demand_following_starts(sc)}
     out["churn_cost_at_scenario_rates"] = churn_cost_at(plan, sc)
     out |= {f"short_at_{f}": short_site_hours(plan, f) for f in GREEN_CASES}
     churn_cost = plan.summary.get("replica_start_cost", 0.0) + plan.summary.get("pause_cost", 0.0)
