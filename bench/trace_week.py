@@ -1,13 +1,15 @@
 """A week of trace-like jobs on the default fleet: `python -m bench.trace_week [jobs]
-[time_limit_s] [flexible_jobs]` builds the trace-calibrated workload (optimizer.workloads)
+[time_limit_s] [flexible_jobs] [pricing_solver]` builds the trace-calibrated workload (optimizer.workloads)
 for 168 h with `jobs` jobs, plans it and prints whether the plan has a bound, how long it
 took (wall and CPU), the model's size, how the short jobs were aggregated
-(optimizer/flexible.py; `flexible_jobs` auto|on|off, default auto) and whether every job is
+(optimizer/flexible.py; `flexible_jobs` auto|on|off, default auto; `pricing_solver`
+simplex|ipm, default the planner's) and whether every job is
 accounted for and the plan validates (issue 17's target: 20,000 jobs within 300 s on 2
 cores, with a bound). The last line is the same as JSON, for bench/results/."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -24,7 +26,9 @@ HOURS = 168
 SEED = 7
 
 
-def main(n_jobs: int, time_limit_s: float, flexible: str = "auto") -> dict[str, Any]:
+def main(
+    n_jobs: int, time_limit_s: float, flexible: str = "auto", pricing: str | None = None
+) -> dict[str, Any]:
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     sc = build_scenario(
@@ -37,6 +41,8 @@ def main(n_jobs: int, time_limit_s: float, flexible: str = "auto") -> dict[str, 
         time_limit_s=time_limit_s,
         flexible_jobs=flexible,  # type: ignore[arg-type]
     )
+    if pricing is not None:
+        settings = dataclasses.replace(settings, pricing_solver=pricing)  # type: ignore[arg-type]
     plan = optimize(sc, settings)
     t2, c2 = time.perf_counter(), time.process_time()
     report = validate_plan(sc, plan)
@@ -46,6 +52,8 @@ def main(n_jobs: int, time_limit_s: float, flexible: str = "auto") -> dict[str, 
         "jobs": len(sc.jobs),
         "larger_than_every_fleet": len(sc.warnings),
         "flexible_jobs": flexible,
+        "pricing_solver": settings.pricing_solver,
+        "guard": {k: v for k, v in s["solver"].get("guard", {}).items() if k != "tries"},
         "build_scenario_s": round(t1 - t0, 1),
         "plan_wall_s": round(t2 - t1, 1),
         "plan_cpu_s": round(c2 - c1, 1),
@@ -69,4 +77,5 @@ if __name__ == "__main__":
         int(sys.argv[1]) if len(sys.argv) > 1 else 20_000,
         float(sys.argv[2]) if len(sys.argv) > 2 else 300.0,
         sys.argv[3] if len(sys.argv) > 3 else "auto",
+        sys.argv[4] if len(sys.argv) > 4 else None,
     )
