@@ -695,7 +695,8 @@ _SUMMARY_TAIL = (
         "timings_s",
         "s",
         "phase timings: `validate` (loading and checking the input), `baselines`, "
-        "`build_arrays`, `build_pyomo` (Pyomo backend only), `build`, `handover`, `solve`, "
+        "`start` (HiGHS' first incumbent: the best of three greedy plans, or a warm "
+        "re-solve's previous plan repaired), `build_arrays`, `build_pyomo` (Pyomo backend only), `build`, `handover`, `solve`, "
         "`extract`, `total`; `check` (this validator) when the CLI ran it",
     ),
     Key(

@@ -129,7 +129,10 @@ def optimize(
         settings.integer_devices == "auto" and _device_count(d) > settings.exact_device_limit
     )
     timings["build_arrays"] = time.perf_counter() - t
+    phase("start")
+    t = time.perf_counter()
     start_sched = _start(sc, warm_start, baseline_scheds["greedy"])
+    timings["start"] = time.perf_counter() - t
     solver: dict[str, Any] = {
         "settings": settings.as_dict(),
         "integer_devices": "rounded" if rounding else "exact",
