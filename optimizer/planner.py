@@ -58,7 +58,7 @@ from optimizer.plan import (
     busy_devices,
     schedule_from_plan,
 )
-from optimizer.plan.assemble import facility_mw, site_energy
+from optimizer.plan.assemble import facility_mw, plan_objective, site_energy
 from optimizer.rules import (
     device_busy_mw,
     replica_changes,
@@ -512,7 +512,7 @@ def _kept_plan(
     kept = _complete_kept(run.sc, start_sched, previous, run.settings)
     out = None
     if kept is not None:
-        out = float(assemble_plan(run.sc, kept, status="check").summary["objective"]), kept
+        out = plan_objective(run.sc, kept), kept
     run.tried["previous_kept"] = None  # set to its objective on the solver's terms once priced
     run.timings["rounding"] = time.perf_counter() - t
     return out
@@ -867,7 +867,7 @@ def _gap(objective: float, bound: float | None) -> float:
 
 def _objective(sc: Scenario, sched: Schedule, m: LinearModel) -> float:
     """A plan's objective on the solver's terms (without penalties no decision can change)."""
-    return float(assemble_plan(sc, sched, status="check").summary["objective"]) - m.fixed_cost
+    return plan_objective(sc, sched) - m.fixed_cost
 
 
 def _jobs_only(sc: Scenario, sched: Schedule) -> Schedule:
@@ -1187,7 +1187,7 @@ def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
     starts = [greedy] + [
         plan_baseline(sc, "greedy", order=order) for order in ("big_first", "largest_first")
     ]
-    objective = [assemble_plan(sc, s, status="start").summary["objective"] for s in starts]
+    objective = [plan_objective(sc, s) for s in starts]
     return starts[int(np.argmin(objective))]
 
 

@@ -12,9 +12,12 @@ import numpy as np
 import pytest
 
 from optimizer import Plan, SolveCancelled, SolverSettings, load_scenario, optimize
+from optimizer.baselines import plan_baseline
 from optimizer.generator import build_scenario
 from optimizer.plan import busy_devices, schedule_from_plan
+from optimizer.plan.assemble import assemble_plan, plan_objective
 from optimizer.validate import validate_plan
+from service.settings import DEFAULT_SCENARIO_DIR
 from tests.micro import churn_free
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
@@ -52,6 +55,17 @@ def test_golden_demo(demo_plan: Plan) -> None:
     assert s["solver"]["integer_devices"] == "exact"
     for name in ("greedy", "carbon_agnostic"):
         assert s["total_cost"] <= s["baselines"][name]["total_cost"] + 1e-6
+
+
+def test_plan_objective_is_the_assembled_plans_objective(demo, demo_plan: Plan) -> None:  # type: ignore[no-untyped-def]
+    # the planner compares candidates by plan_objective, without the tables: it must be the
+    # objective an assembled plan reports, on the default scenario (churn priced) and the demo
+    sc = load_scenario(DEFAULT_SCENARIO_DIR)
+    cases = [(sc, plan_baseline(sc, "greedy")), (sc, plan_baseline(sc, "carbon_agnostic"))]
+    for s, sched in [*cases, (demo, demo_plan.schedule)]:
+        assert sched is not None
+        want = assemble_plan(s, sched, status="check").summary["objective"]
+        assert plan_objective(s, sched) == want
 
 
 def test_pyomo_and_matrix_builds_reach_the_same_optimum(demo, demo_plan: Plan) -> None:  # type: ignore[no-untyped-def]
