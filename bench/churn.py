@@ -1,6 +1,7 @@
 """`python -m bench.churn SCENARIO_DIR [TIME_LIMIT_S] [--churn-free | --start-cost-x=K]`:
-churn and green-shortfall figures of a plan (issue 12), from its bundle tables only, so the same script measures a plan made by
-any version of the planner (run it with an older checkout's interpreter to get "before").
+churn and green-shortfall figures of a plan (issue 12), from its bundle tables only, so the
+same script measures a plan made by any version of the planner (run it with an older
+checkout's interpreter to get "before").
 
 Prints JSON: device starts and stops of inference (per service, site and type, hour to
 hour), hour-to-hour changes, placements started (a service appearing at a site and type),

@@ -696,8 +696,9 @@ _SUMMARY_TAIL = (
         "s",
         "phase timings: `validate` (loading and checking the input), `baselines`, "
         "`start` (HiGHS' first incumbent: the best of three greedy plans, or a warm "
-        "re-solve's previous plan repaired), `build_arrays`, `build_pyomo` (Pyomo backend only), `build`, `handover`, `solve`, "
-        "`extract`, `total`; `check` (this validator) when the CLI ran it",
+        "re-solve's previous plan repaired), `build_arrays`, `build_pyomo` (Pyomo backend "
+        "only), `build`, `handover`, `solve`, `extract`, `total`; `check` (this validator) "
+        "when the CLI ran it",
     ),
     Key(
         "model_size",
