@@ -50,11 +50,11 @@ class FleetState:
         _, fac = facility_mw(sc, zero)  # idle load of every available device
         return cls(sc, sc.capacity.astype(np.int64).copy(), fac, grid_cost_per_mwh(sc))
 
-    def headroom(self, s: int | np.ndarray, h: np.ndarray) -> np.ndarray:
+    def headroom(self, s: int | np.ndarray, h: np.ndarray | slice) -> np.ndarray:
         sc = self.sc
         return sc.firm_supply_limit_mw[s, h] - self.load[s, h]
 
-    def cost(self, s: int, h: np.ndarray, mw: float) -> np.ndarray:
+    def cost(self, s: int, h: np.ndarray | slice, mw: float) -> np.ndarray:
         """Marginal cost of `mw` more at site s in hours h: green left first, then grid."""
         sc = self.sc
         green_left = np.maximum(sc.green_available_mw[s, h] - self.load[s, h], 0.0)
@@ -250,16 +250,17 @@ def best_hours(
     """
     job = sc.jobs[j]
     hours = np.arange(o.window_start, o.window_end)
+    window = slice(o.window_start, o.window_end)  # the same hours, read as views (faster)
     mw = (
         job.gang
         * (sc.busy_kw[o.accelerator] - sc.idle_kw[o.accelerator])
         / KW_PER_MW
         * sc.pue[o.site]
     )
-    ok = (st.free[o.site, o.accelerator, hours] >= job.gang) & (
-        st.headroom(o.site, hours) >= mw - EPS
+    ok = (st.free[o.site, o.accelerator, window] >= job.gang) & (
+        st.headroom(o.site, window) >= mw - EPS
     )
-    cost = st.cost(o.site, hours, mw)
+    cost = st.cost(o.site, window, mw)
     if job.preemptible:
         idx = np.flatnonzero(ok)
         if idx.size < o.run_hours:
@@ -276,16 +277,21 @@ def best_hours(
     bad = np.concatenate([[0], np.cumsum(~ok)])
     csum = np.concatenate([[0.0], np.cumsum(np.where(ok, cost, 0.0))])
     psum = np.concatenate([[0.0], np.cumsum(prefer)]) if prefer is not None else None
+    # every start's block at once; the scan below keeps its order and tolerances
+    i = np.arange(o.start_min, o.start_max + 1) - o.window_start
+    feasible = np.flatnonzero(bad[i + D] - bad[i] == 0)
+    if not feasible.size:
+        return None, math.inf
+    block_cost = (csum[i + D] - csum[i])[feasible].tolist()
+    block_pref = (psum[i + D] - psum[i])[feasible].tolist() if psum is not None else None
+    starts = (i[feasible] + o.window_start).tolist()
+    if not cheapest:
+        best_t, best_c = starts[0], block_cost[0]
+        return np.arange(best_t, best_t + D), float(best_c)
     best_t, best_c, best_p = -1, math.inf, -math.inf
-    for t in range(o.start_min, o.start_max + 1):
-        i = t - o.window_start
-        if bad[i + D] - bad[i] > 0:
-            continue
-        c = csum[i + D] - csum[i]
-        if not cheapest:
-            best_t, best_c = t, c
-            break
-        p = psum[i + D] - psum[i] if psum is not None else 0.0
+    for n, t in enumerate(starts):
+        c = block_cost[n]
+        p = block_pref[n] if block_pref is not None else 0.0
         if p > best_p + EPS or (p >= best_p - EPS and c < best_c - EPS):
             best_t, best_c, best_p = t, c, p
     if best_t < 0:
