@@ -9,7 +9,6 @@ cores, with a bound). The last line is the same as JSON, for bench/results/."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
@@ -40,9 +39,8 @@ def main(
         threads=1,
         time_limit_s=time_limit_s,
         flexible_jobs=flexible,  # type: ignore[arg-type]
+        pricing_solver=pricing or SolverSettings.pricing_solver,  # type: ignore[arg-type]
     )
-    if pricing is not None:
-        settings = dataclasses.replace(settings, pricing_solver=pricing)  # type: ignore[arg-type]
     plan = optimize(sc, settings)
     t2, c2 = time.perf_counter(), time.process_time()
     report = validate_plan(sc, plan)

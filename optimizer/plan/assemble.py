@@ -447,8 +447,8 @@ def _costed(sc: Scenario, sched: Schedule) -> _Costed:
 
 def plan_objective(sc: Scenario, sched: Schedule) -> float:
     """`assemble_plan(sc, sched, ...).summary["objective"]` without the tables, actions and
-    explanations no comparison by objective needs (about half of its time on the default
-    scenario)."""
+    explanations no comparison by objective needs (0.19 s against 0.39-0.76 s for a
+    baseline plan of the default scenario, 5 December)."""
     return float(_costed(sc, sched).kpis.objective)
 
 
