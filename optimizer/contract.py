@@ -368,6 +368,61 @@ MOVES = BundleTable(
     status="extra",
 )
 
+CHURN = BundleTable(
+    "churn",
+    "the replica starts and pauses the plan makes or avoids, and whether they pay (explanation)",
+    (
+        _x("workload_id", "str", "", "the service or job"),
+        _x("kind", "str", "", "the workload's kind (as in workloads)"),
+        _x(
+            "decision",
+            "str",
+            "",
+            "`stop`: a service stops devices through dips and starts them again; `hold`: it "
+            "keeps devices beyond what its served tokens need; `pause`: a job pauses",
+        ),
+        _x(
+            "count",
+            "int",
+            "starts or pauses",
+            "stop: starts after a dip; hold: starts holding avoids (starts of the devices its "
+            "served tokens need, less the plan's); pause: the job's pauses",
+        ),
+        _x(
+            "churn_cost",
+            "float",
+            "currency",
+            "what those starts or pauses cost at the policy's rates (as churn_cost in workloads)",
+        ),
+        _x(
+            "energy_cost",
+            "float",
+            "currency",
+            "stop: energy holding the stopped devices through their dips would cost; hold: "
+            "energy the held devices cost; pause: energy the job's hours save against its "
+            "cheapest single block on the same site (empty if none fits its window); busy over "
+            "idle power at the site's marginal cost, as in moves",
+        ),
+        _x(
+            "device_hours",
+            "float",
+            "device-h",
+            "stop: device-h stopped in dips; hold: device-h held idle; pause: gang x run hours",
+        ),
+        _x(
+            "net_saving",
+            "float",
+            "currency",
+            "stop, pause: energy_cost - churn_cost; hold: churn_cost - energy_cost; >= 0: the "
+            "decision pays on this estimate",
+        ),
+        _x("why", "str", "", "the decision and its figures in words"),
+    ),
+    status="extra",
+    note="An estimate at the plan's marginal costs (`optimizer/plan/explain.py`); the solver "
+    "also saw capacity, power and green limits and the minimum up-time.",
+)
+
 ACTIONS = BundleTable(
     "actions",
     "one row per action that takes the fleet from its current state to the plan, in the "
@@ -407,6 +462,7 @@ TABLES: tuple[BundleTable, ...] = (
     SERVICE_FLOWS,
     BINDING,
     MOVES,
+    CHURN,
     ACTIONS,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}

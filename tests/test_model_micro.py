@@ -473,6 +473,15 @@ def test_service_keeps_its_replicas_through_a_dip_unless_the_saving_beats_the_st
     assert plan.summary["replica_stops"] == starts
     assert plan.summary["replica_start_cost"] == pytest.approx(15.0 * starts)
     assert plan.summary["total_cost"] == pytest.approx(cost)
+    # churn.csv says which it did and that it pays: holding the spare device for the dip
+    # costs 10 against a 15 start; stopping it saves 20 against the same start
+    why = plan.churn.set_index("decision")
+    assert list(why.index) == (["hold"] if starts == 0 else ["stop"])
+    row = why.iloc[0]
+    assert (row["workload_id"], row["count"], row["device_hours"]) == ("s", 1, 1.0)
+    assert row["churn_cost"] == pytest.approx(15.0)
+    assert row["energy_cost"] == pytest.approx(price_dip)
+    assert row["net_saving"] == pytest.approx(abs(price_dip - 15.0)) and "; pays" in row["why"]
 
 
 @pytest.mark.parametrize(
@@ -552,6 +561,15 @@ def test_gang_runs_contiguously_unless_pausing_pays_for_its_checkpoint(
     assert plan.workloads.set_index("workload_id").loc["j", "pauses"] == pauses
     assert plan.summary["pause_cost"] == pytest.approx(15.0 * pauses)
     assert plan.summary["total_cost"] == pytest.approx(cost)
+    # churn.csv: the pause saves 4 x (10 + 12) = 88 against the cheapest single block,
+    # 4 x (12 + 16) = 112: 24 of energy for a 15 pause
+    assert list(plan.churn["decision"]) == ["pause"] * (pauses > 0)
+    if pauses:
+        row = plan.churn.iloc[0]
+        assert (row["workload_id"], row["count"], row["device_hours"]) == ("j", 1, 8.0)
+        assert row["churn_cost"] == pytest.approx(15.0)
+        assert row["energy_cost"] == pytest.approx(24.0)
+        assert row["net_saving"] == pytest.approx(9.0) and "; pays" in row["why"]
 
 
 # --- robust mode (issue 12) ---------------------------------------------------------------

@@ -570,6 +570,28 @@ def test_churn_columns_are_recounted_from_the_assignments(sc: Scenario, plan: Pl
     assert ("totals", "replica_starts") in found(sc, plan)
 
 
+def test_churn_table_is_recounted_from_the_assignments(sc: Scenario, plan: Plan) -> None:
+    # churn.csv's counts, device-hours and churn costs follow from assignments.csv and the
+    # policy; its rows are exactly the decisions the assignments show
+    tab = plan.churn
+    assert len(tab) and set(tab["decision"]) <= {"stop", "hold", "pause"}
+    assert validate_plan(sc, plan).ok
+    first = tab.index[0]
+    tab.loc[first, "count"] = tab.loc[first, "count"] + 1
+    assert found(sc, plan) == {("churn", "churn_table")}
+    tab.loc[first, "count"] = tab.loc[first, "count"] - 1
+    extra = tab.iloc[[0]].assign(workload_id="nobody")
+    plan_with = dataclasses.replace(plan, churn=pd.concat([tab, extra], ignore_index=True))
+    assert [v.message for v in validate_plan(sc, plan_with).violations] == [
+        f"churn.csv has a `{tab.loc[first, 'decision']}` row the assignments do not give"
+    ]
+    plan_without = dataclasses.replace(plan, churn=tab.iloc[1:])
+    missing = validate_plan(sc, plan_without).violations
+    assert [(v.rule, v.workload_id) for v in missing] == [
+        ("churn_table", tab.loc[first, "workload_id"])
+    ]
+
+
 # --- robustness to green forecast error (issue 12) ------------------------------------------
 def _bundle_summary(plan: Plan, root: Path) -> dict:
     plan.write_bundle(root)

@@ -18,7 +18,9 @@ from optimizer.contract import ACCOUNTING, WORKLOADS, Kpis
 from optimizer.plan.cases import green_cases
 from optimizer.plan.explain import (
     binding_limits,
+    churn_decisions,
     moved_jobs,
+    served_by_type,
     unmet_reason,
     unplaced_reason,
 )
@@ -274,7 +276,7 @@ def service_rows(sc: Scenario, sched: Schedule, unmet: np.ndarray) -> list[dict[
 
 def assignments_table(sc: Scenario, sched: Schedule, iso: np.ndarray) -> pd.DataFrame:
     """Job-hours, then service devices per (site, type, hour) with the tokens they serve."""
-    A, J = len(sc.accelerators), len(sc.jobs)
+    J = len(sc.jobs)
     site_ids = np.array(sc.site_ids, dtype=object)
     acc_names = np.array(sc.accelerator_names, dtype=object)
     none = np.zeros(0, object)
@@ -291,21 +293,7 @@ def assignments_table(sc: Scenario, sched: Schedule, iso: np.ndarray) -> pd.Data
         }
     )
     k_, s_, a_, h_ = np.nonzero(sched.svc_devices)
-    tp = np.array(
-        [
-            [svc.throughput_tokens_per_s.get(a, 0.0) for a in sc.accelerator_names]
-            for svc in sc.services
-        ]
-    ).reshape(len(sc.services), A)
-    # tokens/s served per (service, site, hour) split over accelerator types by device throughput
-    served_ksh = sched.flows.sum(axis=1)  # [k, s, h]
-    cap_ksah = sched.svc_devices * tp[:, None, :, None]
-    cap_ksh = cap_ksah.sum(axis=2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(
-            cap_ksh[:, :, None, :] > 0, cap_ksah / np.maximum(cap_ksh[:, :, None, :], 1e-12), 0.0
-        )
-    tokens = share * served_ksh[:, :, None, :]
+    tokens = served_by_type(sc, sched)
     a_svc = pd.DataFrame(
         {
             "workload_id": np.array([k.service_id for k in sc.services], dtype=object)[k_]
@@ -516,6 +504,7 @@ def assemble_plan(
         service_flows=service_flows,
         binding=binding_limits(sc, e.busy, e.grid, e.green, iso),
         moves=moved_jobs(sc, sched, e.green),
+        churn=churn_decisions(sc, sched, e.green),
         schedule=sched,
     )
     return dataclasses.replace(plan, actions=actions_table(plan))

@@ -64,6 +64,7 @@ def read_bundle(path: str | Path) -> Plan:
         binding=tables["binding"],
         moves=tables["moves"],
         actions=tables["actions"],
+        churn=tables["churn"],
     )
 
 

@@ -1,5 +1,6 @@
 """Why a plan looks as it does: the limits it used up (binding.csv), the running jobs it
-moves and what that saves (moves.csv), and why a job or a service's demand is left out."""
+moves and what that saves (moves.csv), the replica starts and pauses it makes or avoids and
+whether they pay (churn.csv), and why a job or a service's demand is left out."""
 
 from __future__ import annotations
 
@@ -9,12 +10,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.contract import BINDING, MOVES
+from optimizer.contract import BINDING, CHURN, MOVES
 from optimizer.plan.types import TOL, Schedule
 from optimizer.rules import (
+    device_busy_mw,
     grid_cost_per_mwh,
     job_options,
     migration_cost_cny,
+    pause_cost_cny,
+    pauses_of,
+    replica_changes,
+    replica_start_cost_cny,
     work_in_horizon,
 )
 from optimizer.scenario.types import Scenario
@@ -111,6 +117,176 @@ def moved_jobs(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.DataFrame
             }
         )
     return pd.DataFrame(rows, columns=MOVES.names)
+
+
+def service_throughput(sc: Scenario) -> np.ndarray:
+    """[service, type] tokens/s one device serves (0: the type cannot serve it)."""
+    return np.array(
+        [
+            [svc.throughput_tokens_per_s.get(a, 0.0) for a in sc.accelerator_names]
+            for svc in sc.services
+        ]
+    ).reshape(len(sc.services), len(sc.accelerators))
+
+
+def served_by_type(sc: Scenario, sched: Schedule) -> np.ndarray:
+    """[service, site, type, hour] tokens/s served: each (service, site, hour)'s served
+    tokens split over its devices' types by their throughput."""
+    tp = service_throughput(sc)
+    served_ksh = sched.flows.sum(axis=1)  # [k, s, h]
+    cap_ksah = sched.svc_devices * tp[:, None, :, None]
+    cap_ksh = cap_ksah.sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(
+            cap_ksh[:, :, None, :] > 0, cap_ksah / np.maximum(cap_ksh[:, :, None, :], 1e-12), 0.0
+        )
+    return share * served_ksh[:, :, None, :]
+
+
+def held_through_dips(devices: np.ndarray) -> np.ndarray:
+    """`devices` [..., hour] with every dip filled: each hour at the lower of the most
+    devices so far and the most still to come. Its starts are the path's growth alone;
+    what it adds over `devices` is what holding the stopped devices until next needed takes."""
+    d = np.asarray(devices, dtype=float)
+    if d.shape[-1] == 0:
+        return d
+    ahead = np.flip(np.maximum.accumulate(np.flip(d, axis=-1), axis=-1), axis=-1)
+    return np.minimum(np.maximum.accumulate(d, axis=-1), ahead)
+
+
+def devices_needed(sc: Scenario, sched: Schedule) -> np.ndarray:
+    """[service, site, type, hour] whole devices the served tokens need (at most those the
+    plan runs): what is left over is held idle."""
+    tp = service_throughput(sc)[:, None, :, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        need = np.where(tp > 0, np.ceil(served_by_type(sc, sched) / tp - CHURN_TOL), 0.0)
+    return np.minimum(np.maximum(need, 0.0), sched.svc_devices)
+
+
+CHURN_TOL = 1e-6  # a device's worth of tokens within this share counts as a whole device
+
+
+def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.DataFrame:
+    """The churn the plan makes or avoids, and whether it pays on an energy estimate.
+
+    Per service, `stop`: the starts after a dip (the plan stops devices and starts them
+    again), against holding them through the dip (busy-over-idle power at the site's
+    marginal cost); `hold`: devices the plan keeps beyond what its served tokens need,
+    against the starts holding them avoids. Per paused job, `pause`: its pauses against
+    running its hours in one block at the cheapest time on the same site and type.
+    Estimates at the plan's marginal costs, like moves.csv; the solver saw more (capacity,
+    power and green limits, the minimum up-time)."""
+    mc = marginal_cost_per_mwh(sc, green)  # [s, h]
+    per_start = replica_start_cost_cny(sc)
+    busy_mw = device_busy_mw(sc)  # [s, a]
+    hour_cost = busy_mw[:, :, None] * mc[:, None, :]  # [s, a, h] one device busy for an hour
+    dev = sched.svc_devices.astype(float)
+    filled = held_through_dips(dev)
+    need = devices_needed(sc, sched)
+    cur = sc.currency
+    rows: list[dict[str, Any]] = []
+    for k, svc in enumerate(sc.services):
+        starts = replica_changes(dev[k])[0].sum()
+        restarts = int(round(starts - replica_changes(filled[k])[0].sum()))
+        if restarts > 0:
+            gap = filled[k] - dev[k]
+            hold = float((gap * hour_cost).sum())
+            rows.append(
+                _churn_row(
+                    svc.service_id,
+                    "inference",
+                    "stop",
+                    restarts,
+                    restarts * per_start,
+                    hold,
+                    float(gap.sum()),
+                    hold - restarts * per_start,
+                    f"stops devices through dips and starts {restarts} again: holding them "
+                    f"would cost {hold:.0f} {cur} of energy against {restarts * per_start:.0f} "
+                    f"{cur} of starts",
+                )  # fmt: skip
+            )
+        held = dev[k] - need[k]
+        if held.sum() > CHURN_TOL:
+            saved = int(round(replica_changes(need[k])[0].sum() - starts))
+            energy = float((held * hour_cost).sum())
+            rows.append(
+                _churn_row(
+                    svc.service_id,
+                    "inference",
+                    "hold",
+                    saved,
+                    saved * per_start,
+                    energy,
+                    float(held.sum()),
+                    saved * per_start - energy,
+                    f"keeps {held.sum():.0f} device-h idle beyond its served demand, "
+                    f"{energy:.0f} {cur} of energy, "
+                    + (
+                        f"to avoid {saved} starts ({saved * per_start:.0f} {cur})"
+                        if saved > 0
+                        else "and avoids no start by it (the minimum up-time, or whole "
+                        "devices kept where a type serves little)"
+                    ),
+                )  # fmt: skip
+            )
+    for j, job in enumerate(sc.jobs):
+        hours = np.sort(sched.job_hours[j])
+        pauses = pauses_of(hours)
+        if pauses == 0:
+            continue
+        s, a = int(sched.job_site[j]), int(sched.job_acc[j])
+        cost = pauses * pause_cost_cny(sc, job)
+        prices = mc[s] * job_mw(sc, job.gang, a, s)
+        ran = float(prices[hours].sum())
+        lo, hi = max(0, job.release), min(sc.hours, job.deadline)
+        blocks = np.convolve(prices[lo:hi], np.ones(hours.size), mode="valid")
+        block = float(blocks.min()) if blocks.size else math.inf
+        saving = block - ran
+        rows.append(
+            _churn_row(
+                job.job_id,
+                job.kind,
+                "pause",
+                pauses,
+                cost,
+                saving if math.isfinite(saving) else None,
+                float(job.gang * hours.size),
+                saving - cost if math.isfinite(saving) else None,
+                f"pauses {pauses} times ({cost:.0f} {cur}): its hours cost "
+                + (
+                    f"{saving:.0f} {cur} less than its cheapest single block on the same site"
+                    if math.isfinite(saving)
+                    else "what they cost; no single block of them fits its window"
+                ),
+            )  # fmt: skip
+        )
+    return pd.DataFrame(rows, columns=CHURN.names)
+
+
+def _churn_row(
+    wid: str,
+    kind: str,
+    decision: str,
+    count: int,
+    churn_cost: float,
+    energy: float | None,
+    device_h: float,
+    net: float | None,
+    why: str,
+) -> dict[str, Any]:
+    verdict = "" if net is None else ("; pays" if net >= 0 else "; does not pay on this estimate")
+    return {
+        "workload_id": wid,
+        "kind": kind,
+        "decision": decision,
+        "count": count,
+        "churn_cost": churn_cost,
+        "energy_cost": energy,
+        "device_hours": device_h,
+        "net_saving": net,
+        "why": why + verdict,
+    }
 
 
 # why a move that does not pay for itself on the energy estimate was made anyway

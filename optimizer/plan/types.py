@@ -78,6 +78,8 @@ class Plan:
     moves: pd.DataFrame
     # what to do to follow the plan (optimizer/actions.py); empty in bundles written before it
     actions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # which replica starts and pauses pay (optimizer/plan/explain.py); empty in older bundles
+    churn: pd.DataFrame = field(default_factory=pd.DataFrame)
     schedule: Schedule | None = field(default=None, repr=False)
 
     @property

@@ -1,6 +1,7 @@
 """Check family `churn`: replica starts and stops of every service and pauses of every job,
 recounted from assignments.csv; their costs from the policy's rates (restated here, not
-taken from the planner); the minimum up-time of started devices and the cap on pauses.
+taken from the planner); the minimum up-time of started devices and the cap on pauses; and
+churn.csv's counts (restarts after dips, starts avoided by holding, pauses), recounted.
 
 Leaves `Checker.churn` (totals the `totals` family prices).
 """
@@ -12,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from optimizer.validate.services import throughput
 from optimizer.validate.state import Checker, ChurnFindings, cell_text, fmt
 
 CHECK = "churn"
@@ -46,6 +48,7 @@ def check(c: Checker) -> None:
     said_cost = c.num(wl, "churn_cost")
     services(c, row_of, said, said_cost)
     jobs(c, row_of, said, said_cost)
+    decisions(c)
 
 
 def services(
@@ -113,15 +116,8 @@ def jobs(
     c: Checker, row_of: dict[str, int], said: dict[str, np.ndarray], said_cost: np.ndarray
 ) -> None:
     """Pauses from each job's run hours (blocks of consecutive hours less one)."""
-    asg = c.table("assignments")
-    assert asg is not None
-    hours = pd.Series(c.row_hours("assignments", asg), index=asg.index)
-    ids = pd.Series(c.text(asg, "workload_id"), index=asg.index)
-    ok = hours >= 0
-    by_job = {str(j): np.sort(g.to_numpy()) for j, g in hours[ok].groupby(ids[ok])}
     cap = c.sc.policy.max_pauses_per_job
-    for job in c.sc.jobs:
-        h = by_job.get(job.job_id, np.zeros(0, np.int64))
+    for job, h in zip(c.sc.jobs, _job_hours(c), strict=True):
         pauses = int(np.count_nonzero(np.diff(h) > 1))
         cost = pauses * pause_cost(c, job.gang)
         c.churn.pauses += pauses
@@ -176,3 +172,118 @@ def restated(
             expected=cost,
             actual=got,
         )
+
+
+def _starts(path: np.ndarray) -> float:
+    """Devices started over `path` [..., hour] (the first hour is carried in)."""
+    return float(np.maximum(np.diff(path, axis=-1), 0.0).sum())
+
+
+def decisions(c: Checker) -> None:
+    """churn.csv (an explanation; absent from older bundles): one `stop` row per service
+    that restarts devices after a dip, one `hold` row per service holding devices beyond
+    what its tokens need, one `pause` row per paused job, each with the count, device-hours
+    and churn cost recounted here, and its net saving its costs' difference."""
+    tab = getattr(c.plan, "churn", None)
+    if tab is None or not len(tab.columns):
+        return
+    wid, dec = c.text(tab, "workload_id"), c.text(tab, "decision")
+    said = {(w, d): i for i, (w, d) in enumerate(zip(wid, dec, strict=True))}
+    want: dict[tuple[str, str], tuple[float, float, float]] = {}  # count, device-h, cost
+    dev = c.services.devices.astype(float)  # [k, s, a, h]
+    need = _needed(c, dev)
+    per_start = start_cost(c)
+    for k, svc in enumerate(c.sc.services):
+        d = dev[k]
+        # holding every stopped device until the path next needs it
+        peak_before = np.maximum.accumulate(d, axis=-1)
+        peak_after = np.maximum.accumulate(d[..., ::-1], axis=-1)[..., ::-1]
+        filled = np.minimum(peak_before, peak_after)
+        restarts = round(_starts(d) - _starts(filled))
+        if restarts > 0:
+            want[(svc.service_id, "stop")] = (
+                restarts, float((filled - d).sum()), restarts * per_start
+            )  # fmt: skip
+        held = float((d - need[k]).sum())
+        if held > 1e-6:
+            saved = round(_starts(need[k]) - _starts(d))
+            want[(svc.service_id, "hold")] = (saved, held, saved * per_start)
+    for job, run in zip(c.sc.jobs, _job_hours(c), strict=True):
+        pauses = int(np.count_nonzero(np.diff(run) > 1))
+        if pauses:
+            want[(job.job_id, "pause")] = (
+                pauses, float(job.gang * run.size), pauses * pause_cost(c, job.gang)
+            )  # fmt: skip
+    count, dh, cost = c.num(tab, "count"), c.num(tab, "device_hours"), c.num(tab, "churn_cost")
+    energy, net = c.num(tab, "energy_cost"), c.num(tab, "net_saving")
+    for key, (n, h, money) in want.items():
+        c.count(CHECK, 1)
+        i = said.get(key)
+        where = {"workload_id": key[0], "table": "churn"}
+        if i is None:
+            c.add(CHECK, "churn_table", f"churn.csv has no `{key[1]}` row", **where)
+            continue
+        for col, got, exp in (("count", count[i], n), ("device_hours", dh[i], h)):
+            if not c.close(got, exp):
+                c.add(
+                    CHECK,
+                    "churn_table",
+                    f"`{key[1]}` {col} {fmt(got)}, the assignments give {fmt(exp)}",
+                    expected=exp, actual=got, **where,
+                )  # fmt: skip
+        if not c.close(cost[i], money):
+            c.add(
+                CHECK,
+                "churn_table",
+                f"`{key[1]}` churn_cost {fmt(cost[i])}, the policy gives {money:.6g}",
+                expected=money, actual=cost[i], **where,
+            )  # fmt: skip
+        sign = -1.0 if key[1] == "hold" else 1.0
+        if np.isfinite(energy[i]) and not c.close(net[i], sign * (energy[i] - cost[i])):
+            c.add(
+                CHECK,
+                "churn_table",
+                f"`{key[1]}` net_saving {fmt(net[i])} is not its energy and churn costs' difference",
+                **where,
+            )
+    for key in said:
+        if key not in want:
+            c.add(
+                CHECK,
+                "churn_table",
+                f"churn.csv has a `{key[1]}` row the assignments do not give",
+                workload_id=key[0],
+                table="churn",
+            )
+
+
+def _needed(c: Checker, dev: np.ndarray) -> np.ndarray:
+    """[k, s, a, h] whole devices the tokens of each service assignment row need, at most
+    the row's devices."""
+    need = np.zeros_like(dev)
+    asg = c.table("assignments")
+    assert asg is not None
+    tp = throughput(c)
+    ids, tok = c.text(asg, "workload_id"), c.num(asg, "tokens_per_s")
+    site, acc, hour = (
+        c.text(asg, "site_id"),
+        c.text(asg, "accelerator"),
+        c.row_hours("assignments", asg),
+    )
+    for i in np.flatnonzero(np.isfinite(tok)):
+        k, s, a = c.svc_pos.get(ids[i]), c.site_pos.get(site[i]), c.acc_pos.get(acc[i])
+        if k is None or s is None or a is None or hour[i] < 0 or tp[k, a] <= 0:
+            continue  # reported by the service check
+        need[k, s, a, hour[i]] = math.ceil(tok[i] / tp[k, a] - 1e-6)
+    return np.clip(need, 0.0, dev)
+
+
+def _job_hours(c: Checker) -> list[np.ndarray]:
+    """Each job's run hours from assignments.csv, sorted (the scenario's job order)."""
+    asg = c.table("assignments")
+    assert asg is not None
+    hours = pd.Series(c.row_hours("assignments", asg), index=asg.index)
+    ids = pd.Series(c.text(asg, "workload_id"), index=asg.index)
+    ok = hours >= 0
+    by_job = {str(j): np.sort(g.to_numpy()) for j, g in hours[ok].groupby(ids[ok])}
+    return [by_job.get(job.job_id, np.zeros(0, np.int64)) for job in c.sc.jobs]

@@ -77,6 +77,7 @@ class BundleTables:
     binding: pd.DataFrame
     moves: pd.DataFrame
     actions: pd.DataFrame
+    churn: pd.DataFrame
 
 
 def read_bundle(root: Path) -> BundleTables:
