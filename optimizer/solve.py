@@ -49,6 +49,12 @@ class SolverSettings:
     # column generation over job options (large instances): options per job to start
     # with (the cheapest by estimate, plus those of the first incumbent), and a cap on rounds
     initial_options_per_job: int = 3
+    # ... fewer (down to one) where their hours in window would pass this, and the pricing
+    # LPs without the x <= y rows where one per job still does: the first LP, the only
+    # bound, grows with them (issue 17: the 20,000-job week's first LP was not solved in
+    # 709 s at 551k hours, 3 per job; 103 s at 184k, 1 per job; 26 s at 184k without
+    # those rows. The default scenario has 23k, a 3,000-job week 87k). None: no cap
+    initial_window_hours: int | None = 100_000
     pricing_rounds: int = 8
     # large instances (issue 16): stage 1 (the job MILP with devices continuous) stops at
     # this relative gap on its own model (None: at mip_rel_gap); its better incumbents do

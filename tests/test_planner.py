@@ -5,6 +5,7 @@ Every plan goes through the independent validator.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import pytest
 from optimizer import Plan, SolveCancelled, SolverSettings, load_scenario, optimize
 from optimizer.baselines import plan_baseline
 from optimizer.generator import build_scenario
+from optimizer.model import pricing
+from optimizer.model.sets import all_job_options
 from optimizer.plan import busy_devices, schedule_from_plan
 from optimizer.plan.assemble import assemble_plan, plan_objective
 from optimizer.validate import validate_plan
@@ -361,6 +364,34 @@ def small_plan(small) -> Plan:  # type: ignore[no-untyped-def]
     plan = optimize(small, ROUND)
     validate_plan(small, plan).raise_if_failed()
     return plan
+
+
+def test_a_large_first_lp_starts_with_one_option_per_job_and_without_x_le_y_rows(
+    small, small_plan: Plan
+) -> None:  # type: ignore[no-untyped-def]
+    """Over `initial_window_hours` the first LP takes fewer options per job, down to one,
+    then leaves out the x <= y rows (issue 17): a weaker relaxation, its bound still valid."""
+    opts = small_plan.summary["solver"]["job_options"]
+    assert (opts["initial_per_job"], opts["tight"]) == (3, True)
+    every = all_job_options(small)[0]
+    gang = np.array([j.gang for j in small.jobs])
+    must = np.zeros(every.size, dtype=bool)
+    must[np.flatnonzero(every.job == 0)[-1]] = True  # a start's option is always kept
+    hours = every.window_end - every.window_start
+    three, n3 = pricing.initial_subset(small, every, gang, 3, must)
+    cap = int(hours[three].sum()) - 1
+    two, n2 = pricing.initial_subset(small, every, gang, 3, must, cap)
+    one, n1 = pricing.initial_subset(small, every, gang, 3, must, 1)
+    assert (n3, n2, n1) == (3, 2, 1)
+    assert two[must].all() and one[must].all()
+    assert int(hours[two].sum()) <= cap
+    per_job = np.bincount(every.job[one & ~must], minlength=len(small.jobs))
+    assert per_job.max() == 1
+    loose = optimize(small, dataclasses.replace(ROUND, initial_window_hours=1))
+    validate_plan(small, loose).raise_if_failed()
+    opts = loose.summary["solver"]["job_options"]
+    assert (opts["initial_per_job"], opts["tight"]) == (1, False)
+    assert loose.summary["bound"] <= small_plan.summary["objective"] * (1 + 1e-9)
 
 
 def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage_1(

@@ -73,17 +73,27 @@ def estimated_costs(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> np.ndar
 
 
 def initial_subset(
-    sc: Scenario, opts: JobOptions, gang: np.ndarray, per_job: int, must: np.ndarray
-) -> np.ndarray:
-    """The `per_job` cheapest options of each job by estimate, plus the `must` ones."""
+    sc: Scenario,
+    opts: JobOptions,
+    gang: np.ndarray,
+    per_job: int,
+    must: np.ndarray,
+    max_window_hours: int | None = None,
+) -> tuple[np.ndarray, int]:
+    """The `per_job` cheapest options of each job by estimate, plus the `must` ones, and the
+    number per job taken: fewer (down to one) where their hours in window would pass
+    `max_window_hours` (the first LP's size grows with them: its job-hour columns)."""
     est = estimated_costs(sc, opts, gang)
-    keep = must.copy()
     order = np.lexsort((est, opts.job))
     rank = np.empty(opts.size, dtype=np.int64)
     first = np.searchsorted(opts.job[order], opts.job[order])
     rank[order] = np.arange(opts.size) - first
-    keep |= (rank < per_job) & np.isfinite(est)
-    return keep
+    hours = opts.window_end - opts.window_start
+    for n in range(max(per_job, 1), 0, -1):
+        keep = must | ((rank < n) & np.isfinite(est))
+        if n == 1 or max_window_hours is None or int(hours[keep].sum()) <= max_window_hours:
+            return keep, n
+    raise AssertionError("unreachable")
 
 
 def reduced_costs(

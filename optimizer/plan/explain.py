@@ -143,7 +143,7 @@ def served_by_type(sc: Scenario, sched: Schedule) -> np.ndarray:
     return share * served_ksh[:, :, None, :]
 
 
-def held_through_dips(devices: np.ndarray) -> np.ndarray:
+def dips_filled(devices: np.ndarray) -> np.ndarray:
     """`devices` [..., hour] with every dip filled: each hour at the lower of the most
     devices so far and the most still to come. Its starts are the path's growth alone;
     what it adds over `devices` is what holding the stopped devices until next needed takes."""
@@ -181,7 +181,7 @@ def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.Data
     busy_mw = device_busy_mw(sc)  # [s, a]
     hour_cost = busy_mw[:, :, None] * mc[:, None, :]  # [s, a, h] one device busy for an hour
     dev = sched.svc_devices.astype(float)
-    filled = held_through_dips(dev)
+    filled = dips_filled(dev)
     need = devices_needed(sc, sched)
     cur = sc.currency
     rows: list[dict[str, Any]] = []
