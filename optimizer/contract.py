@@ -386,7 +386,7 @@ CHURN = BundleTable(
             "int",
             "starts or pauses",
             "stop: starts after a dip; hold: starts holding avoids (starts of the devices its "
-            "served tokens need, less the plan's); pause: the job's pauses",
+            "served tokens need, less the plan's; 0 if none); pause: the job's pauses",
         ),
         _x(
             "churn_cost",

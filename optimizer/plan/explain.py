@@ -208,7 +208,7 @@ def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.Data
             )
         held = dev[k] - need[k]
         if held.sum() > CHURN_TOL:
-            saved = int(round(replica_changes(need[k])[0].sum() - starts))
+            saved = max(0, int(round(replica_changes(need[k])[0].sum() - starts)))
             energy = float((held * hour_cost).sum())
             rows.append(
                 _churn_row(
@@ -253,15 +253,21 @@ def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.Data
                 saving if math.isfinite(saving) else None,
                 float(job.gang * hours.size),
                 saving - cost if math.isfinite(saving) else None,
-                f"pauses {pauses} times ({cost:.0f} {cur}): its hours cost "
-                + (
-                    f"{saving:.0f} {cur} less than its cheapest single block on the same site"
-                    if math.isfinite(saving)
-                    else "what they cost; no single block of them fits its window"
-                ),
+                f"pauses {pauses} times ({cost:.0f} {cur}): " + _pause_saving(saving, cur),
             )  # fmt: skip
         )
     return pd.DataFrame(rows, columns=CHURN.names)
+
+
+def _pause_saving(saving: float, cur: str) -> str:
+    if not math.isfinite(saving):
+        return "no single block of its hours fits its window"
+    if saving >= 0:
+        return f"its hours cost {saving:.0f} {cur} less than its cheapest single block there"
+    return (
+        f"its hours cost {-saving:.0f} {cur} more than its cheapest single block there (the "
+        "pause is for what this estimate does not see: room on the site, a power limit)"
+    )
 
 
 def _churn_row(

@@ -206,7 +206,7 @@ def decisions(c: Checker) -> None:
             )  # fmt: skip
         held = float((d - need[k]).sum())
         if held > 1e-6:
-            saved = round(_starts(need[k]) - _starts(d))
+            saved = max(0, round(_starts(need[k]) - _starts(d)))
             want[(svc.service_id, "hold")] = (saved, held, saved * per_start)
     for job, run in zip(c.sc.jobs, _job_hours(c), strict=True):
         pauses = int(np.count_nonzero(np.diff(run) > 1))
