@@ -3,7 +3,7 @@
 (optimizer.workloads) for 168 h with `jobs` jobs, plans it and prints whether the plan has a
 bound, how long it took (wall and CPU), the model's size, how the short jobs were aggregated
 (optimizer/flexible.py; `flexible_jobs` auto|on|off, default auto; `pricing_solver`
-simplex|ipm, default the planner's), what the dominance guard did, and whether every job is
+auto|simplex|ipm, default the planner's), what the dominance guard did, and whether every job is
 accounted for and the plan validates (issue 17's target: 20,000 jobs within 300 s on 2
 cores, with a bound). The last line is the same as JSON, for bench/results/."""
 

@@ -549,6 +549,8 @@ def _price(
         settings.initial_window_hours is None
         or int(opts_hours[active].sum()) <= settings.initial_window_hours
     )
+    large = per_job < settings.initial_options_per_job or (settings.tight and not tight)
+    interior = settings.pricing_solver == "ipm" or (settings.pricing_solver == "auto" and large)
     bound = -np.inf
     rounds = 0
     per_round: list[dict[str, float]] = []
@@ -579,7 +581,7 @@ def _price(
             # ~2 s, and the plan came without a bound); stage 1, stopped early, pays for it
             budget = max(budget, FIRST_LP_MIN_SHARE * settings.time_limit_s)
         h.setOptionValue("time_limit", max(1.0, budget))
-        if settings.pricing_solver == "ipm":
+        if interior:
             h.setOptionValue("solver", "ipm")
             h.setOptionValue("run_crossover", "off")
         col_map = matrix_backend.to_highs(m, h)
@@ -587,7 +589,7 @@ def _price(
         h.changeColsBounds(
             col_map.size, np.arange(col_map.size, dtype=np.int32), lb[col_map], ub[col_map]
         )
-        x_lp, z = solve_relaxation(h, m, col_map, interior=settings.pricing_solver == "ipm")
+        x_lp, z = solve_relaxation(h, m, col_map, interior=interior)
         rounds += 1
         if x_lp is None or z is None:
             break
@@ -611,6 +613,7 @@ def _price(
             "all": int(opts_all.size),
             "initial_per_job": per_job,
             "tight": tight,
+            "lp_solver": "ipm" if interior else "simplex",
             "priced_in": int(active.sum()),
             "rounds": rounds,
             "stopped": stop or "no LP solution in time",

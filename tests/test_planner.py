@@ -370,9 +370,10 @@ def test_a_large_first_lp_starts_with_one_option_per_job_and_without_x_le_y_rows
     small, small_plan: Plan
 ) -> None:  # type: ignore[no-untyped-def]
     """Over `initial_window_hours` the first LP takes fewer options per job, down to one,
-    then leaves out the x <= y rows (issue 17): a weaker relaxation, its bound still valid."""
+    then leaves out the x <= y rows (issue 17): a weaker relaxation, its bound still valid;
+    the pricing LPs then use interior point (`pricing_solver="auto"`)."""
     opts = small_plan.summary["solver"]["job_options"]
-    assert (opts["initial_per_job"], opts["tight"]) == (3, True)
+    assert (opts["initial_per_job"], opts["tight"], opts["lp_solver"]) == (3, True, "simplex")
     every = all_job_options(small)[0]
     gang = np.array([j.gang for j in small.jobs])
     must = np.zeros(every.size, dtype=bool)
@@ -390,7 +391,7 @@ def test_a_large_first_lp_starts_with_one_option_per_job_and_without_x_le_y_rows
     loose = optimize(small, dataclasses.replace(ROUND, initial_window_hours=1))
     validate_plan(small, loose).raise_if_failed()
     opts = loose.summary["solver"]["job_options"]
-    assert (opts["initial_per_job"], opts["tight"]) == (1, False)
+    assert (opts["initial_per_job"], opts["tight"], opts["lp_solver"]) == (1, False, "ipm")
     assert loose.summary["bound"] <= small_plan.summary["objective"] * (1 + 1e-9)
 
 

@@ -154,6 +154,9 @@ def dips_filled(devices: np.ndarray) -> np.ndarray:
     return np.minimum(np.maximum.accumulate(d, axis=-1), ahead)
 
 
+CHURN_TOL = 1e-6  # a device's worth of tokens within this share counts as a whole device
+
+
 def devices_needed(sc: Scenario, sched: Schedule) -> np.ndarray:
     """[service, site, type, hour] whole devices the served tokens need (at most those the
     plan runs): what is left over is held idle."""
@@ -161,9 +164,6 @@ def devices_needed(sc: Scenario, sched: Schedule) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         need = np.where(tp > 0, np.ceil(served_by_type(sc, sched) / tp - CHURN_TOL), 0.0)
     return np.minimum(np.maximum(need, 0.0), sched.svc_devices)
-
-
-CHURN_TOL = 1e-6  # a device's worth of tokens within this share counts as a whole device
 
 
 def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.DataFrame:
