@@ -139,7 +139,8 @@ def _delta(x: Any, y: Any) -> float | None:
 
 
 def explain(plan: Plan) -> dict[str, Any]:
-    """Why the plan looks as it does: binding limits per site, unplaced work, moves."""
+    """Why the plan looks as it does: binding limits per site, unplaced work, moves, and
+    the replica starts and pauses it makes or avoids (churn.csv; empty in older bundles)."""
     b = plan.binding
     sites: dict[str, dict[str, list[str]]] = {}
     for (site, limit), g in b.groupby(["site_id", "limit"]):
@@ -157,6 +158,7 @@ def explain(plan: Plan) -> dict[str, Any]:
             for r in reasons.itertuples(index=False)
         ],
         "moves": plan.moves.to_dict(orient="records"),
+        "churn": plan.churn.to_dict(orient="records"),
         "policy_violations": plan.summary.get("policy_violations", {}),
     }
 

@@ -849,6 +849,19 @@ class ExplainOut(BaseModel):
                     "net_saving": 1234.5,
                 }
             ],
+            "churn": [
+                {
+                    "workload_id": "chat-large",
+                    "kind": "inference",
+                    "decision": "stop",
+                    "count": 12,
+                    "churn_cost": 15.0,
+                    "energy_cost": 84.2,
+                    "device_hours": 96.0,
+                    "net_saving": 69.2,
+                    "why": "stops devices through dips and starts 12 again: ...; pays",
+                }
+            ],
             "policy_violations": {"green_share": [], "carbon_excess_t": 0.0},
         }
     )
@@ -859,6 +872,12 @@ class ExplainOut(BaseModel):
     unplaced: list[UnplacedOut]
     moves: list[dict[str, Any]] = Field(
         description="running jobs moved, with the saving that pays for it"
+    )
+    churn: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="replica starts after dips, devices held through them and job pauses, "
+        "each with its cost against the energy it saves (churn.csv; empty for plans made "
+        "before it)",
     )
     policy_violations: dict[str, Any]
 

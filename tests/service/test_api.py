@@ -808,6 +808,12 @@ def test_workloads_and_explain(viewer: httpx.Client, base_plan: dict[str, Any]) 
     for hours in ex["binding_hours"].values():
         assert set(hours) == {"capacity", "power", "green_supply"}
     assert ex["policy_violations"] == summary["policy_violations"]
+    # churn.csv over HTTP: one row per decision, its net saving the difference of its costs
+    assert ex["churn"] and {c["decision"] for c in ex["churn"]} <= {"stop", "hold", "pause"}
+    for c in ex["churn"]:
+        if c["energy_cost"] is not None:
+            sign = -1.0 if c["decision"] == "hold" else 1.0
+            assert c["net_saving"] == pytest.approx(sign * (c["energy_cost"] - c["churn_cost"]))
 
 
 def test_links_carry_the_served_demand(viewer: httpx.Client, base_plan: dict[str, Any]) -> None:
