@@ -533,7 +533,7 @@ def _price(
     gang = np.array([j.gang for j in sc.jobs], dtype=np.int64)
     phase("pricing")
     t = time.perf_counter()
-    active, per_job = pricing.initial_subset(
+    active, per_job, fits = pricing.initial_subset(
         sc,
         opts_all,
         gang,
@@ -544,12 +544,8 @@ def _price(
     # still over the cap with one option per job: the pricing LPs leave out the x <= y rows
     # (a weaker relaxation, still one: issue 17's 20,000-job week solved its first LP in
     # 26 s without them, 103 s with them, its value 14 % lower)
-    opts_hours = opts_all.window_end - opts_all.window_start
-    tight = settings.tight and (
-        settings.initial_window_hours is None
-        or int(opts_hours[active].sum()) <= settings.initial_window_hours
-    )
-    large = per_job < settings.initial_options_per_job or (settings.tight and not tight)
+    tight = settings.tight and fits
+    large = per_job < settings.initial_options_per_job or (settings.tight and not fits)
     interior = settings.pricing_solver == "ipm" or (settings.pricing_solver == "auto" and large)
     bound = -np.inf
     rounds = 0

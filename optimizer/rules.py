@@ -56,6 +56,16 @@ def device_busy_mw(sc: Scenario) -> np.ndarray:
     return sc.pue[:, None] * (sc.busy_kw - sc.idle_kw)[None, :] / KW_PER_MW
 
 
+def service_throughput(sc: Scenario) -> np.ndarray:
+    """[service, type] tokens/s one device serves (0: the type cannot serve it)."""
+    return np.array(
+        [
+            [svc.throughput_tokens_per_s.get(a, 0.0) for a in sc.accelerator_names]
+            for svc in sc.services
+        ]
+    ).reshape(len(sc.services), len(sc.accelerators))
+
+
 def grid_cost_per_mwh(sc: Scenario) -> np.ndarray:
     """[site, hour] what one more MWh from the grid costs: its price plus the carbon price."""
     return sc.grid_price_cny_per_mwh + carbon_cost_per_mwh(sc)

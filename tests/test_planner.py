@@ -379,11 +379,11 @@ def test_a_large_first_lp_starts_with_one_option_per_job_and_without_x_le_y_rows
     must = np.zeros(every.size, dtype=bool)
     must[np.flatnonzero(every.job == 0)[-1]] = True  # a start's option is always kept
     hours = every.window_end - every.window_start
-    three, n3 = pricing.initial_subset(small, every, gang, 3, must)
+    three, n3, fits3 = pricing.initial_subset(small, every, gang, 3, must)
     cap = int(hours[three].sum()) - 1
-    two, n2 = pricing.initial_subset(small, every, gang, 3, must, cap)
-    one, n1 = pricing.initial_subset(small, every, gang, 3, must, 1)
-    assert (n3, n2, n1) == (3, 2, 1)
+    two, n2, fits2 = pricing.initial_subset(small, every, gang, 3, must, cap)
+    one, n1, fits1 = pricing.initial_subset(small, every, gang, 3, must, 1)
+    assert (n3, n2, n1) == (3, 2, 1) and (fits3, fits2, fits1) == (True, True, False)
     assert two[must].all() and one[must].all()
     assert int(hours[two].sum()) <= cap
     per_job = np.bincount(every.job[one & ~must], minlength=len(small.jobs))

@@ -79,10 +79,11 @@ def initial_subset(
     per_job: int,
     must: np.ndarray,
     max_window_hours: int | None = None,
-) -> tuple[np.ndarray, int]:
-    """The `per_job` cheapest options of each job by estimate, plus the `must` ones, and the
-    number per job taken: fewer (down to one) where their hours in window would pass
-    `max_window_hours` (the first LP's size grows with them: its job-hour columns)."""
+) -> tuple[np.ndarray, int, bool]:
+    """The `per_job` cheapest options of each job by estimate, plus the `must` ones; the
+    number per job taken, fewer (down to one) where their hours in window would pass
+    `max_window_hours` (the first LP's size grows with them: its job-hour columns); and
+    whether the options taken are within it."""
     est = estimated_costs(sc, opts, gang)
     order = np.lexsort((est, opts.job))
     rank = np.empty(opts.size, dtype=np.int64)
@@ -91,8 +92,9 @@ def initial_subset(
     hours = opts.window_end - opts.window_start
     for n in range(max(per_job, 1), 0, -1):
         keep = must | ((rank < n) & np.isfinite(est))
-        if n == 1 or max_window_hours is None or int(hours[keep].sum()) <= max_window_hours:
-            return keep, n
+        fits = max_window_hours is None or int(hours[keep].sum()) <= max_window_hours
+        if fits or n == 1:
+            return keep, n, fits
     raise AssertionError("unreachable")
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from optimizer.model.core import LinearModel
 from optimizer.model.power import KW_PER_MW
 from optimizer.model.sets import ModelData
-from optimizer.rules import device_busy_mw, grid_cost_per_mwh
+from optimizer.rules import device_busy_mw, grid_cost_per_mwh, service_throughput
 from optimizer.scenario.types import Scenario
 
 EPS = 1e-6
@@ -92,10 +92,7 @@ def round_devices(
         try_add(*(int(v) for v in np.unravel_index(flat, frac.shape)))
 
     # throughput still missing per (service, site, hour), placed within latency
-    tp = np.zeros((len(sc.services), d2.A))
-    for k, svc in enumerate(sc.services):
-        for a_name, t in svc.throughput_tokens_per_s.items():
-            tp[k, sc.accelerator_index[a_name]] = t
+    tp = service_throughput(sc)  # [k, a]
     have = np.einsum("ksah,ka->ksh", whole, tp)
     missing = flows.sum(axis=1) - have  # [k, s, h]
     reach: dict[tuple[int, int], list[int]] = {}

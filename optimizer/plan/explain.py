@@ -21,6 +21,7 @@ from optimizer.rules import (
     pauses_of,
     replica_changes,
     replica_start_cost_cny,
+    service_throughput,
     work_in_horizon,
 )
 from optimizer.scenario.types import Scenario
@@ -119,16 +120,6 @@ def moved_jobs(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.DataFrame
     return pd.DataFrame(rows, columns=MOVES.names)
 
 
-def service_throughput(sc: Scenario) -> np.ndarray:
-    """[service, type] tokens/s one device serves (0: the type cannot serve it)."""
-    return np.array(
-        [
-            [svc.throughput_tokens_per_s.get(a, 0.0) for a in sc.accelerator_names]
-            for svc in sc.services
-        ]
-    ).reshape(len(sc.services), len(sc.accelerators))
-
-
 def served_by_type(sc: Scenario, sched: Schedule) -> np.ndarray:
     """[service, site, type, hour] tokens/s served: each (service, site, hour)'s served
     tokens split over its devices' types by their throughput."""
@@ -204,7 +195,7 @@ def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.Data
                     f"stops devices through dips and starts {restarts} again: holding them "
                     f"would cost {hold:.0f} {cur} of energy against {restarts * per_start:.0f} "
                     f"{cur} of starts",
-                )  # fmt: skip
+                )
             )
         held = dev[k] - need[k]
         if held.sum() > CHURN_TOL:
@@ -228,7 +219,7 @@ def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.Data
                         else "and avoids no start by it (the minimum up-time, or whole "
                         "devices kept where a type serves little)"
                     ),
-                )  # fmt: skip
+                )
             )
     for j, job in enumerate(sc.jobs):
         hours = np.sort(sched.job_hours[j])
@@ -254,7 +245,7 @@ def churn_decisions(sc: Scenario, sched: Schedule, green: np.ndarray) -> pd.Data
                 float(job.gang * hours.size),
                 saving - cost if math.isfinite(saving) else None,
                 f"pauses {pauses} times ({cost:.0f} {cur}): " + _pause_saving(saving, cur),
-            )  # fmt: skip
+            )
         )
     return pd.DataFrame(rows, columns=CHURN.names)
 

@@ -46,9 +46,10 @@ def check(c: Checker) -> None:
     row_of = {cell_text(w): i for i, w in enumerate(wl["workload_id"].to_numpy(dtype=object))}
     said = {col: c.num(wl, col) for col in ("replica_starts", "replica_stops", "pauses")}
     said_cost = c.num(wl, "churn_cost")
+    runs = _job_hours(c)
     services(c, row_of, said, said_cost)
-    jobs(c, row_of, said, said_cost)
-    decisions(c)
+    jobs(c, row_of, said, said_cost, runs)
+    decisions(c, runs)
 
 
 def services(
@@ -113,11 +114,15 @@ def min_up(c: Checker, dev: np.ndarray, starts: np.ndarray, up: int) -> None:
 
 
 def jobs(
-    c: Checker, row_of: dict[str, int], said: dict[str, np.ndarray], said_cost: np.ndarray
+    c: Checker,
+    row_of: dict[str, int],
+    said: dict[str, np.ndarray],
+    said_cost: np.ndarray,
+    runs: list[np.ndarray],
 ) -> None:
-    """Pauses from each job's run hours (blocks of consecutive hours less one)."""
+    """Pauses from each job's run hours `runs` (blocks of consecutive hours less one)."""
     cap = c.sc.policy.max_pauses_per_job
-    for job, h in zip(c.sc.jobs, _job_hours(c), strict=True):
+    for job, h in zip(c.sc.jobs, runs, strict=True):
         pauses = int(np.count_nonzero(np.diff(h) > 1))
         cost = pauses * pause_cost(c, job.gang)
         c.churn.pauses += pauses
@@ -179,7 +184,7 @@ def _starts(path: np.ndarray) -> float:
     return float(np.maximum(np.diff(path, axis=-1), 0.0).sum())
 
 
-def decisions(c: Checker) -> None:
+def decisions(c: Checker, runs: list[np.ndarray]) -> None:
     """churn.csv (an explanation; absent from older bundles): one `stop` row per service
     that restarts devices after a dip, one `hold` row per service holding devices beyond
     what its tokens need, one `pause` row per paused job, each with the count, device-hours
@@ -208,7 +213,7 @@ def decisions(c: Checker) -> None:
         if held > 1e-6:
             saved = max(0, round(_starts(need[k]) - _starts(d)))
             want[(svc.service_id, "hold")] = (saved, held, saved * per_start)
-    for job, run in zip(c.sc.jobs, _job_hours(c), strict=True):
+    for job, run in zip(c.sc.jobs, runs, strict=True):
         pauses = int(np.count_nonzero(np.diff(run) > 1))
         if pauses:
             want[(job.job_id, "pause")] = (
