@@ -157,6 +157,7 @@ def repair(
     rounds: int,
     deadline: float | None = None,
     others: Sequence[choose.Candidate] = (),
+    round_s: float | None = None,
 ) -> tuple[choose.Candidate | None, dict[str, Any]]:
     """A plan that dominates every baseline at equal work, the cheapest found (None if none
     did), and the record of the search (`solver.guard`: each weight tried, from which job
@@ -166,11 +167,15 @@ def repair(
     from each of `others` in turn (plans the planner passed over, by objective: their jobs
     may be cleaner where `best`'s cannot be made so). The time to `deadline` (a
     `time.perf_counter()` value) is shared out equally among the job plans searched; after
-    the first completion no other starts past a job plan's share."""
+    the first completion no other starts past a job plan's share. With `round_s` (the
+    expected time of one completion, s) none starts, the first included, unless it is
+    expected to end by then; each one measured replaces the expectation (the planner's
+    `finish_by_limit`: the whole call within its budget)."""
     t = time.perf_counter()
     sources = [best, *others]
     record: dict[str, Any] = {"needed": False, "tries": []}
     found: choose.Candidate | None = None
+    clock = _Clock(round_s)
     for k, source in enumerate(sources):
         share = None if deadline is None else t + (deadline - t) * (k + 1) / len(sources)
         v = verdict(sc, source, baselines)
@@ -183,10 +188,16 @@ def repair(
         if not dirty:  # dominating already, or only dearer: more weight on carbon cannot help
             continue
         record["needed"] = True
-        found = _search(sc, source, baselines, complete, rounds, share, dirty, record["tries"])
+        found = _search(
+            sc, source, baselines, complete, rounds, share, dirty, record["tries"], clock
+        )
         if found is not None:
             break
     record["found"] = found is not None
+    if clock.out_of_time:
+        record["out_of_time"] = (
+            f"a completion was expected to take {clock.round_s:.1f} s, past the deadline"
+        )
     record["wall_s"] = time.perf_counter() - t
     return found, record
 
@@ -200,16 +211,19 @@ def _search(
     deadline: float | None,
     dirty: set[str],
     tries: list[dict[str, Any]],
+    clock: _Clock,
 ) -> choose.Candidate | None:
     """At most `rounds` completions of `source`'s jobs, the weights searched (`Search`); the
     cheapest valid one that dominates every baseline, each try appended to `tries`."""
     unit, search = unit_weights(sc), Search.start(dirty)
     found: choose.Candidate | None = None
     for i in range(rounds):
-        if i > 0 and deadline is not None and time.perf_counter() > deadline:
+        if not clock.may_start(i, deadline):
             break
         w = {k: unit[k] * search.scale[k] for k in WEIGHED}
+        t = time.perf_counter()
         sched = complete(shadow_scenario(sc, w), source.schedule)
+        clock.measured(time.perf_counter() - t)
         if sched is None:  # the LP around these jobs found no plan: no weight will
             tries.append({"weights": w, "from": source.origin, "plan": None})
             break
@@ -236,3 +250,28 @@ def _try_record(
         # plan - baseline at equal work, per criterion: what is still missing
         "worst_diff": {k: max(d["diff"][k] for d in v.values()) for k in choose.CRITERIA},
     }
+
+
+@dataclasses.dataclass
+class _Clock:
+    """When a completion may start: without an expected time (`round_s` None) the first of
+    each job plan always, the others before the deadline; with one, only if expected to
+    end by the deadline, the expectation being the last completion measured."""
+
+    round_s: float | None
+    out_of_time: bool = False
+
+    def may_start(self, i: int, deadline: float | None) -> bool:
+        if deadline is None:
+            return True
+        now = time.perf_counter()
+        if self.round_s is None:
+            return i == 0 or now <= deadline
+        if now + self.round_s <= deadline:
+            return True
+        self.out_of_time = True
+        return False
+
+    def measured(self, seconds: float) -> None:
+        if self.round_s is not None:
+            self.round_s = seconds

@@ -93,8 +93,13 @@ def optimize(
     warm_start: Plan | Schedule | None = None,
     validate_s: float = 0.0,
     extra_baselines: dict[str, Schedule] | None = None,
+    baseline_schedules: dict[str, Schedule] | None = None,
 ) -> Plan:
     """Plan `sc`: solve the MILP and report its KPIs beside the baselines'.
+
+    `baseline_schedules`: the `BASELINES` already planned for `sc` by the caller (the
+    lanes of `flexible.plan_flexible`, which states them on the original jobs after), else
+    planned here.
 
     The plan returned is the best, by the objective with penalties, of the solver's plan,
     the start handed to it and every baseline (`optimizer.choose`); `extra_baselines` (e.g.
@@ -118,7 +123,10 @@ def optimize(
 
     phase("baselines")
     t = time.perf_counter()
-    baseline_scheds = {name: plan_baseline(sc, name) for name in BASELINES}  # type: ignore[arg-type]
+    baseline_scheds = baseline_schedules or {
+        name: plan_baseline(sc, name)  # type: ignore[arg-type]
+        for name in BASELINES
+    }
     timings["baselines"] = time.perf_counter() - t
 
     phase("build")
@@ -176,6 +184,7 @@ def optimize(
         solver,
         start_sched,
         {**baseline_scheds, **(extra_baselines or {})},
+        t_all + settings.time_limit_s,
     )
     timings["extract"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all + validate_s
@@ -223,6 +232,7 @@ def _returned_plan(
     solver: dict[str, Any],
     start_sched: Schedule,
     baselines: dict[str, Schedule],
+    deadline: float,
 ) -> Plan:
     """The plan `optimize` returns: the best by objective (penalties included) of the
     solver's plan, the start it was handed and every baseline (`optimizer.choose.pick`),
@@ -242,7 +252,7 @@ def _returned_plan(
     found += [*named.values(), _candidate(sc, choose.START, start_sched)]
     best = choose.pick_keeping_rules(sc, found)
     solver["origin_objectives"] = {c.origin: c.objective for c in found}
-    best = _guarded(sc, settings, best, named, solver, passed_over=found)
+    best = _guarded(sc, settings, best, named, solver, deadline, passed_over=found)
     base_kpis = {n: c.plan.kpis.as_dict() for n, c in named.items()}
     solver["dominance"] = choose.dominance_report(sc, best, named)
     if best.schedule is not sched:
@@ -277,11 +287,16 @@ def _guarded(
     best: choose.Candidate,
     baselines: dict[str, choose.Candidate],
     solver: dict[str, Any],
+    deadline: float,
     passed_over: Sequence[choose.Candidate] = (),
 ) -> choose.Candidate:
     """`best`, or the plan the dominance guard finds (`optimizer.guard`: origin `guard`)
     if `best` does not dominate every baseline at equal work and one does: around its jobs
-    first, then around those of the cheapest candidates `passed_over` doing its work."""
+    first, then around those of the cheapest candidates `passed_over` doing its work.
+
+    After the budget, on a clock of its own; with `finish_by_limit`, within the budget
+    (`deadline`): a completion starts only where it is expected to end by then, expected to
+    take as long as the churn-aware pass did (the same LPs), or a plain completion."""
     if settings.dominance_guard_rounds <= 0 or not baselines:
         return best
     churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
@@ -289,8 +304,14 @@ def _guarded(
     def complete(shadow: Scenario, jobs: Schedule) -> Schedule | None:
         return _complete(shadow, jobs, settings, churn_aware=churn)
 
-    # at most as long again as the solve's own budget: a short what-if stays short
-    t_end = time.perf_counter() + min(settings.dominance_guard_s, settings.time_limit_s)
+    round_s = None
+    if settings.finish_by_limit:
+        t_end = deadline
+        took = solver.get("completion_s", {})
+        round_s = took.get("churn_aware" if churn else "plain") or took.get("estimate", 0.0)
+    else:
+        # at most as long again as the solve's own budget: a short what-if stays short
+        t_end = time.perf_counter() + min(settings.dominance_guard_s, settings.time_limit_s)
     others = sorted(
         (
             c
@@ -300,7 +321,7 @@ def _guarded(
         key=lambda c: c.objective,
     )[: guard.OTHERS]
     found, record = guard.repair(
-        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others
+        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others, round_s
     )
     record["from"] = best.origin
     solver["guard"] = record
@@ -367,10 +388,13 @@ class _Run:
     t_all: float
     candidates: list[tuple[float, Schedule, str]] = dataclasses.field(default_factory=list)
     tried: dict[str, float | None] = dataclasses.field(default_factory=dict)
+    plain_s: float = 0.0  # the longest plain completion so far, s (`finish_by_limit`)
 
     def add(self, name: str, jobs: Schedule, m: LinearModel) -> None:
         """Complete job plan `jobs` (inference and energy around it) as candidate `name`."""
+        t = time.perf_counter()
         done = _complete(self.sc, jobs, self.settings)
+        self.plain_s = max(self.plain_s, time.perf_counter() - t)
         if done is not None:
             self.candidates.append((_objective(self.sc, done, m), done, name))
         self.tried[name] = self.candidates[-1][0] if done is not None else None
@@ -461,10 +485,12 @@ def _solve_rounding(
         term = "LP relaxation rounded" if warm_gap is None else "previous plan repaired"
         return _finish(run, m, priced.bound, term, stage1_ran=False)
     res = _stage1(run, m, d, start_sched, phase, progress, cancel)
-    _improve(run, m)
+    term = "stage 1 skipped: budget" if res is None else res.termination
+    if res is not None:  # None: no time left for it in the budget (`finish_by_limit`)
+        _improve(run, m)
     if not run.candidates:
-        return None, "fallback", res.termination, m
-    return _finish(run, m, priced.bound, res.termination, stage1_ran=res.x is not None)
+        return None, "fallback", term, m
+    return _finish(run, m, priced.bound, term, stage1_ran=res is not None and res.x is not None)
 
 
 def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
@@ -697,14 +723,33 @@ def _stage1(
     phase: Any,
     progress: ProgressFn | None,
     cancel: threading.Event | None,
-) -> Any:
+) -> Any | None:
     """Stage 1's MILP to `stage1_gap` on its own model, from the start; its last incumbent
-    and earlier ones (while the budget lasts) rounded and completed as candidates."""
+    and earlier ones (while the budget lasts) rounded and completed as candidates.
+
+    With `finish_by_limit`, it gets what the budget leaves after the churn-aware pass
+    expected to follow (`_churn_aware_estimate`), and is skipped (None, recorded in
+    `solver.stage1`) when that is under `STAGE1_MIN_SHARE` of the budget or under the
+    longest pricing round: its root LP is the pricing LP with more options and tighter,
+    and HiGHS does not stop before it (the 20,000-job week's stage 1 took 104 s of a 35 s
+    limit, its pricing round 68 s)."""
     settings, t_all = run.settings, run.t_all
+    after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
+    if settings.finish_by_limit:
+        after = max(after, _churn_aware_estimate(run))
+        left = settings.time_limit_s - after - (time.perf_counter() - t_all)
+        rounds = run.solver.get("job_options", {}).get("per_round", [])
+        need = max([STAGE1_MIN_SHARE * settings.time_limit_s, *(r["s"] for r in rounds)])
+        if left < need:
+            run.solver["stage1"] = {
+                "skipped": f"{max(left, 0.0):.1f} s left in the budget after {after:.1f} s "
+                f"kept for the phases after it, under the {need:.1f} s it needs "
+                "(finish_by_limit)"
+            }
+            return None
     phase("build")
     h, col_map = _hand_over(m, settings, run.timings)
     phase("solve")
-    after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
     limit = _remaining(settings, t_all, keep=after)
     if settings.stage1_share is not None:
         limit = min(limit, max(MIN_SOLVE_S, settings.stage1_share * settings.time_limit_s))
@@ -772,6 +817,8 @@ def _finish(
 ) -> tuple[Schedule | None, str, str, LinearModel]:
     """The winner completed churn-aware, then the best candidate with pricing's bound and
     gap; the greedy start is flagged a fallback when stage 1 found nothing."""
+    if run.settings.finish_by_limit:
+        _churn_aware_estimate(run)  # recorded: what the guard expects a completion to take
     _complete_churn_aware(run, m)
     objective, sched, source = min(run.candidates, key=lambda c: c[0])
     final_bound = bound if np.isfinite(bound) else None
@@ -783,13 +830,24 @@ def _finish(
         "termination": termination,
         "plan_source": source,
     }
-    if "stage1" in run.solver and not stage1_ran and source == "greedy_start":
+    ran = "stage1" in run.solver and "skipped" not in run.solver["stage1"]
+    if ran and not stage1_ran and source == "greedy_start":
         # HiGHS found nothing in time: this is the greedy plan, completed, and says so
         run.solver["fallback_reason"] = (
             f"HiGHS returned no plan ({termination}); this is the greedy plan"
         )
         return sched, "fallback", termination, m
     return sched, "optimal" if gap <= run.settings.mip_rel_gap else "feasible", termination, m
+
+
+def _churn_aware_estimate(run: _Run) -> float:
+    """How long the churn-aware pass is expected to take, s: `CHURN_AWARE_PER_PLAIN` times
+    the longest plain completion this run measured (0 where churn is not priced). Both
+    are recorded in `solver.completion_s`, where the pass adds what it took."""
+    priced = replica_start_cost_cny(run.sc) > 0 or replica_min_up_hours(run.sc) > 1
+    estimate = CHURN_AWARE_PER_PLAIN * run.plain_s if priced else 0.0
+    run.solver.setdefault("completion_s", {}).update(plain=run.plain_s, estimate=estimate)
+    return estimate
 
 
 PRICING_SHARE = 0.45
@@ -800,6 +858,12 @@ PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap
 EPS_MW = 1e-9  # power below this is no excess
 TOP_UP_GAIN = 1e-6  # devices are topped up above a kept plan's if its LP gains more (relative)
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
+# `finish_by_limit`: the churn-aware pass is expected to take this many times the longest
+# plain completion (measured: 20,000-job week 138 s against 5.7 s, profiled; see
+# bench/results/trace-week-20k-2026-12-06-finish.md), and stage 1 is skipped with less
+# than this share of the budget left before it
+CHURN_AWARE_PER_PLAIN = 20.0
+STAGE1_MIN_SHARE = 0.05
 
 
 def _remaining(settings: SolverSettings, t_all: float, keep: float = 0.0) -> float:
@@ -923,6 +987,23 @@ def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
     share = settings.churn_aware_share
     left = settings.time_limit_s - (t - run.t_all)
     limit = None if share is None else max(left, share * settings.time_limit_s)
+    if settings.finish_by_limit:
+        estimate = _churn_aware_estimate(run)
+        if left < estimate:
+            run.solver["churn_aware"] = {
+                "status": "skipped",
+                "plan": name,
+                "note": f"expected to take {estimate:.1f} s, {max(left, 0.0):.1f} s left in "
+                f"the budget (finish_by_limit); {name} comes without replica starts priced "
+                "in its inference LP (the plain rounding)",
+            }
+            log.warning("%s", run.solver["churn_aware"]["note"])
+            return
+        limit = left
+        # the LPs sharing devices among services, per rounding pass (one or two), within it
+        settings = dataclasses.replace(
+            settings, replica_share_s=min(settings.replica_share_s, left / 4)
+        )
     key = f"{name}_churn_aware"
     try:
         done = _complete(
@@ -936,11 +1017,13 @@ def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
     run.tried[key] = run.candidates[-1][0] if done is not None else None
     run.timings["churn_aware"] = time.perf_counter() - t
     run.solver["churn_aware"] = {"status": status, "plan": name, "time_limit_s": limit}
+    run.solver.setdefault("completion_s", {})["churn_aware"] = run.timings["churn_aware"]
     if status == "cut":
+        floor = "" if settings.finish_by_limit or share is None else f", at least {share:.0%} of it"
         run.solver["churn_aware"]["note"] = (
-            f"the churn-aware completion ran out of its {limit:.1f} s (what the budget left, "
-            f"at least {share:.0%} of it); {name} comes without replica starts "
-            "priced in its inference LP (the plain rounding)"
+            f"the churn-aware completion ran out of its {limit:.1f} s (what the budget left"
+            f"{floor}); {name} comes without replica starts priced in its inference LP "
+            "(the plain rounding)"
         )
         log.warning("%s", run.solver["churn_aware"]["note"])
 

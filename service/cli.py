@@ -105,6 +105,14 @@ def plan(
         ),
     ] = None,
     backend: Annotated[str, typer.Option("--backend", help="pyomo (default) or matrix")] = "pyomo",
+    finish_by_limit: Annotated[
+        bool,
+        typer.Option(
+            "--finish-by-limit",
+            help="the whole solve within --time-limit: the churn-aware pass and the "
+            "dominance guard only where expected to end in it (off: they run past it)",
+        ),
+    ] = False,
     no_validate: Annotated[
         bool, typer.Option("--no-validate", help="skip the independent check of the plan")
     ] = False,
@@ -129,6 +137,7 @@ def plan(
         threads=threads,
         seed=seed,
         backend="pyomo" if backend == "pyomo" else "matrix",
+        finish_by_limit=finish_by_limit,
     )
     console.print(
         f"[bold]{sc.name}[/bold]: {len(sc.sites)} sites, {sc.hours} h, {len(sc.jobs)} jobs, "

@@ -16,6 +16,7 @@ no more carbon either way, 90 CNY cheaper. It dominates.
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -93,6 +94,22 @@ def test_the_guard_stops_the_warm_device_and_dominates_a_cleaner_baseline() -> N
     assert _kpis(found) == pytest.approx((435.0, 0.24, 0.24))
     # the first weight dominated; the lighter ones tried after it keep the device warm
     assert record["tries"][0]["weights"]["emissions_t"] == pytest.approx(1000.0)
+
+
+def test_with_an_expected_time_no_completion_starts_that_would_end_past_the_deadline() -> None:
+    """`finish_by_limit`: the guard starts a completion (the first too) only where one is
+    expected to end by the deadline. Expected to take 1,000 s with 100 s left, none runs
+    and the record says why; expected to take 0 s, the search runs as without one and finds
+    the plan of the test above, each completion measured then replacing the expectation."""
+    sc = _world()
+    best, base = _optimum(sc), {"restarts": _restarting(sc, job_hour=0)}
+    deadline = time.perf_counter() + 100.0
+    found, record = guard.repair(sc, best, base, _complete, 3, deadline, round_s=1000.0)
+    assert found is None and record["needed"] and record["tries"] == []
+    assert "1000.0 s" in record["out_of_time"]
+    found, record = guard.repair(sc, best, base, _complete, 3, deadline, round_s=0.0)
+    assert found is not None and list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
+    assert "out_of_time" not in record
 
 
 def test_no_plan_replaces_the_optimum_where_none_dominates() -> None:

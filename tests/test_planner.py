@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from optimizer import Plan, SolveCancelled, SolverSettings, load_scenario, optimize
+from optimizer import planner as planner_module
 from optimizer.baselines import plan_baseline
 from optimizer.generator import build_scenario
 from optimizer.model import pricing
@@ -537,6 +538,40 @@ def test_trim_devices_takes_away_a_device_only_where_its_energy_beats_the_restar
     out, stats = trim_devices(d2, whole, 15.0, 1, 10.0)
     assert out[0, 0, 0].tolist() == kept and out[0, 1, 0].tolist() == [0, 0, 0, 0]
     assert stats["services"] == 1
+
+
+def test_finish_by_limit_skips_what_is_not_expected_to_end_within_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: with `finish_by_limit` the phases after pricing keep to the budget. Made
+    to expect the churn-aware pass to take a million plain completions, stage 1 leaves it
+    the time and so is skipped, the pass itself does not start, and the guard starts no
+    completion; each says so. The plan comes back valid, from the candidates completed
+    before, no worse than any baseline, and is not called a fallback."""
+    monkeypatch.setattr(planner_module, "CHURN_AWARE_PER_PLAIN", 1e6)
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    settings = SolverSettings(
+        backend="matrix",
+        threads=1,
+        time_limit_s=60.0,
+        integer_devices="round",
+        finish_by_limit=True,
+    )
+    plan = optimize(sc, settings)
+    validate_plan(sc, plan).raise_if_failed()
+    s = plan.summary["solver"]
+    assert "finish_by_limit" in s["stage1"]["skipped"]
+    assert s["termination"] == "stage 1 skipped: budget"
+    assert s["churn_aware"]["status"] == "skipped" and "plain rounding" in s["churn_aware"]["note"]
+    assert s["completion_s"]["estimate"] == pytest.approx(1e6 * s["completion_s"]["plain"])
+    assert not s["plan_source"].endswith("_churn_aware")
+    guard_record = s.get("guard", {})
+    assert not guard_record.get("tries") and (
+        not guard_record.get("needed") or "out_of_time" in guard_record
+    )
+    assert plan.status in ("optimal", "feasible") and s["bound"] is not None
+    assert all(s["origin_objectives"][plan.summary["origin"]] <= v + 1e-6
+               for v in s["origin_objectives"].values())  # fmt: skip
 
 
 @pytest.mark.parametrize(

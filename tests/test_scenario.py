@@ -234,11 +234,15 @@ def test_a_plan_made_under_a_policy_override_validates_under_it(
     runner = CliRunner()
     made = runner.invoke(
         app,
-        ["plan", "--scenario", str(demo_dir), "--out", str(out), "--carbon-price", "300"],
-    )
+        [
+            "plan", "--scenario", str(demo_dir), "--out", str(out), "--carbon-price", "300",
+            "--finish-by-limit",
+        ],
+    )  # fmt: skip
     assert made.exit_code == 0, made.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["policy_overrides"] == {"carbon_price_cny_per_t": 300.0}
+    assert summary["solver"]["settings"]["finish_by_limit"] is True
     assert summary["carbon_cost"] > 0  # the demo's own carbon price is 0
     checked = runner.invoke(app, ["validate", "--scenario", str(demo_dir), "--plan", str(out)])
     assert checked.exit_code == 0, checked.output
