@@ -63,6 +63,7 @@ def main(
         "stage1": s["solver"].get("stage1"),
         "churn_aware": s["solver"].get("churn_aware"),
         "completion_s": s["solver"].get("completion_s"),
+        "candidates": s["solver"].get("candidates"),
         "build_scenario_s": round(t1 - t0, 1),
         "plan_wall_s": round(t2 - t1, 1),
         "plan_cpu_s": round(c2 - c1, 1),
