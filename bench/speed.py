@@ -49,6 +49,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "new_ipm": {"pricing_solver": "ipm"},
     # what the churn-aware pass's time limit buys (off by default: +51 % objective on M)
     "new_limited": {"churn_aware_share": 0.15},
+    # the whole call within the limit (`finish_by_limit`, issue 17)
+    "finish": {"finish_by_limit": True},
 }
 
 

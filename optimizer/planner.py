@@ -859,10 +859,10 @@ EPS_MW = 1e-9  # power below this is no excess
 TOP_UP_GAIN = 1e-6  # devices are topped up above a kept plan's if its LP gains more (relative)
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
 # `finish_by_limit`: the churn-aware pass is expected to take this many times the longest
-# plain completion (measured: 20,000-job week 138 s against 5.7 s, profiled; see
-# bench/results/trace-week-20k-2026-12-06-finish.md), and stage 1 is skipped with less
+# plain completion (measured 23-28x on the 3,000- and 20,000-job weeks,
+# bench/results/trace-week-2026-12-06-finish.md), and stage 1 is skipped with less
 # than this share of the budget left before it
-CHURN_AWARE_PER_PLAIN = 20.0
+CHURN_AWARE_PER_PLAIN = 25.0
 STAGE1_MIN_SHARE = 0.05
 
 
