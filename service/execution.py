@@ -211,6 +211,7 @@ def _solve_check_store(
         mip_rel_gap=float(solve["mip_rel_gap"]),
         threads=int(solve.get("threads", 1)),
         seed=int(solve.get("seed", 0)),
+        finish_by_limit=bool(solve.get("finish_by_limit", False)),  # runs stored before it: off
     )
     plan = optimize(
         sc,

@@ -57,6 +57,11 @@ class SolveSettingsIn(BaseModel):
         allow_inf_nan=False,
         description="relative MIP gap to stop at (default: the server's)",
     )
+    finish_by_limit: StrictBool = Field(
+        default=False,
+        description="the whole solve within time_limit_s: the churn-aware pass and the "
+        "dominance guard only where expected to end in it (default: they may run past it)",
+    )
 
 
 class RunRequest(BaseModel):
@@ -122,6 +127,7 @@ def solver_settings(settings: Settings, requested: SolveSettingsIn) -> dict[str,
         "mip_rel_gap": float(settings.solve_mip_rel_gap if gap is None else gap),
         "threads": settings.solve_threads,
         "seed": settings.solve_seed,
+        "finish_by_limit": requested.finish_by_limit,
     }
 
 

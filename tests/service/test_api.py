@@ -511,7 +511,10 @@ def test_a_run_solves_validates_stores_and_activates(
     assert run["plan_id"] and run["progress"]["phase"] == "done" and run["progress"]["activated"]
     assert run["timings"]["queued_s"] >= 0 and run["timings"]["running_s"] > 0
     assert run["timings"]["solver"]["solve"] > 0 and "check" in run["timings"]["solver"]
-    assert run["settings"] == {"time_limit_s": 30.0, "mip_rel_gap": 0.001, "threads": 1, "seed": 0}
+    assert run["settings"] == {
+        "time_limit_s": 30.0, "mip_rel_gap": 0.001, "threads": 1, "seed": 0,
+        "finish_by_limit": False,
+    }  # fmt: skip
     plan = planner.get(f"/plans/{run['plan_id']}").json()
     assert plan["run_id"] == run["id"] and plan["status"] in ("optimal", "feasible")
     # the gap it was asked for, unless the 30 s ran out first (a loaded machine): then
@@ -527,7 +530,8 @@ def test_a_run_solves_validates_stores_and_activates(
 
 
 def test_idempotency_key_gives_the_same_run(planner: httpx.Client) -> None:
-    body = {"settings": {"time_limit_s": 20}, "note": "idem"}
+    # asked to finish by its limit, the solver is told so (its settings in the summary)
+    body = {"settings": {"time_limit_s": 20, "finish_by_limit": True}, "note": "idem"}
     key = f"idem-{time.time_ns()}"
     r1 = planner.post("/runs", json=body, headers={"Idempotency-Key": key})
     assert r1.status_code == 202, r1.text
@@ -536,9 +540,12 @@ def test_idempotency_key_gives_the_same_run(planner: httpx.Client) -> None:
     assert r2.json()["id"] == r1.json()["id"]
     r3 = planner.post("/runs", json={**body, "note": "other"}, headers={"Idempotency-Key": key})
     assert r3.status_code == 409
-    wait_run(planner, r1.json()["id"])
+    done = wait_run(planner, r1.json()["id"])
     runs = planner.get("/runs", params={"limit": 500}).json()["items"]
     assert sum(1 for r in runs if r["idempotency_key"] == key) == 1
+    assert done["settings"]["finish_by_limit"] is True
+    plan = planner.get(f"/plans/{done['plan_id']}").json()
+    assert plan["summary"]["solver"]["settings"]["finish_by_limit"] is True
 
 
 def test_bad_run_requests_are_422(planner: httpx.Client) -> None:
@@ -554,6 +561,7 @@ def test_bad_run_requests_are_422(planner: httpx.Client) -> None:
         {"overrides": {"no_such_override": 1}},
         {"settings": {"time_limit_s": 10**6}},
         {"settings": {"threads": 64}},
+        {"settings": {"finish_by_limit": "yes"}},
         {"scenario_version_id": 10**6},
         {"scenario_version_id": 2**40},  # found by Schemathesis: overflowed PostgreSQL's integer
     ]
