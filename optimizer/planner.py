@@ -299,7 +299,7 @@ def _guarded(
     take as long as the churn-aware pass did (the same LPs), or a plain completion."""
     if settings.dominance_guard_rounds <= 0 or not baselines:
         return best
-    churn = replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
+    churn = _churn_priced(sc)
 
     def complete(shadow: Scenario, jobs: Schedule) -> Schedule | None:
         return _complete(shadow, jobs, settings, churn_aware=churn)
@@ -501,7 +501,7 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
     and stage 1's plans never did (bench/results/speed-2026-12-05-evening.md)."""
     sc = run.sc
     jobs = _jobs_only(sc, start_sched)
-    if replica_start_cost_cny(sc) <= 0 and replica_min_up_hours(sc) <= 1:
+    if not _churn_priced(sc):
         run.add("warm_start", jobs, m)
         return
     t = time.perf_counter()
@@ -730,9 +730,9 @@ def _stage1(
     With `finish_by_limit`, it gets what the budget leaves after the churn-aware pass
     expected to follow (`_churn_aware_estimate`), and is skipped (None, recorded in
     `solver.stage1`) when that is under `STAGE1_MIN_SHARE` of the budget or under the
-    longest pricing round: its root LP is the pricing LP with more options and tighter,
-    and HiGHS does not stop before it (the 20,000-job week's stage 1 took 104 s of a 35 s
-    limit, its pricing round 68 s)."""
+    longest pricing round: its model is the pricing LP's with more options, tighter and
+    integer, and HiGHS overran its limit on the weeks by 57-69 s (the 20,000-job week's
+    stage 1 took 104 s of a 35 s limit, its pricing round 68 s)."""
     settings, t_all = run.settings, run.t_all
     after = 0.15 * settings.time_limit_s  # to round and complete the plan after the solve
     if settings.finish_by_limit:
@@ -817,9 +817,9 @@ def _finish(
 ) -> tuple[Schedule | None, str, str, LinearModel]:
     """The winner completed churn-aware, then the best candidate with pricing's bound and
     gap; the greedy start is flagged a fallback when stage 1 found nothing."""
-    if run.settings.finish_by_limit:
-        _churn_aware_estimate(run)  # recorded: what the guard expects a completion to take
-    _complete_churn_aware(run, m)
+    # recorded too: what the guard expects a completion to take
+    estimate = _churn_aware_estimate(run) if run.settings.finish_by_limit else None
+    _complete_churn_aware(run, m, estimate)
     objective, sched, source = min(run.candidates, key=lambda c: c[0])
     final_bound = bound if np.isfinite(bound) else None
     gap = _gap(objective, final_bound)
@@ -840,12 +840,17 @@ def _finish(
     return sched, "optimal" if gap <= run.settings.mip_rel_gap else "feasible", termination, m
 
 
+def _churn_priced(sc: Scenario) -> bool:
+    """Whether replica starts or a minimum up-time cost anything: only then is there a
+    churn-aware pass, and the guard's completions are churn-aware."""
+    return replica_start_cost_cny(sc) > 0 or replica_min_up_hours(sc) > 1
+
+
 def _churn_aware_estimate(run: _Run) -> float:
     """How long the churn-aware pass is expected to take, s: `CHURN_AWARE_PER_PLAIN` times
     the longest plain completion this run measured (0 where churn is not priced). Both
     are recorded in `solver.completion_s`, where the pass adds what it took."""
-    priced = replica_start_cost_cny(run.sc) > 0 or replica_min_up_hours(run.sc) > 1
-    estimate = CHURN_AWARE_PER_PLAIN * run.plain_s if priced else 0.0
+    estimate = CHURN_AWARE_PER_PLAIN * run.plain_s if _churn_priced(run.sc) else 0.0
     run.solver.setdefault("completion_s", {}).update(plain=run.plain_s, estimate=estimate)
     return estimate
 
@@ -861,7 +866,7 @@ MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)
 # `finish_by_limit`: the churn-aware pass is expected to take this many times the longest
 # plain completion (measured 23-28x on the 3,000- and 20,000-job weeks,
 # bench/results/trace-week-2026-12-06-finish.md), and stage 1 is skipped with less
-# than this share of the budget left before it
+# than this share of the budget left before it (assumed)
 CHURN_AWARE_PER_PLAIN = 25.0
 STAGE1_MIN_SHARE = 0.05
 
@@ -956,7 +961,7 @@ def _jobs_only(sc: Scenario, sched: Schedule) -> Schedule:
     return out
 
 
-def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
+def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> None:
     """The best candidate's job plan, its paused jobs run in one block where that pays
     (`compact_pauses`), completed again with replica starts priced in the inference LP
     (`_complete(churn_aware=True)`), added as a candidate of its own.
@@ -968,7 +973,7 @@ def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
     and `solver.churn_aware` says so (`status`: `done`, `cut`, `failed`, `not_needed`).
     """
     sc, settings = run.sc, run.settings
-    if replica_start_cost_cny(sc) <= 0 and replica_min_up_hours(sc) <= 1:
+    if not _churn_priced(sc):
         return
     # the job plan to complete churn-aware: the best without its replica starts, which the
     # churn-aware completion decides anew (completed without them priced, a plan starts
@@ -987,8 +992,7 @@ def _complete_churn_aware(run: _Run, m: LinearModel) -> None:
     share = settings.churn_aware_share
     left = settings.time_limit_s - (t - run.t_all)
     limit = None if share is None else max(left, share * settings.time_limit_s)
-    if settings.finish_by_limit:
-        estimate = _churn_aware_estimate(run)
+    if estimate is not None:  # `finish_by_limit`
         if left < estimate:
             run.solver["churn_aware"] = {
                 "status": "skipped",

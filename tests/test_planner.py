@@ -570,8 +570,10 @@ def test_finish_by_limit_skips_what_is_not_expected_to_end_within_the_budget(
         not guard_record.get("needed") or "out_of_time" in guard_record
     )
     assert plan.status in ("optimal", "feasible") and s["bound"] is not None
-    assert all(s["origin_objectives"][plan.summary["origin"]] <= v + 1e-6
-               for v in s["origin_objectives"].values())  # fmt: skip
+    assert all(
+        s["origin_objectives"][plan.summary["origin"]] <= v + 1e-6
+        for v in s["origin_objectives"].values()
+    )
 
 
 @pytest.mark.parametrize(

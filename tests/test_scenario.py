@@ -235,10 +235,16 @@ def test_a_plan_made_under_a_policy_override_validates_under_it(
     made = runner.invoke(
         app,
         [
-            "plan", "--scenario", str(demo_dir), "--out", str(out), "--carbon-price", "300",
+            "plan",
+            "--scenario",
+            str(demo_dir),
+            "--out",
+            str(out),
+            "--carbon-price",
+            "300",
             "--finish-by-limit",
         ],
-    )  # fmt: skip
+    )
     assert made.exit_code == 0, made.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["policy_overrides"] == {"carbon_price_cny_per_t": 300.0}

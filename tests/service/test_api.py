@@ -512,9 +512,12 @@ def test_a_run_solves_validates_stores_and_activates(
     assert run["timings"]["queued_s"] >= 0 and run["timings"]["running_s"] > 0
     assert run["timings"]["solver"]["solve"] > 0 and "check" in run["timings"]["solver"]
     assert run["settings"] == {
-        "time_limit_s": 30.0, "mip_rel_gap": 0.001, "threads": 1, "seed": 0,
+        "time_limit_s": 30.0,
+        "mip_rel_gap": 0.001,
+        "threads": 1,
+        "seed": 0,
         "finish_by_limit": False,
-    }  # fmt: skip
+    }
     plan = planner.get(f"/plans/{run['plan_id']}").json()
     assert plan["run_id"] == run["id"] and plan["status"] in ("optimal", "feasible")
     # the gap it was asked for, unless the 30 s ran out first (a loaded machine): then
