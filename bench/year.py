@@ -1,8 +1,9 @@
 """A year on one site (issue 16, "any horizon"): `python -m bench.year [jobs] [time_limit_s]
-[preemptible|contiguous] [out.json]` generates a leap year (8,784 h, the scenario schema's
+[preemptible|contiguous] [out.jsonl|-] [finish|exact]` generates a leap year (8,784 h, the scenario schema's
 longest horizon) on one site of the default region with `jobs` jobs whose run times are
 drawn uniformly from 4-90 h, all preemptible or all contiguous, plans it at the time limit
-(one HiGHS thread, the matrix backend), validates the plan and prints wall time, the plan's
+(one HiGHS thread, the matrix backend; `finish`: `SolverSettings.finish_by_limit`; `exact`:
+the exact MILP, what `integer_devices="auto"` chose for it before `exact_job_hour_limit`), validates the plan and prints wall time, the plan's
 phases, peak memory, status, bound and gap, with the load average. The done-when row: 3,000+
 jobs within 120 s and 4 GB. One case per process, so that ru_maxrss is that case's peak.
 """
@@ -64,14 +65,22 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(n_jobs: int, time_limit_s: float, mode: str, out: str | None) -> dict[str, Any]:
+def main(
+    n_jobs: int, time_limit_s: float, mode: str, out: str | None, how: str = ""
+) -> dict[str, Any]:
     """Build, plan and validate one case; print it and write it to `out` (JSON) if given."""
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     sc = year_scenario(n_jobs, mode == "preemptible")
     t1 = time.perf_counter()
     rss_scenario = _peak_rss_mb()
-    settings = SolverSettings(backend="matrix", threads=1, time_limit_s=time_limit_s)
+    settings = SolverSettings(
+        backend="matrix",
+        threads=1,
+        time_limit_s=time_limit_s,
+        finish_by_limit=how == "finish",
+        integer_devices="exact" if how == "exact" else "auto",
+    )
     plan = optimize(sc, settings)
     t2 = time.perf_counter()
     report = validate_plan(sc, plan)
@@ -85,6 +94,13 @@ def main(n_jobs: int, time_limit_s: float, mode: str, out: str | None) -> dict[s
         "jobs": len(sc.jobs),
         "job_work_device_hours": round(demand),
         "time_limit_s": time_limit_s,
+        "finish_by_limit": settings.finish_by_limit,
+        "integer_devices": settings.integer_devices,
+        "large_instance": s["solver"].get("large_instance"),
+        "job_options": s["solver"].get("job_options"),
+        "stage1": s["solver"].get("stage1"),
+        "guard": {k: v for k, v in s["solver"].get("guard", {}).items() if k != "tries"}
+        | {"tries": len(s["solver"].get("guard", {}).get("tries", []))},
         "build_scenario_s": round(t1 - t0, 1),
         "plan_wall_s": round(t2 - t1, 1),
         "validate_s": round(t3 - t2, 1),
@@ -109,5 +125,6 @@ if __name__ == "__main__":
         int(sys.argv[1]) if len(sys.argv) > 1 else 3_400,
         float(sys.argv[2]) if len(sys.argv) > 2 else 120.0,
         sys.argv[3] if len(sys.argv) > 3 else "preemptible",
-        sys.argv[4] if len(sys.argv) > 4 else None,
+        sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] != "-" else None,
+        sys.argv[5] if len(sys.argv) > 5 else "",
     )

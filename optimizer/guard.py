@@ -18,6 +18,8 @@ that does, around the chosen plan's jobs:
   one is too dear (a baseline cheaper), for at most `SolverSettings.dominance_guard_rounds` completions;
 * each result is costed on the real scenario, passed through the independent validator and
   compared with every baseline at equal work; the cheapest that dominates them all is kept;
+  a try whose cost, emissions and curtailment equal the one before it, the weights a `STEP`
+  apart, ends the search around those jobs (`unchanged`: nothing there answers to them);
 * where no weight gets the chosen plan's jobs there, the same search runs around the jobs of
   up to `OTHERS` plans the planner passed over (the solver's, the cost-only optimiser's, the
   start: the cheapest by objective doing at least the chosen plan's work), since a job plan
@@ -130,6 +132,11 @@ class Search:
         scale = {k: FIRST_SCALE if k in dirty else 1.0 for k in WEIGHED}
         return cls(scale, dict.fromkeys(WEIGHED), dict.fromkeys(WEIGHED))
 
+    def bracketed(self) -> bool:
+        """Whether some criterion's weight lies between a too-light and a too-heavy one
+        (bisected from now on, moving by less than `STEP`)."""
+        return any(self.lo[k] is not None and self.hi[k] is not None for k in WEIGHED)
+
     def step(self, dirty: set[str], dear: bool) -> None:
         """Heavier where a baseline is still better; lighter everywhere else when the plan
         is too dear or dominates; unchanged where another criterion is the one missing."""
@@ -217,6 +224,7 @@ def _search(
     cheapest valid one that dominates every baseline, each try appended to `tries`."""
     unit, search = unit_weights(sc), Search.start(dirty)
     found: choose.Candidate | None = None
+    last: dict[str, float] | None = None
     for i in range(rounds):
         if not clock.may_start(i, deadline):
             break
@@ -233,6 +241,15 @@ def _search(
         tries.append(_try_record(w, cand, v, valid) | {"from": source.origin})
         if valid and dominates_all(v) and (found is None or cand.objective < found.objective):
             found = cand
+        now = choose.criteria(cand.plan.summary)
+        same = last is not None and all(abs(now[k] - last[k]) <= choose.ABS_TOL[k] for k in now)
+        if same and not search.bracketed():
+            # the weights moved by a factor of `STEP` and the plan did not: what runs around
+            # these jobs does not answer to them (a year on one site with no inference: 8
+            # identical completions, 31 s). Within a bracket a smaller move may still matter
+            tries[-1]["unchanged"] = True
+            break
+        last = now
         dirty, dear = failing(v)
         search.step(dirty if valid else set(), dear or not valid)
     return found

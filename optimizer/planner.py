@@ -43,6 +43,7 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
+from optimizer.model.jobs import CHAIN_MIN_HORIZON_H
 from optimizer.model.replicas import share_among_services, trim_devices
 from optimizer.model.rounding import (
     device_bounds,
@@ -133,8 +134,9 @@ def optimize(
     t = time.perf_counter()
     every = all_job_options(sc)
     d = build_sets(sc, tight=settings.tight, all_options=every)
+    large = _large_instance(d, settings)
     rounding = settings.integer_devices == "round" or (
-        settings.integer_devices == "auto" and _device_count(d) > settings.exact_device_limit
+        settings.integer_devices == "auto" and large is not None
     )
     timings["build_arrays"] = time.perf_counter() - t
     phase("start")
@@ -144,6 +146,7 @@ def optimize(
     solver: dict[str, Any] = {
         "settings": settings.as_dict(),
         "integer_devices": "rounded" if rounding else "exact",
+        "large_instance": large,
     }
     if warm_start is not None:
         solver["warm"] = {
@@ -352,6 +355,19 @@ def _candidate(sc: Scenario, origin: str, sched: Schedule) -> choose.Candidate:
     return choose.Candidate(origin, sched, assemble_plan(sc, sched, status="baseline"))
 
 
+def _large_instance(d: ModelData, settings: SolverSettings) -> str | None:
+    """Why `d` is too large for the exact MILP (`solver.large_instance`), or None: more
+    whole inference devices than `exact_device_limit`, or more job-option hours (the job
+    columns of the exact model) than `exact_job_hour_limit`."""
+    devices = _device_count(d)
+    if devices > settings.exact_device_limit:
+        return f"{devices:,} inference devices > {settings.exact_device_limit:,}"
+    hours = int((d.opts.window_end - d.opts.window_start).sum())
+    if hours > settings.exact_job_hour_limit:
+        return f"{hours:,} job-option hours > {settings.exact_job_hour_limit:,}"
+    return None
+
+
 def _device_count(d: ModelData) -> int:
     """Inference device variables of the whole-device model (unit options x hours served)."""
     served = d.unit_demand.sum(axis=1) > 0  # [unit, hour]
@@ -406,13 +422,15 @@ class _Run:
 @dataclasses.dataclass
 class _Priced:
     """Pricing's outcome: the last relaxed model, its LP solution (None: not solved in
-    time), the bound (-inf: none) and the options priced in."""
+    time), the bound (-inf: none), the options priced in and whether the LP relaxed
+    contiguity too (then `m` is not stage 1's model, whatever `x`)."""
 
     m: LinearModel
     d: ModelData
     x: np.ndarray | None
     bound: float
     active: np.ndarray
+    relaxed: bool = False  # solved with every option preemptible (`pricing_contiguity`)
 
 
 def _solve_rounding(
@@ -573,6 +591,17 @@ def _price(
     tight = settings.tight and fits
     large = per_job < settings.initial_options_per_job or (settings.tight and not fits)
     interior = settings.pricing_solver == "ipm" or (settings.pricing_solver == "auto" and large)
+    relaxed = settings.pricing_contiguity == "relaxed" or (
+        settings.pricing_contiguity == "auto" and large and sc.hours > CHAIN_MIN_HORIZON_H
+    )
+    # every option preemptible: a relaxation (a block is one way to run its hours), so the
+    # LP value and the Lagrangian bound, its reduced costs taken the same way, bound the MILP;
+    # the LP only guides rounding, which keeps each job's own contiguity
+    lp_opts = (
+        dataclasses.replace(opts_all, preemptible=np.ones_like(opts_all.preemptible))
+        if relaxed
+        else opts_all
+    )
     bound = -np.inf
     rounds = 0
     per_round: list[dict[str, float]] = []
@@ -583,7 +612,7 @@ def _price(
             sc,
             tight=tight,
             aggregate_services=True,
-            options=opts_all.subset(active),
+            options=lp_opts.subset(active),
             all_options=every,
             # churn costs are never negative: leaving them out keeps the bound valid, and
             # their time-coupling rows slow the simplex of this LP down tenfold
@@ -618,9 +647,9 @@ def _price(
         solved = m, d, x_lp
         alpha, mu = pricing.lp_duals(m, np.asarray(h.getSolution().row_dual, dtype=float), sc)
         out = np.flatnonzero(~active)
-        rc = pricing.reduced_costs(sc, opts_all, gang, alpha, mu, out)
+        rc = pricing.reduced_costs(sc, lp_opts, gang, alpha, mu, out)
         bound = max(
-            bound, pricing.lagrangian_bound(z, opts_all.subset(~active), rc[~active], len(sc.jobs))
+            bound, pricing.lagrangian_bound(z, lp_opts.subset(~active), rc[~active], len(sc.jobs))
         )
         entering = out[rc[out] < -pricing.RC_TOL]
         per_round.append({"s": round(time.perf_counter() - t, 2), "lp": z, "bound": bound})
@@ -636,6 +665,7 @@ def _price(
             "initial_per_job": per_job,
             "tight": tight,
             "lp_solver": "ipm" if interior else "simplex",
+            "contiguity_relaxed": relaxed,
             "priced_in": int(active.sum()),
             "rounds": rounds,
             "stopped": stop or "no LP solution in time",
@@ -647,7 +677,7 @@ def _price(
         # a later round cut by its share of the budget: the last LP solved stands (its
         # solution rounds as well; the bound is from every round)
         m, d, x_lp = solved
-    return _Priced(m, d, x_lp, bound, active)
+    return _Priced(m, d, x_lp, bound, active, relaxed)
 
 
 def _pricing_stop(
@@ -689,14 +719,19 @@ def _stage1_model(run: _Run, priced: _Priced) -> tuple[LinearModel, ModelData, n
     """Stage 1's model over the options priced in, with the devices its LP solution rounds
     to held in reserve (and what that reserve is)."""
     sc, settings = run.sc, run.settings
-    if priced.x is None:
+    if priced.x is None and not priced.relaxed:
         m, d = priced.m, priced.d
         relax_small_jobs(m, d, settings.relax_gang_share)
         return m, d, None
+    if priced.x is None:  # no reserve to keep: stage 1 is the jobs' own model, all of it
+        reserve, reserve_mw, device_cny, mw_cny = None, None, None, None
+    else:
+        reserve, reserve_mw, device_cny, mw_cny = _rounding_reserve(
+            sc, priced.m, priced.d, priced.x
+        )
     # stage 1 keeps room to round inference to whole devices later: one device (and its
     # power, as far as the connection has any to spare) per service the LP serves from a
     # fraction of a device. A restriction, not a relaxation: the bound is pricing's.
-    reserve, reserve_mw, device_cny, mw_cny = _rounding_reserve(sc, priced.m, priced.d, priced.x)
     d = build_sets(
         sc,
         tight=settings.tight,

@@ -39,10 +39,14 @@ class SolverSettings:
     tight: bool = True  # disaggregated x <= y rows (tighter LP relaxation, more rows)
     # inference devices: "exact" keeps them integer in the MILP; "round" solves them
     # continuous, rounds them up afterwards and re-solves the LP with every integer fixed
-    # (optimizer/model/rounding.py); "auto" rounds when there are more than
-    # exact_device_limit of them
+    # (optimizer/model/rounding.py) with the large-instance strategy; "auto" takes it when
+    # there are more than exact_device_limit of them, or more than exact_job_hour_limit
+    # job-option hours (the exact model's job columns): a year of 3,400 jobs on one site,
+    # no inference (~480k), did not come back from HiGHS' MIP setup in 14 min, and M's
+    # exact model (108k) stayed at its start for 60 s (issue 16); the limit is assumed
     integer_devices: Literal["auto", "exact", "round"] = "auto"
     exact_device_limit: int = 4000
+    exact_job_hour_limit: int = 100_000
     # with devices rounded, jobs whose gang is at most this share of the site's devices of
     # their type are solved continuous first and rounded to whole gangs after
     relax_gang_share: float = 0.02
@@ -87,6 +91,13 @@ class SolverSettings:
     # "auto": interior point where the first LP is over `initial_window_hours` (the
     # 20,000-job week's first round: 61 s against 131 s with the simplex), else the simplex
     pricing_solver: Literal["auto", "simplex", "ipm"] = "auto"
+    # the pricing LPs with every job option preemptible, for their value, bound and guidance
+    # only (stage 1 and every plan keep each job's contiguity): a weaker relaxation, still
+    # one. "auto": where the first LP is over `initial_window_hours` on a horizon over a
+    # week (where long blocks are counted by a chain, docs/model.md): a year of 3,400
+    # contiguous jobs on one site solved its first LP in 175 s, 42 s as preemptible, its
+    # value 5 % lower (issue 16)
+    pricing_contiguity: Literal["auto", "exact", "relaxed"] = "auto"
     # with a share, the churn-aware completion (an interior-point LP, time-coupled) gets
     # what the budget leaves, at least this share of it, and is cut there, the plain
     # rounding standing. Default None: no limit, the pass runs to its end (34-185 s past

@@ -112,6 +112,30 @@ def test_with_an_expected_time_no_completion_starts_that_would_end_past_the_dead
     assert "out_of_time" not in record
 
 
+def test_the_search_ends_where_nothing_around_the_jobs_answers_to_the_weights() -> None:
+    # no inference: around a fixed job nothing is left to decide, so every weight completes
+    # to the same plan. The optimum runs the job in the cheap dirty hour (10 + 0.4 x 97 CNY),
+    # the baseline in a clean dear one; after the second identical try the search stops
+    sc = scenario(
+        [site("A")],
+        prices={"A": [100, 10, 100]},
+        carbon={"A": [40.0, 400.0, 40.0]},
+        policy={"carbon_price_cny_per_t": 97.0},
+        jobs=[job("j", deadline_h=3)],
+    )
+    best = _optimum(sc)
+    assert list(best.schedule.job_hours[0]) == [1]  # the premise
+    base = Schedule.empty(sc)
+    base.job_site[0], base.job_acc[0], base.job_hours[0] = 0, 0, np.array([0])
+    clean = Candidate("baseline:clean", base, assemble_plan(sc, base, status="baseline"))
+    validate_plan(sc, clean.plan).raise_if_failed()
+    found, record = guard.repair(sc, best, {"clean": clean}, _complete, rounds=8)
+    assert found is None and record["needed"]
+    assert [t.get("unchanged", False) for t in record["tries"]] == [False, True]
+    first, second = record["tries"]
+    assert second["weights"]["emissions_t"] == pytest.approx(4 * first["weights"]["emissions_t"])
+
+
 def test_no_plan_replaces_the_optimum_where_none_dominates() -> None:
     # the baseline running the job in the cheap hour too is the guard's own plan (435 CNY,
     # 0.24 t): a tie, not dominance; the record says what the best try missed

@@ -22,7 +22,7 @@ from optimizer.plan import busy_devices, schedule_from_plan
 from optimizer.plan.assemble import assemble_plan, plan_objective
 from optimizer.validate import validate_plan
 from service.settings import DEFAULT_SCENARIO_DIR
-from tests.micro import churn_free
+from tests.micro import churn_free, job, scenario, site
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo"
 # A generous limit: the golden optimum is proven at gap 0, and a loaded machine must not turn
@@ -57,6 +57,7 @@ def test_golden_demo(demo_plan: Plan) -> None:
     assert s["model_size"]["variables"] == 1708
     assert s["model_size"]["constraints"] == 1172
     assert s["solver"]["integer_devices"] == "exact"
+    assert s["solver"]["large_instance"] is None
     for name in ("greedy", "carbon_agnostic"):
         assert s["total_cost"] <= s["baselines"][name]["total_cost"] + 1e-6
 
@@ -91,6 +92,53 @@ def test_a_stored_plan_warm_starts_the_next_solve(demo, demo_plan: Plan, tmp_pat
     validate_plan(demo, again).raise_if_failed()
     assert again.summary["solver"]["mip_start_accepted"] is True
     assert again.summary["objective"] == pytest.approx(demo_plan.summary["objective"], rel=1e-7)
+
+
+def test_many_job_hours_take_the_large_instance_strategy_without_any_inference() -> None:
+    """`auto` takes the large-instance strategy (pricing's bound, stage 1 on the options
+    priced in) for many job-option hours too, not only for many inference devices: a year
+    of jobs on one site has none, and its exact MILP did not come back (issue 16). Here the
+    limit is set below a 12-hour, 30-job world's hours to show the switch and its record."""
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 0, seed=3)
+    opts = all_job_options(sc)[0]
+    hours = int((opts.window_end - opts.window_start).sum())
+    base = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=30, mip_rel_gap=0.0)
+    exact = optimize(sc, base)  # the optimum: between the bound and the plan
+    assert exact.summary["status"] == "optimal"
+    assert exact.summary["solver"]["large_instance"] is None
+    assert exact.summary["solver"]["integer_devices"] == "exact"
+    plan = optimize(sc, dataclasses.replace(base, exact_job_hour_limit=hours - 1))
+    validate_plan(sc, plan).raise_if_failed()
+    s = plan.summary
+    assert s["solver"]["large_instance"] == f"{hours:,} job-option hours > {hours - 1:,}"
+    assert s["solver"]["integer_devices"] == "rounded" and "job_options" in s["solver"]
+    assert s["bound"] <= exact.summary["objective"] + 1e-6 <= s["objective"] + 1e-6
+    for name in ("greedy", "carbon_agnostic"):
+        assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
+
+
+def test_pricing_with_contiguity_relaxed_bounds_lower_and_still_plans_a_block() -> None:
+    """`pricing_contiguity="relaxed"` (a year's chained blocks, issue 16): the pricing LP
+    runs every job as if preemptible. A 2-hour contiguous job, prices 10, 100, 10 CNY/MWh,
+    1 MW: the LP runs hours 0 and 2 (20 CNY), a bound below the true 110 (hours 0-1 or 1-2),
+    and the plan still runs one block of 2 hours."""
+    sc = scenario(
+        [site("A")],
+        prices={"A": [10, 100, 10]},
+        carbon={"A": [0.0] * 3},
+        jobs=[job("j", deadline_h=3, work_device_hours=2, preemptible=False)],
+    )
+    bounds = {}
+    for how in ("exact", "relaxed"):
+        settings = dataclasses.replace(EXACT, integer_devices="round", pricing_contiguity=how)
+        plan = optimize(sc, settings)
+        validate_plan(sc, plan).raise_if_failed()
+        s = plan.summary
+        assert s["solver"]["job_options"]["contiguity_relaxed"] is (how == "relaxed")
+        assert s["objective"] == pytest.approx(110.0)
+        assert plan.schedule is not None and list(plan.schedule.job_hours[0]) in ([0, 1], [1, 2])
+        bounds[how] = s["bound"]
+    assert bounds == pytest.approx({"exact": 110.0, "relaxed": 20.0})
 
 
 def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
