@@ -594,14 +594,10 @@ def _price(
     relaxed = settings.pricing_contiguity == "relaxed" or (
         settings.pricing_contiguity == "auto" and large and sc.hours > CHAIN_MIN_HORIZON_H
     )
-    # every option preemptible: a relaxation (a block is one way to run its hours), so the
-    # LP value and the Lagrangian bound, its reduced costs taken the same way, bound the MILP;
-    # the LP only guides rounding, which keeps each job's own contiguity
-    lp_opts = (
-        dataclasses.replace(opts_all, preemptible=np.ones_like(opts_all.preemptible))
-        if relaxed
-        else opts_all
-    )
+    # every option that can run preemptible: a relaxation, so the LP value and the
+    # Lagrangian bound, its reduced costs taken the same way, bound the MILP; the LP only
+    # guides rounding, which keeps each job's own contiguity
+    lp_opts = pricing.contiguity_relaxed(sc, opts_all, gang) if relaxed else opts_all
     bound = -np.inf
     rounds = 0
     per_round: list[dict[str, float]] = []
@@ -978,9 +974,13 @@ def _options_of(opts: JobOptions, sched: Schedule) -> np.ndarray:
 
 
 def _gap(objective: float, bound: float | None) -> float:
-    if bound is None or not objective:
+    """Relative gap; below 1 CNY of objective on the solver's terms, absolute in CNY: a plan
+    with nothing left to decide (every cost a constant, `fixed_cost`) has objective 0 there,
+    and its bound of 0 proves it (inf there left a bound without a gap, which the validator
+    rejects)."""
+    if bound is None:
         return float("inf")
-    return max(0.0, (objective - bound) / abs(objective))
+    return max(0.0, (objective - bound) / max(abs(objective), 1.0))
 
 
 def _objective(sc: Scenario, sched: Schedule, m: LinearModel) -> float:

@@ -20,6 +20,7 @@ from optimizer.model import pricing
 from optimizer.model.sets import all_job_options
 from optimizer.plan import busy_devices, schedule_from_plan
 from optimizer.plan.assemble import assemble_plan, plan_objective
+from optimizer.scenario.types import Scenario
 from optimizer.validate import validate_plan
 from service.settings import DEFAULT_SCENARIO_DIR
 from tests.micro import churn_free, job, scenario, site
@@ -139,6 +140,42 @@ def test_pricing_with_contiguity_relaxed_bounds_lower_and_still_plans_a_block() 
         assert plan.schedule is not None and list(plan.schedule.job_hours[0]) in ([0, 1], [1, 2])
         bounds[how] = s["bound"]
     assert bounds == pytest.approx({"exact": 110.0, "relaxed": 20.0})
+
+
+def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
+    """The relaxation keeps the model's own usable options: a 2-hour contiguous job whose
+    site has an outage in hour 1 has room in hours 0 and 2 but no block. Relaxed to
+    preemptible it could run there, and the relaxed LP would count as a decision the
+    penalty the jobs' model counts as a constant (`fixed_cost`), overstating the bound by
+    it; so it stays contiguous (unusable in both). Without the outage it is relaxed. The
+    plan with the outage: unplaced, its bound equal to its objective."""
+    from tests.micro import at
+
+    def world(outage: bool) -> Scenario:
+        return scenario(
+            [site("A")],
+            prices={"A": [10, 100, 10]},
+            carbon={"A": [0.0] * 3},
+            availability=[
+                {"site_id": "A", "accelerator": "G", "timestamp": at(h), "available_fraction": f}
+                for h, f in enumerate([1.0, 0.0 if outage else 1.0, 1.0])
+            ],
+            jobs=[job("j", deadline_h=3, work_device_hours=2, preemptible=False)],
+        )
+
+    gang = np.array([1])
+    for outage in (True, False):
+        opts = all_job_options(world(outage))[0]
+        assert opts.size == 1 and not opts.preemptible[0]  # the premise: an option either way
+        relaxed = pricing.contiguity_relaxed(world(outage), opts, gang)
+        assert relaxed.preemptible[0] is np.bool_(not outage)
+    sc = world(True)
+    settings = dataclasses.replace(EXACT, integer_devices="round", pricing_contiguity="relaxed")
+    plan = optimize(sc, settings)
+    validate_plan(sc, plan).raise_if_failed()
+    s = plan.summary
+    assert s["unplaced"] == 1 and s["solver"]["job_options"]["contiguity_relaxed"]
+    assert s["bound"] == pytest.approx(s["objective"]) and s["gap"] == 0.0
 
 
 def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:

@@ -21,6 +21,8 @@ MILP even when pricing stops early; at convergence it equals the full LP's optim
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from optimizer.model.core import LinearModel
@@ -54,6 +56,23 @@ def _pattern_cost(
     starts = sums[int(opts.start_min[i]) - lo : int(opts.start_max[i]) - lo + 1]
     best = float(starts.min()) if starts.size else np.inf
     return best if best < 1e29 else np.inf
+
+
+def contiguity_relaxed(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> JobOptions:
+    """`opts` with every option that has an allowed block preemptible: a relaxation of
+    the jobs' model (a block is one way to run its hours) whose usable options, and so its
+    constant of work no option can run (`jobs.py`, `fixed_cost`), are the model's own. An
+    option with no allowed block stays contiguous: unusable in both, not made usable here."""
+    con = np.flatnonzero(~opts.preemptible)
+    zero = np.zeros(sc.hours)
+    runs = np.fromiter(
+        (np.isfinite(_pattern_cost(sc, opts, gang, int(i), zero)) for i in con),
+        dtype=bool,
+        count=con.size,
+    )
+    preemptible = opts.preemptible.copy()
+    preemptible[con[runs]] = True
+    return dataclasses.replace(opts, preemptible=preemptible)
 
 
 def estimated_costs(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> np.ndarray:
