@@ -42,7 +42,7 @@ class SolverSettings:
     # (optimizer/model/rounding.py) with the large-instance strategy; "auto" takes it when
     # there are more than exact_device_limit of them, or more than exact_job_hour_limit
     # job-option hours (the exact model's job columns): a year of 3,400 jobs on one site,
-    # no inference (~480k), did not come back from HiGHS' MIP setup in 14 min, and M's
+    # no inference (487k), did not come back from HiGHS' MIP setup in 14 min, and M's
     # exact model (108k) stayed at its start for 60 s (issue 16); the limit is assumed
     integer_devices: Literal["auto", "exact", "round"] = "auto"
     exact_device_limit: int = 4000
@@ -95,7 +95,7 @@ class SolverSettings:
     # only (stage 1 and every plan keep each job's contiguity): a weaker relaxation, still
     # one. "auto": where the first LP is over `initial_window_hours` on a horizon over a
     # week (where long blocks are counted by a chain, docs/model.md): a year of 3,400
-    # contiguous jobs on one site solved its first LP in 175 s, 42 s as preemptible, its
+    # contiguous jobs on one site solved its first LP in 175 s, 44-45 s relaxed, its
     # value 5 % lower (issue 16)
     pricing_contiguity: Literal["auto", "exact", "relaxed"] = "auto"
     # with a share, the churn-aware completion (an interior-point LP, time-coupled) gets
