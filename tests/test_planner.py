@@ -178,6 +178,33 @@ def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
     assert s["bound"] == pytest.approx(s["objective"]) and s["gap"] == 0.0
 
 
+def test_past_a_week_a_large_first_lp_relaxes_contiguity_cold_and_warm() -> None:
+    """`pricing_contiguity="auto"` on a horizon over a week with a first LP over its cap
+    (`initial_window_hours` set low here): the LP relaxes contiguity, the contiguous jobs
+    still run one block each, and a warm re-solve from the plan keeps it, both validated
+    and never worse than a baseline."""
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 200, 20, 1, seed=5, n_sites=2)
+    assert any(not j.preemptible for j in sc.jobs)  # the premise
+    settings = SolverSettings(
+        backend="matrix",
+        threads=1,
+        seed=0,
+        time_limit_s=8,
+        integer_devices="round",
+        initial_window_hours=50,
+    )
+    cold = optimize(sc, settings)
+    warm = optimize(sc, settings, warm_start=cold)
+    for plan in (cold, warm):
+        validate_plan(sc, plan).raise_if_failed()  # contiguity among its checks
+        s = plan.summary
+        assert s["solver"]["job_options"]["contiguity_relaxed"] is True
+        assert s["bound"] is not None and s["bound"] <= s["objective"] + 1e-6
+        for name in ("greedy", "carbon_agnostic"):
+            assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
+    assert warm.summary["objective"] <= cold.summary["objective"] + 1e-6
+
+
 def test_rounding_strategy_gives_a_valid_plan_and_an_honest_gap() -> None:
     sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
     settings = SolverSettings(
