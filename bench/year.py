@@ -1,11 +1,13 @@
 """A year on one site (issue 16, "any horizon"): `python -m bench.year [jobs] [time_limit_s]
-[preemptible|contiguous] [out.jsonl|-] [finish|exact]` generates a leap year (8,784 h, the scenario schema's
-longest horizon) on one site of the default region with `jobs` jobs whose run times are
-drawn uniformly from 4-90 h, all preemptible or all contiguous, plans it at the time limit
-(one HiGHS thread, the matrix backend; `finish`: `SolverSettings.finish_by_limit`; `exact`:
-the exact MILP, what `integer_devices="auto"` chose for it before `exact_job_hour_limit`), validates the plan and prints wall time, the plan's
-phases, peak memory, status, bound and gap, with the load average. The done-when row: 3,000+
-jobs within 120 s and 4 GB. One case per process, so that ru_maxrss is that case's peak.
+[preemptible|contiguous] [out.jsonl|-] [finish|exact]` generates a leap year (8,784 h, the
+scenario schema's longest horizon) on one site of the default region with `jobs` jobs whose
+run times are drawn uniformly from 4-90 h, all preemptible or all contiguous, plans it at
+the time limit (one HiGHS thread, the matrix backend; `finish`:
+`SolverSettings.finish_by_limit`; `exact`: the exact MILP, what `integer_devices="auto"`
+chose for it before `exact_job_hour_limit`), validates the plan and prints wall time, the
+plan's phases, peak memory, status, bound and gap, with the load average. The done-when
+row: 3,000+ jobs within 120 s and 4 GB. One case per process, so that ru_maxrss is that
+case's peak.
 """
 
 from __future__ import annotations
