@@ -516,33 +516,57 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
     cold solve's winner is, churn-aware where churn is priced (its paused jobs compacted,
     `_complete(churn_aware=True)`), as candidate `warm_start_churn_aware`, before any
     rounding or stage 1: in the default scenario's what-ifs that plan won (price, outage),
-    and stage 1's plans never did (bench/results/speed-2026-12-05-evening.md)."""
-    sc = run.sc
+    and stage 1's plans never did (bench/results/speed-2026-12-05-evening.md).
+
+    With `finish_by_limit` it gets what the budget leaves (its device-sharing LPs a quarter
+    of that) and is cut there (`solver.churn_aware.status` `cut`): the kept plan, or the
+    cold path's plain completions, stand."""
+    sc, settings = run.sc, run.settings
     jobs = _jobs_only(sc, start_sched)
     if not _churn_priced(sc):
         run.add("warm_start", jobs, m)
         return
     t = time.perf_counter()
+    deadline = None
+    if settings.finish_by_limit:
+        deadline = run.t_all + settings.time_limit_s
+        left = max(deadline - t, 0.0)
+        settings = dataclasses.replace(
+            settings, replica_share_s=min(settings.replica_share_s, left / 4)
+        )
+
+    def left_now() -> float | None:
+        return None if deadline is None else deadline - time.perf_counter()
+
     # a previous plan the guard made is completed as the guard made it: on the shadow
     # scenario of the weights that made it dominate (one completion instead of the plain
     # one and then the guard's first; the guard only runs if it no longer dominates)
     w = run.solver.get("warm", {}).get("guard_weights")
     shadow = sc if w is None else guard.shadow_scenario(sc, w)
-    done = _complete(shadow, compact_pauses(sc, jobs), run.settings, churn_aware=True)
-    if done is None:
-        # compacting pauses checks devices, not power: on the +5 % jobs what-if the first LP
-        # around the compacted jobs had no solution (0.2 s), around the jobs as they were it had
-        done = _complete(shadow, jobs, run.settings, churn_aware=True)
+    try:
+        done = _complete(
+            shadow, compact_pauses(sc, jobs), settings, churn_aware=True, time_limit_s=left_now()
+        )
+        if done is None:
+            # compacting pauses checks devices, not power: on the +5 % jobs what-if the first
+            # LP around the compacted jobs had no solution (0.2 s), around the jobs as they
+            # were it had
+            done = _complete(shadow, jobs, settings, churn_aware=True, time_limit_s=left_now())
+        status = "done" if done else "failed"
+    except _OutOfTime:
+        done, status = None, "cut"
     name = "warm_start_churn_aware"
     if done is not None:
         run.candidates.append((_objective(sc, done, m), done, name))
     run.tried[name] = run.candidates[-1][0] if done is not None else None
     run.timings["churn_aware"] = time.perf_counter() - t
-    run.solver["churn_aware"] = {
-        "status": "done" if done else "failed",
-        "plan": "warm_start",
-        "guard_weights": w,
-    }
+    run.solver["churn_aware"] = {"status": status, "plan": "warm_start", "guard_weights": w}
+    if status == "cut":
+        run.solver["churn_aware"]["note"] = (
+            "the warm start's churn-aware completion ran out of what the budget left "
+            "(finish_by_limit)"
+        )
+        log.warning("%s", run.solver["churn_aware"]["note"])
 
 
 def _kept_plan(
@@ -850,7 +874,10 @@ def _finish(
     gap; the greedy start is flagged a fallback when stage 1 found nothing."""
     # recorded too: what the guard expects a completion to take
     estimate = _churn_aware_estimate(run) if run.settings.finish_by_limit else None
+    warm = run.solver.pop("churn_aware", None)  # the warm start's pass (`_warm_completed`)
     _complete_churn_aware(run, m, estimate)
+    if warm is not None:
+        run.solver.setdefault("churn_aware", {})["warm_start"] = warm
     objective, sched, source = min(run.candidates, key=lambda c: c[0])
     final_bound = bound if np.isfinite(bound) else None
     gap = _gap(objective, final_bound)

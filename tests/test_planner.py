@@ -688,6 +688,35 @@ def test_finish_by_limit_skips_what_is_not_expected_to_end_within_the_budget(
     )
 
 
+def test_finish_by_limit_cuts_a_warm_starts_churn_aware_completion_at_the_budget() -> None:
+    """A warm re-solve from a plan not within its gap completes the repaired jobs churn-aware
+    (`_warm_completed`). With `finish_by_limit` that completion gets what the budget leaves:
+    with 1 ms, nothing, so it is cut and says so, and the plan comes back valid from the
+    candidates that stand, no worse than any baseline. With a minute it runs."""
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    previous = plan_baseline(sc, "carbon_agnostic")  # not within 3 % of the bound
+    for budget_s, status in ((1e-3, "cut"), (60.0, "done")):
+        settings = SolverSettings(
+            backend="matrix",
+            threads=1,
+            seed=0,
+            time_limit_s=budget_s,
+            integer_devices="round",
+            finish_by_limit=True,
+        )
+        plan = optimize(sc, settings, warm_start=previous)
+        validate_plan(sc, plan).raise_if_failed()
+        s = plan.summary
+        warm = s["solver"]["churn_aware"]["warm_start"]
+        assert warm["status"] == status and warm["plan"] == "warm_start"
+        tried = s["solver"]["candidates"]["warm_start_churn_aware"]
+        assert (tried is None) is (status == "cut")
+        if status == "cut":
+            assert "finish_by_limit" in warm["note"]
+        for name in ("greedy", "carbon_agnostic"):
+            assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
+
+
 @pytest.mark.parametrize(
     ("budget_s", "share", "status"),
     [(1e-3, 0.15, "cut"), (60.0, 0.15, "done"), (1e-3, None, "done")],
