@@ -519,8 +519,8 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
     and stage 1's plans never did (bench/results/speed-2026-12-05-evening.md).
 
     With `finish_by_limit` it gets what the budget leaves (its device-sharing LPs a quarter
-    of that) and is cut there (`solver.churn_aware.status` `cut`): the kept plan, or the
-    cold path's plain completions, stand."""
+    of that) and is cut there (`status` `cut`): the kept plan, or the cold path's plain
+    completions, stand. Its record ends up in `solver.churn_aware.warm_start` (`_finish`)."""
     sc, settings = run.sc, run.settings
     jobs = _jobs_only(sc, start_sched)
     if not _churn_priced(sc):
