@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -688,6 +689,13 @@ def test_finish_by_limit_skips_what_is_not_expected_to_end_within_the_budget(
     )
 
 
+def _rounding(budget_s: float, **kw: Any) -> SolverSettings:
+    """The large-instance strategy on one thread within `budget_s`, and `kw`."""
+    return SolverSettings(
+        backend="matrix", threads=1, seed=0, time_limit_s=budget_s, integer_devices="round", **kw
+    )
+
+
 def test_finish_by_limit_cuts_a_warm_starts_churn_aware_completion_at_the_budget() -> None:
     """A warm re-solve from a plan not within its gap completes the repaired jobs churn-aware
     (`_warm_completed`). With `finish_by_limit` that completion gets what the budget leaves:
@@ -696,15 +704,7 @@ def test_finish_by_limit_cuts_a_warm_starts_churn_aware_completion_at_the_budget
     sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
     previous = plan_baseline(sc, "carbon_agnostic")  # not within 3 % of the bound
     for budget_s, status in ((1e-3, "cut"), (60.0, "done")):
-        settings = SolverSettings(
-            backend="matrix",
-            threads=1,
-            seed=0,
-            time_limit_s=budget_s,
-            integer_devices="round",
-            finish_by_limit=True,
-        )
-        plan = optimize(sc, settings, warm_start=previous)
+        plan = optimize(sc, _rounding(budget_s, finish_by_limit=True), warm_start=previous)
         validate_plan(sc, plan).raise_if_failed()
         s = plan.summary
         warm = s["solver"]["churn_aware"]["warm_start"]
@@ -731,15 +731,7 @@ def test_the_churn_aware_pass_keeps_to_what_the_budget_leaves(
     with a minute, or without the limit (`churn_aware_share=None`, as before), it runs and
     its plan is a candidate."""
     sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
-    settings = SolverSettings(
-        backend="matrix",
-        threads=1,
-        seed=0,
-        time_limit_s=budget_s,
-        integer_devices="round",
-        churn_aware_share=share,
-    )
-    plan = optimize(sc, settings)
+    plan = optimize(sc, _rounding(budget_s, churn_aware_share=share))
     validate_plan(sc, plan).raise_if_failed()
     solver = plan.summary["solver"]
     churn = solver["churn_aware"]
