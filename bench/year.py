@@ -88,6 +88,7 @@ def main(
     report = validate_plan(sc, plan)
     t3 = time.perf_counter()
     s = plan.summary
+    guard = s["solver"].get("guard", {})
     demand = sum(j.work_device_hours for j in sc.jobs)
     result = {
         "case": f"year-{mode}",
@@ -101,8 +102,8 @@ def main(
         "large_instance": s["solver"].get("large_instance"),
         "job_options": s["solver"].get("job_options"),
         "stage1": s["solver"].get("stage1"),
-        "guard": {k: v for k, v in s["solver"].get("guard", {}).items() if k != "tries"}
-        | {"tries": len(s["solver"].get("guard", {}).get("tries", []))},
+        "guard": {k: v for k, v in guard.items() if k != "tries"}
+        | {"tries": len(guard.get("tries", []))},
         "build_scenario_s": round(t1 - t0, 1),
         "plan_wall_s": round(t2 - t1, 1),
         "validate_s": round(t3 - t2, 1),

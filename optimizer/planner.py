@@ -43,7 +43,7 @@ from optimizer.model.extract import (
     services_and_energy_from_solution,
     solution_from_schedule,
 )
-from optimizer.model.jobs import CHAIN_MIN_HORIZON_H
+from optimizer.model.jobs import chains_long_blocks
 from optimizer.model.replicas import share_among_services, trim_devices
 from optimizer.model.rounding import (
     device_bounds,
@@ -134,9 +134,9 @@ def optimize(
     t = time.perf_counter()
     every = all_job_options(sc)
     d = build_sets(sc, tight=settings.tight, all_options=every)
-    large = _large_instance(d, settings)
+    too_large = _large_instance(d, settings)  # why, or None
     rounding = settings.integer_devices == "round" or (
-        settings.integer_devices == "auto" and large is not None
+        settings.integer_devices == "auto" and too_large is not None
     )
     timings["build_arrays"] = time.perf_counter() - t
     phase("start")
@@ -146,7 +146,7 @@ def optimize(
     solver: dict[str, Any] = {
         "settings": settings.as_dict(),
         "integer_devices": "rounded" if rounding else "exact",
-        "large_instance": large,
+        "large_instance": too_large,
     }
     if warm_start is not None:
         solver["warm"] = {
@@ -362,7 +362,7 @@ def _large_instance(d: ModelData, settings: SolverSettings) -> str | None:
     devices = _device_count(d)
     if devices > settings.exact_device_limit:
         return f"{devices:,} inference devices > {settings.exact_device_limit:,}"
-    hours = int((d.opts.window_end - d.opts.window_start).sum())
+    hours = int(d.opts.window_hours.sum())
     if hours > settings.exact_job_hour_limit:
         return f"{hours:,} job-option hours > {settings.exact_job_hour_limit:,}"
     return None
@@ -530,10 +530,7 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
     deadline = None
     if settings.finish_by_limit:
         deadline = run.t_all + settings.time_limit_s
-        left = max(deadline - t, 0.0)
-        settings = dataclasses.replace(
-            settings, replica_share_s=min(settings.replica_share_s, left / 4)
-        )
+        settings = _sharing_within(settings, max(deadline - t, 0.0))
 
     def left_now() -> float | None:
         return None if deadline is None else deadline - time.perf_counter()
@@ -616,7 +613,7 @@ def _price(
     large = per_job < settings.initial_options_per_job or (settings.tight and not fits)
     interior = settings.pricing_solver == "ipm" or (settings.pricing_solver == "auto" and large)
     relaxed = settings.pricing_contiguity == "relaxed" or (
-        settings.pricing_contiguity == "auto" and large and sc.hours > CHAIN_MIN_HORIZON_H
+        settings.pricing_contiguity == "auto" and large and chains_long_blocks(sc.hours)
     )
     # every option that can run preemptible: a relaxation, so the LP value and the
     # Lagrangian bound, its reduced costs taken the same way, bound the MILP; the LP only
@@ -743,12 +740,12 @@ def _stage1_model(run: _Run, priced: _Priced) -> tuple[LinearModel, ModelData, n
         m, d = priced.m, priced.d
         relax_small_jobs(m, d, settings.relax_gang_share)
         return m, d, None
-    if priced.x is None:  # no reserve to keep: stage 1 is the jobs' own model, all of it
-        reserve, reserve_mw, device_cny, mw_cny = None, None, None, None
-    else:
-        reserve, reserve_mw, device_cny, mw_cny = _rounding_reserve(
-            sc, priced.m, priced.d, priced.x
-        )
+    # no LP solution (relaxed contiguity): stage 1 is the jobs' own model, no reserve kept
+    reserve, reserve_mw, device_cny, mw_cny = (
+        (None, None, None, None)
+        if priced.x is None
+        else _rounding_reserve(sc, priced.m, priced.d, priced.x)
+    )
     # stage 1 keeps room to round inference to whole devices later: one device (and its
     # power, as far as the connection has any to spare) per service the LP serves from a
     # fraction of a device. A restriction, not a relaxation: the bound is pricing's.
@@ -1066,10 +1063,7 @@ def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> 
             log.warning("%s", run.solver["churn_aware"]["note"])
             return
         limit = left
-        # the LPs sharing devices among services, per rounding pass (one or two), within it
-        settings = dataclasses.replace(
-            settings, replica_share_s=min(settings.replica_share_s, left / 4)
-        )
+        settings = _sharing_within(settings, left)
     key = f"{name}_churn_aware"
     try:
         done = _complete(
@@ -1092,6 +1086,13 @@ def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> 
             "(the plain rounding)"
         )
         log.warning("%s", run.solver["churn_aware"]["note"])
+
+
+def _sharing_within(settings: SolverSettings, left: float) -> SolverSettings:
+    """`settings` for a churn-aware completion within `left` seconds (`finish_by_limit`):
+    the LPs sharing devices among services get at most a quarter of it per rounding pass
+    (one or two)."""
+    return dataclasses.replace(settings, replica_share_s=min(settings.replica_share_s, left / 4))
 
 
 class _OutOfTime(RuntimeError):

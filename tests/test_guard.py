@@ -133,7 +133,9 @@ def test_the_search_ends_where_nothing_around_the_jobs_answers_to_the_weights() 
     assert found is None and record["needed"]
     assert [t.get("unchanged", False) for t in record["tries"]] == [False, True]
     first, second = record["tries"]
-    assert second["weights"]["emissions_t"] == pytest.approx(4 * first["weights"]["emissions_t"])
+    assert second["weights"]["emissions_t"] == pytest.approx(
+        guard.STEP * first["weights"]["emissions_t"]
+    )
 
 
 def test_no_plan_replaces_the_optimum_where_none_dominates() -> None:

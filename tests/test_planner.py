@@ -102,8 +102,7 @@ def test_many_job_hours_take_the_large_instance_strategy_without_any_inference()
     of jobs on one site has none, and its exact MILP did not come back (issue 16). Here the
     limit is set below a 12-hour, 30-job world's hours to show the switch and its record."""
     sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 0, seed=3)
-    opts = all_job_options(sc)[0]
-    hours = int((opts.window_end - opts.window_start).sum())
+    hours = int(all_job_options(sc)[0].window_hours.sum())
     base = SolverSettings(backend="matrix", threads=1, seed=0, time_limit_s=30, mip_rel_gap=0.0)
     exact = optimize(sc, base)  # the optimum: between the bound and the plan
     assert exact.summary["status"] == "optimal"

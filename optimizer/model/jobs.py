@@ -264,12 +264,17 @@ def _contiguous(
     return b_opt, b_hour
 
 
+def chains_long_blocks(hours: int) -> bool:
+    """Whether a horizon of `hours` counts long contiguous blocks by a chain (over a week)."""
+    return hours > CHAIN_MIN_HORIZON_H
+
+
 def _chained(d: ModelData, z_opt: np.ndarray, z_t: np.ndarray, multi: np.ndarray) -> np.ndarray:
     """Options whose block hours are cheaper counted by a chain (`block_running`): their
     starts times run hours exceed `CHAIN_MIN_SAVING` times the chain's nonzeros (about
     `CHAIN_NZ_PER_HOUR` per hour of the option's span), on horizons over a week."""
     n_opt = d.opts.job.size
-    if d.H <= CHAIN_MIN_HORIZON_H:
+    if not chains_long_blocks(d.H):
         return np.zeros(n_opt, dtype=bool)
     n_starts = np.bincount(z_opt, minlength=n_opt)
     first, last = _start_range(n_opt, z_opt, z_t)

@@ -108,7 +108,7 @@ def initial_subset(
     rank = np.empty(opts.size, dtype=np.int64)
     first = np.searchsorted(opts.job[order], opts.job[order])
     rank[order] = np.arange(opts.size) - first
-    hours = opts.window_end - opts.window_start
+    hours = opts.window_hours
     for n in range(max(per_job, 1), 0, -1):
         keep = must | ((rank < n) & np.isfinite(est))
         fits = max_window_hours is None or int(hours[keep].sum()) <= max_window_hours

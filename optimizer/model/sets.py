@@ -59,6 +59,11 @@ class JobOptions:
     def size(self) -> int:
         return int(self.job.size)
 
+    @property
+    def window_hours(self) -> np.ndarray:
+        """Hours in each option's window: its job-hour columns in the model."""
+        return self.window_end - self.window_start
+
 
 @dataclass
 class ModelData:
