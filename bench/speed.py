@@ -47,6 +47,8 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "gap": TODAY | {"stage1_gap": 0.03},
     "new": {},
     "new_ipm": {"pricing_solver": "ipm"},
+    # the pricing LPs without replica starts, as before issue 16's tighter bound
+    "new_no_pricing_churn": {"pricing_churn": "off"},
     # what the churn-aware pass's time limit buys (off by default: +51 % objective on M)
     "new_limited": {"churn_aware_share": 0.15},
     # the whole call within the limit (`finish_by_limit`, issue 17)
@@ -107,7 +109,10 @@ def solve(
         "timings_s": {k: round(v, 2) for k, v in s.get("timings_s", {}).items()},
         "stage1": {k: solver.get("stage1", {}).get(k) for k in ("termination", "gap", "nodes")},
         # where a warm what-if's time goes: pricing's rounds and why it stopped, the guard
-        "pricing": {k: solver.get("job_options", {}).get(k) for k in ("rounds", "stopped")},
+        "pricing": {
+            k: solver.get("job_options", {}).get(k)
+            for k in ("rounds", "stopped", "lp_solver", "replica_starts", "per_round")
+        },
         "guard": {
             k: solver.get("guard", {}).get(k) for k in ("needed", "found", "wall_s", "skipped")
         },

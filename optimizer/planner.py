@@ -423,7 +423,7 @@ class _Run:
 class _Priced:
     """Pricing's outcome: the last relaxed model, its LP solution (None: not solved in
     time), the bound (-inf: none), the options priced in and whether the LP relaxed
-    contiguity too (then `m` is not stage 1's model, whatever `x`)."""
+    contiguity or kept replica starts (either: `m` is not stage 1's model, whatever `x`)."""
 
     m: LinearModel
     d: ModelData
@@ -431,6 +431,7 @@ class _Priced:
     bound: float
     active: np.ndarray
     relaxed: bool = False  # solved with every option preemptible (`pricing_contiguity`)
+    churn: bool = False  # with replica starts priced (`pricing_churn`)
 
 
 def _solve_rounding(
@@ -611,7 +612,11 @@ def _price(
     # 26 s without them, 103 s with them, its value 14 % lower)
     tight = settings.tight and fits
     large = per_job < settings.initial_options_per_job or (settings.tight and not fits)
-    interior = settings.pricing_solver == "ipm" or (settings.pricing_solver == "auto" and large)
+    # replica starts in the pricing LPs after the first: a tighter bound (time-coupled, so
+    # by interior point), the first LP's bound kept where its budget is short (M at 10 s)
+    churn = settings.pricing_churn == "on" or (
+        settings.pricing_churn == "auto" and bool(sc.services) and _churn_priced(sc)
+    )
     relaxed = settings.pricing_contiguity == "relaxed" or (
         settings.pricing_contiguity == "auto" and large and chains_long_blocks(sc.hours)
     )
@@ -623,17 +628,19 @@ def _price(
     rounds = 0
     per_round: list[dict[str, float]] = []
     stop: str | None = None
-    solved: tuple[LinearModel, ModelData, np.ndarray] | None = None
+    solved: tuple[LinearModel, ModelData, np.ndarray, bool] | None = None
     while True:
+        starts = churn and rounds > 0
+        interior = settings.pricing_solver == "ipm" or (
+            settings.pricing_solver == "auto" and (large or starts)
+        )
         d = build_sets(
             sc,
             tight=tight,
             aggregate_services=True,
             options=lp_opts.subset(active),
             all_options=every,
-            # churn costs are never negative: leaving them out keeps the bound valid, and
-            # their time-coupling rows slow the simplex of this LP down tenfold
-            price_replica_starts=False,
+            price_replica_starts=starts,
             price_pauses=False,
         )
         m = build_from_sets(d)
@@ -661,7 +668,7 @@ def _price(
         rounds += 1
         if x_lp is None or z is None:
             break
-        solved = m, d, x_lp
+        solved = m, d, x_lp, starts
         alpha, mu = pricing.lp_duals(m, np.asarray(h.getSolution().row_dual, dtype=float), sc)
         out = np.flatnonzero(~active)
         rc = pricing.reduced_costs(sc, lp_opts, gang, alpha, mu, out)
@@ -669,8 +676,12 @@ def _price(
             bound, pricing.lagrangian_bound(z, lp_opts.subset(~active), rc[~active], len(sc.jobs))
         )
         entering = out[rc[out] < -pricing.RC_TOL]
-        per_round.append({"s": round(time.perf_counter() - t, 2), "lp": z, "bound": bound})
+        per_round.append(
+            {"s": round(time.perf_counter() - t, 2), "lp": z, "bound": bound, "starts": starts}
+        )
         stop = _pricing_stop(run, rounds, entering.size, z, bound, incumbent, m.fixed_cost)
+        if churn and not starts and stop in STARTS_STILL_TIGHTEN:
+            stop = None  # the round with the starts may still raise the bound
         if stop is not None:
             break
         active[entering] = True
@@ -681,8 +692,10 @@ def _price(
             "all": int(opts_all.size),
             "initial_per_job": per_job,
             "tight": tight,
-            "lp_solver": "ipm" if interior else "simplex",
+            "lp_solver": "ipm" if interior else "simplex",  # the last round's, solved or not
             "contiguity_relaxed": relaxed,
+            # whether the bound had them: a round with them was solved
+            "replica_starts": any(r["starts"] for r in per_round),
             "priced_in": int(active.sum()),
             "rounds": rounds,
             "stopped": stop or "no LP solution in time",
@@ -693,8 +706,8 @@ def _price(
     if x_lp is None and solved is not None:
         # a later round cut by its share of the budget: the last LP solved stands (its
         # solution rounds as well; the bound is from every round)
-        m, d, x_lp = solved
-    return _Priced(m, d, x_lp, bound, active, relaxed)
+        m, d, x_lp, starts = solved
+    return _Priced(m, d, x_lp, bound, active, relaxed, starts)
 
 
 def _pricing_stop(
@@ -736,7 +749,7 @@ def _stage1_model(run: _Run, priced: _Priced) -> tuple[LinearModel, ModelData, n
     """Stage 1's model over the options priced in, with the devices its LP solution rounds
     to held in reserve (and what that reserve is)."""
     sc, settings = run.sc, run.settings
-    if priced.x is None and not priced.relaxed:
+    if priced.x is None and not priced.relaxed and not priced.churn:
         m, d = priced.m, priced.d
         relax_small_jobs(m, d, settings.relax_gang_share)
         return m, d, None
@@ -915,6 +928,14 @@ FIRST_LP_SHARE = 0.6
 FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever came before it
 EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
+# why a round without replica starts stops pricing, where a round with them may still raise
+# the bound (`pricing_churn`): the starts, not new options, raise it (its share of the
+# budget, `pricing_rounds` and a warm plan proven stop it all the same)
+STARTS_STILL_TIGHTEN = (
+    "no option prices in",
+    "bound close to the LP",
+    "warm plan not within its gap of the LP",
+)
 EPS_MW = 1e-9  # power below this is no excess
 TOP_UP_GAIN = 1e-6  # devices are topped up above a kept plan's if its LP gains more (relative)
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)

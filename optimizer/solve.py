@@ -89,7 +89,8 @@ class SolverSettings:
     # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
     # primal-dual objective error, so an inexact interior solution cannot overstate the bound.
     # "auto": interior point where the first LP is over `initial_window_hours` (the
-    # 20,000-job week's first round: 61 s against 131 s with the simplex), else the simplex
+    # 20,000-job week's first round: 61 s against 131 s with the simplex) or where they keep
+    # replica starts (`pricing_churn`), else the simplex
     pricing_solver: Literal["auto", "simplex", "ipm"] = "auto"
     # the pricing LPs with every job option preemptible, for their value, bound and guidance
     # only (stage 1 and every plan keep each job's contiguity): a weaker relaxation, still
@@ -98,6 +99,14 @@ class SolverSettings:
     # contiguous jobs on one site solved its first LP in 175 s, 44-45 s relaxed, its
     # value 5 % lower (issue 16)
     pricing_contiguity: Literal["auto", "exact", "relaxed"] = "auto"
+    # replica starts (and their minimum up-time) in the pricing LPs after the first, per
+    # class of merged services: a tighter relaxation (issue 16: M's bound 194,747 -> 211,946
+    # CNY, its gap 18.0 % -> 8.2 % for the same plan), time-coupled, so solved by interior
+    # point with pricing_solver "auto" (the dual simplex did not solve M's LP with them in
+    # its 35 s share); the first round without them keeps a short budget's bound (M at
+    # 10 s). Pricing took 20.6 s instead of 6.3 on M at 60 s. "auto": where there are
+    # services and churn costs anything
+    pricing_churn: Literal["auto", "on", "off"] = "auto"
     # with a share, the churn-aware completion (an interior-point LP, time-coupled) gets
     # what the budget leaves, at least this share of it, and is cut there, the plain
     # rounding standing. Default None: no limit, the pass runs to its end (34-185 s past

@@ -142,6 +142,36 @@ def test_pricing_with_contiguity_relaxed_bounds_lower_and_still_plans_a_block() 
     assert bounds == pytest.approx({"exact": 110.0, "relaxed": 20.0})
 
 
+def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> None:
+    """`pricing_churn` (issue 16: the bound left churn out, most of M's 18 % gap). One
+    service needs 1 device in hours 0-1 and 2 in hour 2 (400 tokens/s a device), 1 MW
+    busy, 100 CNY/MWh: 400 CNY of energy and one device started in hour 2, 5/60 h x 15 +
+    50 = 51.25 CNY (unmet demand dearer); one job-hour anywhere, 100. The optimum 551.25
+    pays that start. Pricing
+    without starts bounds it at 500; with them (an interior-point LP) at the optimum."""
+    sc = scenario(
+        [site("A")],
+        policy={"replica_start_cost_cny": 50.0, "unmet_penalty_cny_per_mtoken": 10000.0},
+        services=[{"service_id": "s", "latency_limit_ms": 20}],
+        throughput=[{"service_id": "s", "accelerator": "G", "tokens_per_s_per_device": 400}],
+        demand={("s", "R"): [400, 400, 800]},
+        latency={("A", "R"): 10},
+        jobs=[job("j")],
+    )
+    bounds = {}
+    for how in ("off", "on"):
+        settings = dataclasses.replace(EXACT, integer_devices="round", pricing_churn=how)
+        plan = optimize(sc, settings)
+        validate_plan(sc, plan).raise_if_failed()
+        s = plan.summary
+        priced = s["solver"]["job_options"]
+        assert priced["replica_starts"] is (how == "on")
+        assert priced["lp_solver"] == ("ipm" if how == "on" else "simplex")
+        assert s["objective"] == pytest.approx(551.25) and s["replica_starts"] == 1
+        bounds[how] = s["bound"]
+    assert bounds == pytest.approx({"off": 500.0, "on": 551.25}, rel=1e-6)
+
+
 def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
     """The relaxation keeps the model's own usable options: a 2-hour contiguous job whose
     site has an outage in hour 1 has room in hours 0 and 2 but no block. Relaxed to
@@ -484,9 +514,11 @@ def test_a_large_first_lp_starts_with_one_option_per_job_and_without_x_le_y_rows
 ) -> None:  # type: ignore[no-untyped-def]
     """Over `initial_window_hours` the first LP takes fewer options per job, down to one,
     then leaves out the x <= y rows (issue 17): a weaker relaxation, its bound still valid;
-    the pricing LPs then use interior point (`pricing_solver="auto"`)."""
+    the pricing LPs then use interior point (`pricing_solver="auto"`), as they do where they
+    keep replica starts (`pricing_churn`, on here: churn is priced)."""
     opts = small_plan.summary["solver"]["job_options"]
-    assert (opts["initial_per_job"], opts["tight"], opts["lp_solver"]) == (3, True, "simplex")
+    assert (opts["initial_per_job"], opts["tight"], opts["lp_solver"]) == (3, True, "ipm")
+    assert opts["replica_starts"] is True
     every = all_job_options(small)[0]
     gang = np.array([j.gang for j in small.jobs])
     must = np.zeros(every.size, dtype=bool)
@@ -501,10 +533,12 @@ def test_a_large_first_lp_starts_with_one_option_per_job_and_without_x_le_y_rows
     assert int(hours[two].sum()) <= cap
     per_job = np.bincount(every.job[one & ~must], minlength=len(small.jobs))
     assert per_job.max() == 1
-    loose = optimize(small, dataclasses.replace(ROUND, initial_window_hours=1))
+    # without the starts, interior point for the size alone
+    loose = optimize(small, dataclasses.replace(ROUND, initial_window_hours=1, pricing_churn="off"))
     validate_plan(small, loose).raise_if_failed()
     opts = loose.summary["solver"]["job_options"]
     assert (opts["initial_per_job"], opts["tight"], opts["lp_solver"]) == (1, False, "ipm")
+    assert opts["replica_starts"] is False
     assert loose.summary["bound"] <= small_plan.summary["objective"] * (1 + 1e-9)
 
 

@@ -41,9 +41,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     The minimum up-time binds only in hours the device count exists (a replica may stop
     early where the service has no demand it could serve from the site). With services
     merged into classes starts are counted per class, a lower bound of the per-service
-    count, so the relaxation stays a relaxation. The round strategy (docs/solving.md) leaves
-    replica starts out of its pricing and stage-1 LPs (a relaxation still: the left-out
-    costs are never negative) and prices them when it completes the chosen job plan.
+    count, so the relaxation stays a relaxation. The round strategy (docs/solving.md) keeps
+    replica starts in its pricing LPs (`SolverSettings.pricing_churn`), leaves them out of
+    stage 1 (a relaxation still: the left-out costs are never negative) and prices them
+    when it completes the chosen job plan.
 
     ======================  ======================  ==========  ===============================================
     symbol                  name                    unit        meaning
