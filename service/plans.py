@@ -27,7 +27,6 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from optimizer.diff import diff_plans, explain, region_links
-from optimizer.plan import BUNDLE_TABLES
 from optimizer.plan import Plan as OptPlan
 from service.errors import Conflict, NotFound, PlanIntegrityError
 from service.models import Plan, Run, ScenarioVersion, utcnow
@@ -316,6 +315,3 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
-
-
-BUNDLE_FILES = (SUMMARY_FILE, *(f"{t}.csv" for t in BUNDLE_TABLES))
