@@ -147,8 +147,9 @@ def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> N
     service needs 1 device in hours 0-1 and 2 in hour 2 (400 tokens/s a device), 1 MW
     busy, 100 CNY/MWh: 400 CNY of energy and one device started in hour 2, 5/60 h x 15 +
     50 = 51.25 CNY (unmet demand dearer); one job-hour anywhere, 100. The optimum 551.25
-    pays that start. Pricing
-    without starts bounds it at 500; with them (an interior-point LP) at the optimum."""
+    pays that start. Pricing without starts bounds it at 500. With them, the first round
+    still goes without (a short budget keeps its bound) and the next, an interior-point
+    LP with them, bounds it at the optimum, though no option prices in."""
     sc = scenario(
         [site("A")],
         policy={"replica_start_cost_cny": 50.0, "unmet_penalty_cny_per_mtoken": 10000.0},
@@ -167,6 +168,8 @@ def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> N
         priced = s["solver"]["job_options"]
         assert priced["replica_starts"] is (how == "on")
         assert priced["lp_solver"] == ("ipm" if how == "on" else "simplex")
+        with_starts = [r["starts"] for r in priced["per_round"]]
+        assert with_starts == ([False, True] if how == "on" else [False])
         assert s["objective"] == pytest.approx(551.25) and s["replica_starts"] == 1
         bounds[how] = s["bound"]
     assert bounds == pytest.approx({"off": 500.0, "on": 551.25}, rel=1e-6)
