@@ -118,6 +118,13 @@ def test_many_job_hours_take_the_large_instance_strategy_without_any_inference()
         assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
 
 
+def _rounded(sc: Scenario, **settings: Any) -> Plan:
+    """`sc` planned exactly but for the round strategy and `settings`; the plan validated."""
+    plan = optimize(sc, dataclasses.replace(EXACT, integer_devices="round", **settings))
+    validate_plan(sc, plan).raise_if_failed()
+    return plan
+
+
 def test_pricing_with_contiguity_relaxed_bounds_lower_and_still_plans_a_block() -> None:
     """`pricing_contiguity="relaxed"` (a year's chained blocks, issue 16): the pricing LP
     runs every job as if preemptible. A 2-hour contiguous job, prices 10, 100, 10 CNY/MWh,
@@ -131,9 +138,7 @@ def test_pricing_with_contiguity_relaxed_bounds_lower_and_still_plans_a_block() 
     )
     bounds = {}
     for how in ("exact", "relaxed"):
-        settings = dataclasses.replace(EXACT, integer_devices="round", pricing_contiguity=how)
-        plan = optimize(sc, settings)
-        validate_plan(sc, plan).raise_if_failed()
+        plan = _rounded(sc, pricing_contiguity=how)
         s = plan.summary
         assert s["solver"]["job_options"]["contiguity_relaxed"] is (how == "relaxed")
         assert s["objective"] == pytest.approx(110.0)
@@ -161,10 +166,7 @@ def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> N
     )
     bounds = {}
     for how in ("off", "on"):
-        settings = dataclasses.replace(EXACT, integer_devices="round", pricing_churn=how)
-        plan = optimize(sc, settings)
-        validate_plan(sc, plan).raise_if_failed()
-        s = plan.summary
+        s = _rounded(sc, pricing_churn=how).summary
         priced = s["solver"]["job_options"]
         assert priced["replica_starts"] is (how == "on")
         assert priced["lp_solver"] == ("ipm" if how == "on" else "simplex")
@@ -203,10 +205,7 @@ def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
         relaxed = pricing.contiguity_relaxed(world(outage), opts, gang)
         assert relaxed.preemptible[0] is np.bool_(not outage)
     sc = world(True)
-    settings = dataclasses.replace(EXACT, integer_devices="round", pricing_contiguity="relaxed")
-    plan = optimize(sc, settings)
-    validate_plan(sc, plan).raise_if_failed()
-    s = plan.summary
+    s = _rounded(sc, pricing_contiguity="relaxed").summary
     assert s["unplaced"] == 1 and s["solver"]["job_options"]["contiguity_relaxed"]
     assert s["bound"] == pytest.approx(s["objective"]) and s["gap"] == 0.0
 
