@@ -423,15 +423,21 @@ class _Run:
 class _Priced:
     """Pricing's outcome: the last relaxed model, its LP solution (None: not solved in
     time), the bound (-inf: none), the options priced in and whether the LP relaxed
-    contiguity or kept replica starts (either: `m` is not stage 1's model, whatever `x`)."""
+    contiguity or kept replica starts."""
 
     m: LinearModel
     d: ModelData
     x: np.ndarray | None
     bound: float
     active: np.ndarray
-    relaxed: bool = False  # solved with every option preemptible (`pricing_contiguity`)
-    churn: bool = False  # with replica starts priced (`pricing_churn`)
+    relaxed: bool  # solved with every option preemptible (`pricing_contiguity`)
+    starts: bool  # with replica starts priced (`pricing_churn`)
+
+    @property
+    def stage1_own(self) -> bool:
+        """Whether `m` can be stage 1's model where its LP was not solved in time: not where
+        it relaxed contiguity or kept replica starts."""
+        return not (self.relaxed or self.starts)
 
 
 def _solve_rounding(
@@ -679,9 +685,9 @@ def _price(
         per_round.append(
             {"s": round(time.perf_counter() - t, 2), "lp": z, "bound": bound, "starts": starts}
         )
-        stop = _pricing_stop(run, rounds, entering.size, z, bound, incumbent, m.fixed_cost)
-        if churn and not starts and stop in STARTS_STILL_TIGHTEN:
-            stop = None  # the round with the starts may still raise the bound
+        stop = _pricing_stop(
+            run, rounds, entering.size, z, bound, incumbent, m.fixed_cost, churn and not starts
+        )
         if stop is not None:
             break
         active[entering] = True
@@ -718,10 +724,16 @@ def _pricing_stop(
     bound: float,
     incumbent: tuple[float, float] | None,
     fixed_cost: float,
+    starts_next: bool,
 ) -> str | None:
-    """Why pricing stops after this round (None: it goes on), as `job_options.stopped`."""
+    """Why pricing stops after this round (None: it goes on), as `job_options.stopped`.
+
+    `starts_next`: the next round would add replica starts (`pricing_churn`). They, not new
+    options, raise its bound, so neither a round without options entering, nor a bound close
+    to this LP, nor a warm plan this LP cannot prove ends pricing; its share of the budget,
+    `pricing_rounds` and a warm plan proven still do."""
     settings = run.settings
-    if entering == 0:
+    if entering == 0 and not starts_next:
         return "no option prices in"
     if rounds >= settings.pricing_rounds:
         return "pricing_rounds"
@@ -737,10 +749,10 @@ def _pricing_stop(
             return None
         # not even the LP value proves it: the warm path improves the plan instead, and
         # another round (2-10 s, often cut by its share under load) buys it nothing
-        return "warm plan not within its gap of the LP"
+        return None if starts_next else "warm plan not within its gap of the LP"
     # the bound is within a small part of the gap asked for: more rounds would tighten it by
     # less than that, at the cost of a full LP each
-    if z - bound <= PRICING_CLOSE * settings.mip_rel_gap * abs(z):
+    if not starts_next and z - bound <= PRICING_CLOSE * settings.mip_rel_gap * abs(z):
         return "bound close to the LP"
     return None
 
@@ -749,11 +761,11 @@ def _stage1_model(run: _Run, priced: _Priced) -> tuple[LinearModel, ModelData, n
     """Stage 1's model over the options priced in, with the devices its LP solution rounds
     to held in reserve (and what that reserve is)."""
     sc, settings = run.sc, run.settings
-    if priced.x is None and not priced.relaxed and not priced.churn:
+    if priced.x is None and priced.stage1_own:
         m, d = priced.m, priced.d
         relax_small_jobs(m, d, settings.relax_gang_share)
         return m, d, None
-    # no LP solution (relaxed contiguity): stage 1 is the jobs' own model, no reserve kept
+    # no LP solution (and the LP not stage 1's own model): stage 1 is built, no reserve kept
     reserve, reserve_mw, device_cny, mw_cny = (
         (None, None, None, None)
         if priced.x is None
@@ -928,14 +940,6 @@ FIRST_LP_SHARE = 0.6
 FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever came before it
 EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
-# why a round without replica starts stops pricing, where a round with them may still raise
-# the bound (`pricing_churn`): the starts, not new options, raise it (its share of the
-# budget, `pricing_rounds` and a warm plan proven stop it all the same)
-STARTS_STILL_TIGHTEN = (
-    "no option prices in",
-    "bound close to the LP",
-    "warm plan not within its gap of the LP",
-)
 EPS_MW = 1e-9  # power below this is no excess
 TOP_UP_GAIN = 1e-6  # devices are topped up above a kept plan's if its LP gains more (relative)
 MIN_SOLVE_S = 1.0  # HiGHS gets at least this (or the whole budget, if less)

@@ -118,7 +118,7 @@ def test_many_job_hours_take_the_large_instance_strategy_without_any_inference()
         assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
 
 
-def _rounded(sc: Scenario, **settings: Any) -> Plan:
+def _round_plan(sc: Scenario, **settings: Any) -> Plan:
     """`sc` planned exactly but for the round strategy and `settings`; the plan validated."""
     plan = optimize(sc, dataclasses.replace(EXACT, integer_devices="round", **settings))
     validate_plan(sc, plan).raise_if_failed()
@@ -138,7 +138,7 @@ def test_pricing_with_contiguity_relaxed_bounds_lower_and_still_plans_a_block() 
     )
     bounds = {}
     for how in ("exact", "relaxed"):
-        plan = _rounded(sc, pricing_contiguity=how)
+        plan = _round_plan(sc, pricing_contiguity=how)
         s = plan.summary
         assert s["solver"]["job_options"]["contiguity_relaxed"] is (how == "relaxed")
         assert s["objective"] == pytest.approx(110.0)
@@ -166,7 +166,7 @@ def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> N
     )
     bounds = {}
     for how in ("off", "on"):
-        s = _rounded(sc, pricing_churn=how).summary
+        s = _round_plan(sc, pricing_churn=how).summary
         priced = s["solver"]["job_options"]
         assert priced["replica_starts"] is (how == "on")
         assert priced["lp_solver"] == ("ipm" if how == "on" else "simplex")
@@ -175,6 +175,11 @@ def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> N
         assert s["objective"] == pytest.approx(551.25) and s["replica_starts"] == 1
         bounds[how] = s["bound"]
     assert bounds == pytest.approx({"off": 500.0, "on": 551.25}, rel=1e-6)
+    # `pricing_rounds` ends pricing before the round with the starts all the same
+    priced = _round_plan(sc, pricing_churn="on", pricing_rounds=1).summary["solver"]
+    assert priced["job_options"]["stopped"] == "pricing_rounds"
+    assert [r["starts"] for r in priced["job_options"]["per_round"]] == [False]
+    assert priced["lp_bound"] == pytest.approx(500.0)
 
 
 def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
@@ -205,7 +210,7 @@ def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
         relaxed = pricing.contiguity_relaxed(world(outage), opts, gang)
         assert relaxed.preemptible[0] is np.bool_(not outage)
     sc = world(True)
-    s = _rounded(sc, pricing_contiguity="relaxed").summary
+    s = _round_plan(sc, pricing_contiguity="relaxed").summary
     assert s["unplaced"] == 1 and s["solver"]["job_options"]["contiguity_relaxed"]
     assert s["bound"] == pytest.approx(s["objective"]) and s["gap"] == 0.0
 
@@ -726,9 +731,7 @@ def test_finish_by_limit_skips_what_is_not_expected_to_end_within_the_budget(
 
 def _rounding(budget_s: float, **kw: Any) -> SolverSettings:
     """The large-instance strategy on one thread within `budget_s`, and `kw`."""
-    return SolverSettings(
-        backend="matrix", threads=1, seed=0, time_limit_s=budget_s, integer_devices="round", **kw
-    )
+    return dataclasses.replace(ROUND, time_limit_s=budget_s, **kw)
 
 
 def test_finish_by_limit_cuts_a_warm_starts_churn_aware_completion_at_the_budget() -> None:
