@@ -114,7 +114,10 @@ def solve(
             for k in ("rounds", "stopped", "lp_solver", "replica_starts", "per_round")
         },
         "guard": {
-            k: solver.get("guard", {}).get(k) for k in ("needed", "found", "wall_s", "skipped")
+            **{k: solver.get("guard", {}).get(k) for k in ("needed", "found", "wall_s", "skipped")},
+            # its completions, and whether a warm re-solve's first (the previous weights) stood
+            "tries": len(solver.get("guard", {}).get("tries", [])),
+            "seed_kept": any(t.get("seed_kept") for t in solver.get("guard", {}).get("tries", [])),
         },
         "validated": report.ok,
         "violations": [str(v) for v in report.violations[:3]],

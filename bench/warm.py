@@ -39,6 +39,7 @@ sc = changed_scenario(case_scenario("default"), "default", sys.argv[2])
 plan, rec = solve(sc, "new", float(sys.argv[3]), warm=cold)
 s = plan.summary.get("solver", {})
 rec["guard"] = {k: s.get("guard", {}).get(k) for k in ("needed", "found", "wall_s", "skipped")}
+rec["guard"]["tries"] = len(s.get("guard", {}).get("tries", []))
 rec["pricing"] = {k: s.get("job_options", {}).get(k) for k in ("rounds", "stopped")}
 print("RECORD " + json.dumps(rec, default=str))
 """
@@ -101,7 +102,9 @@ def _guard(r: dict[str, Any]) -> str:
         return "skipped"
     if g.get("wall_s") is None:
         return "not run" if g.get("needed") is None else "not needed"
-    return f"{g['wall_s']:.0f} s ({'found' if g.get('found') else 'none found'})"
+    tries = "" if g.get("tries") is None else f", {g['tries']} tries"
+    seed = ", the previous weights kept" if g.get("seed_kept") else ""
+    return f"{g['wall_s']:.0f} s ({'found' if g.get('found') else 'none found'}{tries}{seed})"
 
 
 def render(record: dict[str, Any]) -> str:

@@ -127,10 +127,11 @@ class Search:
     hi: dict[str, float | None]
 
     @classmethod
-    def start(cls, dirty: set[str]) -> Search:
-        """`FIRST_SCALE` on what some baseline does better, 1 on the rest."""
-        scale = {k: FIRST_SCALE if k in dirty else 1.0 for k in WEIGHED}
-        return cls(scale, dict.fromkeys(WEIGHED), dict.fromkeys(WEIGHED))
+    def start(cls, dirty: set[str], seed: dict[str, float] | None = None) -> Search:
+        """`FIRST_SCALE` on what some baseline does better, 1 on the rest; or `seed` (scales
+        found before, e.g. those that made a previous plan dominate)."""
+        scale = {k: FIRST_SCALE if k in dirty else 1.0 for k in WEIGHED} if seed is None else seed
+        return cls(dict(scale), dict.fromkeys(WEIGHED), dict.fromkeys(WEIGHED))
 
     def bracketed(self) -> bool:
         """Whether some criterion's weight lies between a too-light and a too-heavy one
@@ -165,6 +166,7 @@ def repair(
     deadline: float | None = None,
     others: Sequence[choose.Candidate] = (),
     round_s: float | None = None,
+    seed: dict[str, float] | None = None,
 ) -> tuple[choose.Candidate | None, dict[str, Any]]:
     """A plan that dominates every baseline at equal work, the cheapest found (None if none
     did), and the record of the search (`solver.guard`: each weight tried, from which job
@@ -177,10 +179,15 @@ def repair(
     the first completion no other starts past a job plan's share. With `round_s` (the
     expected time of one completion, s) none starts, the first included, unless it is
     expected to end by then; each one measured replaces the expectation (the planner's
-    `finish_by_limit`: the whole call within its budget)."""
+    `finish_by_limit`: the whole call within its budget).
+
+    `seed` (the weights, CNY per unit of each criterion of `WEIGHED`, that made a previous
+    plan of this scenario dominate: a warm re-solve's) is tried first, and where its
+    completion dominates every baseline the search around those jobs ends there
+    (`seed_kept`): it is where the previous search ended."""
     t = time.perf_counter()
     sources = [best, *others]
-    record: dict[str, Any] = {"needed": False, "tries": []}
+    record: dict[str, Any] = {"needed": False, "tries": [], "seed": seed}
     found: choose.Candidate | None = None
     clock = _Clock(round_s)
     for k, source in enumerate(sources):
@@ -196,7 +203,7 @@ def repair(
             continue
         record["needed"] = True
         found = _search(
-            sc, source, baselines, complete, rounds, share, dirty, record["tries"], clock
+            sc, source, baselines, complete, rounds, share, dirty, record["tries"], clock, seed
         )
         if found is not None:
             break
@@ -219,10 +226,13 @@ def _search(
     dirty: set[str],
     tries: list[dict[str, Any]],
     clock: _Clock,
+    seed: dict[str, float] | None = None,
 ) -> choose.Candidate | None:
-    """At most `rounds` completions of `source`'s jobs, the weights searched (`Search`); the
-    cheapest valid one that dominates every baseline, each try appended to `tries`."""
-    unit, search = unit_weights(sc), Search.start(dirty)
+    """At most `rounds` completions of `source`'s jobs, the weights searched (`Search`) from
+    `seed` if given; the cheapest valid one that dominates every baseline, each try appended
+    to `tries`. A seed whose completion dominates ends the search (`seed_kept`)."""
+    unit = unit_weights(sc)
+    search = Search.start(dirty, None if seed is None else {k: seed[k] / unit[k] for k in WEIGHED})
     found: choose.Candidate | None = None
     last: dict[str, float] | None = None
     for i in range(rounds):
@@ -241,6 +251,11 @@ def _search(
         tries.append(_try_record(w, cand, v, valid) | {"from": source.origin})
         if valid and dominates_all(v) and (found is None or cand.objective < found.objective):
             found = cand
+            if seed is not None and i == 0:
+                # where the previous search ended still dominates: the lighter weights
+                # it tried did not, and each costs a completion (~5 s, default scenario)
+                tries[-1]["seed_kept"] = True
+                break
         now = choose.criteria(cand.plan.summary)
         same = last is not None and all(abs(now[k] - last[k]) <= choose.ABS_TOL[k] for k in now)
         if same and not search.bracketed():

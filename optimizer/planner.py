@@ -152,6 +152,7 @@ def optimize(
         solver["warm"] = {
             "previous_gap": _warm_gap(settings, warm_start),
             "guard_weights": _guard_weights(warm_start),
+            "starts_lp_s": _starts_lp_s(warm_start),
         }
     if rounding:
         sched, status, termination, m = _solve_rounding(
@@ -323,9 +324,12 @@ def _guarded(
         ),
         key=lambda c: c.objective,
     )[: guard.OTHERS]
+    # a warm re-solve searches from the weights that made the previous plan dominate
+    seed = solver.get("warm", {}).get("guard_weights")
     found, record = guard.repair(
-        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others, round_s
-    )
+        sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others, round_s,
+        seed,
+    )  # fmt: skip
     record["from"] = best.origin
     solver["guard"] = record
     if found is None:
@@ -348,6 +352,20 @@ def _guard_weights(warm: Plan | Schedule) -> dict[str, float] | None:
         return None
     best = min(tries, key=lambda t: float(t.get("cost", np.inf)))
     return {k: float(best["weights"][k]) for k in guard.WEIGHED}
+
+
+def _starts_lp_s(warm: Plan | Schedule) -> float | None:
+    """How long the previous solve's first pricing LP with replica starts took, s (from its
+    `solver.job_options.per_round`, whose times count from pricing's start); None for a bare
+    schedule or where no such round was solved."""
+    if not isinstance(warm, Plan):
+        return None
+    before = 0.0
+    for r in warm.summary.get("solver", {}).get("job_options", {}).get("per_round", []):
+        if r.get("starts"):
+            return float(r["s"]) - before
+        before = float(r["s"])
+    return None
 
 
 def _candidate(sc: Scenario, origin: str, sched: Schedule) -> choose.Candidate:
@@ -635,8 +653,23 @@ def _price(
     per_round: list[dict[str, float]] = []
     stop: str | None = None
     solved: tuple[LinearModel, ModelData, np.ndarray, bool] | None = None
+    # a warm re-solve whose previous solve's LP with the starts took well under the first
+    # LP's share now goes straight to it: the round without them only kept a short budget's
+    # bound (the default scenario: 3 s of a warm what-if's 10 s of pricing)
+    starts_s = run.solver.get("warm", {}).get("starts_lp_s")
     while True:
-        starts = churn and rounds > 0
+        # pricing may take at most ~45% of the time (the first LP, which gives the only
+        # bound there is, up to 60%): a plan must still be made after it
+        share = PRICING_SHARE if rounds else FIRST_LP_SHARE
+        budget = share * settings.time_limit_s - (time.perf_counter() - t_all)
+        if not rounds:
+            # the only bound there is: it keeps FIRST_LP_MIN_SHARE of the budget however
+            # long the phases before it took (issue 16: under load a 10 s budget left it
+            # ~2 s, and the plan came without a bound); stage 1, stopped early, pays for it
+            budget = max(budget, FIRST_LP_MIN_SHARE * settings.time_limit_s)
+        starts = churn and (
+            rounds > 0 or (starts_s is not None and STARTS_FIRST_MARGIN * starts_s <= budget)
+        )
         interior = settings.pricing_solver == "ipm" or (
             settings.pricing_solver == "auto" and (large or starts)
         )
@@ -652,15 +685,6 @@ def _price(
         m = build_from_sets(d)
         m.vars["v_devices"].integer = False
         h = new_highs(settings)
-        # pricing may take at most ~45% of the time (the first LP, which gives the only
-        # bound there is, up to 60%): a plan must still be made after it
-        share = PRICING_SHARE if rounds else FIRST_LP_SHARE
-        budget = share * settings.time_limit_s - (time.perf_counter() - t_all)
-        if not rounds:
-            # the only bound there is: it keeps FIRST_LP_MIN_SHARE of the budget however
-            # long the phases before it took (issue 16: under load a 10 s budget left it
-            # ~2 s, and the plan came without a bound); stage 1, stopped early, pays for it
-            budget = max(budget, FIRST_LP_MIN_SHARE * settings.time_limit_s)
         h.setOptionValue("time_limit", max(1.0, budget))
         if interior:
             h.setOptionValue("solver", "ipm")
@@ -938,6 +962,10 @@ def _churn_aware_estimate(run: _Run) -> float:
 PRICING_SHARE = 0.45
 FIRST_LP_SHARE = 0.6
 FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever came before it
+# a warm re-solve prices with replica starts from its first round where this many times
+# what the previous solve's LP with them took fits in the first LP's budget now (assumed:
+# the same LP took 8.8-12.3 s on M under the loads of one afternoon)
+STARTS_FIRST_MARGIN = 2.0
 EARLIER_INCUMBENTS = 2  # stage-1 incumbents completed besides the last one, time permitting
 PRICING_CLOSE = 0.25  # stop pricing once LP value - bound <= this x mip_rel_gap x LP value
 EPS_MW = 1e-9  # power below this is no excess

@@ -228,3 +228,28 @@ def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_domin
     assert _kpis(found) == pytest.approx((495.0, 0.60, 0.60))
     assert {t["from"] for t in record["tries"]} == {"improved", "start"}
     assert record["tries"][-1]["from"] == "start"
+
+
+def test_a_warm_guard_starts_where_the_previous_search_ended() -> None:
+    """A warm re-solve's guard tries the weights that made the previous plan dominate first
+    (`seed`). Where they still dominate, the search ends there: one completion. Where they
+    are too light (50 CNY/t each way: the dip device at 10 + 0.04 x 100 = 14 < 15 CNY stays
+    warm) it goes on from them, 4x heavier (200: 10 + 16 = 26 > 15), to the same plan."""
+    sc = _world()
+    best, base = _optimum(sc), {"restarts": _restarting(sc, job_hour=0)}
+    _, cold = guard.repair(sc, best, base, _complete, rounds=3)
+    assert len(cold["tries"]) > 1 and cold["tries"][0]["dominates"]["restarts"]
+    seed = cold["tries"][0]["weights"]  # 1,000 CNY/t each way
+    found, record = guard.repair(sc, best, base, _complete, rounds=3, seed=seed)
+    assert found is not None and _kpis(found) == pytest.approx((435.0, 0.24, 0.24))
+    assert [t.get("seed_kept", False) for t in record["tries"]] == [True]
+    assert record["tries"][0]["weights"] == seed and record["seed"] == seed
+
+    light = guard.unit_weights(sc) | {"emissions_t": 50.0, "emissions_location_t": 50.0}
+    found, record = guard.repair(sc, best, base, _complete, rounds=3, seed=light)
+    assert found is not None and _kpis(found) == pytest.approx((435.0, 0.24, 0.24))
+    first, second = record["tries"][:2]
+    assert not first["dominates"]["restarts"] and "seed_kept" not in first
+    assert first["weights"]["emissions_t"] == pytest.approx(50.0)
+    assert second["dominates"]["restarts"]
+    assert second["weights"]["emissions_t"] == pytest.approx(50.0 * guard.STEP)

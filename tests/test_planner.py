@@ -181,6 +181,27 @@ def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> N
     assert [r["starts"] for r in priced["job_options"]["per_round"]] == [False]
     assert priced["lp_bound"] == pytest.approx(500.0)
 
+    # a warm re-solve goes straight to the LP with the starts where twice what the previous
+    # solve's took fits in the first LP's budget: one round
+    settings = dataclasses.replace(
+        EXACT, integer_devices="round", pricing_churn="on", time_limit_s=30.0
+    )
+    previous = optimize(sc, settings)
+    assert planner_module._starts_lp_s(previous) is not None
+    warm = optimize(sc, settings, warm_start=previous)
+    validate_plan(sc, warm).raise_if_failed()
+    priced = warm.summary["solver"]["job_options"]
+    assert [r["starts"] for r in priced["per_round"]] == [True]
+    assert warm.summary["bound"] == pytest.approx(551.25, rel=1e-6)
+    # ... and without the starts first where the previous one's would not fit: 20 s
+    # against a first LP's share of 60 % of 30 s
+    slow = previous.summary["solver"]["job_options"]["per_round"][-1]
+    slow["s"] += 20.0
+    warm = optimize(sc, settings, warm_start=previous)
+    priced = warm.summary["solver"]["job_options"]
+    assert [r["starts"] for r in priced["per_round"]] == [False, True]
+    assert warm.summary["bound"] == pytest.approx(551.25, rel=1e-6)
+
 
 def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
     """The relaxation keeps the model's own usable options: a 2-hour contiguous job whose
