@@ -670,9 +670,6 @@ def _price(
         starts = churn and (
             rounds > 0 or (starts_s is not None and STARTS_FIRST_MARGIN * starts_s <= budget)
         )
-        interior = settings.pricing_solver == "ipm" or (
-            settings.pricing_solver == "auto" and (large or starts)
-        )
         d = build_sets(
             sc,
             tight=tight,
@@ -684,6 +681,10 @@ def _price(
         )
         m = build_from_sets(d)
         m.vars["v_devices"].integer = False
+        nonzeros = m.size()["nonzeros"]
+        interior = settings.pricing_solver == "ipm" or (
+            settings.pricing_solver == "auto" and (large or starts or nonzeros > IPM_MIN_NONZEROS)
+        )
         h = new_highs(settings)
         h.setOptionValue("time_limit", max(1.0, budget))
         if interior:
@@ -707,7 +708,14 @@ def _price(
         )
         entering = out[rc[out] < -pricing.RC_TOL]
         per_round.append(
-            {"s": round(time.perf_counter() - t, 2), "lp": z, "bound": bound, "starts": starts}
+            {
+                "s": round(time.perf_counter() - t, 2),
+                "lp": z,
+                "bound": bound,
+                "starts": starts,
+                "nonzeros": nonzeros,
+                "ipm": interior,
+            }
         )
         stop = _pricing_stop(
             run, rounds, entering.size, z, bound, incumbent, m.fixed_cost, churn and not starts
@@ -962,6 +970,11 @@ def _churn_aware_estimate(run: _Run) -> float:
 PRICING_SHARE = 0.45
 FIRST_LP_SHARE = 0.6
 FIRST_LP_MIN_SHARE = 0.35  # the first pricing LP's time, at least, whatever came before it
+# the pricing LPs by interior point (`pricing_solver` "auto") where they have more nonzeros
+# than this: L's first LP (422k) took 132 s by the dual simplex and 25.5 s by interior point,
+# the default scenario's (138k) 3.1 s and 3.4 s, M's (123k) 3.0 s and 3.8 s (one solve at a
+# time, load 0.9-1.0, 2026-12-06; the threshold between them assumed)
+IPM_MIN_NONZEROS = 250_000
 # a warm re-solve prices with replica starts from its first round where this many times
 # what the previous solve's LP with them took fits in the first LP's budget now (assumed:
 # the same LP took 8.8-12.3 s on M under the loads of one afternoon)

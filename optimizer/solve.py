@@ -89,8 +89,9 @@ class SolverSettings:
     # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
     # primal-dual objective error, so an inexact interior solution cannot overstate the bound.
     # "auto": interior point where the first LP is over `initial_window_hours` (the
-    # 20,000-job week's first round: 61 s against 131 s with the simplex) or where they keep
-    # replica starts (`pricing_churn`), else the simplex
+    # 20,000-job week's first round: 61 s against 131 s with the simplex), where they keep
+    # replica starts (`pricing_churn`) or where the LP has over `planner.IPM_MIN_NONZEROS`
+    # nonzeros (L's first LP: 25.5 s against 132 s), else the simplex
     pricing_solver: Literal["auto", "simplex", "ipm"] = "auto"
     # the pricing LPs with every job option preemptible, for their value, bound and guidance
     # only (stage 1 and every plan keep each job's contiguity): a weaker relaxation, still
