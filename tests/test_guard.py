@@ -115,7 +115,8 @@ def test_with_an_expected_time_no_completion_starts_that_would_end_past_the_dead
 def test_the_search_ends_where_nothing_around_the_jobs_answers_to_the_weights() -> None:
     # no inference: around a fixed job nothing is left to decide, so every weight completes
     # to the same plan. The optimum runs the job in the cheap dirty hour (10 + 0.4 x 97 CNY),
-    # the baseline in a clean dear one; after the second identical try the search stops
+    # the baseline in a clean dear one; after the second identical try (`PROBE`'s, the
+    # first having left the baseline cleaner) the search stops
     sc = scenario(
         [site("A")],
         prices={"A": [100, 10, 100]},
@@ -132,10 +133,12 @@ def test_the_search_ends_where_nothing_around_the_jobs_answers_to_the_weights() 
     found, record = guard.repair(sc, best, {"clean": clean}, _complete, rounds=8)
     assert found is None and record["needed"]
     assert [t.get("unchanged", False) for t in record["tries"]] == [False, True]
+    assert record["tries"][1]["hopeless"] == ["emissions_location_t", "emissions_t"]
     first, second = record["tries"]
     assert second["weights"]["emissions_t"] == pytest.approx(
-        guard.STEP * first["weights"]["emissions_t"]
+        guard.PROBE * first["weights"]["emissions_t"]
     )
+    assert second["probe"] == ["emissions_location_t", "emissions_t"]
 
 
 def test_no_plan_replaces_the_optimum_where_none_dominates() -> None:
@@ -218,8 +221,21 @@ def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_domin
     warm = Candidate("start", warm.schedule, assemble_plan(sc, warm.schedule, status="baseline"))
     assert _kpis(warm) == pytest.approx((490.0, 1.00, 1.00))
 
-    alone, _ = guard.repair(sc, best, {"b": base}, _complete, rounds=3)
-    assert alone is None
+    # around the optimum's job `PROBE`'s weight makes it cleaner only by leaving demand
+    # unmet (10,000 CNY/Mtoken against 256,000 CNY/t), far dearer: not hopeless, so the
+    # search goes on. Where demand cannot be dropped, the probe leaves it as dirty, and the
+    # search ends at it
+    alone, record = guard.repair(sc, best, {"b": base}, _complete, rounds=3)
+    assert alone is None and len(record["tries"]) == 3
+    assert record["tries"][1]["probe"] and "hopeless" not in record["tries"][1]
+    assert record["tries"][1]["worst_diff"]["cost"] > 70_000
+    firm = dataclasses.replace(sc.policy, unmet_penalty_cny_per_mtoken=1e9)
+    firm_sc = dataclasses.replace(sc, policy=firm)
+    firm_best, firm_base = _optimum(firm_sc), {"b": _restarting(firm_sc, job_hour=0)}
+    _, record = guard.repair(firm_sc, firm_best, firm_base, _complete, rounds=3)
+    assert [t.get("hopeless") for t in record["tries"]] == [
+        None, ["emissions_location_t", "emissions_t"]
+    ]  # fmt: skip
     found, record = guard.repair(sc, best, {"b": base}, _complete, rounds=3, others=[warm])
     assert found is not None and found.origin == guard.GUARD
     validate_plan(sc, found.plan).raise_if_failed()
@@ -234,7 +250,8 @@ def test_a_warm_guard_starts_where_the_previous_search_ended() -> None:
     """A warm re-solve's guard tries the weights that made the previous plan dominate first
     (`seed`). Where they still dominate, the search ends there: one completion. Where they
     are too light (50 CNY/t each way: the dip device at 10 + 0.04 x 100 = 14 < 15 CNY stays
-    warm) it goes on from them, 4x heavier (200: 10 + 16 = 26 > 15), to the same plan."""
+    warm) it goes on from them as a cold search does: `PROBE` times heavier (12,800), then
+    halfway back on a log scale (800), to the same plan."""
     sc = _world()
     best, base = _optimum(sc), {"restarts": _restarting(sc, job_hour=0)}
     _, cold = guard.repair(sc, best, base, _complete, rounds=3)
@@ -248,8 +265,9 @@ def test_a_warm_guard_starts_where_the_previous_search_ended() -> None:
     light = guard.unit_weights(sc) | {"emissions_t": 50.0, "emissions_location_t": 50.0}
     found, record = guard.repair(sc, best, base, _complete, rounds=3, seed=light)
     assert found is not None and _kpis(found) == pytest.approx((435.0, 0.24, 0.24))
-    first, second = record["tries"][:2]
+    first, second, third = record["tries"]
     assert not first["dominates"]["restarts"] and "seed_kept" not in first
     assert first["weights"]["emissions_t"] == pytest.approx(50.0)
-    assert second["dominates"]["restarts"]
-    assert second["weights"]["emissions_t"] == pytest.approx(50.0 * guard.STEP)
+    assert second["dominates"]["restarts"] and third["dominates"]["restarts"]
+    assert second["weights"]["emissions_t"] == pytest.approx(50.0 * guard.PROBE)
+    assert third["weights"]["emissions_t"] == pytest.approx((50.0 * 50.0 * guard.PROBE) ** 0.5)
