@@ -91,6 +91,7 @@ def solve(
     print(f"{wall:.1f} s, objective {plan.summary.get('objective')}", file=sys.stderr, flush=True)
     s = plan.summary
     solver = s.get("solver", {})
+    guard = solver.get("guard", {})
     return plan, {
         "load_before": [round(v, 2) for v in load_before],
         "load_after": [round(v, 2) for v in os.getloadavg()],
@@ -114,10 +115,10 @@ def solve(
             for k in ("rounds", "stopped", "lp_solver", "replica_starts", "per_round")
         },
         "guard": {
-            **{k: solver.get("guard", {}).get(k) for k in ("needed", "found", "wall_s", "skipped")},
+            **{k: guard.get(k) for k in ("needed", "found", "wall_s", "skipped")},
             # its completions, and whether a warm re-solve's first (the previous weights) stood
-            "tries": len(solver.get("guard", {}).get("tries", [])),
-            "seed_kept": any(t.get("seed_kept") for t in solver.get("guard", {}).get("tries", [])),
+            "tries": len(guard.get("tries", [])),
+            "seed_kept": any(t.get("seed_kept") for t in guard.get("tries", [])),
         },
         "validated": report.ok,
         "violations": [str(v) for v in report.violations[:3]],

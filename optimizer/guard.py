@@ -60,11 +60,12 @@ STEP = 4.0
 """Factor the weight grows by while no tried weight has been too dear."""
 PROBE = STEP**4
 """Where the first try around a job plan leaves a baseline better on some criterion, the
-second weighs those criteria this many times heavier (a tonne at 2,560x the carbon price):
+second weighs those criteria this many times heavier (from a cold start 2,560x `unit_weights`:
+256,000 CNY/t at the default 97 CNY/t):
 where even that leaves one of them worse than a baseline, no weight around these jobs gets
 it there, and the search moves on (`hopeless` on the try). On the +5 % jobs what-if of the
 default scenario curtailment stayed 1.7-2.9 MWh over greedy's from 134 to 34,324 CNY/MWh,
-over 8 completions (41 s) that found nothing."""
+over 8-9 completions (41 s) that found nothing."""
 OTHERS = 2
 """How many plans passed over (the cheapest by objective that do the chosen plan's work)
 the guard searches from after the chosen plan's jobs (`others`)."""

@@ -579,16 +579,20 @@ def test_pricing_lps_over_ipm_min_nonzeros_are_solved_by_interior_point(
     LP, 3.1 s against 3.4 s); over it interior point (L's, 132 s against 25.5 s), each round
     recording its size and solver, the same LP's value."""
     settings = dataclasses.replace(ROUND, pricing_churn="off")
-    plans = {}
-    for how in ("simplex", "ipm"):
+
+    def priced() -> dict[str, Any]:
         plan = optimize(small, settings)
         validate_plan(small, plan).raise_if_failed()
-        plans[how] = plan.summary["solver"]["job_options"]
-        first = plans[how]["per_round"][0]
-        monkeypatch.setattr(planner_module, "IPM_MIN_NONZEROS", first["nonzeros"] - 1)
-    for how, priced in plans.items():
-        assert priced["lp_solver"] == how
-        assert [r["ipm"] for r in priced["per_round"]] == [how == "ipm"] * len(priced["per_round"])
+        return dict(plan.summary["solver"]["job_options"])
+
+    plans = {"simplex": priced()}
+    first = plans["simplex"]["per_round"][0]
+    monkeypatch.setattr(planner_module, "IPM_MIN_NONZEROS", first["nonzeros"] - 1)
+    plans["ipm"] = priced()
+    for how, priced_in in plans.items():
+        assert priced_in["lp_solver"] == how
+        rounds = priced_in["per_round"]
+        assert [r["ipm"] for r in rounds] == [how == "ipm"] * len(rounds)
     assert plans["ipm"]["per_round"][0]["lp"] == pytest.approx(
         plans["simplex"]["per_round"][0]["lp"], rel=1e-6
     )
