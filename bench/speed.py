@@ -8,7 +8,8 @@ cold one, the churn-aware pass without a time limit: the planner before issue 16
 (today with stage 1 stopped at 3 %), `new` (the defaults), `new_ipm` (the defaults, pricing
 LPs by interior point without crossover) or `new_limited` (the defaults with the churn-aware
 pass limited to what the budget leaves, at least 15 %; measured 2026-12-05 evening as `new`,
-against `new_unlimited`, then the defaults). CHANGE (optional): one of
+against `new_unlimited`, then the defaults), `new_stage1_full` (stage 1 without its stop at
+the start, `stage1_incumbents=None`) or `new_stage1_start` (the stop, as the default). CHANGE (optional): one of
 `bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
 and warm from that plan (the plan itself, as the service's what-if starts from the active
 plan), all with STRATEGY. Every plan goes through the validator. `greenopt bench --quick`
@@ -40,6 +41,7 @@ TODAY = {
     "completion": False,
     "warm_skip_stage1": False,
     "churn_aware_share": None,
+    "stage1_incumbents": None,
 }
 STRATEGIES: dict[str, dict[str, Any]] = {
     "today": TODAY,
@@ -47,6 +49,10 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "gap": TODAY | {"stage1_gap": 0.03},
     "new": {},
     "new_ipm": {"pricing_solver": "ipm"},
+    # stage 1 to its limit, as before it stopped at its first incumbent after the start
+    "new_stage1_full": {"stage1_incumbents": None},
+    # ... and stopped at the start it accepted (HiGHS' completion of it, rounded)
+    "new_stage1_start": {"stage1_incumbents": 0},
     # the pricing LPs without replica starts, as before issue 16's tighter bound
     "new_no_pricing_churn": {"pricing_churn": "off"},
     # what the churn-aware pass's time limit buys (off by default: +51 % objective on M)

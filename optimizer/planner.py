@@ -560,11 +560,7 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
     def left_now() -> float | None:
         return None if deadline is None else deadline - time.perf_counter()
 
-    # a previous plan the guard made is completed as the guard made it: on the shadow
-    # scenario of the weights that made it dominate (one completion instead of the plain
-    # one and then the guard's first; the guard only runs if it no longer dominates)
-    w = run.solver.get("warm", {}).get("guard_weights")
-    shadow = sc if w is None else guard.shadow_scenario(sc, w)
+    shadow, w = _warm_shadow(run)
     try:
         done = _complete(
             shadow, compact_pauses(sc, jobs), settings, churn_aware=True, time_limit_s=left_now()
@@ -589,6 +585,15 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
             "(finish_by_limit)"
         )
         log.warning("%s", run.solver["churn_aware"]["note"])
+
+
+def _warm_shadow(run: _Run) -> tuple[Scenario, dict[str, float] | None]:
+    """Where a warm re-solve's churn-aware completions run, and the weights: a previous plan
+    the guard made is followed as the guard made it, on the shadow scenario of the weights
+    that made it dominate (one completion instead of the plain one and then the guard's
+    first, the guard running only where it no longer dominates); else the scenario itself."""
+    w = run.solver.get("warm", {}).get("guard_weights")
+    return (run.sc if w is None else guard.shadow_scenario(run.sc, w)), w
 
 
 def _kept_plan(
@@ -876,12 +881,13 @@ def _stage1(
         progress=progress,
         cancel=cancel,
         keep_earlier=EARLIER_INCUMBENTS,
+        stop_after=settings.stage1_incumbents,
     )
     run.timings["solve"] = res.timings_s["solve"]
     if res.status == "interrupted":
         raise SolveCancelled("the solve was cancelled")
     # HiGHS' dual bound holds for the options priced in only, so it is not reported
-    run.solver["stage1"] = res.info()
+    run.solver["stage1"] = res.info() | {"stop_after": settings.stage1_incumbents}
     if res.x is not None:
         phase("rounding")
         t = time.perf_counter()
@@ -1096,6 +1102,7 @@ def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> 
     what the budget leaves, at least `settings.churn_aware_share` of it (issue 16: under load
     it took 34-185 s, past any budget); cut there, the plain rounding of the winner stands
     and `solver.churn_aware` says so (`status`: `done`, `cut`, `failed`, `not_needed`).
+    A warm re-solve completes it on the previous guard plan's weights (`_warm_shadow`).
     """
     sc, settings = run.sc, run.settings
     if not _churn_priced(sc):
@@ -1131,9 +1138,10 @@ def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> 
         limit = left
         settings = _sharing_within(settings, left)
     key = f"{name}_churn_aware"
+    shadow, w = _warm_shadow(run)
     try:
         done = _complete(
-            sc, compact_pauses(sc, sched), settings, churn_aware=True, time_limit_s=limit
+            shadow, compact_pauses(sc, sched), settings, churn_aware=True, time_limit_s=limit
         )
         status = "done" if done is not None else "failed"
     except _OutOfTime:
@@ -1143,6 +1151,8 @@ def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> 
     run.tried[key] = run.candidates[-1][0] if done is not None else None
     run.timings["churn_aware"] = time.perf_counter() - t
     run.solver["churn_aware"] = {"status": status, "plan": name, "time_limit_s": limit}
+    if w is not None:
+        run.solver["churn_aware"]["guard_weights"] = w
     run.solver.setdefault("completion_s", {})["churn_aware"] = run.timings["churn_aware"]
     if status == "cut":
         floor = "" if settings.finish_by_limit or share is None else f", at least {share:.0%} of it"

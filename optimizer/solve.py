@@ -68,6 +68,13 @@ class SolverSettings:
     # under load, stage 1 sat at its root with a 12-65 % gap on its own model and its
     # rounded incumbent lost to the rounded LP (issue 16, bench/results/speed-2026-12-05.md)
     stage1_share: float | None = 0.2
+    # ... and once HiGHS has found this many incumbents after the start it accepted (None:
+    # no such stop; 0: HiGHS' completion of the start, rounded, is stage 1's plan). Measured
+    # 2026-12-06 (bench/results/stage1-stop-2026-12-06.md): on the default scenario cold and
+    # warm (three what-ifs) and on M, every plan came from the start's completion (or the
+    # warm start); HiGHS' first better incumbent came 4.8-9.0 s in and never won, and it
+    # found nothing after it. Stopping at the start: the same plans, 5-15 s sooner
+    stage1_incumbents: int | None = 0
     # after rounding, improve the best plan while the budget lasts: unplaced jobs inserted
     # where devices can be freed, jobs moved one at a time (`optimizer.heuristics`)
     completion: bool = True
@@ -208,20 +215,31 @@ def solve_loaded(
     progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     keep_earlier: int = 0,
+    stop_after: int | None = None,
 ) -> SolveResult:
     """Solve the model already passed to `h`. `col_map[i]` is the model column of HiGHS column i.
 
     `keep_earlier`: also return up to this many of the improving solutions found before the
     last one (a heuristic that rounds the solution afterwards may do better from one of them).
+    `stop_after`: stop HiGHS once it has found this many incumbents besides the start it
+    accepted (at least one), at its next look at the interrupt callback (between steps: a
+    step may bring more than one); `termination` then says how many, the status `feasible`.
     """
     t0 = time.perf_counter()
     accepted = (
         _set_start(h, m, col_map, start) if start is not None and settings.mip_start else None
     )
-    found = _subscribe(h, progress=progress, cancel=cancel, keep_earlier=keep_earlier)
+    # at least one incumbent: without a start accepted, the first HiGHS finds
+    stop_at = None if stop_after is None else max(1, stop_after + int(bool(accepted)))
+    found, n_found = _subscribe(
+        h, progress=progress, cancel=cancel, keep_earlier=keep_earlier, stop_at=stop_at
+    )
     h.run()
     t1 = time.perf_counter()
     ms = h.getModelStatus()
+    termination = h.modelStatusToString(ms)
+    if ms == highspy.HighsModelStatus.kInterrupt and not (cancel is not None and cancel.is_set()):
+        termination = f"stopped after {n_found[0]} incumbents"  # `stop_after`, not a user
     info = h.getInfo()
     has_sol = info.primal_solution_status == 2  # kSolutionStatusFeasible
     objective = float(info.objective_function_value) if has_sol else None
@@ -237,7 +255,7 @@ def solve_loaded(
             gap = 0.0
     return SolveResult(
         status=status,
-        termination=h.modelStatusToString(ms),
+        termination=termination,
         objective=objective,
         bound=bound,
         gap=gap,
@@ -268,10 +286,13 @@ def _subscribe(
     progress: ProgressFn | None,
     cancel: threading.Event | None,
     keep_earlier: int,
-) -> list[np.ndarray]:
-    """Wire HiGHS's callbacks: progress reports, cancellation, and the improving solutions
-    kept (the list returned fills while HiGHS runs)."""
+    stop_at: int | None = None,
+) -> tuple[list[np.ndarray], list[int]]:
+    """Wire HiGHS's callbacks: progress reports, cancellation (and a stop once `stop_at`
+    incumbents are found, the accepted start counted), and the improving solutions kept (the
+    list returned fills while HiGHS runs), and how many incumbents came in."""
     last = [0.0]
+    n_found = [0]
 
     def on_progress(e: Any, always: bool = False) -> None:
         now = time.perf_counter()
@@ -297,8 +318,13 @@ def _subscribe(
         found.append(np.array(e.data_out.mip_solution, dtype=float))
         del found[: -(keep_earlier + 1)]
 
+    def on_count(e: Any) -> None:
+        n_found[0] += 1
+
     def on_interrupt(e: Any) -> None:
-        if cancel is not None and cancel.is_set():
+        if (cancel is not None and cancel.is_set()) or (
+            stop_at is not None and n_found[0] >= stop_at
+        ):
             e.interrupt()
 
     if progress is not None:
@@ -306,11 +332,15 @@ def _subscribe(
         h.cbMipLogging.subscribe(on_progress)
     if keep_earlier > 0:
         h.cbMipImprovingSolution.subscribe(on_improving)
-    if cancel is not None:
+    if stop_at is not None:
+        h.cbMipImprovingSolution.subscribe(on_count)
+    if cancel is not None or stop_at is not None:
+        # the LPs' too: a MIP looks at its own callback between steps, and its root LP (after
+        # the start is taken) can run for a minute (a year on one site)
         h.cbMipInterrupt.subscribe(on_interrupt)
         h.cbSimplexInterrupt.subscribe(on_interrupt)
         h.cbIpmInterrupt.subscribe(on_interrupt)
-    return found
+    return found, n_found
 
 
 def _status(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -271,3 +272,32 @@ def test_a_warm_guard_starts_where_the_previous_search_ended() -> None:
     assert second["dominates"]["restarts"] and third["dominates"]["restarts"]
     assert second["weights"]["emissions_t"] == pytest.approx(50.0 * guard.PROBE)
     assert third["weights"]["emissions_t"] == pytest.approx((50.0 * 50.0 * guard.PROBE) ** 0.5)
+
+
+def test_a_warm_resolves_winner_is_completed_on_the_previous_guard_weights() -> None:
+    """A warm re-solve completes its winner churn-aware on the weights that made the previous
+    plan (the guard's) dominate (`planner._warm_shadow`), as the guard's first try would:
+    where they still dominate, the guard has nothing left to do. On `_world` the optimum's
+    job completed plainly keeps the spare device warm through the dip (0.28 t, cheaper); on
+    1,000 CNY/t each way it restarts it: the guard's 435 CNY plan at 0.24 t (the test above)."""
+    from optimizer.model.build import build_model
+
+    sc = _world()
+    best = _optimum(sc)
+    m, _ = build_model(sc)
+    seed = guard.unit_weights(sc) | {"emissions_t": 1000.0, "emissions_location_t": 1000.0}
+    kpis = {}
+    for warm in (None, seed):
+        solver: dict[str, Any] = {} if warm is None else {"warm": {"guard_weights": warm}}
+        run = planner_module._Run(sc, None, EXACT, solver, {}, time.perf_counter())
+        run.candidates.append((0.0, planner_module._jobs_only(sc, best.schedule), "winner"))
+        planner_module._complete_churn_aware(run, m, None)
+        _, done, name = run.candidates[-1]
+        assert name == "winner_churn_aware" and solver["churn_aware"]["status"] == "done"
+        assert solver["churn_aware"].get("guard_weights") == warm
+        plan = assemble_plan(sc, done, status="baseline")  # validated as a plan alone
+        validate_plan(sc, plan).raise_if_failed()
+        kpis[warm is None] = _kpis(Candidate("improved", done, plan))
+    assert kpis[False] == pytest.approx((435.0, 0.24, 0.24))
+    assert kpis[True] == pytest.approx(_kpis(best))  # plainly: the optimum as it was
+    assert kpis[True][1:] == pytest.approx((0.28, 0.28)) and kpis[True][0] < 435.0

@@ -384,6 +384,56 @@ def test_earlier_incumbents_come_back_in_model_order_and_no_better_than_the_last
         assert float(c @ x) >= float(c @ res.x) - 1e-6
 
 
+def test_stop_after_ends_the_search_once_that_many_incumbents_follow_the_start(demo) -> None:  # type: ignore[no-untyped-def]
+    """`stage1_incumbents`' stop. HiGHS looks at its interrupt callback between steps, so it
+    stops at the first look once that many incumbents are in (on the demo its first two
+    come in one step); the start it accepts is not counted."""
+    from optimizer.model import matrix_backend
+    from optimizer.model.build import build_model
+    from optimizer.solve import SolveResult, new_highs, solve_loaded
+
+    m, _ = build_model(demo)
+    settings = SolverSettings(
+        backend="matrix", threads=1, seed=0, mip_rel_gap=0.0, presolve=False, mip_start=False
+    )
+
+    def solve(stop_after: int | None, **kw: Any) -> tuple[SolveResult, list[float]]:
+        s = dataclasses.replace(settings, mip_start="start" in kw)
+        h = new_highs(s)
+        col_map = matrix_backend.to_highs(m, h)
+        found: list[float] = []  # every incumbent's objective, as HiGHS reports it
+        h.cbMipImprovingSolution.subscribe(
+            lambda e: found.append(float(e.data_out.objective_function_value))
+        )
+        res = solve_loaded(h, m, col_map, s, keep_earlier=3, stop_after=stop_after, **kw)
+        return res, found
+
+    full, full_found = solve(None)
+    assert full.status == "optimal" and len(full_found) > 3
+    for n in (1, 3):
+        res, found = solve(n)
+        assert n <= len(found) < len(full_found)
+        assert res.termination == f"stopped after {len(found)} incumbents"
+        assert res.status == "feasible"
+        assert res.objective == pytest.approx(found[-1])
+        assert res.objective is not None and full.objective is not None
+        assert res.objective > full.objective + 1.0  # the search would have gone on to better
+    # the third incumbent as a start: HiGHS takes it, then stops once one more is in; with
+    # none asked for after it, at the start (HiGHS' own completion of it)
+    start_x = solve(3)[0].x
+    assert start_x is not None
+    res, found = solve(1, start=(np.arange(m.n_cols), start_x))
+    start_obj = float(m.objective() @ start_x)
+    assert res.mip_start_accepted is True
+    assert res.termination == f"stopped after {len(found)} incumbents"
+    assert found[0] == pytest.approx(start_obj, rel=1e-6)  # the start comes in first
+    assert 2 <= len(found) < len(full_found) and found[-1] < start_obj - 1e-6
+    assert res.objective == pytest.approx(found[-1])
+    at_start, found = solve(0, start=(np.arange(m.n_cols), start_x))
+    assert at_start.termination == "stopped after 1 incumbents" and len(found) == 1
+    assert at_start.objective == pytest.approx(start_obj, rel=1e-6) and at_start.earlier == []
+
+
 def test_a_gang_that_needs_its_sites_whole_fleet_is_in_the_first_incumbent(demo) -> None:  # type: ignore[no-untyped-def]
     """Both deadline and non-preemptible-first greedies let a small job take a device at
     the only site a whole-fleet gang may use; the largest-first start places the gang."""
