@@ -102,6 +102,8 @@ def _guard(r: dict[str, Any]) -> str:
         return "skipped"
     if g.get("wall_s") is None:
         return "not run" if g.get("needed") is None else "not needed"
+    if g.get("needed") is False:
+        return "not needed (the plan dominates)"
     tries = "" if g.get("tries") is None else f", {g['tries']} tries"
     seed = ", the previous weights kept" if g.get("seed_kept") else ""
     return f"{g['wall_s']:.0f} s ({'found' if g.get('found') else 'none found'}{tries}{seed})"

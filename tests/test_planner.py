@@ -413,7 +413,7 @@ def test_stop_after_ends_the_search_once_that_many_incumbents_follow_the_start(d
     for n in (1, 3):
         res, found = solve(n)
         assert n <= len(found) < len(full_found)
-        assert res.termination == f"stopped after {len(found)} incumbents"
+        assert res.termination == f"stopped at incumbent {len(found)}"
         assert res.status == "feasible"
         assert res.objective == pytest.approx(found[-1])
         assert res.objective is not None and full.objective is not None
@@ -425,12 +425,12 @@ def test_stop_after_ends_the_search_once_that_many_incumbents_follow_the_start(d
     res, found = solve(1, start=(np.arange(m.n_cols), start_x))
     start_obj = float(m.objective() @ start_x)
     assert res.mip_start_accepted is True
-    assert res.termination == f"stopped after {len(found)} incumbents"
+    assert res.termination == f"stopped at incumbent {len(found)}"
     assert found[0] == pytest.approx(start_obj, rel=1e-6)  # the start comes in first
     assert 2 <= len(found) < len(full_found) and found[-1] < start_obj - 1e-6
     assert res.objective == pytest.approx(found[-1])
     at_start, found = solve(0, start=(np.arange(m.n_cols), start_x))
-    assert at_start.termination == "stopped after 1 incumbents" and len(found) == 1
+    assert at_start.termination == "stopped at incumbent 1" and len(found) == 1
     assert at_start.objective == pytest.approx(start_obj, rel=1e-6) and at_start.earlier == []
 
 
