@@ -69,11 +69,11 @@ class SolverSettings:
     # rounded incumbent lost to the rounded LP (issue 16, bench/results/speed-2026-12-05.md)
     stage1_share: float | None = 0.2
     # ... and once HiGHS has found this many incumbents after the start it accepted (None:
-    # no such stop; 0: HiGHS' completion of the start, rounded, is stage 1's plan). Measured
-    # 2026-12-06 (bench/results/stage1-stop-2026-12-06.md): on the default scenario cold and
-    # warm (three what-ifs) and on M, every plan came from the start's completion (or the
-    # warm start); HiGHS' first better incumbent came 4.8-9.0 s in and never won, and it
-    # found nothing after it. Stopping at the start: the same plans, 5-15 s sooner
+    # no such stop; 0: the incumbent HiGHS makes of the start, rounded, is stage 1's plan).
+    # Measured 2026-12-06 (bench/results/stage1-stop-2026-12-06.md): on the default scenario
+    # cold and warm (three what-ifs) and on M, every plan came from that incumbent (or the
+    # warm start); HiGHS' first better one came 4.8-9.0 s in and never won, and it found
+    # nothing after it. Stopping at the start: the same plans, 9-18 s sooner
     stage1_incumbents: int | None = 0
     # after rounding, improve the best plan while the budget lasts: unplaced jobs inserted
     # where devices can be freed, jobs moved one at a time (`optimizer.heuristics`)
