@@ -51,7 +51,7 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "new_ipm": {"pricing_solver": "ipm"},
     # stage 1 to its limit, as before it stopped at its first incumbent after the start
     "new_stage1_full": {"stage1_incumbents": None},
-    # ... and stopped at the start it accepted (HiGHS' completion of it, rounded)
+    # ... and stopped at the start it accepted (the incumbent HiGHS makes of it, rounded)
     "new_stage1_start": {"stage1_incumbents": 0},
     # the pricing LPs without replica starts, as before issue 16's tighter bound
     "new_no_pricing_churn": {"pricing_churn": "off"},

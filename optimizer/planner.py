@@ -887,7 +887,7 @@ def _stage1(
     if res.status == "interrupted":
         raise SolveCancelled("the solve was cancelled")
     # HiGHS' dual bound holds for the options priced in only, so it is not reported
-    run.solver["stage1"] = res.info() | {"stop_after": settings.stage1_incumbents}
+    run.solver["stage1"] = res.info()  # the stop asked for is in `solver.settings`
     if res.x is not None:
         phase("rounding")
         t = time.perf_counter()
