@@ -9,7 +9,8 @@ cold one, the churn-aware pass without a time limit: the planner before issue 16
 LPs by interior point without crossover) or `new_limited` (the defaults with the churn-aware
 pass limited to what the budget leaves, at least 15 %; measured 2026-12-05 evening as `new`,
 against `new_unlimited`, then the defaults), `new_stage1_full` (stage 1 without its stop at
-the start, `stage1_incumbents=None`) or `new_stage1_start` (the stop, as the default). CHANGE (optional): one of
+the start, `stage1_incumbents=None`), `new_stage1_start` (the stop, as the default) or
+`new_one_worker` (the churn-aware pass's class LPs one at a time, `lp_workers=1`). CHANGE (optional): one of
 `bench.changes.CHANGES` (or `none`); the case is solved cold with STRATEGY, then the changed case cold
 and warm from that plan (the plan itself, as the service's what-if starts from the active
 plan), all with STRATEGY. Every plan goes through the validator. `greenopt bench --quick`
@@ -42,6 +43,7 @@ TODAY = {
     "warm_skip_stage1": False,
     "churn_aware_share": None,
     "stage1_incumbents": None,
+    "lp_workers": 1,
 }
 STRATEGIES: dict[str, dict[str, Any]] = {
     "today": TODAY,
@@ -57,6 +59,9 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "new_no_pricing_churn": {"pricing_churn": "off"},
     # what the churn-aware pass's time limit buys (off by default: +51 % objective on M)
     "new_limited": {"churn_aware_share": 0.15},
+    # the class LPs of the churn-aware completion one at a time, as before they went side
+    # by side on the cores free (`lp_workers`)
+    "new_one_worker": {"lp_workers": 1},
     # the whole call within the limit (`finish_by_limit`, issue 17)
     "finish": {"finish_by_limit": True},
 }

@@ -70,6 +70,7 @@ from optimizer.scenario.types import Scenario
 from optimizer.solve import (
     ProgressFn,
     SolverSettings,
+    lp_workers,
     new_highs,
     resolve_fixed,
     solve_loaded,
@@ -1358,7 +1359,7 @@ def _complete(
         if churn_aware and settings.replica_share_s > 0:
             devices, flows, _ = share_among_services(
                 m1, d1, x1, d2, replica_start_cost_cny(sc), replica_min_up_hours(sc),
-                settings.replica_share_s, settings.threads,
+                settings.replica_share_s, settings.threads, lp_workers(settings),
             )  # fmt: skip
         else:
             devices, flows = disaggregate(m1, d1, x1)

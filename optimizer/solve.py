@@ -84,6 +84,10 @@ class SolverSettings:
     # class not solved in time is split in proportion to demand; 0: that split only.
     # Under load 8 on 2 cores the default scenario's six classes took 24 s
     replica_share_s: float = 40.0
+    # ... with this many class LPs solved side by side (each with `threads` HiGHS threads);
+    # None: one per core free when the sharing starts (`lp_workers`). Both cores of the
+    # 2-core bench machine when it is otherwise idle; one where another solve holds a core
+    lp_workers: int | None = None
     # ... and seconds for the MILPs per service that take away the whole devices it does
     # not need once rounded up (`replicas.trim_devices`); 0: none taken away. Off by
     # default: on the default scenario 30 s of it took 0.4 % off the cost (load 3)
@@ -192,6 +196,20 @@ def _construct_quietly() -> highspy.Highs:
     finally:
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def lp_workers(settings: SolverSettings) -> int:
+    """How many independent LPs to solve side by side: `settings.lp_workers`, or (None)
+    the cores this process may run on less the load average's other work (this process's
+    own thread counted as free), at least 1."""
+    if settings.lp_workers is not None:
+        return max(1, settings.lp_workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        others = max(0.0, os.getloadavg()[0] - 1.0)
+    except OSError:  # no load average on this platform: take no core for granted
+        return 1
+    return max(1, min(cores or 1, round((cores or 1) - others)))
 
 
 def new_highs(settings: SolverSettings) -> highspy.Highs:

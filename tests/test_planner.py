@@ -760,6 +760,56 @@ def test_churn_aware_completion_shares_a_class_among_its_services_with_their_sta
     assert plan.summary["total_cost"] == pytest.approx(801.25)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_two_classes_are_shared_among_their_services_side_by_side_as_one_at_a_time(
+    workers: int,
+) -> None:
+    """The world above twice over: s1, s2 one class (20 ms), t1, t2 another (15 ms, so not
+    merged with the first), each needing 1 device every hour and its second service 1, 2,
+    1; A (4 devices, 100 CNY/MWh) and B (4, 200). Each class keeps its first service at A
+    and starts one device for its second at B in hour 1: 2 x 800 CNY + 2 x 1.25 = 1,602.5,
+    2 starts. With `lp_workers` 2 the two class LPs run side by side (HiGHS lets go of the
+    GIL): the same plan as one at a time. Split in proportion instead (the previous test),
+    greedy's plan would come back."""
+    from tests.micro import scenario, site
+
+    classes = {"s": 20, "t": 15}
+    sc = scenario(
+        [site("A"), site("B")],
+        prices={"A": [100, 100, 100], "B": [200, 200, 200]},
+        fleets={"A": 4, "B": 4},
+        policy={"unmet_penalty_cny_per_mtoken": 10000.0},
+        services=[
+            {"service_id": f"{c}{i}", "latency_limit_ms": ms}
+            for c, ms in classes.items()
+            for i in (1, 2)
+        ],
+        throughput=[
+            {"service_id": f"{c}{i}", "accelerator": "G", "tokens_per_s_per_device": 400}
+            for c in classes
+            for i in (1, 2)
+        ],
+        demand={
+            **{(f"{c}1", "R"): [400, 400, 400] for c in classes},
+            **{(f"{c}2", "R"): [400, 800, 400] for c in classes},
+        },
+        latency={("A", "R"): 10, ("B", "R"): 10},
+    )
+    settings = SolverSettings(
+        backend="matrix", threads=1, time_limit_s=30, integer_devices="round",
+        replica_share_s=20.0, lp_workers=workers,
+    )  # fmt: skip
+    plan = optimize(sc, settings)
+    validate_plan(sc, plan).raise_if_failed()
+    assert plan.summary["solver"]["candidates"]["greedy_start_churn_aware"] == pytest.approx(1602.5)
+    assert plan.summary["origin"] == "improved"
+    a = plan.assignments[plan.assignments["devices"] > 0]
+    at_b = a[a["site_id"] == "B"]
+    assert sorted(at_b["workload_id"]) == ["s2", "t2"] and set(at_b["hour"]) == {1}
+    assert set(a[a["workload_id"].isin(["s1", "t1"])]["site_id"]) == {"A"}
+    assert plan.summary["replica_starts"] == 2
+
+
 @pytest.mark.parametrize(("price_dip", "kept"), [(10.0, [1, 1, 1, 1]), (100.0, [1, 0, 1, 1])])
 def test_trim_devices_takes_away_a_device_only_where_its_energy_beats_the_restart(
     price_dip: float, kept: list[int]

@@ -30,7 +30,10 @@ moved. Whole devices follow as before (`rounding.round_devices`, `hold_through_d
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import highspy
 import numpy as np
@@ -55,12 +58,14 @@ def share_among_services(
     min_up: int,
     time_limit_s: float,
     threads: int = 1,
+    workers: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
     """Continuous devices [service, site, type, hour] and flows [service, region, site,
     hour] (tokens/s) of each service from the solution `x1` over merged classes (`m1`,
     `d1`): each class's devices shared among its services by `_class_lp`, within
-    `time_limit_s` in all; a class whose LP is not solved in time is split in proportion
-    to demand (`rounding.disaggregate`) as before. Also per-class figures."""
+    `time_limit_s` in all, `workers` of them at a time (each with `threads` HiGHS threads);
+    a class whose LP is not solved in time is split in proportion to demand
+    (`rounding.disaggregate`) as before. Also per-class figures."""
     devices, flows = disaggregate(m1, d1, x1)
     dev = m1.vars["v_devices"]
     N = np.zeros((d1.unit_demand.shape[0], d1.S, d1.A, d1.H))
@@ -69,20 +74,32 @@ def share_among_services(
     )
     energy = _device_hour_cny(d2.sc)
     groups = [np.flatnonzero(d1.unit_of_service == u) for u in range(N.shape[0])]
-    to_share = sum(g.size for g in groups if g.size > 1)
+    # a lone service has its class's devices already; the largest classes first, so that
+    # side by side the longest LPs do not start last
+    todo = sorted(((u, g) for u, g in enumerate(groups) if g.size > 1), key=lambda ug: -ug[1].size)
+    to_share = [sum(g.size for _, g in todo)]
+    lock = threading.Lock()
     t0 = time.perf_counter()
-    stats = {"classes": 0.0}
-    for u, members in enumerate(groups):
-        left = time_limit_s - (time.perf_counter() - t0)
-        if members.size < 2 or left <= 0:
-            continue  # a lone service has its class's devices already
-        # the time left, by the services still to share (the LP grows with them)
-        limit = left * members.size / to_share
-        to_share -= members.size
-        got = _class_lp(d2, members, N[u], energy, start_cny, min_up, limit, threads)
-        if got is not None:
-            devices[members], flows[members] = got
-            stats["classes"] += 1
+
+    def share(u: int, members: np.ndarray) -> tuple[np.ndarray, Any]:
+        with lock:
+            left = time_limit_s - (time.perf_counter() - t0)
+            if left <= 0:
+                return members, None
+            # the time left, by the services still to share (the LP grows with them), as
+            # many LPs at a time as there are workers
+            limit = min(left, left * workers * members.size / to_share[0])
+            to_share[0] -= members.size
+        return members, _class_lp(d2, members, N[u], energy, start_cny, min_up, limit, threads)
+
+    stats = {"classes": 0.0, "workers": float(workers)}
+    # HiGHS lets go of the GIL while it solves: two LPs on two threads took 1.07x the time
+    # of one (2 cores, 2026-12-06), so a worker per free core shares that many classes at once
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for members, got in pool.map(lambda ug: share(*ug), todo):
+            if got is not None:
+                devices[members], flows[members] = got
+                stats["classes"] += 1
     stats["seconds"] = time.perf_counter() - t0
     return devices, flows, stats
 
