@@ -85,8 +85,9 @@ class SolverSettings:
     # Under load 8 on 2 cores the default scenario's six classes took 24 s
     replica_share_s: float = 40.0
     # ... with this many class LPs solved side by side (each with `threads` HiGHS threads);
-    # None: one per core free when the sharing starts (`lp_workers`). Both cores of the
-    # 2-core bench machine when it is otherwise idle; one where another solve holds a core
+    # None: one per core free when the sharing starts (`lp_workers`: the cores less the
+    # load average's other work). Measured with 2 on 2 cores: a completion 0.69-0.79x the
+    # time for the same plan (bench/results/workers-2026-12-06.md)
     lp_workers: int | None = None
     # ... and seconds for the MILPs per service that take away the whole devices it does
     # not need once rounded up (`replicas.trim_devices`); 0: none taken away. Off by
