@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from optimizer.solve import usable_cores
+
 ROOT = Path(__file__).resolve().parents[1]
 KIB_PER_MIB = 1024.0
 # a fixed pure-Python workload timed at the start and the end of a run: how fast (and how
@@ -112,14 +114,10 @@ def calibration_s() -> float:
 
 def describe() -> dict[str, Any]:
     """The machine and software of this run."""
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
     return {
         "cpu_model": _cpu_model(),
         "cores": os.cpu_count(),
-        "cores_usable": usable,
+        "cores_usable": usable_cores(),
         "ram_gib": _ram_gib(),
         "os": platform.platform(),
         "python": platform.python_version(),

@@ -62,17 +62,21 @@ def main(argv: list[str]) -> int:
         cols, vals = kw["start"]
         at = dict(zip(pos[cols].tolist(), vals.tolist(), strict=True))
         ints = np.flatnonzero(np.asarray(lp.integrality_, dtype=int) > 0)
+        # a start with every integer given: HiGHS' LP of it is this LP, not a sub-MIP
+        assert all(int(i) in at for i in ints), "the start leaves integers open"
         seen["lp"], seen["ints"] = lp, ints
-        seen["fixed"] = np.array([round(at.get(int(i), 0.0)) for i in ints], dtype=float)
+        seen["fixed"] = np.array([round(at[int(i)]) for i in ints], dtype=float)
         t = time.perf_counter()
         res = solve_loaded(h, m, col_map, settings, **kw)
         seen["stage1"] = {"s": time.perf_counter() - t, "objective": res.objective}
         return res
 
     planner.solve_loaded = capture  # type: ignore[assignment]
-    sc = case_scenario(case)
-    optimize(sc, SolverSettings(time_limit_s=60, threads=1, seed=0, dominance_guard_rounds=0))
-    planner.solve_loaded = solve_loaded
+    try:
+        settings = SolverSettings(time_limit_s=60, threads=1, seed=0, dominance_guard_rounds=0)
+        optimize(case_scenario(case), settings)
+    finally:
+        planner.solve_loaded = solve_loaded
     rows = [
         {"algorithm": "the planner's stage 1 (HiGHS MIP, stopped at its start)"} | seen["stage1"]
     ]

@@ -4,10 +4,10 @@ one at a time (`lp_workers=1`) and two side by side (`lp_workers=2`), at equal w
 CASE as in `bench.speed` (`default`, `M`, ...). Its cold plan (the defaults, 60 s) gives the
 job plan; that job plan is then completed churn-aware (`planner._complete`, the step the
 churn-aware pass and each of the guard's tries run) on the scenario itself and on the
-guard's first shadow scenario (`guard.shadow_scenario`, `guard.FIRST_SCALE` x
-`guard.unit_weights` on every criterion), 1 and 2 workers alternately, REPS times each. Every completion is assembled
-and passed through the independent validator, and the two worker counts must give the same
-plan (objective within 1e-6, relative). Writes OUT_STEM.jsonl (one line per completion) and
+shadow scenario of the guard's first try with every criterion to improve
+(`guard.Search.start`), 1 and 2 workers alternately, REPS times each. Every completion is
+assembled and passed through the independent validator, and the two worker counts must give
+the same plan (objective within 1e-6, relative). Writes OUT_STEM.jsonl (one line per completion) and
 prints a summary table.
 """
 
@@ -36,7 +36,8 @@ def main(argv: list[str]) -> int:
     plan = optimize(sc, settings)
     assert plan.schedule is not None
     jobs = _jobs_only(sc, plan.schedule)
-    first = {k: guard.FIRST_SCALE * v for k, v in guard.unit_weights(sc).items()}
+    unit, scale = guard.unit_weights(sc), guard.Search.start(set(guard.WEIGHED)).scale
+    first = {k: unit[k] * scale[k] for k in guard.WEIGHED}
     worlds = {"plain": sc, "guard_first": guard.shadow_scenario(sc, first)}
     rows: list[dict[str, Any]] = []
     with stem.with_suffix(".jsonl").open("w") as out:

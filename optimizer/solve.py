@@ -199,18 +199,24 @@ def _construct_quietly() -> highspy.Highs:
         os.close(saved)
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def lp_workers(settings: SolverSettings) -> int:
     """How many independent LPs to solve side by side: `settings.lp_workers`, or (None)
-    the cores this process may run on less the load average's other work (this process's
-    own thread counted as free), at least 1."""
+    the usable cores less the load average's other work (this process's own thread
+    counted as free), at least 1."""
     if settings.lp_workers is not None:
         return max(1, settings.lp_workers)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
         others = max(0.0, os.getloadavg()[0] - 1.0)
     except OSError:  # no load average on this platform: take no core for granted
         return 1
-    return max(1, min(cores or 1, round((cores or 1) - others)))
+    return max(1, round(usable_cores() - others))
 
 
 def new_highs(settings: SolverSettings) -> highspy.Highs:

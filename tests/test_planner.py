@@ -712,9 +712,12 @@ def test_a_change_that_breaks_the_previous_plan_still_gets_a_valid_plan(
     assert "previous_kept" in warm.summary["solver"]["candidates"]
 
 
-@pytest.mark.parametrize("share_s", [20.0, 0.0])
+@pytest.mark.parametrize(
+    ("classes", "workers", "share_s"),
+    [(1, 1, 20.0), (1, 1, 0.0), (2, 1, 20.0), (2, 2, 20.0), (2, 2, 0.0)],
+)
 def test_churn_aware_completion_shares_a_class_among_its_services_with_their_starts_priced(
-    share_s: float,
+    classes: int, workers: int, share_s: float
 ) -> None:
     """Issue 12: s1 and s2 are one class of merged services (same latency, throughput and
     penalty) in one region, served from A (2 devices, 100 CNY/MWh) and B (dearer, 200). s1
@@ -723,91 +726,54 @@ def test_churn_aware_completion_shares_a_class_among_its_services_with_their_sta
     starts one device for s2 at B: 3 devices, 1 start; energy 2 x 3 h x 100 + 200 = 800
     CNY, the start 5/60 h x 15 CNY = 1.25. Split in proportion to demand instead
     (share_s = 0), hour 1 gives each service a third and two thirds of both sites' devices,
-    and rounding them within the fleets leaves demand unmet: greedy's plan comes back."""
+    and rounding them within the fleets leaves demand unmet: greedy's plan comes back.
+
+    With 2 classes the world is there twice over (t1, t2 at 15 ms, so not merged with s1,
+    s2; 4 devices at each site): 1,602.5 CNY, 2 starts. With `lp_workers` 2 the two class
+    LPs run side by side (HiGHS lets go of the GIL): the same plan as one at a time."""
     from tests.micro import scenario, site
 
+    names = dict(list({"s": 20, "t": 15}.items())[:classes])
     sc = scenario(
         [site("A"), site("B")],
         prices={"A": [100, 100, 100], "B": [200, 200, 200]},
-        fleets={"A": 2, "B": 2},
-        policy={"unmet_penalty_cny_per_mtoken": 10000.0},
-        services=[{"service_id": k, "latency_limit_ms": 20} for k in ("s1", "s2")],
-        throughput=[
-            {"service_id": k, "accelerator": "G", "tokens_per_s_per_device": 400}
-            for k in ("s1", "s2")
-        ],
-        demand={("s1", "R"): [400, 400, 400], ("s2", "R"): [400, 800, 400]},
-        latency={("A", "R"): 10, ("B", "R"): 10},
-    )
-    settings = SolverSettings(
-        backend="matrix", threads=1, time_limit_s=30, integer_devices="round",
-        replica_share_s=share_s,
-    )  # fmt: skip
-    plan = optimize(sc, settings)
-    validate_plan(sc, plan).raise_if_failed()
-    churn_aware = plan.summary["solver"]["candidates"]["greedy_start_churn_aware"]
-    if not share_s:
-        assert churn_aware > 801.25 + 100.0
-        assert plan.summary["origin"] == "baseline:greedy"
-        return
-    assert churn_aware == pytest.approx(801.25)
-    assert plan.summary["origin"] == "improved"
-    a = plan.assignments[plan.assignments["devices"] > 0]
-    at_b = a[a["site_id"] == "B"]
-    assert (list(at_b["workload_id"]), list(at_b["hour"])) == (["s2"], [1])
-    assert a[a["workload_id"] == "s1"]["site_id"].unique().tolist() == ["A"]
-    assert plan.summary["replica_starts"] == 1
-    assert plan.summary["total_cost"] == pytest.approx(801.25)
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_two_classes_are_shared_among_their_services_side_by_side_as_one_at_a_time(
-    workers: int,
-) -> None:
-    """The world above twice over: s1, s2 one class (20 ms), t1, t2 another (15 ms, so not
-    merged with the first), each needing 1 device every hour and its second service 1, 2,
-    1; A (4 devices, 100 CNY/MWh) and B (4, 200). Each class keeps its first service at A
-    and starts one device for its second at B in hour 1: 2 x 800 CNY + 2 x 1.25 = 1,602.5,
-    2 starts. With `lp_workers` 2 the two class LPs run side by side (HiGHS lets go of the
-    GIL): the same plan as one at a time. Split in proportion instead (the previous test),
-    greedy's plan would come back."""
-    from tests.micro import scenario, site
-
-    classes = {"s": 20, "t": 15}
-    sc = scenario(
-        [site("A"), site("B")],
-        prices={"A": [100, 100, 100], "B": [200, 200, 200]},
-        fleets={"A": 4, "B": 4},
+        fleets={"A": 2 * classes, "B": 2 * classes},
         policy={"unmet_penalty_cny_per_mtoken": 10000.0},
         services=[
             {"service_id": f"{c}{i}", "latency_limit_ms": ms}
-            for c, ms in classes.items()
+            for c, ms in names.items()
             for i in (1, 2)
         ],
         throughput=[
             {"service_id": f"{c}{i}", "accelerator": "G", "tokens_per_s_per_device": 400}
-            for c in classes
+            for c in names
             for i in (1, 2)
         ],
         demand={
-            **{(f"{c}1", "R"): [400, 400, 400] for c in classes},
-            **{(f"{c}2", "R"): [400, 800, 400] for c in classes},
+            **{(f"{c}1", "R"): [400, 400, 400] for c in names},
+            **{(f"{c}2", "R"): [400, 800, 400] for c in names},
         },
         latency={("A", "R"): 10, ("B", "R"): 10},
     )
     settings = SolverSettings(
         backend="matrix", threads=1, time_limit_s=30, integer_devices="round",
-        replica_share_s=20.0, lp_workers=workers,
+        replica_share_s=share_s, lp_workers=workers,
     )  # fmt: skip
     plan = optimize(sc, settings)
     validate_plan(sc, plan).raise_if_failed()
-    assert plan.summary["solver"]["candidates"]["greedy_start_churn_aware"] == pytest.approx(1602.5)
+    churn_aware = plan.summary["solver"]["candidates"]["greedy_start_churn_aware"]
+    if not share_s:
+        assert churn_aware > classes * 801.25 + 100.0
+        assert plan.summary["origin"] == "baseline:greedy"
+        return
+    assert churn_aware == pytest.approx(classes * 801.25)
     assert plan.summary["origin"] == "improved"
     a = plan.assignments[plan.assignments["devices"] > 0]
     at_b = a[a["site_id"] == "B"]
-    assert sorted(at_b["workload_id"]) == ["s2", "t2"] and set(at_b["hour"]) == {1}
-    assert set(a[a["workload_id"].isin(["s1", "t1"])]["site_id"]) == {"A"}
-    assert plan.summary["replica_starts"] == 2
+    assert sorted(at_b["workload_id"]) == [f"{c}2" for c in names] and set(at_b["hour"]) == {1}
+    assert set(a[a["workload_id"].isin([f"{c}1" for c in names])]["site_id"]) == {"A"}
+    assert plan.summary["replica_starts"] == classes
+    assert plan.summary["total_cost"] == pytest.approx(classes * 801.25)
 
 
 @pytest.mark.parametrize(("price_dip", "kept"), [(10.0, [1, 1, 1, 1]), (100.0, [1, 0, 1, 1])])

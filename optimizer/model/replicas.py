@@ -77,24 +77,26 @@ def share_among_services(
     # a lone service has its class's devices already; the largest classes first, so that
     # side by side the longest LPs do not start last
     todo = sorted(((u, g) for u, g in enumerate(groups) if g.size > 1), key=lambda ug: -ug[1].size)
-    to_share = [sum(g.size for _, g in todo)]
+    to_share = sum(g.size for _, g in todo)
     lock = threading.Lock()
     t0 = time.perf_counter()
 
     def share(u: int, members: np.ndarray) -> tuple[np.ndarray, Any]:
+        nonlocal to_share
         with lock:
             left = time_limit_s - (time.perf_counter() - t0)
             if left <= 0:
                 return members, None
             # the time left, by the services still to share (the LP grows with them), as
             # many LPs at a time as there are workers
-            limit = min(left, left * workers * members.size / to_share[0])
-            to_share[0] -= members.size
+            limit = min(left, left * workers * members.size / to_share)
+            to_share -= members.size
         return members, _class_lp(d2, members, N[u], energy, start_cny, min_up, limit, threads)
 
-    stats = {"classes": 0.0, "workers": float(workers)}
-    # HiGHS lets go of the GIL while it solves: two LPs on two threads took 1.07x the time
-    # of one (2 cores, 2026-12-06), so a worker per free core shares that many classes at once
+    stats = {"classes": 0.0}
+    # HiGHS lets go of the GIL while it solves, so a worker per free core shares that many
+    # classes at once (a completion 0.69-0.79x the time with 2 workers on 2 cores, the
+    # same plan: bench/results/workers-2026-12-06.md)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for members, got in pool.map(lambda ug: share(*ug), todo):
             if got is not None:
