@@ -648,6 +648,52 @@ def test_pricing_lps_over_ipm_min_nonzeros_are_solved_by_interior_point(
     )
 
 
+def test_a_pricing_round_expected_to_overrun_its_share_is_not_started(
+    small,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round expected to take longer than its share of the budget has left would be cut
+    and discarded: pricing stops before it, the options that priced in kept for stage 1
+    and the bound the last LP's, as after a cut round. The next round is expected to take
+    as long as the last, `STARTS_ROUND_FACTOR` (3) times as long where it adds replica
+    starts (M's rounds: 3.8 s, then 10.9 s with them). Here every expectation is scaled a
+    billion times, so no round starts after the first."""
+    assert planner_module._expected_round_s([], True) == 0.0
+    rounds = [{"s": 3.8, "starts": False}, {"s": 14.7, "starts": True}]
+    assert planner_module._expected_round_s(rounds[:1], False) == pytest.approx(3.8)
+    assert planner_module._expected_round_s(rounds[:1], True) == pytest.approx(11.4)
+    assert planner_module._expected_round_s(rounds, True) == pytest.approx(10.9)
+
+    # no gap asked for and one option per job to start with: pricing goes on until no
+    # option prices in, two rounds without starts (the second adds none), three with them
+    exact = dataclasses.replace(ROUND, mip_rel_gap=0.0, initial_options_per_job=1)
+
+    def priced(**kw: Any) -> dict[str, Any]:
+        plan = optimize(small, dataclasses.replace(exact, **kw))
+        validate_plan(small, plan).raise_if_failed()
+        return dict(plan.summary["solver"]["job_options"]) | {"bound": plan.summary["bound"]}
+
+    free, starts = priced(pricing_churn="off"), priced(pricing_churn="on")
+    assert [r["starts"] for r in free["per_round"]] == [False, False]
+    assert [r["starts"] for r in starts["per_round"]] == [False, True, True]
+    one = priced(pricing_churn="off", pricing_rounds=1)  # stops before any option joins
+    expected = planner_module._expected_round_s
+    monkeypatch.setattr(
+        planner_module, "_expected_round_s", lambda pr, starts: 1e9 * expected(pr, starts)
+    )
+    cut = priced(pricing_churn="off")
+    assert (cut["rounds"], cut["stopped"]) == (1, planner_module.ROUND_NOT_IN_SHARE)
+    # the options the first round priced in joined (all there are: the second found none)
+    assert cut["priced_in"] == free["priced_in"] > one["priced_in"]
+    assert cut["bound"] == pytest.approx(one["bound"], rel=1e-9)
+    assert cut["bound"] < free["bound"]
+    # nor the second round, with replica starts, which was to tighten the bound
+    churn = priced(pricing_churn="on")
+    assert [r["starts"] for r in churn["per_round"]] == [False]
+    assert churn["stopped"] == planner_module.ROUND_NOT_IN_SHARE
+    assert churn["bound"] < starts["bound"]
+
+
 def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage_1(
     small,  # type: ignore[no-untyped-def]
     small_plan: Plan,
