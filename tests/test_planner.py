@@ -890,6 +890,21 @@ def test_finish_by_limit_skips_what_is_not_expected_to_end_within_the_budget(
     )
 
 
+def test_finish_by_limit_gives_stage_1_at_least_what_a_cut_first_pricing_lp_ran() -> None:
+    """Stage 1's model is the pricing LP's with more options, tighter and integer: under
+    `finish_by_limit` it needs at least what pricing's rounds took, and where pricing solved
+    no round, at least what its cut first LP ran (a year whose first LP was cut at 69.2 s of
+    120 ran stage 1 for 58.6 s and came back at 161 s). A later round cut after one solved
+    is not counted: a round with replica starts says little of stage 1's time."""
+    settings = dataclasses.replace(ROUND, time_limit_s=120.0, finish_by_limit=True)
+    need = planner_module._stage1_need
+    least = planner_module.STAGE1_MIN_SHARE * 120.0
+    assert need(settings, {}, 0.0) == pytest.approx(least)  # no pricing
+    assert need(settings, {"per_round": []}, 69.2) == pytest.approx(69.2)
+    assert need(settings, {"per_round": []}, 1.0) == pytest.approx(least)
+    assert need(settings, {"per_round": [{"s": 36.6}]}, 116.6) == pytest.approx(36.6)
+
+
 def _rounding(budget_s: float, **kw: Any) -> SolverSettings:
     """The large-instance strategy on one thread within `budget_s`, and `kw`."""
     return dataclasses.replace(ROUND, time_limit_s=budget_s, **kw)
