@@ -681,7 +681,7 @@ def _price(
             # the last LP solved stands, as after a cut round, without waiting for the cut
             stop = ROUND_NOT_IN_SHARE
             break
-        starts = with_starts
+        starts = with_starts  # set only for a round that runs: the last solved one's after
         d = build_sets(
             sc,
             tight=tight,
@@ -1010,9 +1010,10 @@ def _churn_aware_estimate(run: _Run) -> float:
 PRICING_SHARE = 0.45
 STARTS_ROUND_FACTOR = 3.0
 """A pricing round adding replica starts is expected to take this many times the round
-without them before it: measured 2.5x on the default scenario (3.3 s, then 8.5 s) and 2.9x on
-M (3.8 s, then 10.9 s), 2026-12-06/07; on the 3,000-job trace week over 2.4x (34 s, then cut
-after 82 s). Rounded up, not down: that round tightens the bound and changes no plan
+without them before it: measured 2.5x on the default scenario cold (3.3 s, then 8.5 s;
+bench/results/warm-2026-12-06-workers.json) and 2.9x on M (3.8 s, then 10.9 s;
+pricing-skip-2026-12-07-speed.jsonl); on the 3,000-job trace week over 2.4x (34 s, then cut
+after 82 s; pricing-skip-2026-12-07-trace-week.jsonl). Rounded up, not down: that round tightens the bound and changes no plan
 (bench/results/pricing-churn-2026-12-06.md), so one not started costs the gap reported, while
 one started and cut costs the phases after it their time (on the trace week the churn-aware
 pass)."""
