@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import highspy
@@ -494,6 +495,7 @@ def _solve_rounding(
     solver["candidates"] = run.tried
     enough = settings.mip_rel_gap if warm_gap is None else max(settings.mip_rel_gap, warm_gap)
     kept = None if previous is None else _kept_plan(run, start_sched, previous)
+    beside = None if previous is None else _warm_beside_pricing(run, start_sched)
     # a warm re-solve stops pricing once its bound proves the kept plan within `enough`
     priced = _price(run, start_sched, phase, None if kept is None else (kept[0], enough))
     if kept is not None:
@@ -506,8 +508,12 @@ def _solve_rounding(
 
     term = "previous plan repaired"
     if previous is not None and not good():
-        _warm_completed(run, priced.m, start_sched)
+        _warm_completed(run, priced.m, start_sched, beside)
         term = "previous plan repaired and completed"
+    elif beside is not None:
+        # pricing proved the kept plan: the completion beside it is left out, so the plan is
+        # the one made where no core was free; waited for, so that no solve outlives the call
+        run.solver["warm"]["beside_pricing"] = {"s": round(beside.result()[2], 2), "used": False}
     spent = time.perf_counter() - t_all > settings.time_limit_s
     if good() or (previous is not None and spent and run.candidates):
         # the previous plan, repaired (its devices kept, or completed anew), is as close to
@@ -537,21 +543,58 @@ def _solve_rounding(
     return _finish(run, m, priced.bound, term, stage1_ran=res is not None and res.x is not None)
 
 
-def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
+def _warm_completed(
+    run: _Run,
+    m: LinearModel,
+    start_sched: Schedule,
+    beside: Future[tuple[Schedule | None, str, float]] | None = None,
+) -> None:
     """A warm re-solve whose kept plan missed its gap: the repaired job plan completed as a
     cold solve's winner is, churn-aware where churn is priced (its paused jobs compacted,
     `_complete(churn_aware=True)`), as candidate `warm_start_churn_aware`, before any
     rounding or stage 1: in the default scenario's what-ifs that plan won (price, outage),
     and stage 1's plans never did (bench/results/speed-2026-12-05-evening.md).
 
+    `beside`: that completion, started beside pricing (`_warm_beside_pricing`) and waited
+    for here; `solver.warm.beside_pricing` has its own seconds.
+
     With `finish_by_limit` it gets what the budget leaves (its device-sharing LPs a quarter
     of that) and is cut there (`status` `cut`): the kept plan, or the cold path's plain
     completions, stand. Its record ends up in `solver.churn_aware.warm_start` (`_finish`)."""
-    sc, settings = run.sc, run.settings
-    jobs = _jobs_only(sc, start_sched)
+    sc = run.sc
     if not _churn_priced(sc):
-        run.add("warm_start", jobs, m)
+        run.add("warm_start", _jobs_only(sc, start_sched), m)
         return
+    t = time.perf_counter()
+    if beside is None:
+        done, status, took = _warm_completion(run, start_sched, run.settings)
+    else:
+        done, status, took = beside.result()
+    name = "warm_start_churn_aware"
+    if done is not None:
+        run.candidates.append((_objective(sc, done, m), done, name))
+    run.tried[name] = run.candidates[-1][0] if done is not None else None
+    # the wall time it added: beside pricing, only the wait for it once pricing ended
+    run.timings["churn_aware"] = time.perf_counter() - t
+    w = _warm_weights(run)
+    run.solver["churn_aware"] = {"status": status, "plan": "warm_start", "guard_weights": w}
+    if beside is not None:
+        run.solver["warm"]["beside_pricing"] = {"s": round(took, 2), "used": True}
+    if status == "cut":
+        run.solver["churn_aware"]["note"] = (
+            "the warm start's churn-aware completion ran out of what the budget left "
+            "(finish_by_limit)"
+        )
+        log.warning("%s", run.solver["churn_aware"]["note"])
+
+
+def _warm_completion(
+    run: _Run, start_sched: Schedule, settings: SolverSettings
+) -> tuple[Schedule | None, str, float]:
+    """`_warm_completed`'s completion (the plan, `done`/`failed`/`cut`, its seconds); reads
+    `run` and writes nothing to it, so that it can run beside pricing."""
+    sc = run.sc
+    jobs = _jobs_only(sc, start_sched)
     t = time.perf_counter()
     deadline = None
     if settings.finish_by_limit:
@@ -561,7 +604,7 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
     def left_now() -> float | None:
         return None if deadline is None else deadline - time.perf_counter()
 
-    shadow, w = _warm_shadow(run)
+    shadow, _ = _warm_shadow(run)
     try:
         done = _complete(
             shadow, compact_pauses(sc, jobs), settings, churn_aware=True, time_limit_s=left_now()
@@ -574,18 +617,25 @@ def _warm_completed(run: _Run, m: LinearModel, start_sched: Schedule) -> None:
         status = "done" if done else "failed"
     except _OutOfTime:
         done, status = None, "cut"
-    name = "warm_start_churn_aware"
-    if done is not None:
-        run.candidates.append((_objective(sc, done, m), done, name))
-    run.tried[name] = run.candidates[-1][0] if done is not None else None
-    run.timings["churn_aware"] = time.perf_counter() - t
-    run.solver["churn_aware"] = {"status": status, "plan": "warm_start", "guard_weights": w}
-    if status == "cut":
-        run.solver["churn_aware"]["note"] = (
-            "the warm start's churn-aware completion ran out of what the budget left "
-            "(finish_by_limit)"
-        )
-        log.warning("%s", run.solver["churn_aware"]["note"])
+    return done, status, time.perf_counter() - t
+
+
+def _warm_beside_pricing(
+    run: _Run, start_sched: Schedule
+) -> Future[tuple[Schedule | None, str, float]] | None:
+    """A warm re-solve's churn-aware completion of the repaired job plan, started on a
+    thread beside pricing where a second core is free (`lp_workers`): it does not depend on
+    pricing, and both are mostly HiGHS, which lets go of the GIL while it solves. Its
+    device-sharing LPs then take one worker (pricing holds the other core). None: not
+    churn-aware (the plain completion takes under a second), or no core free; it then runs
+    after pricing, and only where pricing did not prove the kept plan."""
+    if not _churn_priced(run.sc) or lp_workers(run.settings) < 2:
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-completion")
+    one = dataclasses.replace(run.settings, lp_workers=1)
+    beside = pool.submit(_warm_completion, run, start_sched, one)
+    pool.shutdown(wait=False)  # the thread ends with the completion
+    return beside
 
 
 def _warm_shadow(run: _Run) -> tuple[Scenario, dict[str, float] | None]:
@@ -593,8 +643,14 @@ def _warm_shadow(run: _Run) -> tuple[Scenario, dict[str, float] | None]:
     the guard made is followed as the guard made it, on the shadow scenario of the weights
     that made it dominate (one completion instead of the plain one and then the guard's
     first, the guard running only where it no longer dominates); else the scenario itself."""
-    w = run.solver.get("warm", {}).get("guard_weights")
+    w = _warm_weights(run)
     return (run.sc if w is None else guard.shadow_scenario(run.sc, w)), w
+
+
+def _warm_weights(run: _Run) -> dict[str, float] | None:
+    """The guard weights of the previous plan a warm re-solve starts from (`_guard_weights`)."""
+    weights: dict[str, float] | None = run.solver.get("warm", {}).get("guard_weights")
+    return weights
 
 
 def _kept_plan(

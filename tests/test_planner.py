@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -702,14 +703,17 @@ def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage
     energy re-solved around them; that is no dearer than the previous plan (the same
     decisions, the LP optimal around them), so it is within the previous plan's gap of
     pricing's bound (the same bound, or one round's: valid too): pricing stops there and
-    neither rounding nor stage 1 runs."""
-    warm = optimize(small, ROUND, warm_start=small_plan)
+    neither rounding nor stage 1 runs. With a core free the churn-aware completion of the
+    repaired jobs ran beside pricing (`_warm_beside_pricing`); it is left out, so the plan
+    is the one made without a core free."""
+    warm = optimize(small, dataclasses.replace(ROUND, lp_workers=2), warm_start=small_plan)
     validate_plan(small, warm).raise_if_failed()
     solver = warm.summary["solver"]
     assert solver["plan_source"] == "previous_kept"
     assert solver["termination"] == "previous plan repaired"
     assert "stage1" not in solver
     assert set(solver["candidates"]) == {"previous_kept"}  # nothing else completed
+    assert solver["warm"]["beside_pricing"]["used"] is False
     assert warm.summary["objective"] <= small_plan.summary["objective"] * (1 + 1e-6)
     assert small_plan.summary["gap"] is not None
     assert warm.summary["gap"] <= small_plan.summary["gap"] + 1e-9
@@ -929,6 +933,59 @@ def test_finish_by_limit_cuts_a_warm_starts_churn_aware_completion_at_the_budget
             assert "finish_by_limit" in warm["note"]
         for name in ("greedy", "carbon_agnostic"):
             assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
+
+
+def test_a_warm_starts_churn_aware_completion_runs_beside_pricing_where_a_core_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm re-solve whose kept plan is not within its gap completes the repaired jobs
+    churn-aware (`_warm_completed`); that completion does not depend on pricing, so with a
+    second core free (`lp_workers` 2) it starts on a thread before pricing does and is
+    waited for after it, its device-sharing LPs on one worker. With one core it runs after
+    pricing, as before. Either way it is a candidate, and the plan is the same, valid and
+    no worse than any baseline."""
+    sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    previous = plan_baseline(sc, "carbon_agnostic")  # not within its gap of the bound
+    price, complete = planner_module._price, planner_module._warm_completion
+    seen: dict[str, Any] = {}
+
+    def priced(*a: Any, **kw: Any) -> Any:
+        seen["pricing"] = threading.current_thread().name
+        out = price(*a, **kw)
+        seen["priced"] = time.perf_counter()
+        return out
+
+    def completed(run: Any, start: Any, settings: SolverSettings) -> Any:
+        seen["completion"] = (time.perf_counter(), threading.current_thread().name)
+        seen["workers"] = settings.lp_workers
+        return complete(run, start, settings)
+
+    monkeypatch.setattr(planner_module, "_price", priced)
+    monkeypatch.setattr(planner_module, "_warm_completion", completed)
+    plans = {}
+    for workers in (1, 2):
+        seen.clear()
+        plan = optimize(sc, _rounding(60.0, lp_workers=workers), warm_start=previous)
+        validate_plan(sc, plan).raise_if_failed()
+        s, solver = plan.summary, plan.summary["solver"]
+        assert solver["churn_aware"]["warm_start"]["status"] == "done"
+        assert solver["candidates"]["warm_start_churn_aware"] is not None
+        for name in ("greedy", "carbon_agnostic"):
+            assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
+        beside = solver["warm"].get("beside_pricing")
+        started, thread = seen["completion"]
+        if workers == 1:
+            assert beside is None
+            assert thread == seen["pricing"]  # the solve's own thread
+            assert started > seen["priced"]  # after pricing
+        else:
+            assert beside is not None and beside["used"] and beside["s"] > 0
+            assert thread.startswith("warm-completion") and thread != seen["pricing"]
+            assert started < seen["priced"]  # started before pricing ended
+            assert seen["workers"] == 1  # pricing holds the other core
+        plans[workers] = (s["objective"], solver["plan_source"])
+    assert plans[1][1] == plans[2][1]
+    assert plans[1][0] == pytest.approx(plans[2][0], rel=1e-6)
 
 
 @pytest.mark.parametrize(
