@@ -22,8 +22,8 @@ import highspy
 import numpy as np
 
 import optimizer.planner as planner
-from bench.speed import STRATEGIES, case_scenario
-from optimizer import SolverSettings, optimize
+from bench.speed import case_scenario, strategy_settings
+from optimizer import optimize
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "interior point, no crossover (the planner's)": {"solver": "ipm", "run_crossover": "off"},
@@ -58,14 +58,11 @@ def capture(case: str) -> highspy.HighsLp:
     planner.solve_relaxation = grab  # type: ignore[assignment]
     try:
         if case == "year":
-            from bench.year import year_scenario
+            from bench.year import year_scenario, year_settings
 
-            sc = year_scenario(3400, True)
-            settings = SolverSettings(time_limit_s=120, threads=1, seed=0, finish_by_limit=True)
+            optimize(year_scenario(3400, True), year_settings(120, "finish"))
         else:
-            sc = case_scenario(case)
-            settings = SolverSettings(time_limit_s=60, threads=1, seed=0, **STRATEGIES["new"])
-        optimize(sc, settings)
+            optimize(case_scenario(case), strategy_settings("new", 60))
     except _Captured:
         pass
     finally:

@@ -90,10 +90,15 @@ def never_worse(s: dict[str, Any]) -> bool:
     )
 
 
+def strategy_settings(strategy: str, limit: float) -> SolverSettings:
+    """STRATEGY's settings within `limit` s: one HiGHS thread, seed 0."""
+    return SolverSettings(time_limit_s=limit, threads=1, seed=0, **STRATEGIES[strategy])
+
+
 def solve(
     sc: Scenario, strategy: str, limit: float, warm: Plan | None = None
 ) -> tuple[Plan, dict[str, Any]]:
-    settings = SolverSettings(time_limit_s=limit, threads=1, seed=0, **STRATEGIES[strategy])
+    settings = strategy_settings(strategy, limit)
     load_before = os.getloadavg()
     t = time.perf_counter()
     plan = optimize(sc, settings, warm_start=warm)

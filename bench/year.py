@@ -63,6 +63,20 @@ def year_scenario(n_jobs: int, preemptible: bool, hours: int = MAX_HORIZON_HOURS
     return scenario_from_tables(manifest, tables)
 
 
+def year_settings(time_limit_s: float, how: str = "") -> SolverSettings:
+    """The settings a year is planned with: one HiGHS thread, the matrix backend; `how`
+    `finish` (`finish_by_limit`), `exact` (the whole MILP) or `stage1_full`."""
+    return SolverSettings(
+        backend="matrix",
+        threads=1,
+        time_limit_s=time_limit_s,
+        finish_by_limit=how == "finish",
+        integer_devices="exact" if how == "exact" else "auto",
+        # stage 1 to its limit, as before it stopped at the start (issue 16)
+        stage1_incumbents=None if how == "stage1_full" else SolverSettings.stage1_incumbents,
+    )
+
+
 def _peak_rss_mb() -> float:
     """This process's peak resident set (ru_maxrss is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -77,15 +91,7 @@ def main(
     sc = year_scenario(n_jobs, mode == "preemptible")
     t1 = time.perf_counter()
     rss_scenario = _peak_rss_mb()
-    settings = SolverSettings(
-        backend="matrix",
-        threads=1,
-        time_limit_s=time_limit_s,
-        finish_by_limit=how == "finish",
-        integer_devices="exact" if how == "exact" else "auto",
-        # stage 1 to its limit, as before it stopped at the start (issue 16)
-        stage1_incumbents=None if how == "stage1_full" else SolverSettings.stage1_incumbents,
-    )
+    settings = year_settings(time_limit_s, how)
     plan = optimize(sc, settings)
     t2 = time.perf_counter()
     report = validate_plan(sc, plan)

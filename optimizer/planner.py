@@ -513,7 +513,7 @@ def _solve_rounding(
     elif beside is not None:
         # pricing proved the kept plan: the completion beside it is left out, so the plan is
         # the one made where no core was free; waited for, so that no solve outlives the call
-        run.solver["warm"]["beside_pricing"] = {"s": round(beside.result()[2], 2), "used": False}
+        _beside_record(run, beside.result()[2], used=False)
     spent = time.perf_counter() - t_all > settings.time_limit_s
     if good() or (previous is not None and spent and run.candidates):
         # the previous plan, repaired (its devices kept, or completed anew), is as close to
@@ -579,7 +579,7 @@ def _warm_completed(
     w = _warm_weights(run)
     run.solver["churn_aware"] = {"status": status, "plan": "warm_start", "guard_weights": w}
     if beside is not None:
-        run.solver["warm"]["beside_pricing"] = {"s": round(took, 2), "used": True}
+        _beside_record(run, took, used=True)
     if status == "cut":
         run.solver["churn_aware"]["note"] = (
             "the warm start's churn-aware completion ran out of what the budget left "
@@ -636,6 +636,13 @@ def _warm_beside_pricing(
     beside = pool.submit(_warm_completion, run, start_sched, one)
     pool.shutdown(wait=False)  # the thread ends with the completion
     return beside
+
+
+def _beside_record(run: _Run, seconds: float, *, used: bool) -> None:
+    """`solver.warm.beside_pricing`: the seconds of the completion run beside pricing
+    (`_warm_beside_pricing`), and whether it was used (left out where pricing proved the
+    kept plan)."""
+    run.solver["warm"]["beside_pricing"] = {"s": round(seconds, 2), "used": used}
 
 
 def _warm_shadow(run: _Run) -> tuple[Scenario, dict[str, float] | None]:
