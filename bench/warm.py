@@ -1,5 +1,6 @@
-"""`python -m bench.warm --out STEM [--before DIR] [--cold PLAN.pkl]`: issue 16's warm what-if
-row, this checkout's warm path against another checkout's on the same plans.
+"""`python -m bench.warm --out STEM [--before DIR] [--cold PLAN.pkl] [--budget S]
+[--strategy NAME] [--cold-budget S]`: issue 16's warm what-if row, this checkout's warm path
+against another checkout's on the same plans.
 
 The default scenario is solved cold once (or its cold plan read from `--cold`, a pickled
 `Plan`); then for each change of `bench.changes`: the changed scenario cold (the row's
@@ -8,7 +9,10 @@ denominator), warm from the cold plan with this checkout's planner and, with `--
 that checkout's planner in a fresh process (`PYTHONPATH=DIR`). Cold solves are the same code
 in both (the warm path is what differs), so they are solved once; solves run one after the
 other. Every solve is `bench.speed.solve`'s (one HiGHS thread, the plan validated, load
-before and after); the record goes to STEM.json, the table to STEM.md.
+before and after); the record goes to STEM.json, the table to STEM.md. Warm solves take
+`--budget` and `bench.speed`'s `--strategy` (e.g. `finish`: `finish_by_limit`); cold ones
+the `new` strategy at `--cold-budget` (default: `--budget`), so a short what-if compares
+with the plan a night's re-solve would have made.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import json, pickle, sys
 from bench.speed import case_scenario, changed_scenario, solve
 cold = pickle.loads(open(sys.argv[1], "rb").read())
 sc = changed_scenario(case_scenario("default"), "default", sys.argv[2])
-plan, rec = solve(sc, "new", float(sys.argv[3]), warm=cold)
+plan, rec = solve(sc, sys.argv[4], float(sys.argv[3]), warm=cold)
 s = plan.summary.get("solver", {})
 rec["guard"] = {k: s.get("guard", {}).get(k) for k in ("needed", "found", "wall_s", "skipped")}
 rec["guard"]["tries"] = len(s.get("guard", {}).get("tries", []))
@@ -45,10 +49,12 @@ print("RECORD " + json.dumps(rec, default=str))
 """
 
 
-def _before(root: Path, cold_file: Path, change: str, budget: float) -> dict[str, Any]:
+def _before(
+    root: Path, cold_file: Path, change: str, budget: float, strategy: str
+) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(root)}
     out = subprocess.run(
-        [sys.executable, "-c", _BEFORE, str(cold_file), change, str(budget)],
+        [sys.executable, "-c", _BEFORE, str(cold_file), change, str(budget), strategy],
         cwd=root, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     line = next(x for x in out.stdout.splitlines() if x.startswith("RECORD "))
@@ -56,11 +62,21 @@ def _before(root: Path, cold_file: Path, change: str, budget: float) -> dict[str
     return rec
 
 
-def run(stem: Path, before: Path | None, cold_file: Path | None, budget: float) -> Path:
+def run(
+    stem: Path,
+    before: Path | None,
+    cold_file: Path | None,
+    budget: float,
+    strategy: str = "new",
+    cold_budget: float | None = None,
+) -> Path:
     """Solve the rows, write STEM.json and STEM.md; returns the markdown's path."""
+    cold_budget = budget if cold_budget is None else cold_budget
     record: dict[str, Any] = {
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "budget_s": budget,
+        "strategy": strategy,
+        "cold_budget_s": cold_budget,
         "before": str(before) if before else None,
         "machine": machine.describe(),
         "changes": {},
@@ -68,7 +84,7 @@ def run(stem: Path, before: Path | None, cold_file: Path | None, budget: float) 
     base = case_scenario("default")
     with tempfile.TemporaryDirectory() as tmp:
         if cold_file is None:
-            cold, record["cold"] = solve(base, "new", budget)
+            cold, record["cold"] = solve(base, "new", cold_budget)
             cold_file = Path(tmp) / "cold.pkl"
             cold_file.write_bytes(pickle.dumps(cold))
         else:
@@ -79,10 +95,10 @@ def run(stem: Path, before: Path | None, cold_file: Path | None, budget: float) 
             sc = changed_scenario(base, "default", change)
             row: dict[str, Any] = {}
             print(f"{change}: warm after, cold, warm before", file=sys.stderr, flush=True)
-            _, row["after"] = solve(sc, "new", budget, warm=cold)
-            _, row["cold"] = solve(sc, "new", budget)
+            _, row["after"] = solve(sc, strategy, budget, warm=cold)
+            _, row["cold"] = solve(sc, "new", cold_budget)
             if before is not None:
-                row["before"] = _before(before, cold_file, change, budget)
+                row["before"] = _before(before, cold_file, change, budget, strategy)
             record["changes"][change] = row
     record["load_end"] = machine.load_average()
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +128,9 @@ def _guard(r: dict[str, Any]) -> str:
 def render(record: dict[str, Any]) -> str:
     """The table: per change, cold and each warm solve, ratios, gaps, where the time went."""
     head = (
-        f"Started {record['started']}, budget {record['budget_s']:g} s, commit "
+        f"Started {record['started']}, budget {record['budget_s']:g} s "
+        f"({record.get('strategy', 'new')}; cold solves "
+        f"{record.get('cold_budget_s', record['budget_s']):g} s), commit "
         f"`{(record['machine'].get('git') or {}).get('commit')}`; before: "
         f"`{record['before']}`; load average at the end {record['load_end']}.\n\n"
         "| change | solve | wall s | vs cold | objective | gap | status | plan from | "
@@ -144,9 +162,11 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", type=Path, required=True, help="results stem")
     ap.add_argument("--before", type=Path, help="another checkout whose warm path to compare")
     ap.add_argument("--cold", type=Path, help="the default scenario's cold plan, pickled")
-    ap.add_argument("--budget", type=float, default=WHATIF_BUDGET_S, help="each solve's, s")
+    ap.add_argument("--budget", type=float, default=WHATIF_BUDGET_S, help="each warm solve's, s")
+    ap.add_argument("--strategy", default="new", help="the warm solves' (bench.speed.STRATEGIES)")
+    ap.add_argument("--cold-budget", type=float, help="the cold solves' budget, s (--budget)")
     a = ap.parse_args(argv)
-    print(run(a.out, a.before, a.cold, a.budget).read_text())
+    print(run(a.out, a.before, a.cold, a.budget, a.strategy, a.cold_budget).read_text())
     return 0
 
 

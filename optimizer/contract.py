@@ -453,6 +453,31 @@ ACTIONS = BundleTable(
     "scenario, so the bundle's actions scale every service up from none at the first hour.",
 )
 
+PRICING_DUALS = BundleTable(
+    "pricing_duals",
+    "one row per row of the pricing LP whose dual is not 0 (the LP that gave the plan's "
+    "bound, or the previous plan's duals where they gave a better one)",
+    (
+        _x("constraint", "str", "", "the row's block (docs/model.md names them)"),
+        _x(
+            "index",
+            "str",
+            "",
+            "the row's index, `name=value` joined by `;`, names sorted: sites and jobs by id, "
+            "types by name, hours by UTC timestamp, an option as job/site/type",
+        ),
+        _x(
+            "dual",
+            "float",
+            "currency per row unit",
+            "HiGHS' row dual (reduced cost = cost - A^T dual): what the row's bound is worth",
+        ),
+    ),
+    status="extra",
+    note="What a warm re-solve bounds its plan with before it solves an LP of its own "
+    "(`optimizer/model/dual_bound.py`, docs/solving.md); any duals give a valid bound.",
+)
+
 TABLES: tuple[BundleTable, ...] = (
     WORKLOADS,
     ASSIGNMENTS,
@@ -464,6 +489,7 @@ TABLES: tuple[BundleTable, ...] = (
     MOVES,
     CHURN,
     ACTIONS,
+    PRICING_DUALS,
 )
 TABLES_BY_NAME = {t.name: t for t in TABLES}
 BUNDLE_TABLES = tuple(t.name for t in TABLES)

@@ -315,6 +315,8 @@ def plan_flexible(
         model_size=plan.summary["model_size"],
         planner=str(plan.summary["planner"]),
     )
+    # the lane model's duals, which bound the next warm re-solve's lane model
+    out = dataclasses.replace(out, pricing_duals=plan.pricing_duals)
     # which candidate came back on the lanes (`optimizer.choose`) is the one stated here
     out.summary["origin"] = plan.summary.get("origin")
     for name, lane_sched in lane_baselines.items():

@@ -26,6 +26,7 @@ from typing import Any
 
 import highspy
 import numpy as np
+import pandas as pd
 
 from optimizer import choose, flexible, guard
 from optimizer.baselines import plan_baseline, repair_start
@@ -35,7 +36,7 @@ from optimizer.heuristics import (
     lp_guided_jobs,
     relax_small_jobs,
 )
-from optimizer.model import matrix_backend, pricing, pyomo_backend
+from optimizer.model import dual_bound, matrix_backend, pricing, pyomo_backend
 from optimizer.model.build import build_from_sets
 from optimizer.model.core import LinearModel
 from optimizer.model.energy import TIEBREAK_CNY_PER_T
@@ -156,6 +157,7 @@ def optimize(
             "guard_weights": _guard_weights(warm_start),
             "starts_lp_s": _starts_lp_s(warm_start),
         }
+    duals = _Duals(previous=_pricing_duals(warm_start))
     if rounding:
         sched, status, termination, m = _solve_rounding(
             sc,
@@ -170,6 +172,7 @@ def optimize(
             t_all,
             warm_gap=_warm_gap(settings, warm_start),
             previous=_schedule_of(sc, warm_start) if settings.warm_skip_stage1 else None,
+            duals=duals,
         )
     else:
         sched, status, termination, m = _solve_exact(
@@ -192,6 +195,8 @@ def optimize(
         {**baseline_scheds, **(extra_baselines or {})},
         t_all + settings.time_limit_s,
     )
+    if duals.kept is not None:
+        plan = dataclasses.replace(plan, pricing_duals=duals.kept)
     timings["extract"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_all + validate_s
     plan.summary["timings_s"] = timings
@@ -356,6 +361,13 @@ def _guard_weights(warm: Plan | Schedule) -> dict[str, float] | None:
     return {k: float(best["weights"][k]) for k in guard.WEIGHED}
 
 
+def _pricing_duals(warm: Plan | Schedule | None) -> pd.DataFrame | None:
+    """The previous plan's `pricing_duals` (None: a bare schedule, or a plan without them)."""
+    if not isinstance(warm, Plan) or warm.pricing_duals.empty:
+        return None
+    return warm.pricing_duals
+
+
 def _starts_lp_s(warm: Plan | Schedule) -> float | None:
     """How long the previous solve's first pricing LP with replica starts took, s (from its
     `solver.job_options.per_round`, whose times count from pricing's start); None for a bare
@@ -412,6 +424,16 @@ def _hand_over(
 
 
 @dataclasses.dataclass
+class _Duals:
+    """Pricing LP row duals (`optimizer.model.dual_bound`): the previous plan's, which a warm
+    re-solve bounds with before its first LP, and those the plan returned keeps (of the LP
+    that gave the better bound)."""
+
+    previous: pd.DataFrame | None = None
+    kept: pd.DataFrame | None = None
+
+
+@dataclasses.dataclass
 class _Run:
     """What the phases of the large-instance strategy share: the scenario, settings, clock,
     the plans completed so far (objective, schedule, name) and the record of each one."""
@@ -425,6 +447,7 @@ class _Run:
     candidates: list[tuple[float, Schedule, str]] = dataclasses.field(default_factory=list)
     tried: dict[str, float | None] = dataclasses.field(default_factory=dict)
     plain_s: float = 0.0  # the longest plain completion so far, s (`finish_by_limit`)
+    duals: _Duals = dataclasses.field(default_factory=_Duals)
 
     def add(self, name: str, jobs: Schedule, m: LinearModel) -> None:
         """Complete job plan `jobs` (inference and energy around it) as candidate `name`."""
@@ -473,6 +496,7 @@ def _solve_rounding(
     t_all: float,
     warm_gap: float | None = None,
     previous: Schedule | None = None,
+    duals: _Duals | None = None,
 ) -> tuple[Schedule | None, str, str, LinearModel]:
     """The large-instance strategy: price options in, branch only where rounding is hard.
 
@@ -491,13 +515,22 @@ def _solve_rounding(
     4. Completion (`_improve`): the best plan's unplaced jobs inserted where room can be
        made; then the winner completed churn-aware. The gap is measured against step 1.
     """
-    run = _Run(sc, every, settings, solver, timings, t_all)
+    run = _Run(sc, every, settings, solver, timings, t_all, duals=duals or _Duals())
     solver["candidates"] = run.tried
     enough = settings.mip_rel_gap if warm_gap is None else max(settings.mip_rel_gap, warm_gap)
     kept = None if previous is None else _kept_plan(run, start_sched, previous)
-    beside = None if previous is None else _warm_beside_pricing(run, start_sched)
+    # started as pricing's first LP is (none where the previous plan's duals prove the kept
+    # plan before it: nothing would use it)
+    started: list[Future[tuple[Schedule | None, str, float]] | None] = []
+
+    def start_beside() -> None:
+        started.append(None if previous is None else _warm_beside_pricing(run, start_sched))
+
     # a warm re-solve stops pricing once its bound proves the kept plan within `enough`
-    priced = _price(run, start_sched, phase, None if kept is None else (kept[0], enough))
+    priced = _price(
+        run, start_sched, phase, None if kept is None else (kept[0], enough), start_beside
+    )
+    beside = started[0] if started else None
     if kept is not None:
         run.candidates.append((kept[0] - priced.m.fixed_cost, kept[1], "previous_kept"))
         run.tried["previous_kept"] = run.candidates[-1][0]
@@ -678,7 +711,11 @@ def _kept_plan(
 
 
 def _price(
-    run: _Run, start_sched: Schedule, phase: Any, incumbent: tuple[float, float] | None = None
+    run: _Run,
+    start_sched: Schedule,
+    phase: Any,
+    incumbent: tuple[float, float] | None = None,
+    before_lp: Callable[[], None] | None = None,
 ) -> _Priced:
     """Column generation over job options (`optimizer.model.pricing`), within its share of
     the budget; records what it priced in, its bound and each round under `solver`.
@@ -686,7 +723,9 @@ def _price(
     `incumbent` (a warm re-solve's kept plan: its objective with penalties, and the gap it
     settles for): pricing stops at the first round whose bound (valid whenever pricing
     stops) proves that plan within that gap; each LP round costs 2-5 s on the default
-    scenario, most of a warm what-if's time."""
+    scenario, most of a warm what-if's time. A warm re-solve has a bound before its first
+    LP, from the previous plan's duals (`_warm_dual_bound`), and no LP is solved where that
+    proves the plan. `before_lp` is called once, as the first LP is about to be built."""
     sc, settings, every, t_all = run.sc, run.settings, run.every, run.t_all
     opts_all = every[0]
     gang = np.array([j.gang for j in sc.jobs], dtype=np.int64)
@@ -726,7 +765,21 @@ def _price(
     # LP's share now goes straight to it: the round without them only kept a short budget's
     # bound (the default scenario: 3 s of a warm what-if's 10 s of pricing)
     starts_s = run.solver.get("warm", {}).get("starts_lp_s")
-    while True:
+    # the duals the plan keeps: those of whichever gave the best bound (the LP's own, or
+    # the previous plan's on it), with that bound
+    best: tuple[float, pd.DataFrame | tuple[LinearModel, np.ndarray] | None] = (-np.inf, None)
+    warm = _warm_dual_bound(run, lp_opts, active, gang, tight=tight, starts=churn)
+    value = None if warm is None else warm[0]
+    if warm is not None and value is not None:
+        # a bound before any LP: where it proves the kept plan, no LP is solved at all
+        bound, m, d = value, warm[1], warm[2]
+        best = (bound, run.duals.previous)
+        starts, x_lp, interior = churn, None, False
+        if incumbent is not None and _gap(incumbent[0] - m.fixed_cost, bound) <= incumbent[1]:
+            stop = WARM_PROVEN
+    if stop is None and before_lp is not None:
+        before_lp()
+    while stop is None:
         # pricing may take at most ~45% of the time (the first LP, which gives the only
         # bound there is, up to 60%): a plan must still be made after it
         share = PRICING_SHARE if rounds else FIRST_LP_SHARE
@@ -775,12 +828,14 @@ def _price(
         if x_lp is None or z is None:
             break
         solved = m, d, x_lp, starts
-        alpha, mu = pricing.lp_duals(m, np.asarray(h.getSolution().row_dual, dtype=float), sc)
+        row_dual = np.asarray(h.getSolution().row_dual, dtype=float)
+        alpha, mu = pricing.lp_duals(m, row_dual, sc)
         out = np.flatnonzero(~active)
         rc = pricing.reduced_costs(sc, lp_opts, gang, alpha, mu, out)
-        bound = max(
-            bound, pricing.lagrangian_bound(z, lp_opts.subset(~active), rc[~active], len(sc.jobs))
-        )
+        own = pricing.lagrangian_bound(z, lp_opts.subset(~active), rc[~active], len(sc.jobs))
+        if own > best[0]:
+            best = (own, (m, row_dual))
+        bound = max(bound, own)
         entering = out[rc[out] < -pricing.RC_TOL]
         per_round.append(
             {
@@ -816,11 +871,49 @@ def _price(
         },
         "lp_bound": bound if np.isfinite(bound) else None,
     }
+    if warm is not None:
+        run.solver["job_options"]["warm_duals"] = warm[3]
+    kept = best[1]
+    run.duals.kept = dual_bound.keyed(kept[0], sc, kept[1]) if isinstance(kept, tuple) else kept
     if x_lp is None and solved is not None:
         # a later round cut by its share of the budget: the last LP solved stands (its
         # solution rounds as well; the bound is from every round)
         m, d, x_lp, starts = solved
     return _Priced(m, d, x_lp, bound, active, relaxed, starts)
+
+
+def _warm_dual_bound(
+    run: _Run,
+    opts: JobOptions,
+    active: np.ndarray,
+    gang: np.ndarray,
+    *,
+    tight: bool,
+    starts: bool,
+) -> tuple[float | None, LinearModel, ModelData, dict[str, Any]] | None:
+    """A warm re-solve's bound before its first LP (`optimizer.model.dual_bound`): the
+    previous plan's pricing duals on this scenario's pricing LP over the options `active`
+    (built as the first round with `starts` would be; None: no finite bound), that LP, its
+    sets and the record for `solver.job_options.warm_duals`. None: the previous plan has
+    no duals."""
+    table = run.duals.previous
+    if table is None:
+        return None
+    t = time.perf_counter()
+    d = build_sets(
+        run.sc,
+        tight=tight,
+        aggregate_services=True,
+        options=opts.subset(active),
+        all_options=run.every,
+        price_replica_starts=starts,
+        price_pauses=False,
+    )
+    m = build_from_sets(d)
+    m.vars["v_devices"].integer = False
+    value, info = dual_bound.warm_bound(m, run.sc, table, opts, active, gang)
+    info |= {"bound": value, "starts": starts, "s": round(time.perf_counter() - t, 2)}
+    return value, m, d, info
 
 
 def _expected_round_s(per_round: list[dict[str, Any]], starts: bool) -> float:
@@ -861,7 +954,7 @@ def _pricing_stop(
     if incumbent is not None:
         plan, enough = incumbent[0] - fixed_cost, incumbent[1]
         if _gap(plan, bound) <= enough:
-            return "warm plan within its gap"
+            return WARM_PROVEN
         if _gap(plan, z) <= enough:
             # the LP value may prove it once the options pricing out are in: go on (the
             # bound below it would otherwise fail an unchanged plan by a hair)
@@ -1080,6 +1173,9 @@ after 82 s; pricing-skip-2026-12-07-trace-week.jsonl). Rounded up, not down: tha
 (bench/results/pricing-churn-2026-12-06.md), so one not started costs the gap reported, while
 one started and cut costs the phases after it their time (on the trace week the churn-aware
 pass)."""
+WARM_PROVEN = "warm plan within its gap"
+"""`job_options.stopped` where the bound proves a warm re-solve's kept plan within its gap (the
+previous plan's duals may, before any LP: `_warm_dual_bound`)."""
 ROUND_NOT_IN_SHARE = "the next round not expected to end within its share"
 """`job_options.stopped` where the next round is expected to take longer than its share of the
 budget has left (`_expected_round_s`): on M at 60 s a third round started with 9.5 s left

@@ -65,6 +65,7 @@ def read_bundle(path: str | Path) -> Plan:
         moves=tables["moves"],
         actions=tables["actions"],
         churn=tables["churn"],
+        pricing_duals=tables["pricing_duals"],
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.contract import BUNDLE_TABLES, DEFAULT_CURRENCY, Kpis
+from optimizer.contract import BUNDLE_TABLES, DEFAULT_CURRENCY, PRICING_DUALS, Kpis
 from optimizer.scenario.types import Scenario
 
 TOL = 1e-6
@@ -80,6 +80,10 @@ class Plan:
     actions: pd.DataFrame = field(default_factory=pd.DataFrame)
     # which replica starts and pauses pay (optimizer/plan/explain.py); empty in older bundles
     churn: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # the pricing LP's row duals a warm re-solve bounds with (optimizer/model/dual_bound.py)
+    pricing_duals: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=PRICING_DUALS.names)
+    )
     schedule: Schedule | None = field(default=None, repr=False)
 
     @property

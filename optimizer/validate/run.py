@@ -78,6 +78,7 @@ class BundleTables:
     moves: pd.DataFrame
     actions: pd.DataFrame
     churn: pd.DataFrame
+    pricing_duals: pd.DataFrame
 
 
 def read_bundle(root: Path) -> BundleTables:
