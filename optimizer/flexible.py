@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from optimizer import choose
 from optimizer.plan import Plan, Schedule, assemble_plan
@@ -294,12 +295,13 @@ def plan_flexible(
         flexible_jobs="off",
         time_limit_s=max(1.0, settings.time_limit_s - agg_s - base_s - keep),
     )
-    # a previous plan is matched by job id (its lanes' jobs are not found, the rest are);
-    # a Schedule is positional, of the original jobs, so it cannot seed the lane scenario
+    # a previous plan is matched by job id, its flexible jobs by their lane's
+    # (`on_lanes`); a Schedule is positional, of the original jobs, so it cannot seed the
+    # lane scenario
     plan = solve(
         lanes.scenario,
         inner,
-        warm_start=warm if isinstance(warm, Plan) else None,
+        warm_start=on_lanes(warm) if isinstance(warm, Plan) else None,
         baseline_schedules=lane_baselines,
         **kwargs,
     )
@@ -331,6 +333,32 @@ def plan_flexible(
     timings["total"] = timings.get("total", 0.0) + agg_s + base_s + timings["flexible_disaggregate"]
     out.summary["timings_s"] = timings
     return out
+
+
+def on_lanes(plan: Plan) -> Plan:
+    """`plan` (stated on the original jobs) as a warm start of a lane scenario: each
+    flexible job's assignment relabelled with its lane's id (workloads.csv `lane_id`, the
+    lane scenario's job id), one row per lane-hour, so that each lane starts where its jobs
+    ran. The lanes of the same jobs are the same lanes; where the jobs changed, a lane is
+    matched by id and repaired like any other job (`baselines.repair_start`)."""
+    wl, a = plan.workloads, plan.assignments
+    if wl is None or a is None or "lane_id" not in wl.columns or a.empty:
+        return plan
+    lane_of = {
+        w: lane
+        for w, lane in zip(wl["workload_id"], wl["lane_id"], strict=True)
+        if isinstance(lane, str) and lane
+    }
+    if not lane_of:
+        return plan
+    member = a["workload_id"].isin(lane_of)
+    lanes = (
+        a[member]
+        .assign(workload_id=a.loc[member, "workload_id"].map(lane_of))
+        .drop_duplicates(subset=["workload_id", "timestamp"])
+    )
+    out = pd.concat([a[~member], lanes], ignore_index=True)
+    return dataclasses.replace(plan, assignments=out)
 
 
 def _compare_extra(sc: Scenario, out: Plan, extra: dict[str, Schedule]) -> None:

@@ -184,3 +184,46 @@ def test_a_baseline_of_the_jobs_themselves_is_reported_and_compared_beside_the_l
     assert s["baselines"]["one_by_one"]["total_cost"] == pytest.approx(300.0)
     d = s["solver"]["dominance"]["one_by_one"]
     assert d["dominates"] and d["diff"]["cost"] == pytest.approx(40.0 - 300.0)
+
+
+def test_a_warm_re_solve_starts_each_lane_where_its_jobs_ran_and_keeps_the_services() -> None:
+    """Twenty ten-minute jobs in four lanes at A's hour 1 (the cheapest device-hour), and a
+    service on two devices an hour at A (800 tokens/s at 400 a device). A stored plan is
+    stated on the jobs; `on_lanes` gives each lane its jobs' site and hour again, and leaves
+    the service's rows alone (two devices every hour, not one row per hour). A warm
+    re-solve of the same data by the round strategy then keeps the previous plan as it
+    stands: the previous plan's duals prove it before any LP (no pricing round), and its
+    cost is the previous plan's, 4 x 10 for the lanes and 2 x (100 + 10 + 20) for the
+    service, 300."""
+    from optimizer.flexible import on_lanes
+    from optimizer.plan import schedule_from_plan
+
+    sc = scenario(
+        [site("A"), site("B")],
+        prices={"A": [100, 10, 20], "B": [50, 50, 50]},
+        jobs=short_jobs(20),
+        services=[{"service_id": "s", "latency_limit_ms": 20}],
+        throughput=[{"service_id": "s", "accelerator": "G", "tokens_per_s_per_device": 400}],
+        demand={("s", "R"): [800, 800, 800]},
+        latency={("A", "R"): 10},
+    )
+    # a gap asked for (the default's is 0.5 %): with none, a bound a rounding error under
+    # the plan would not prove it
+    rounding = dataclasses.replace(FLEX, integer_devices="round", mip_rel_gap=1e-4)
+    previous = solve(sc, rounding)
+    assert previous.summary["total_cost"] == pytest.approx(4 * 10 + 2 * (100 + 10 + 20))
+    lanes = aggregate(sc)
+    assert lanes is not None
+    start = schedule_from_plan(lanes.scenario, on_lanes(previous))
+    n = lanes.kept.size
+    assert n == 0 and len(lanes.members) == 4
+    assert set(start.job_site.tolist()) == {0}  # every lane at A ...
+    assert all(h.tolist() == [1] for h in start.job_hours)  # ... in hour 1
+    assert start.svc_devices[0, 0, 0].tolist() == [2, 2, 2]
+    warm = optimize(sc, rounding, warm_start=previous)
+    validate_plan(sc, warm).raise_if_failed()
+    solver = warm.summary["solver"]
+    assert solver["plan_source"] == "previous_kept"
+    assert solver["job_options"]["rounds"] == 0
+    assert solver["job_options"]["stopped"] == "warm plan within its gap"
+    assert warm.summary["total_cost"] == pytest.approx(previous.summary["total_cost"])
