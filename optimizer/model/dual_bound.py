@@ -134,12 +134,20 @@ def implied_upper(
     return float(best)
 
 
-def lagrangian(m: LinearModel, y: np.ndarray) -> tuple[float | None, dict[str, Any]]:
-    """L(y) of `m` as an LP (integrality dropped, the model's own bounds), or None where a
-    column with a negative reduced cost has no finite upper bound, given or implied."""
+def usable(m: LinearModel, y: np.ndarray) -> np.ndarray:
+    """`y` with 0 wherever the row side its sign needs is infinite (a positive dual needs a
+    finite lower side, a negative one a finite upper side)."""
     lo, hi = m.row_bounds()
     y = np.where((y > 0) & ~np.isfinite(lo), 0.0, y)
-    y = np.where((y < 0) & ~np.isfinite(hi), 0.0, y)
+    return np.where((y < 0) & ~np.isfinite(hi), 0.0, y)
+
+
+def lagrangian(m: LinearModel, y: np.ndarray) -> tuple[float | None, dict[str, Any]]:
+    """L(y) of `m` as an LP (integrality dropped, the model's own bounds), y taken as
+    `usable`, or None where a column with a negative reduced cost has no finite upper
+    bound, given or implied."""
+    lo, hi = m.row_bounds()
+    y = usable(m, y)
     rows, cols, vals = m.coo()
     A = sp.csc_array((vals, (rows, cols)), shape=(m.n_rows, m.n_cols))
     A.sum_duplicates()
@@ -171,6 +179,7 @@ def warm_bound(
     `active` (of `opts`) is `m`: L(y) of `m` plus what the options left out could lower it
     by; None where L is unbounded. The record says how many rows found a dual."""
     y, found = duals_on(m, sc, table)
+    y = usable(m, y)  # the same y for the LP's rows and the options left out
     value, info = lagrangian(m, y)
     info |= {"rows": int(m.n_rows), "rows_with_a_dual": found}
     if value is None:
