@@ -798,17 +798,7 @@ def _price(
             stop = ROUND_NOT_IN_SHARE
             break
         starts = with_starts  # set only for a round that runs: the last solved one's after
-        d = build_sets(
-            sc,
-            tight=tight,
-            aggregate_services=True,
-            options=lp_opts.subset(active),
-            all_options=every,
-            price_replica_starts=starts,
-            price_pauses=False,
-        )
-        m = build_from_sets(d)
-        m.vars["v_devices"].integer = False
+        m, d = _pricing_lp(run, lp_opts.subset(active), tight=tight, starts=starts)
         nonzeros = m.size()["nonzeros"]
         interior = settings.pricing_solver == "ipm" or (
             settings.pricing_solver == "auto" and (large or starts or nonzeros > IPM_MIN_NONZEROS)
@@ -882,6 +872,25 @@ def _price(
     return _Priced(m, d, x_lp, bound, active, relaxed, starts)
 
 
+def _pricing_lp(
+    run: _Run, options: JobOptions, *, tight: bool, starts: bool
+) -> tuple[LinearModel, ModelData]:
+    """A pricing round's LP over job `options` (services merged by class, devices
+    continuous, replica starts where `starts`) and its sets."""
+    d = build_sets(
+        run.sc,
+        tight=tight,
+        aggregate_services=True,
+        options=options,
+        all_options=run.every,
+        price_replica_starts=starts,
+        price_pauses=False,
+    )
+    m = build_from_sets(d)
+    m.vars["v_devices"].integer = False
+    return m, d
+
+
 def _warm_dual_bound(
     run: _Run,
     opts: JobOptions,
@@ -900,17 +909,7 @@ def _warm_dual_bound(
     if table is None:
         return None
     t = time.perf_counter()
-    d = build_sets(
-        run.sc,
-        tight=tight,
-        aggregate_services=True,
-        options=opts.subset(active),
-        all_options=run.every,
-        price_replica_starts=starts,
-        price_pauses=False,
-    )
-    m = build_from_sets(d)
-    m.vars["v_devices"].integer = False
+    m, d = _pricing_lp(run, opts.subset(active), tight=tight, starts=starts)
     value, info = dual_bound.warm_bound(m, run.sc, table, opts, active, gang)
     info |= {"bound": value, "starts": starts, "s": round(time.perf_counter() - t, 2)}
     return value, m, d, info

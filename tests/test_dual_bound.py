@@ -1,7 +1,7 @@
 """A bound from the previous solve's duals (`optimizer/model/dual_bound.py`): worked by
 hand on a two-variable LP, then through the planner on a small scenario, where it must
 never pass the changed scenario's own LP value (no y can make it invalid) and, with the
-data unchanged, gives back the previous LP's value."""
+data unchanged, gives back the previous LP's bound."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def stored(small, tmp_path_factory) -> Plan:  # type: ignore[no-untyped-def]
     return Plan.read_bundle(path)
 
 
-def test_unchanged_data_gets_the_previous_lps_value_back(small, stored: Plan) -> None:  # type: ignore[no-untyped-def]
+def test_unchanged_data_gets_the_previous_lps_bound_back(small, stored: Plan) -> None:  # type: ignore[no-untyped-def]
     warm = optimize(small, ROUND, warm_start=stored)
     validate_plan(small, warm).raise_if_failed()
     info = warm.summary["solver"]["job_options"]["warm_duals"]

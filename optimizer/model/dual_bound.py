@@ -19,7 +19,7 @@ A warm re-solve evaluates L at the previous solve's duals (`keyed`, kept in the 
 (`row_index`: its block and its index as ids and timestamps, so a plan made on an earlier
 version of the scenario maps onto the new horizon). No choice of y makes the bound
 invalid; a y that fits the new data badly only makes it weak, and the planner keeps the
-best bound it has. With the data unchanged it is the previous LP's value (within the
+best bound it has. With the data unchanged it is the previous LP's own bound (within the
 duals' rounding in the bundle).
 """
 
