@@ -46,6 +46,7 @@ from optimizer.plan import Plan, Schedule, assemble_plan
 from optimizer.plan.types import lane_name
 from optimizer.rules import work_in_horizon
 from optimizer.scenario.types import Job, Scenario
+from optimizer.solve import Beside
 
 FLEX_MAX_GANG = 8  # devices: one server (8 accelerators), so no gang placement across servers
 FLEX_MAX_RUN_H = 1.0  # h: the model's step; shorter jobs would each hold a device-hour
@@ -259,8 +260,7 @@ def plan_flexible(
     sc: Scenario,
     settings: Any,
     solve: Callable[..., Plan],
-    baseline: Callable[..., Schedule],
-    baseline_names: tuple[str, ...],
+    baselines: Callable[[Scenario, Any, Any], Beside[dict[str, Schedule]]],
     **kwargs: Any,
 ) -> Plan | None:
     """`sc` planned with its short jobs in lanes, or None when `settings.flexible_jobs`
@@ -268,7 +268,9 @@ def plan_flexible(
 
     The lane scenario is planned by `solve` (the planner, flexible jobs off); the plan and
     its baselines are then stated on `sc`'s own jobs. The baselines are planned on the
-    lanes too, so plan and baselines compare at equal work and the same short-job packing.
+    lanes too (`baselines`: the planner's `plan_baselines`), so plan and baselines compare
+    at equal work and the same short-job packing; a warm re-solve with a core free plans
+    them and states them on the jobs, in turn, on the thread beside pricing (`Beside`).
     `extra_baselines` (schedules of `sc`'s own jobs, e.g. the cost-only optimiser's) do not
     fit the lanes: they are reported beside the others and compared with the plan at equal
     work (`solver.dominance`), but neither compete nor bound the dominance guard.
@@ -284,8 +286,9 @@ def plan_flexible(
     agg_s = time.perf_counter() - t0
     warm = kwargs.pop("warm_start", None)
     extra = kwargs.pop("extra_baselines", None) or {}
-    # planned once on the lanes: handed to the planner and stated on the jobs after
-    lane_baselines = {name: baseline(lanes.scenario, name) for name in baseline_names}
+    # planned once on the lanes: handed to the planner and stated on the jobs
+    lane_baselines = baselines(lanes.scenario, settings, warm)
+    stated = Beside(lambda: _stated(sc, lanes, lane_baselines.result()), after=lane_baselines)
     base_s = time.perf_counter() - t0 - agg_s
     # the budget, less this and (`finish_by_limit`) a share kept for stating the plan on
     # the original jobs after (`DISAGGREGATE_SHARE`)
@@ -321,10 +324,7 @@ def plan_flexible(
     out = dataclasses.replace(out, pricing_duals=plan.pricing_duals)
     # which candidate came back on the lanes (`optimizer.choose`) is the one stated here
     out.summary["origin"] = plan.summary.get("origin")
-    for name, lane_sched in lane_baselines.items():
-        bs = disaggregate(sc, lanes, lane_sched)
-        bp = assemble_plan(sc, bs, status="baseline", planner=name)
-        out.summary["baselines"][name] = bp.kpis.as_dict()
+    out.summary["baselines"] |= stated.result()
     _compare_extra(sc, out, extra)
     timings = dict(plan.summary["timings_s"])
     timings["baselines"] = timings.get("baselines", 0.0) + base_s
@@ -332,6 +332,17 @@ def plan_flexible(
     timings["flexible_disaggregate"] = time.perf_counter() - t1
     timings["total"] = timings.get("total", 0.0) + agg_s + base_s + timings["flexible_disaggregate"]
     out.summary["timings_s"] = timings
+    return out
+
+
+def _stated(
+    sc: Scenario, lanes: Lanes, lane_baselines: dict[str, Schedule]
+) -> dict[str, dict[str, Any]]:
+    """The lanes' baseline plans stated on `sc`'s own jobs: their KPIs, by name."""
+    out = {}
+    for name, lane_sched in lane_baselines.items():
+        bs = disaggregate(sc, lanes, lane_sched)
+        out[name] = assemble_plan(sc, bs, status="baseline", planner=name).kpis.as_dict()
     return out
 
 

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 import highspy
@@ -70,6 +70,7 @@ from optimizer.rules import (
 )
 from optimizer.scenario.types import Scenario
 from optimizer.solve import (
+    Beside,
     ProgressFn,
     SolverSettings,
     lp_workers,
@@ -77,6 +78,7 @@ from optimizer.solve import (
     resolve_fixed,
     solve_loaded,
     solve_relaxation,
+    warm_beside,
 )
 from optimizer.units import KG_PER_T
 
@@ -97,13 +99,14 @@ def optimize(
     warm_start: Plan | Schedule | None = None,
     validate_s: float = 0.0,
     extra_baselines: dict[str, Schedule] | None = None,
-    baseline_schedules: dict[str, Schedule] | None = None,
+    baseline_schedules: Beside[dict[str, Schedule]] | None = None,
 ) -> Plan:
     """Plan `sc`: solve the MILP and report its KPIs beside the baselines'.
 
-    `baseline_schedules`: the `BASELINES` already planned for `sc` by the caller (the
-    lanes of `flexible.plan_flexible`, which states them on the original jobs after), else
-    planned here.
+    `baseline_schedules`: the `BASELINES` for `sc` from the caller (the lanes of
+    `flexible.plan_flexible`, which states them on the original jobs after), else planned
+    here (`plan_baselines`); a warm re-solve with a core free plans them on a thread from
+    its first LP on (`Beside`).
 
     The plan returned is the best, by the objective with penalties, of the solver's plan,
     the start handed to it and every baseline (`optimizer.choose`); `extra_baselines` (e.g.
@@ -113,7 +116,7 @@ def optimize(
     """
     settings = settings or SolverSettings()
     flex = flexible.plan_flexible(
-        sc, settings, optimize, plan_baseline, BASELINES, progress=progress, cancel=cancel,
+        sc, settings, optimize, plan_baselines, progress=progress, cancel=cancel,
         warm_start=warm_start, validate_s=validate_s, extra_baselines=extra_baselines,
     )  # fmt: skip
     if flex is not None:
@@ -127,10 +130,11 @@ def optimize(
 
     phase("baselines")
     t = time.perf_counter()
-    baseline_scheds = baseline_schedules or {
-        name: plan_baseline(sc, name)  # type: ignore[arg-type]
-        for name in BASELINES
-    }
+    pending = baseline_schedules
+    if pending is None:
+        pending = plan_baselines(sc, settings, warm_start)
+    if not pending.beside:
+        pending.result()  # here and now: a cold solve's start is the best greedy plan
     timings["baselines"] = time.perf_counter() - t
 
     phase("build")
@@ -144,7 +148,7 @@ def optimize(
     timings["build_arrays"] = time.perf_counter() - t
     phase("start")
     t = time.perf_counter()
-    start_sched = _start(sc, warm_start, baseline_scheds["greedy"])
+    start_sched = _start(sc, warm_start, lambda: pending.result()["greedy"])
     timings["start"] = time.perf_counter() - t
     solver: dict[str, Any] = {
         "settings": settings.as_dict(),
@@ -173,6 +177,7 @@ def optimize(
             warm_gap=_warm_gap(settings, warm_start),
             previous=_schedule_of(sc, warm_start) if settings.warm_skip_stage1 else None,
             duals=duals,
+            at_first_lp=pending.start,
         )
     else:
         sched, status, termination, m = _solve_exact(
@@ -181,6 +186,9 @@ def optimize(
     timings["build"] = timings["build_arrays"] + timings.get("build_pyomo", 0.0)
 
     phase("extract")
+    t = time.perf_counter()
+    baseline_scheds = pending.result()  # the wait for them, where planned beside the solve
+    timings["baselines"] += time.perf_counter() - t
     t = time.perf_counter()
     # the solver sees only what decisions can change; put the penalties no decision can
     # change (work that can run nowhere) back, so objective and bound compare with the plan's
@@ -497,6 +505,7 @@ def _solve_rounding(
     warm_gap: float | None = None,
     previous: Schedule | None = None,
     duals: _Duals | None = None,
+    at_first_lp: Callable[[Executor], None] | None = None,
 ) -> tuple[Schedule | None, str, str, LinearModel]:
     """The large-instance strategy: price options in, branch only where rounding is hard.
 
@@ -524,7 +533,15 @@ def _solve_rounding(
     started: list[Future[tuple[Schedule | None, str, float]] | None] = []
 
     def start_beside() -> None:
-        started.append(None if previous is None else _warm_beside_pricing(run, start_sched))
+        # one thread beside pricing, its work in turn: the completion first (wanted as
+        # soon as pricing ends, where it does not prove the kept plan), then the caller's
+        # (a warm re-solve's baselines, `Beside`); none is started where no core is free
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside-pricing")
+        if previous is not None:
+            started.append(_warm_beside_pricing(run, start_sched, pool))
+        if at_first_lp is not None:
+            at_first_lp(pool)
+        pool.shutdown(wait=False)  # the thread ends with its work
 
     # a warm re-solve stops pricing once its bound proves the kept plan within `enough`
     priced = _price(
@@ -654,21 +671,18 @@ def _warm_completion(
 
 
 def _warm_beside_pricing(
-    run: _Run, start_sched: Schedule
+    run: _Run, start_sched: Schedule, pool: Executor
 ) -> Future[tuple[Schedule | None, str, float]] | None:
-    """A warm re-solve's churn-aware completion of the repaired job plan, started on a
-    thread beside pricing where a second core is free (`lp_workers`): it does not depend on
+    """A warm re-solve's churn-aware completion of the repaired job plan, queued on `pool`,
+    the thread beside pricing, where a second core is free (`lp_workers`): it does not depend on
     pricing, and both are mostly HiGHS, which lets go of the GIL while it solves. Its
     device-sharing LPs then take one worker (pricing holds the other core). None: not
     churn-aware (the plain completion takes under a second), or no core free; it then runs
     after pricing, and only where pricing did not prove the kept plan."""
     if not _churn_priced(run.sc) or lp_workers(run.settings) < 2:
         return None
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="warm-completion")
     one = dataclasses.replace(run.settings, lp_workers=1)
-    beside = pool.submit(_warm_completion, run, start_sched, one)
-    pool.shutdown(wait=False)  # the thread ends with the completion
-    return beside
+    return pool.submit(_warm_completion, run, start_sched, one)
 
 
 def _beside_record(run: _Run, seconds: float, *, used: bool) -> None:
@@ -1638,12 +1652,26 @@ def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
     return starts[int(np.argmin(objective))]
 
 
-def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Schedule) -> Schedule:
+def plan_baselines(
+    sc: Scenario, settings: SolverSettings, warm: Plan | Schedule | None
+) -> Beside[dict[str, Schedule]]:
+    """The `BASELINES` to plan for `sc`: on a thread beside pricing's first LP for a warm
+    re-solve where a second core is free (`warm_beside`; on the default scenario's lanes
+    they take 1.0-1.6 s), waited for once the plan is chosen; else here."""
+
+    def plan() -> dict[str, Schedule]:
+        return {name: plan_baseline(sc, name) for name in BASELINES}  # type: ignore[arg-type]
+
+    return Beside(plan, beside=warm_beside(settings, warm))
+
+
+def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Callable[[], Schedule]) -> Schedule:
     """HiGHS' first incumbent: a previous plan made fit for today's data if there is one
-    (plan stability), else the best of three greedy plans."""
+    (plan stability), else the best of three greedy plans (`greedy`: the greedy baseline,
+    asked for only then)."""
     previous = _schedule_of(sc, warm)
     if previous is None:
-        return _best_start(sc, greedy)
+        return _best_start(sc, greedy())
     return repair_start(sc, previous)
 
 

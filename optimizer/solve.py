@@ -13,8 +13,9 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 import highspy
 import numpy as np
@@ -217,6 +218,53 @@ def lp_workers(settings: SolverSettings) -> int:
     except OSError:  # no load average on this platform: take no core for granted
         return 1
     return max(1, round(usable_cores() - others))
+
+
+def warm_beside(settings: SolverSettings, warm: object) -> bool:
+    """Whether a solve plans its baselines on the thread beside pricing (`Beside`): a
+    warm re-solve (`warm` not None: its start is the previous plan, so nothing needs the
+    baselines before a plan is chosen) where a second core is free (`lp_workers`). A cold
+    solve starts from the best greedy plan and plans them first."""
+    return warm is not None and lp_workers(settings) >= 2
+
+
+_T = TypeVar("_T")
+
+
+class Beside(Generic[_T]):
+    """Work a solve needs only at its end (its baselines), queued from `start` on the
+    thread the solve runs beside pricing (`_solve_rounding`), after the work already there
+    (a warm re-solve's completion): that thread holds the second core while HiGHS holds the
+    first, and lets go of the GIL while it solves. Two tries that ran it otherwise bought
+    nothing (bench/results/warm-2026-12-07-baselines-*.md): on a thread of its own from the
+    solve's start it took the GIL from the solve's own Python (the default scenario's start
+    0.5 -> 1.3-1.8 s); on its own thread from the first LP it made three busy threads on
+    two cores (pricing 7.3-8.8 -> 9.7-11.1 s). Where not `beside`, or never started (no LP
+    solved), it runs here when its `result` is first asked for. `after`: work this one
+    waits for, whose `start` queues it too, as beside as it is."""
+
+    def __init__(
+        self, work: Callable[[], _T], *, beside: bool = False, after: Beside[Any] | None = None
+    ) -> None:
+        self._work = work
+        self.beside: bool = beside if after is None else after.beside
+        self._future: Future[_T] | None = None
+        self._then: list[Beside[Any]] = []
+        if after is not None:
+            after._then.append(self)
+
+    def start(self, pool: Executor) -> None:
+        if self.beside and self._future is None:
+            self._future = pool.submit(self._work)
+        for then in self._then:
+            then.start(pool)
+
+    def result(self) -> _T:
+        if self._future is None:
+            here: Future[_T] = Future()
+            here.set_result(self._work())
+            self._future = here
+        return self._future.result()
 
 
 def new_highs(settings: SolverSettings) -> highspy.Highs:

@@ -227,3 +227,58 @@ def test_a_warm_re_solve_starts_each_lane_where_its_jobs_ran_and_keeps_the_servi
     assert solver["job_options"]["rounds"] == 0
     assert solver["job_options"]["stopped"] == "warm plan within its gap"
     assert warm.summary["total_cost"] == pytest.approx(previous.summary["total_cost"])
+
+
+def test_a_warm_re_solve_plans_and_states_its_baselines_beside_pricing_where_a_core_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm re-solve starts from the previous plan, so nothing needs the baselines before
+    the plan is chosen: with a second core free (`lp_workers` 2) they are planned on the
+    lanes, and stated on the jobs, in turn on the thread beside pricing's first LP, and
+    waited for at the end. With one core, and on a cold solve (whose start is the best greedy
+    plan), they are planned on the solve's own thread first. The twenty jobs' four lanes
+    ran at A's hour 1 (10); its price rises to 60, so the kept plan (240) is not proven
+    before an LP, and the lanes move to A's hour 2 (20): 80, with the same baselines
+    either way."""
+    import threading
+
+    from optimizer import flexible
+    from optimizer import planner as planner_module
+
+    rounding = dataclasses.replace(FLEX, integer_devices="round", mip_rel_gap=1e-4)
+    previous = solve(twenty_short_jobs(), rounding)
+    sc = scenario(
+        [site("A"), site("B")],
+        prices={"A": [100, 60, 20], "B": [50, 50, 50]},
+        jobs=short_jobs(20),
+    )
+    plan_baseline, stated = planner_module.plan_baseline, flexible._stated
+    threads: dict[str, set[str]] = {}
+
+    def planned(s: Scenario, name: str, **kw: object) -> object:
+        threads.setdefault("planned", set()).add(threading.current_thread().name)
+        return plan_baseline(s, name, **kw)  # type: ignore[arg-type]
+
+    def stated_on_jobs(*a: object) -> object:
+        threads.setdefault("stated", set()).add(threading.current_thread().name)
+        return stated(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(planner_module, "plan_baseline", planned)
+    monkeypatch.setattr(flexible, "_stated", stated_on_jobs)
+    main = threading.current_thread().name
+    cold = solve(sc, dataclasses.replace(rounding, lp_workers=2))
+    assert threads == {"planned": {main}, "stated": {main}}  # cold: first, here
+    for workers in (1, 2):
+        threads.clear()
+        warm = optimize(sc, dataclasses.replace(rounding, lp_workers=workers), warm_start=previous)
+        validate_plan(sc, warm).raise_if_failed()
+        assert warm.summary["solver"]["job_options"]["rounds"] >= 1  # an LP was solved
+        assert warm.summary["total_cost"] == pytest.approx(4 * 20)
+        assert warm.summary["baselines"] == cold.summary["baselines"]
+        if workers == 1:
+            assert threads == {"planned": {main}, "stated": {main}}
+        else:
+            # one thread beside pricing, the baselines planned then stated on it in turn
+            assert threads["planned"] == threads["stated"]
+            (beside,) = threads["planned"]
+            assert beside.startswith("beside-pricing")

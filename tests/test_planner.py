@@ -941,12 +941,14 @@ def test_a_warm_starts_churn_aware_completion_runs_beside_pricing_where_a_core_i
     """A warm re-solve whose kept plan is not within its gap completes the repaired jobs
     churn-aware (`_warm_completed`); that completion does not depend on pricing, so with a
     second core free (`lp_workers` 2) it starts on a thread before pricing does and is
-    waited for after it, its device-sharing LPs on one worker. With one core it runs after
-    pricing, as before. Either way it is a candidate, and the plan is the same, valid and
+    waited for after it, its device-sharing LPs on one worker; the baselines, which nothing
+    needs before the plan is chosen, are planned after it on that thread. With one core
+    both run on the solve's thread, the completion after pricing. Either way it is a candidate, and the plan is the same, valid and
     no worse than any baseline."""
     sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
     previous = plan_baseline(sc, "carbon_agnostic")  # not within its gap of the bound
     price, complete = planner_module._price, planner_module._warm_completion
+    baseline = planner_module.plan_baseline
     seen: dict[str, Any] = {}
 
     def priced(*a: Any, **kw: Any) -> Any:
@@ -960,8 +962,13 @@ def test_a_warm_starts_churn_aware_completion_runs_beside_pricing_where_a_core_i
         seen["workers"] = settings.lp_workers
         return complete(run, start, settings)
 
+    def planned(s: Scenario, name: str, **kw: Any) -> Any:
+        seen.setdefault("baselines", set()).add(threading.current_thread().name)
+        return baseline(s, name, **kw)
+
     monkeypatch.setattr(planner_module, "_price", priced)
     monkeypatch.setattr(planner_module, "_warm_completion", completed)
+    monkeypatch.setattr(planner_module, "plan_baseline", planned)
     plans = {}
     for workers in (1, 2):
         seen.clear()
@@ -978,11 +985,14 @@ def test_a_warm_starts_churn_aware_completion_runs_beside_pricing_where_a_core_i
             assert beside is None
             assert thread == seen["pricing"]  # the solve's own thread
             assert started > seen["priced"]  # after pricing
+            assert seen["baselines"] == {thread}  # and the baselines, before it
         else:
             assert beside is not None and beside["used"] and beside["s"] > 0
-            assert thread.startswith("warm-completion") and thread != seen["pricing"]
+            assert thread.startswith("beside-pricing") and thread != seen["pricing"]
             assert started < seen["priced"]  # started before pricing ended
             assert seen["workers"] == 1  # pricing holds the other core
+            # so are the baselines, queued after it on the same thread (`plan_baselines`)
+            assert seen["baselines"] == {thread}
         plans[workers] = (s["objective"], solver["plan_source"])
     assert plans[1][1] == plans[2][1]
     assert plans[1][0] == pytest.approx(plans[2][0], rel=1e-6)
