@@ -83,6 +83,9 @@ from optimizer.solve import (
 from optimizer.units import KG_PER_T
 
 BASELINES = ("greedy", "carbon_agnostic")
+# CNY: a plan this close to its bound is proven whatever the gap asked for (HiGHS' own
+# `mip_abs_gap` default, which ends its MIP the same way)
+GAP_ABS_CNY = 1e-6
 log = logging.getLogger(__name__)
 
 
@@ -532,14 +535,18 @@ def _solve_rounding(
     # plan before it: nothing would use it)
     started: list[Future[tuple[Schedule | None, str, float]] | None] = []
 
-    def start_beside() -> None:
+    def start_beside(long_lp: bool) -> None:
         # one thread beside pricing, its work in turn: the completion first (wanted as
         # soon as pricing ends, where it does not prove the kept plan), then the caller's
-        # (a warm re-solve's baselines, `Beside`); none is started where no core is free
+        # (a warm re-solve's baselines, `Beside`), only beside the long first LP (with the
+        # replica starts): beside a short one the completion fills the thread, and the
+        # baselines ran into the solve's own Python after it (at 10 s, the outage
+        # what-if 12.3 s against 10.3 s, bench/results/warm-2026-12-07-baselines-10s.md);
+        # none is started where no core is free
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside-pricing")
         if previous is not None:
             started.append(_warm_beside_pricing(run, start_sched, pool))
-        if at_first_lp is not None:
+        if at_first_lp is not None and long_lp:
             at_first_lp(pool)
         pool.shutdown(wait=False)  # the thread ends with its work
 
@@ -554,7 +561,7 @@ def _solve_rounding(
 
     def good() -> bool:
         best = run.best()
-        return best is not None and _gap(best[0], priced.bound) <= enough
+        return best is not None and _within(best[0], priced.bound, enough)
 
     term = "previous plan repaired"
     if previous is not None and not good():
@@ -729,7 +736,7 @@ def _price(
     start_sched: Schedule,
     phase: Any,
     incumbent: tuple[float, float] | None = None,
-    before_lp: Callable[[], None] | None = None,
+    before_lp: Callable[[bool], None] | None = None,
 ) -> _Priced:
     """Column generation over job options (`optimizer.model.pricing`), within its share of
     the budget; records what it priced in, its bound and each round under `solver`.
@@ -739,7 +746,9 @@ def _price(
     stops) proves that plan within that gap; each LP round costs 2-5 s on the default
     scenario, most of a warm what-if's time. A warm re-solve has a bound before its first
     LP, from the previous plan's duals (`_warm_dual_bound`), and no LP is solved where that
-    proves the plan. `before_lp` is called once, as the first LP is about to be built."""
+    proves the plan. `before_lp` is called once, as the first LP is about to be built, with
+    whether it has the replica starts (the long one: 5-7 s of interior point on the default
+    scenario, against 2-3.5 s without)."""
     sc, settings, every, t_all = run.sc, run.settings, run.every, run.t_all
     opts_all = every[0]
     gang = np.array([j.gang for j in sc.jobs], dtype=np.int64)
@@ -789,10 +798,8 @@ def _price(
         bound, m, d = value, warm[1], warm[2]
         best = (bound, run.duals.previous)
         starts, x_lp, interior = churn, None, False
-        if incumbent is not None and _gap(incumbent[0] - m.fixed_cost, bound) <= incumbent[1]:
+        if incumbent is not None and _within(incumbent[0] - m.fixed_cost, bound, incumbent[1]):
             stop = WARM_PROVEN
-    if stop is None and before_lp is not None:
-        before_lp()
     while stop is None:
         # pricing may take at most ~45% of the time (the first LP, which gives the only
         # bound there is, up to 60%): a plan must still be made after it
@@ -806,6 +813,8 @@ def _price(
         with_starts = churn and (
             rounds > 0 or (starts_s is not None and STARTS_FIRST_MARGIN * starts_s <= budget)
         )
+        if not rounds and before_lp is not None:
+            before_lp(with_starts)
         if rounds and _expected_round_s(per_round, with_starts) > budget:
             # it would be cut by its share and discarded: the options entering stay in, and
             # the last LP solved stands, as after a cut round, without waiting for the cut
@@ -966,9 +975,9 @@ def _pricing_stop(
         return "its share of the budget"
     if incumbent is not None:
         plan, enough = incumbent[0] - fixed_cost, incumbent[1]
-        if _gap(plan, bound) <= enough:
+        if _within(plan, bound, enough):
             return WARM_PROVEN
-        if _gap(plan, z) <= enough:
+        if _within(plan, z, enough):
             # the LP value may prove it once the options pricing out are in: go on (the
             # bound below it would otherwise fail an unchanged plan by a hair)
             return None
@@ -1296,6 +1305,15 @@ def _gap(objective: float, bound: float | None) -> float:
     if bound is None:
         return float("inf")
     return max(0.0, (objective - bound) / max(abs(objective), 1.0))
+
+
+def _within(objective: float, bound: float | None, enough: float) -> bool:
+    """Whether `bound` proves `objective` within the gap `enough` (`_gap`), or within
+    `GAP_ABS_CNY` of it: with `mip_rel_gap` 0 an optimal kept plan was otherwise never
+    proven, its bound a rounding error under it (299.9999999999999 against 300 CNY)."""
+    return _gap(objective, bound) <= enough or (
+        bound is not None and objective - bound <= GAP_ABS_CNY
+    )
 
 
 def _objective(sc: Scenario, sched: Schedule, m: LinearModel) -> float:
@@ -1655,9 +1673,10 @@ def _best_start(sc: Scenario, greedy: Schedule) -> Schedule:
 def plan_baselines(
     sc: Scenario, settings: SolverSettings, warm: Plan | Schedule | None
 ) -> Beside[dict[str, Schedule]]:
-    """The `BASELINES` to plan for `sc`: on a thread beside pricing's first LP for a warm
-    re-solve where a second core is free (`warm_beside`; on the default scenario's lanes
-    they take 1.0-1.6 s), waited for once the plan is chosen; else here."""
+    """The `BASELINES` to plan for `sc`: for a warm re-solve where a second core is free
+    (`warm_beside`), queued on the thread beside pricing's first LP where that is the long
+    one (`_solve_rounding`; on the default scenario's lanes they take 1.4-1.6 s) and waited
+    for once the plan is chosen; else here."""
 
     def plan() -> dict[str, Schedule]:
         return {name: plan_baseline(sc, name) for name in BASELINES}  # type: ignore[arg-type]

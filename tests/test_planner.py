@@ -941,10 +941,9 @@ def test_a_warm_starts_churn_aware_completion_runs_beside_pricing_where_a_core_i
     """A warm re-solve whose kept plan is not within its gap completes the repaired jobs
     churn-aware (`_warm_completed`); that completion does not depend on pricing, so with a
     second core free (`lp_workers` 2) it starts on a thread before pricing does and is
-    waited for after it, its device-sharing LPs on one worker; the baselines, which nothing
-    needs before the plan is chosen, are planned after it on that thread. With one core
-    both run on the solve's thread, the completion after pricing. Either way it is a candidate, and the plan is the same, valid and
-    no worse than any baseline."""
+    waited for after it, its device-sharing LPs on one worker. With one core it runs on
+    the solve's thread after pricing. Either way it is a candidate, and the plan is the
+    same, valid and no worse than any baseline."""
     sc = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
     previous = plan_baseline(sc, "carbon_agnostic")  # not within its gap of the bound
     price, complete = planner_module._price, planner_module._warm_completion
@@ -991,11 +990,59 @@ def test_a_warm_starts_churn_aware_completion_runs_beside_pricing_where_a_core_i
             assert thread.startswith("beside-pricing") and thread != seen["pricing"]
             assert started < seen["priced"]  # started before pricing ended
             assert seen["workers"] == 1  # pricing holds the other core
-            # so are the baselines, queued after it on the same thread (`plan_baselines`)
-            assert seen["baselines"] == {thread}
+            # a bare schedule has no record of an LP with the replica starts, so the first
+            # LP is the short one, without them: the baselines stay on the solve's thread
+            assert seen["baselines"] == {seen["pricing"]}
         plans[workers] = (s["objective"], solver["plan_source"])
     assert plans[1][1] == plans[2][1]
     assert plans[1][0] == pytest.approx(plans[2][0], rel=1e-6)
+
+
+def test_a_warm_re_solve_plans_its_baselines_beside_its_long_first_lp_where_a_core_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing needs a warm re-solve's baselines before its plan is chosen: with a second
+    core free (`lp_workers` 2) they are queued on the thread beside pricing, after the
+    warm completion, where the first LP is the long one, with the replica starts (the
+    previous plan's LP with them fitted the budget). With one core they are planned on the
+    solve's thread. The same plan either way, valid and no worse than either baseline."""
+    from optimizer.whatif import Overrides, apply_overrides
+
+    small = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
+    previous = optimize(small, _rounding(60.0))
+    prices = Overrides.model_validate({"price_changes": [{"multiplier": 1.6}]})
+    sc = apply_overrides(small, prices)
+    baseline, complete = planner_module.plan_baseline, planner_module._warm_completion
+    seen: dict[str, set[str]] = {}
+
+    def planned(s: Scenario, name: str, **kw: Any) -> Any:
+        seen.setdefault("baselines", set()).add(threading.current_thread().name)
+        return baseline(s, name, **kw)
+
+    def completed(*a: Any) -> Any:
+        seen.setdefault("completion", set()).add(threading.current_thread().name)
+        return complete(*a)
+
+    monkeypatch.setattr(planner_module, "plan_baseline", planned)
+    monkeypatch.setattr(planner_module, "_warm_completion", completed)
+    main = threading.current_thread().name
+    plans = {}
+    for workers in (1, 2):
+        seen.clear()
+        plan = optimize(sc, _rounding(60.0, lp_workers=workers), warm_start=previous)
+        validate_plan(sc, plan).raise_if_failed()
+        s = plan.summary
+        assert s["solver"]["job_options"]["per_round"][0]["starts"]  # the long first LP
+        for name in ("greedy", "carbon_agnostic"):
+            assert s["objective"] <= s["baselines"][name]["objective"] + 1e-6
+        if workers == 1:
+            assert seen["baselines"] == {main}
+        else:
+            (beside,) = seen["baselines"]
+            assert beside.startswith("beside-pricing")
+            assert seen.get("completion", {beside}) == {beside}  # one thread, in turn
+        plans[workers] = s["objective"]
+    assert plans[1] == pytest.approx(plans[2], rel=1e-6)
 
 
 @pytest.mark.parametrize(
