@@ -108,8 +108,8 @@ def optimize(
 
     `baseline_schedules`: the `BASELINES` for `sc` from the caller (the lanes of
     `flexible.plan_flexible`, which states them on the original jobs after), else planned
-    here (`plan_baselines`); a warm re-solve with a core free plans them on a thread from
-    its first LP on (`Beside`).
+    here (`plan_baselines`); a warm re-solve with a core free queues them on the thread
+    beside pricing's long first LP (`Beside`).
 
     The plan returned is the best, by the objective with penalties, of the solver's plan,
     the start handed to it and every baseline (`optimizer.choose`); `extra_baselines` (e.g.
@@ -541,7 +541,7 @@ def _solve_rounding(
         # (a warm re-solve's baselines, `Beside`), only beside the long first LP (with the
         # replica starts): beside a short one the completion fills the thread, and the
         # baselines ran into the solve's own Python after it (at 10 s, the outage
-        # what-if 12.3 s against 10.3 s, bench/results/warm-2026-12-07-baselines-10s.md);
+        # what-if 12.3 s against 10.3 s, bench/results/warm-2026-12-07-baselines-ungated-10s.md);
         # none is started where no core is free
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside-pricing")
         if previous is not None:
@@ -747,8 +747,9 @@ def _price(
     scenario, most of a warm what-if's time. A warm re-solve has a bound before its first
     LP, from the previous plan's duals (`_warm_dual_bound`), and no LP is solved where that
     proves the plan. `before_lp` is called once, as the first LP is about to be built, with
-    whether it has the replica starts (the long one: 5-7 s of interior point on the default
-    scenario, against 2-3.5 s without)."""
+    whether it has the replica starts (the long one: on the default scenario's warm
+    what-ifs pricing took 7.4-8.8 s with them at 60 s, 3.4-4.6 s without at 10 s,
+    bench/results/warm-2026-12-07-baselines-*.md)."""
     sc, settings, every, t_all = run.sc, run.settings, run.every, run.t_all
     opts_all = every[0]
     gang = np.array([j.gang for j in sc.jobs], dtype=np.int64)

@@ -237,8 +237,9 @@ def test_a_warm_re_solve_plans_and_states_its_baselines_beside_pricing_where_a_c
     """A warm re-solve starts from the previous plan, so nothing needs the baselines before
     the plan is chosen: with a second core free (`lp_workers` 2) they are planned on the
     lanes, and stated on the jobs, in turn on the thread beside pricing's first LP (the
-    long one, with the replica starts), and waited for at the end. With one core, and on a cold solve (whose start is the best greedy
-    plan), they are planned on the solve's own thread first. The twenty jobs' four lanes
+    long one, with the replica starts), and waited for at the end. With one core, and on
+    a cold solve (whose start is the best greedy plan), they are planned on the solve's
+    own thread first. The twenty jobs' four lanes
     ran at A's hour 1 (10); its price rises to 60, so the kept plan (240) is not proven
     before an LP, and the lanes move to A's hour 2 (20): 80, with the same baselines
     either way."""
