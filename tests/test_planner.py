@@ -189,6 +189,12 @@ def test_pricing_with_replica_starts_bounds_the_start_a_plan_cannot_avoid() -> N
     )
     previous = optimize(sc, settings)
     assert planner_module._starts_lp_s(previous) is not None
+    # with its duals the previous plan is proven before any LP, though no gap is asked for
+    # (within `GAP_ABS_CNY` of their bound); without them, pricing runs
+    proven = optimize(sc, settings, warm_start=previous)
+    assert proven.summary["solver"]["job_options"]["rounds"] == 0
+    assert proven.summary["objective"] == pytest.approx(551.25)
+    previous = dataclasses.replace(previous, pricing_duals=previous.pricing_duals.iloc[0:0])
     warm = optimize(sc, settings, warm_start=previous)
     validate_plan(sc, warm).raise_if_failed()
     priced = warm.summary["solver"]["job_options"]
