@@ -748,7 +748,7 @@ def _price(
     LP, from the previous plan's duals (`_warm_dual_bound`), and no LP is solved where that
     proves the plan. `before_lp` is called once, as the first LP is about to be built, with
     whether it has the replica starts (the long one: on the default scenario's warm
-    what-ifs pricing took 7.4-8.8 s with them at 60 s, 3.4-4.6 s without at 10 s,
+    what-ifs pricing took 7.4-11.1 s with them at 60 s, 3.4-4.6 s without at 10 s,
     bench/results/warm-2026-12-07-baselines-*.md)."""
     sc, settings, every, t_all = run.sc, run.settings, run.every, run.t_all
     opts_all = every[0]
