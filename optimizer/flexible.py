@@ -44,6 +44,7 @@ import pandas as pd
 from optimizer import choose
 from optimizer.plan import Plan, Schedule, assemble_plan
 from optimizer.plan.types import lane_name
+from optimizer.plan.warm import lane_ids
 from optimizer.rules import work_in_horizon
 from optimizer.scenario.types import Job, Scenario
 from optimizer.solve import Beside
@@ -352,15 +353,9 @@ def on_lanes(plan: Plan) -> Plan:
     lane scenario's job id), one row per lane-hour, so that each lane starts where its jobs
     ran. The lanes of the same jobs are the same lanes; where the jobs changed, a lane is
     matched by id and repaired like any other job (`baselines.repair_start`)."""
-    wl, a = plan.workloads, plan.assignments
-    if wl is None or a is None or "lane_id" not in wl.columns or a.empty:
-        return plan
-    lane_of = {
-        w: lane
-        for w, lane in zip(wl["workload_id"], wl["lane_id"], strict=True)
-        if isinstance(lane, str) and lane
-    }
-    if not lane_of:
+    a = plan.assignments
+    lane_of = lane_ids(plan)
+    if a is None or a.empty or not lane_of:
         return plan
     member = a["workload_id"].isin(lane_of)
     lanes = (

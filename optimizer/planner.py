@@ -73,6 +73,7 @@ from optimizer.solve import (
     Beside,
     ProgressFn,
     SolverSettings,
+    core_free,
     lp_workers,
     new_highs,
     resolve_fixed,
@@ -686,7 +687,7 @@ def _warm_beside_pricing(
     device-sharing LPs then take one worker (pricing holds the other core). None: not
     churn-aware (the plain completion takes under a second), or no core free; it then runs
     after pricing, and only where pricing did not prove the kept plan."""
-    if not _churn_priced(run.sc) or lp_workers(run.settings) < 2:
+    if not _churn_priced(run.sc) or not core_free(run.settings):
         return None
     one = dataclasses.replace(run.settings, lp_workers=1)
     return pool.submit(_warm_completion, run, start_sched, one)

@@ -220,12 +220,17 @@ def lp_workers(settings: SolverSettings) -> int:
     return max(1, round(usable_cores() - others))
 
 
+def core_free(settings: SolverSettings) -> bool:
+    """Whether a second core is free for work beside a solve's own (`lp_workers`)."""
+    return lp_workers(settings) >= 2
+
+
 def warm_beside(settings: SolverSettings, warm: object) -> bool:
     """Whether a solve plans its baselines on the thread beside pricing (`Beside`): a
     warm re-solve (`warm` not None: its start is the previous plan, so nothing needs the
-    baselines before a plan is chosen) where a second core is free (`lp_workers`). A cold
+    baselines before a plan is chosen) where a second core is free (`core_free`). A cold
     solve starts from the best greedy plan and plans them first."""
-    return warm is not None and lp_workers(settings) >= 2
+    return warm is not None and core_free(settings)
 
 
 _T = TypeVar("_T")

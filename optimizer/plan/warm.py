@@ -73,15 +73,25 @@ def schedule_from_plan(sc: Scenario, plan: Plan) -> Schedule:
     return sched
 
 
-def _lanes(plan: Plan, job_index: dict[str, int]) -> np.ndarray | None:
-    """[job] the flexible lane of each job (workloads.csv `lane_id`, numbered in order of
-    appearance), -1 for none; None when the plan has no lanes."""
+def lane_ids(plan: Plan) -> dict[str, str]:
+    """Each flexible job's lane (workloads.csv `lane_id`), by workload id, in the plan's
+    order; empty where the plan has no lanes."""
     wl = plan.workloads
     if wl is None or "lane_id" not in wl.columns:
-        return None
+        return {}
+    return {
+        w: lane
+        for w, lane in zip(wl["workload_id"], wl["lane_id"], strict=True)
+        if isinstance(lane, str) and lane
+    }
+
+
+def _lanes(plan: Plan, job_index: dict[str, int]) -> np.ndarray | None:
+    """[job] the flexible lane of each job (`lane_ids`, numbered in order of appearance),
+    -1 for none; None when the plan has no lanes."""
     lane = np.full(len(job_index), -1, dtype=np.int64)
     number: dict[str, int] = {}
-    for wid, lid in zip(wl["workload_id"], wl["lane_id"], strict=True):
-        if isinstance(lid, str) and lid and wid in job_index:
+    for wid, lid in lane_ids(plan).items():
+        if wid in job_index:
             lane[job_index[wid]] = number.setdefault(lid, len(number))
     return lane if number else None
