@@ -242,8 +242,8 @@ class Beside(Generic[_T]):
     (a warm re-solve's completion): that thread holds the second core while HiGHS holds the
     first, and lets go of the GIL while it solves. Two tries that ran it otherwise bought
     nothing (bench/results/warm-2026-12-07-baselines-*.md): on a thread of its own from the
-    solve's start it took the GIL from the solve's own Python (the default scenario's start
-    0.5 -> 1.3-1.8 s); on its own thread from the first LP it made three busy threads on
+    solve's start it took the GIL from the solve's own Python (the outage what-if's start
+    0.5 -> 1.8 s); on its own thread from the first LP it made three busy threads on
     two cores (pricing 7.3-8.8 -> 9.7-11.1 s). Where not `beside`, or never started (no LP
     solved), it runs here when its `result` is first asked for. `after`: work this one
     waits for, whose `start` queues it too, as beside as it is."""
