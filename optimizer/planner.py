@@ -161,7 +161,8 @@ def optimize(
     }
     if warm_start is not None:
         solver["warm"] = {
-            "previous_gap": _warm_gap(settings, warm_start),
+            "reference_gap": _reference_gap(warm_start),
+            "settles_for": _warm_gap(settings, warm_start),
             "guard_weights": _guard_weights(warm_start),
             "starts_lp_s": _starts_lp_s(warm_start),
         }
@@ -521,7 +522,7 @@ def _solve_rounding(
        re-solved (`_complete_kept`). Then the start (greedy, or the previous plan repaired)
        and the LP rounded (`optimizer.heuristics`) are completed with inference and energy
        re-solved around them with whole devices (`_complete`). Once the best is within the
-       gap asked for (a warm re-solve: within the previous plan's), the rest is skipped.
+       gap asked for (a warm re-solve: `_warm_gap`'s), the rest is skipped.
     3. Stage 1 (`_stage1`), over the options priced in: the MILP with inference devices
        continuous and small jobs continuous, to `stage1_gap` on its own model; its
        incumbents rounded and completed.
@@ -530,7 +531,7 @@ def _solve_rounding(
     """
     run = _Run(sc, every, settings, solver, timings, t_all, duals=duals or _Duals())
     solver["candidates"] = run.tried
-    enough = settings.mip_rel_gap if warm_gap is None else max(settings.mip_rel_gap, warm_gap)
+    enough = settings.mip_rel_gap if warm_gap is None else warm_gap
     kept = None if previous is None else _kept_plan(run, start_sched, previous)
     # started as pricing's first LP is (none where the previous plan's duals prove the kept
     # plan before it: nothing would use it)
@@ -979,13 +980,13 @@ def _pricing_stop(
         plan, enough = incumbent[0] - fixed_cost, incumbent[1]
         if _within(plan, bound, enough):
             return WARM_PROVEN
-        if _within(plan, z, enough):
-            # the LP value may prove it once the options pricing out are in: go on (the
-            # bound below it would otherwise fail an unchanged plan by a hair)
-            return None
-        # not even the LP value proves it: the warm path improves the plan instead, and
-        # another round (2-10 s, often cut by its share under load) buys it nothing
-        return None if starts_next else "warm plan not within its gap of the LP"
+        # not proven: the warm path improves the plan instead. Another round without new
+        # replica starts raises the bound by at most what separates it from this LP's
+        # value (the options entering only lower that), for a full LP (7-8 s on the
+        # default scenario); settling `mip_rel_gap` above the previous gap, an unchanged
+        # kept plan is not short of it by a hair: on the outage what-if two more rounds
+        # took 15 s for 48 CNY of bound (bench/results/warm-2026-12-07-settle-60s.md)
+        return None if starts_next else WARM_NOT_PROVEN
     # the bound is within a small part of the gap asked for: more rounds would tighten it by
     # less than that, at the cost of a full LP each
     if not starts_next and z - bound <= PRICING_CLOSE * settings.mip_rel_gap * abs(z):
@@ -1200,6 +1201,9 @@ pass)."""
 WARM_PROVEN = "warm plan within its gap"
 """`job_options.stopped` where the bound proves a warm re-solve's kept plan within its gap (the
 previous plan's duals may, before any LP: `_warm_dual_bound`)."""
+WARM_NOT_PROVEN = "warm plan not within its gap"
+"""`job_options.stopped` where a round with the replica starts does not prove it: the warm
+path improves the plan instead (`_pricing_stop`)."""
 ROUND_NOT_IN_SHARE = "the next round not expected to end within its share"
 """`job_options.stopped` where the next round is expected to take longer than its share of the
 budget has left (`_expected_round_s`): on M at 60 s a third round started with 9.5 s left
@@ -1696,18 +1700,35 @@ def _start(sc: Scenario, warm: Plan | Schedule | None, greedy: Callable[[], Sche
     return repair_start(sc, previous)
 
 
+def _reference_gap(warm: Plan | Schedule) -> float | None:
+    """The least gap proven along the chain of warm re-solves `warm` ends: its own summary's
+    `gap` and the reference it was itself measured against (`solver.warm.reference_gap`), as
+    a stored plan carries both; None: no gap (a bare schedule, or no bound in its time)."""
+    if not isinstance(warm, Plan):
+        return None
+    warm_record = (warm.summary.get("solver") or {}).get("warm") or {}
+    gaps = [warm.summary.get("gap"), warm_record.get("reference_gap")]
+    finite = [float(g) for g in gaps if isinstance(g, (int, float)) and np.isfinite(g)]
+    return min(finite) if finite else None
+
+
 def _warm_gap(settings: SolverSettings, warm: Plan | Schedule | None) -> float | None:
-    """The gap a warm re-solve settles for: the gap the previous plan reached (issue 16: a
-    what-if's gap no worse than the cold solve's), from its summary, as a stored plan
-    carries it; `stage1_gap` (else `mip_rel_gap`) for a previous plan without one (a bare
-    schedule, or no bound in its time); None for a cold solve or with `warm_skip_stage1`
-    off."""
+    """The gap a warm re-solve settles for (issue 16: a what-if's gap no worse than the cold
+    solve's): the least gap its chain of plans proved (`_reference_gap`) plus `mip_rel_gap`,
+    closer than which the data cannot tell two plans apart; `stage1_gap` (else
+    `mip_rel_gap`), at least `mip_rel_gap`, for a previous plan without a gap. None for a
+    cold solve or with `warm_skip_stage1` off.
+
+    The chain's least gap, not the previous plan's own: a nightly re-solve that settled
+    `mip_rel_gap` above its reference would otherwise pass that on, and each night's plan
+    could be proven a little less well than the last."""
     if warm is None or not settings.warm_skip_stage1:
         return None
-    previous = warm.summary.get("gap") if isinstance(warm, Plan) else None
-    if isinstance(previous, (int, float)) and np.isfinite(previous):
-        return float(previous)
-    return settings.mip_rel_gap if settings.stage1_gap is None else settings.stage1_gap
+    reference = _reference_gap(warm)
+    if reference is not None:
+        return reference + settings.mip_rel_gap
+    own = settings.mip_rel_gap if settings.stage1_gap is None else settings.stage1_gap
+    return max(settings.mip_rel_gap, own)
 
 
 def _schedule_of(sc: Scenario, warm: Plan | Schedule | None) -> Schedule | None:

@@ -709,33 +709,89 @@ def test_a_warm_re_solve_of_unchanged_data_keeps_the_previous_plan_without_stage
     energy re-solved around them; that is no dearer than the previous plan (the same
     decisions, the LP optimal around them), so it is within the previous plan's gap of
     pricing's bound (the same bound, or one round's: valid too): pricing stops there and
-    neither rounding nor stage 1 runs. With a core free the churn-aware completion of the
-    repaired jobs ran beside pricing (`_warm_beside_pricing`); it is left out, so the plan
-    is the one made without a core free."""
-    warm = optimize(small, dataclasses.replace(ROUND, lp_workers=2), warm_start=small_plan)
-    validate_plan(small, warm).raise_if_failed()
-    solver = warm.summary["solver"]
-    assert solver["plan_source"] == "previous_kept"
-    assert solver["termination"] == "previous plan repaired"
-    assert "stage1" not in solver
-    assert set(solver["candidates"]) == {"previous_kept"}  # nothing else completed
-    assert solver["warm"]["beside_pricing"]["used"] is False
-    assert warm.summary["objective"] <= small_plan.summary["objective"] * (1 + 1e-6)
-    assert small_plan.summary["gap"] is not None
-    assert warm.summary["gap"] <= small_plan.summary["gap"] + 1e-9
-    assert warm.summary["bound"] <= warm.summary["objective"]
+    neither rounding nor stage 1 runs. The previous plan's duals give that bound before any
+    LP, so no churn-aware completion is started beside pricing; without them the first LP
+    gives it, and the completion, started beside it where a core is free
+    (`_warm_beside_pricing`), is left out, so the plan is the one made without a core free."""
+    settings = dataclasses.replace(ROUND, lp_workers=2)
+    bare = dataclasses.replace(small_plan, pricing_duals=small_plan.pricing_duals.iloc[0:0])
+    for previous, rounds in ((small_plan, 0), (bare, 1)):
+        warm = optimize(small, settings, warm_start=previous)
+        validate_plan(small, warm).raise_if_failed()
+        solver = warm.summary["solver"]
+        assert solver["plan_source"] == "previous_kept"
+        assert solver["termination"] == "previous plan repaired"
+        assert "stage1" not in solver
+        assert set(solver["candidates"]) == {"previous_kept"}  # nothing else completed
+        assert solver["job_options"]["rounds"] == rounds
+        assert solver["warm"]["reference_gap"] == pytest.approx(small_plan.summary["gap"])
+        assert solver["warm"]["settles_for"] == pytest.approx(
+            small_plan.summary["gap"] + ROUND.mip_rel_gap
+        )
+        if rounds:
+            assert solver["warm"]["beside_pricing"]["used"] is False
+        else:
+            assert "beside_pricing" not in solver["warm"]
+        assert warm.summary["objective"] <= small_plan.summary["objective"] * (1 + 1e-6)
+        assert small_plan.summary["gap"] is not None
+        # the duals' bound is the LP's own re-evaluated (2e-9 off the LP's value here)
+        assert warm.summary["gap"] <= small_plan.summary["gap"] + 1e-7
+        assert warm.summary["bound"] <= warm.summary["objective"]
+
+
+def test_warm_pricing_stops_once_a_round_with_the_starts_does_not_prove_the_kept_plan() -> None:
+    """Worked by hand: a kept plan of 100 CNY settling for a 5 % gap needs a bound of 95. A
+    round whose bound is 90 does not prove it, though its LP value, 99, would: another round
+    could raise the bound to at most 99, for a full LP, so pricing stops and the warm path
+    improves the plan (before, it went on: on the outage what-if two more rounds took 15 s
+    for 48 CNY of bound). Where the next round would add the replica starts, which raise the
+    bound by the churn, it goes on; a bound of 95 proves the plan."""
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(settings=SolverSettings(pricing_rounds=10), t_all=time.perf_counter())
+    stop = planner_module._pricing_stop
+
+    def after(bound: float, *, starts_next: bool = False) -> str | None:
+        return stop(run, 1, 5, 99.0, bound, (100.0, 0.05), 0.0, starts_next)  # type: ignore[arg-type]
+
+    assert after(90.0) == planner_module.WARM_NOT_PROVEN
+    assert after(90.0, starts_next=True) is None
+    assert after(95.0) == planner_module.WARM_PROVEN
+    # the gap is on what decisions change: of a plan of 130 CNY, 30 no decision changes,
+    # so 94 does not prove it (6 % of 100), though 94 + 30 is within 5 % of 130
+    fixed = (130.0, 0.05)
+    assert stop(run, 1, 5, 99.0, 94.0, fixed, 30.0, False) == planner_module.WARM_NOT_PROVEN  # type: ignore[arg-type]
+    assert stop(run, 1, 5, 99.0, 95.0, fixed, 30.0, False) == planner_module.WARM_PROVEN  # type: ignore[arg-type]
 
 
 def test_a_stored_plan_brings_its_gap_to_the_warm_re_solve(
     small_plan: Plan, tmp_path: Path
 ) -> None:
-    """The gap a warm re-solve settles for is the previous plan's, read back from a bundle as
-    the service stores it; a bare schedule has none and gets `stage1_gap`."""
+    """The gap a warm re-solve settles for is the previous plan's plus `mip_rel_gap`, read
+    back from a bundle as the service stores it; a bare schedule has none and gets
+    `stage1_gap`. Along a chain of re-solves it is the least gap the chain proved plus
+    `mip_rel_gap`, not the last plan's: a plan that settled 0.4 points above its reference
+    passes the reference on, so the next night's settles for the reference plus
+    `mip_rel_gap` again, not 0.4 points more."""
     from optimizer.planner import _warm_gap
 
     small_plan.write_bundle(tmp_path / "plan")
     stored = Plan.read_bundle(tmp_path / "plan")
-    assert _warm_gap(ROUND, stored) == pytest.approx(small_plan.summary["gap"])
+    gap = small_plan.summary["gap"]
+    assert _warm_gap(ROUND, stored) == pytest.approx(gap + ROUND.mip_rel_gap)
+    solver = stored.summary["solver"]
+    later = {
+        **stored.summary,
+        "gap": gap + 0.004,
+        "solver": {**solver, "warm": {"reference_gap": gap}},
+    }
+    assert _warm_gap(ROUND, dataclasses.replace(stored, summary=later)) == pytest.approx(
+        gap + ROUND.mip_rel_gap
+    )
+    better = {**later, "gap": gap / 2}  # a re-solve that proved its plan closer sets the mark
+    assert _warm_gap(ROUND, dataclasses.replace(stored, summary=better)) == pytest.approx(
+        gap / 2 + ROUND.mip_rel_gap
+    )
     assert small_plan.schedule is not None
     assert _warm_gap(ROUND, small_plan.schedule) == ROUND.stage1_gap
     off = SolverSettings(warm_skip_stage1=False)
