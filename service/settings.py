@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from optimizer import SolverSettings
 from optimizer.feeds.parse import PERIOD_FIELDS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,11 @@ class Settings(BaseSettings):
         default=3600.0, gt=0, description="largest time limit allowed"
     )
     solve_mip_rel_gap: float = Field(
-        default=1e-3, ge=0, le=1, description="default relative MIP gap"
+        default=SolverSettings.mip_rel_gap,
+        ge=0,
+        le=1,
+        description="default relative MIP gap (the library's: what prices and forecasts are "
+        "good to; a warm what-if settles for its previous plan's gap plus this)",
     )
     solve_threads: int = Field(default=1, ge=1, le=64, description="HiGHS threads per solve")
     solve_seed: int = Field(default=0, ge=0, description="HiGHS random seed")

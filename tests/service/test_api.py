@@ -513,7 +513,7 @@ def test_a_run_solves_validates_stores_and_activates(
     assert run["timings"]["solver"]["solve"] > 0 and "check" in run["timings"]["solver"]
     assert run["settings"] == {
         "time_limit_s": 30.0,
-        "mip_rel_gap": 0.001,
+        "mip_rel_gap": SolverSettings.mip_rel_gap,  # the library's default, the server's too
         "threads": 1,
         "seed": 0,
         "finish_by_limit": False,
@@ -524,7 +524,7 @@ def test_a_run_solves_validates_stores_and_activates(
     # the plan says so and still has a bound
     assert run["gap"] is not None
     if plan["status"] == "optimal":
-        assert run["gap"] <= 1e-3 + 1e-9
+        assert run["gap"] <= SolverSettings.mip_rel_gap + 1e-9
     else:
         assert plan["summary"]["solver"]["termination"] == "Time limit reached", plan["summary"]
     assert plan["summary"]["validation"]["ok"] is True
@@ -752,7 +752,7 @@ def test_bundle_is_byte_for_byte_what_write_bundle_wrote(
         warm = Plan.read_bundle(tmp_path / "warm")
     mine = optimize(
         sc,
-        SolverSettings(time_limit_s=30, mip_rel_gap=1e-3, threads=1, seed=0),
+        SolverSettings(time_limit_s=30, threads=1, seed=0),  # the server's default gap
         warm_start=warm,
     )
     mine.write_bundle(tmp_path / "mine")
