@@ -94,8 +94,8 @@ class Settings(BaseSettings):
         default=SolverSettings.mip_rel_gap,
         ge=0,
         le=1,
-        description="default relative MIP gap (the library's: what prices and forecasts are "
-        "good to; a warm what-if settles for its previous plan's gap plus this)",
+        description="default relative MIP gap (the library's; a warm what-if settles for the "
+        "least gap its earlier plans proved plus this)",
     )
     solve_threads: int = Field(default=1, ge=1, le=64, description="HiGHS threads per solve")
     solve_seed: int = Field(default=0, ge=0, description="HiGHS random seed")

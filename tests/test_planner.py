@@ -746,13 +746,12 @@ def test_warm_pricing_stops_once_a_round_with_the_starts_does_not_prove_the_kept
     improves the plan (before, it went on: on the outage what-if two more rounds took 15 s
     for 48 CNY of bound). Where the next round would add the replica starts, which raise the
     bound by the churn, it goes on; a bound of 95 proves the plan."""
-    from types import SimpleNamespace
-
-    run = SimpleNamespace(settings=SolverSettings(pricing_rounds=10), t_all=time.perf_counter())
+    settings = SolverSettings(pricing_rounds=10)
     stop = planner_module._pricing_stop
 
     def after(bound: float, *, starts_next: bool = False) -> str | None:
-        return stop(run, 1, 5, 99.0, bound, (100.0, 0.05), 0.0, starts_next)  # type: ignore[arg-type]
+        # one round solved, 5 options entering, 0 s into the budget, nothing fixed
+        return stop(settings, 0.0, 1, 5, 99.0, bound, (100.0, 0.05), 0.0, starts_next)
 
     assert after(90.0) == planner_module.WARM_NOT_PROVEN
     assert after(90.0, starts_next=True) is None
@@ -760,8 +759,10 @@ def test_warm_pricing_stops_once_a_round_with_the_starts_does_not_prove_the_kept
     # the gap is on what decisions change: of a plan of 130 CNY, 30 no decision changes,
     # so 94 does not prove it (6 % of 100), though 94 + 30 is within 5 % of 130
     fixed = (130.0, 0.05)
-    assert stop(run, 1, 5, 99.0, 94.0, fixed, 30.0, False) == planner_module.WARM_NOT_PROVEN  # type: ignore[arg-type]
-    assert stop(run, 1, 5, 99.0, 95.0, fixed, 30.0, False) == planner_module.WARM_PROVEN  # type: ignore[arg-type]
+    assert stop(settings, 0.0, 1, 5, 99.0, 94.0, fixed, 30.0, False) == (
+        planner_module.WARM_NOT_PROVEN
+    )
+    assert stop(settings, 0.0, 1, 5, 99.0, 95.0, fixed, 30.0, False) == planner_module.WARM_PROVEN
 
 
 def test_a_stored_plan_brings_its_gap_to_the_warm_re_solve(
