@@ -345,11 +345,14 @@ def _guarded(
         ),
         key=lambda c: c.objective,
     )[: guard.OTHERS]
-    # a warm re-solve searches from the weights that made the previous plan dominate
+    # a warm re-solve searches from the weights that made the previous plan dominate; where
+    # the solver's plan is its jobs completed at those weights, that plan is the first try
     seed = solver.get("warm", {}).get("guard_weights")
+    made = best.origin == choose.IMPROVED and seed is not None
+    made = made and solver.get("plan_weights") == seed
     found, record = guard.repair(
         sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others, round_s,
-        seed,
+        seed, seed_made=made,
     )  # fmt: skip
     record["from"] = best.origin
     solver["guard"] = record
@@ -462,6 +465,8 @@ class _Run:
     tried: dict[str, float | None] = dataclasses.field(default_factory=dict)
     plain_s: float = 0.0  # the longest plain completion so far, s (`finish_by_limit`)
     duals: _Duals = dataclasses.field(default_factory=_Duals)
+    # candidate name -> the guard weights its completion ran at (on their shadow scenario)
+    weighed: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
 
     def add(self, name: str, jobs: Schedule, m: LinearModel) -> None:
         """Complete job plan `jobs` (inference and energy around it) as candidate `name`."""
@@ -631,12 +636,14 @@ def _warm_completed(
     else:
         done, status, took = beside.result()
     name = "warm_start_churn_aware"
+    w = _warm_weights(run)
     if done is not None:
         run.candidates.append((_objective(sc, done, m), done, name))
+        if w is not None:
+            run.weighed[name] = w
     run.tried[name] = run.candidates[-1][0] if done is not None else None
     # the wall time it added: beside pricing, only the wait for it once pricing ended
     run.timings["churn_aware"] = time.perf_counter() - t
-    w = _warm_weights(run)
     run.solver["churn_aware"] = {"status": status, "plan": "warm_start", "guard_weights": w}
     if beside is not None:
         _beside_record(run, took, used=True)
@@ -1175,6 +1182,8 @@ def _finish(
         "termination": termination,
         "plan_source": source,
     }
+    if source in run.weighed:  # the guard's first try at these weights would make it again
+        run.solver["plan_weights"] = run.weighed[source]
     ran = "stage1" in run.solver and "skipped" not in run.solver["stage1"]
     if ran and not stage1_ran and source == "greedy_start":
         # HiGHS found nothing in time: this is the greedy plan, completed, and says so
@@ -1403,6 +1412,8 @@ def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> 
         done, status = None, "cut"
     if done is not None:
         run.candidates.append((_objective(sc, done, m), done, key))
+        if w is not None:
+            run.weighed[key] = w
     run.tried[key] = run.candidates[-1][0] if done is not None else None
     took = time.perf_counter() - t
     # beside a warm start's pass (`_warm_completed`), whose time is in it too

@@ -274,6 +274,58 @@ def test_a_warm_guard_starts_where_the_previous_search_ended() -> None:
     assert third["weights"]["emissions_t"] == pytest.approx((50.0 * 50.0 * guard.PROBE) ** 0.5)
 
 
+def test_a_plan_completed_at_the_seed_is_the_first_try_as_it_is() -> None:
+    """A warm re-solve's plan may be its jobs completed at the seed's weights already (the
+    planner's churn-aware completion on the seed's shadow scenario). Made again, the first
+    try would be that plan: with `seed_made` it is taken as it is (`made`), and the search
+    goes on from it as above, PROBE's try then halfway back, to the same plan, with one
+    completion fewer (two, not three)."""
+    sc = _world()
+    base = {"restarts": _restarting(sc, job_hour=0)}
+    light = guard.unit_weights(sc) | {"emissions_t": 50.0, "emissions_location_t": 50.0}
+    jobs = _optimum(sc).schedule
+    at_seed = _complete(guard.shadow_scenario(sc, light), jobs)
+    assert at_seed is not None
+    best = Candidate("improved", at_seed, assemble_plan(sc, at_seed, status="check"))
+    made: list[dict[str, float]] = []
+
+    def counted(shadow: Scenario, jobs: Schedule) -> Schedule | None:
+        made.append({"emissions_t": shadow.policy.carbon_price_cny_per_t})
+        return _complete(shadow, jobs)
+
+    found, record = guard.repair(sc, best, base, counted, rounds=3, seed=light, seed_made=True)
+    assert found is not None and _kpis(found) == pytest.approx((435.0, 0.24, 0.24))
+    first, second, third = record["tries"]
+    assert first["made"] and not first["dominates"]["restarts"]
+    assert first["cost"] == pytest.approx(criteria(best.plan.summary)["cost"])
+    assert "made" not in second and "made" not in third
+    # the tries made: PROBE's (12,800 CNY/t) and halfway back (800), not the seed's (50)
+    assert [m["emissions_t"] for m in made] == pytest.approx([50.0 * guard.PROBE, 800.0])
+    assert [t["weights"]["emissions_t"] for t in record["tries"]] == pytest.approx(
+        [50.0, 50.0 * guard.PROBE, 800.0]
+    )
+
+
+def test_the_planner_hands_the_guard_a_plan_completed_at_the_seed_as_its_first_try() -> None:
+    """`planner._guarded` passes `seed_made` only where the solver's plan is its jobs
+    completed at the seed's weights (`solver.plan_weights`, set by `_finish` from the
+    completions made on the shadow scenario); completed at other weights, the seed's try is
+    made as before."""
+    sc = _world()
+    base = {"restarts": _restarting(sc, job_hour=0)}
+    light = guard.unit_weights(sc) | {"emissions_t": 50.0, "emissions_location_t": 50.0}
+    at_seed = _complete(guard.shadow_scenario(sc, light), _optimum(sc).schedule)
+    assert at_seed is not None
+    best = Candidate("improved", at_seed, assemble_plan(sc, at_seed, status="check"))
+    for plan_weights, made in ((light, True), (None, False)):
+        solver: dict[str, Any] = {"warm": {"guard_weights": light}, "origin_objectives": {}}
+        if plan_weights is not None:
+            solver["plan_weights"] = plan_weights
+        found = planner_module._guarded(sc, EXACT, best, base, solver, time.perf_counter())
+        assert _kpis(found) == pytest.approx((435.0, 0.24, 0.24))
+        assert solver["guard"]["tries"][0].get("made", False) is made
+
+
 def test_a_warm_resolves_winner_is_completed_on_the_previous_guard_weights() -> None:
     """A warm re-solve completes its winner churn-aware on the weights that made the previous
     plan (the guard's) dominate (`planner._warm_shadow`), as the guard's first try would:
@@ -295,6 +347,7 @@ def test_a_warm_resolves_winner_is_completed_on_the_previous_guard_weights() -> 
         _, done, name = run.candidates[-1]
         assert name == "winner_churn_aware" and solver["churn_aware"]["status"] == "done"
         assert solver["churn_aware"].get("guard_weights") == warm
+        assert run.weighed.get(name) == warm  # what `_finish` records as `plan_weights`
         plan = assemble_plan(sc, done, status="baseline")  # validated as a plan alone
         validate_plan(sc, plan).raise_if_failed()
         kpis[warm is None] = _kpis(Candidate("improved", done, plan))
