@@ -572,6 +572,36 @@ def test_gang_runs_contiguously_unless_pausing_pays_for_its_checkpoint(
         assert row["net_saving"] == pytest.approx(9.0) and "; pays" in row["why"]
 
 
+def test_the_relaxation_prices_no_pause_below_zero() -> None:
+    """Flat 10 CNY/MWh over 4 hours, a gang of 4 needing 2 hours (8 device-h), a pause 15
+    CNY (as above): the optimum runs one block, 4 MW x 2 h x 10 = 80 CNY, no pause. Its LP
+    relaxation could run the job at half a gang over all 4 hours (the same 80 CNY of energy)
+    and start half a block: pauses 15 x (0.5 - 1) = -7.5, a bound of 72.5. Every placed job
+    starts a block (`job_first_block`), so the relaxation's bound is the optimum's 80."""
+    import highspy
+
+    from optimizer.model.build import build_model
+    from optimizer.model.matrix_backend import to_highs
+    from optimizer.solve import solve_relaxation
+
+    sc = scenario(
+        [site("A")],
+        hours=4,
+        prices={"A": [10, 10, 10, 10]},
+        jobs=[job("j", gang=4, work_device_hours=8, deadline_h=4)],
+    )
+    plan = solve(sc)
+    assert plan.summary["pauses"] == 0 and plan.summary["total_cost"] == pytest.approx(80.0)
+    m, _ = build_model(sc)
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    x, z = solve_relaxation(h, m, to_highs(m, h))
+    assert x is not None and z is not None
+    assert z + m.fixed_cost == pytest.approx(plan.summary["objective"])
+    pauses = sum(float(c @ x[cols]) for cols, c in m.costs["pauses"])
+    assert pauses == pytest.approx(0.0, abs=1e-9)
+
+
 # --- robust mode (issue 12) ---------------------------------------------------------------
 def test_robust_mode_keeps_grid_headroom_for_green_at_its_low_quantile() -> None:
     # central plan: both jobs at W on 2 MW of free green, cost 0; at P10 (0.5 MW green +

@@ -28,6 +28,8 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
 
         \rho_{j,e,h} \ge x_{j,e,h} - x_{j,e,h-1}                                      && \text{(job\_resumes)}
 
+        \sum_h \rho_{j,e,h} \ge y_{j,e}                                               && \text{(job\_first\_block)}
+
         \sum_h \rho_{j,e,h} \le (1 + P^{max})\, y_{j,e}                               && \text{(max\_pauses)}
 
         \text{cost} \mathrel{+}= c^{start} \sum \sigma
@@ -38,6 +40,10 @@ def add_to_model(m: LinearModel, d: ModelData) -> None:
     hour is the state carried into the horizon: no start is counted there. A job's pauses
     are its blocks of run hours less one (:math:`\sum_h \rho - y`); a contiguous job has
     none; an option whose hours are implied by the assignment has :math:`B_{j,e}` of them.
+    A job placed runs at least one block, so :math:`\sum_h \rho \ge y` holds at every
+    whole solution; without it the relaxation ran a job half as hard over twice its hours
+    for half a block, a pause cost below zero (on the default scenario the full LP priced
+    pauses at -4,111 CNY; bench/results/pause-row-2026-12-07.md).
     The minimum up-time binds only in hours the device count exists (a replica may stop
     early where the service has no demand it could serve from the site). With services
     merged into classes starts are counted per class, a lower bound of the per-service
@@ -171,6 +177,20 @@ def _job_pauses(m: LinearModel, d: ModelData) -> None:
     )
     free = np.unique(x_opt)
     job_of = d.opts.job
+    row_of = np.full(d.opts.size, -1, dtype=np.int64)
+    row_of[free] = np.arange(free.size)
+    if per_job.any() and free.size:
+        # valid for whole solutions (a job placed starts a block), cuts fractional ones
+        m.add_constraints(
+            "job_first_block",
+            free.size,
+            np.concatenate([row_of[x_opt], np.arange(free.size)]),
+            np.concatenate([rho.cols(), y.cols(free)]),
+            np.concatenate([np.ones(k), -np.ones(free.size)]),
+            lo=0.0,
+            index={"option": free},
+            doc="a job placed runs at least one block (its pause cost is never below zero)",
+        )
     if per_job.any():
         m.add_cost("pauses", rho.cols(), per_job[job_of[x_opt]])
         m.add_cost("pauses", y.cols(free), -per_job[job_of[free]])
@@ -188,8 +208,6 @@ def _job_pauses(m: LinearModel, d: ModelData) -> None:
         blocks = _blocks_per_option(imp_o[pre], imp_h[pre], d.opts.size)
         y.ub[blocks - 1 > cap] = 0.0  # its implied hours pause more often than allowed
     if cap is not None and free.size:
-        row_of = np.full(d.opts.size, -1, dtype=np.int64)
-        row_of[free] = np.arange(free.size)
         m.add_constraints(
             "max_pauses",
             free.size,
