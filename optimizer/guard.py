@@ -203,8 +203,9 @@ def repair(
     (`seed_kept`): it is where the previous search ended. `seed_made`: `best` is its own jobs
     completed at `seed` already (a warm re-solve's churn-aware completion on the seed's shadow
     scenario, `planner._warm_completed`), so it is the first try around them as it is
-    (`made` on the try) instead of the same completion made again (3.3 s on the +5 % jobs
-    what-if of the default scenario)."""
+    (`made` on the try) instead of the same completion made again (on the +5 % jobs what-if
+    of the default scenario the guard took 11.2-12.6 s against 15.0-17.9 s:
+    bench/results/warm-2026-12-07-made-60s.md)."""
     t = time.perf_counter()
     sources = [best, *others]
     record: dict[str, Any] = {"needed": False, "tries": [], "seed": seed}

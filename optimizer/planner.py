@@ -348,7 +348,7 @@ def _guarded(
     # a warm re-solve searches from the weights that made the previous plan dominate; where
     # the solver's plan is its jobs completed at those weights, that plan is the first try
     seed = solver.get("warm", {}).get("guard_weights")
-    made = best.origin == choose.IMPROVED and seed is not None
+    made = seed is not None and best.origin == choose.IMPROVED
     made = made and solver.get("plan_weights") == seed
     found, record = guard.repair(
         sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others, round_s,
@@ -465,8 +465,8 @@ class _Run:
     tried: dict[str, float | None] = dataclasses.field(default_factory=dict)
     plain_s: float = 0.0  # the longest plain completion so far, s (`finish_by_limit`)
     duals: _Duals = dataclasses.field(default_factory=_Duals)
-    # candidate name -> the guard weights its completion ran at (on their shadow scenario)
-    weighed: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    # the candidates completed on the previous guard plan's shadow scenario (`_warm_shadow`)
+    on_shadow: set[str] = dataclasses.field(default_factory=set)
 
     def add(self, name: str, jobs: Schedule, m: LinearModel) -> None:
         """Complete job plan `jobs` (inference and energy around it) as candidate `name`."""
@@ -640,7 +640,7 @@ def _warm_completed(
     if done is not None:
         run.candidates.append((_objective(sc, done, m), done, name))
         if w is not None:
-            run.weighed[name] = w
+            run.on_shadow.add(name)
     run.tried[name] = run.candidates[-1][0] if done is not None else None
     # the wall time it added: beside pricing, only the wait for it once pricing ended
     run.timings["churn_aware"] = time.perf_counter() - t
@@ -1182,8 +1182,8 @@ def _finish(
         "termination": termination,
         "plan_source": source,
     }
-    if source in run.weighed:  # the guard's first try at these weights would make it again
-        run.solver["plan_weights"] = run.weighed[source]
+    if source in run.on_shadow:  # the guard's first try at these weights would make it again
+        run.solver["plan_weights"] = _warm_weights(run)
     ran = "stage1" in run.solver and "skipped" not in run.solver["stage1"]
     if ran and not stage1_ran and source == "greedy_start":
         # HiGHS found nothing in time: this is the greedy plan, completed, and says so
@@ -1413,7 +1413,7 @@ def _complete_churn_aware(run: _Run, m: LinearModel, estimate: float | None) -> 
     if done is not None:
         run.candidates.append((_objective(sc, done, m), done, key))
         if w is not None:
-            run.weighed[key] = w
+            run.on_shadow.add(key)
     run.tried[key] = run.candidates[-1][0] if done is not None else None
     took = time.perf_counter() - t
     # beside a warm start's pass (`_warm_completed`), whose time is in it too

@@ -6,8 +6,12 @@ job-hour costs that hour's grid price (CNY/MWh). Every plan goes through the val
 
 from __future__ import annotations
 
+import highspy
 import pytest
 
+from optimizer.model.build import build_model
+from optimizer.model.matrix_backend import to_highs
+from optimizer.solve import solve_relaxation
 from tests.micro import job, leans_on_green, placement, scenario, site, site_hour, solve
 
 
@@ -578,12 +582,6 @@ def test_the_relaxation_prices_no_pause_below_zero() -> None:
     relaxation could run the job at half a gang over all 4 hours (the same 80 CNY of energy)
     and start half a block: pauses 15 x (0.5 - 1) = -7.5, a bound of 72.5. Every placed job
     starts a block (`job_first_block`), so the relaxation's bound is the optimum's 80."""
-    import highspy
-
-    from optimizer.model.build import build_model
-    from optimizer.model.matrix_backend import to_highs
-    from optimizer.solve import solve_relaxation
-
     sc = scenario(
         [site("A")],
         hours=4,
