@@ -99,8 +99,10 @@ class SolverSettings:
     # runs stage 1 only if that plan is not within the previous plan's gap of the bound
     warm_skip_stage1: bool = True
     # the pricing LPs: dual simplex, or interior point without crossover (issue 16: 2x
-    # faster on L's first LP); with "ipm" the LP value is taken down by HiGHS' relative
-    # primal-dual objective error, so an inexact interior solution cannot overstate the bound.
+    # faster on L's first LP), stopped at `planner._ipm_tolerance` (looser than HiGHS' own:
+    # about a fifth fewer iterations); a round's bound is the Lagrangian of its row duals
+    # (`dual_bound.lagrangian`, valid for any duals), so a solve stopped short cannot
+    # overstate it.
     # "auto": interior point where the first LP is over `initial_window_hours` (the
     # 20,000-job week's first round: 61 s against 131 s with the simplex), where they keep
     # replica starts (`pricing_churn`) or where the LP has over `planner.IPM_MIN_NONZEROS`
@@ -489,23 +491,43 @@ def resolve_fixed(
 
 
 def solve_relaxation(
-    h: highspy.Highs, m: LinearModel, col_map: np.ndarray, *, interior: bool = False
+    h: highspy.Highs,
+    m: LinearModel,
+    col_map: np.ndarray,
+    *,
+    interior: bool = False,
+    stopped: bool = False,
 ) -> tuple[np.ndarray | None, float | None]:
     """The LP relaxation of the loaded model (integrality dropped): its solution and value
     (`interior`: solved by interior point without crossover, see `SolverSettings`).
 
     Its value is a valid lower bound on the MILP. The caller restores integrality to go on
     with the MILP on the same loaded model.
+
+    `stopped` (with `interior`): an interior-point solve that stopped at a loosened
+    `ipm_optimality_tolerance` short of HiGHS' own (its status then unknown, with primal and
+    dual values) is returned as well, its value the primal's objective as it stands: near
+    the optimum, not a bound. The caller takes the bound from the row duals
+    (`dual_bound.lagrangian`, valid for any duals).
     """
     n = col_map.size
     h.changeColsIntegrality(n, np.arange(n, dtype=np.int32), np.zeros(n, dtype=np.uint8))
     h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+    status = h.getModelStatus()
+    solution = h.getSolution()
+    short = (
+        stopped
+        and interior
+        and status == highspy.HighsModelStatus.kUnknown
+        and solution.value_valid
+        and solution.dual_valid
+    )
+    if status != highspy.HighsModelStatus.kOptimal and not short:
         return None, None
     x = np.zeros(m.n_cols)
-    x[col_map] = np.asarray(h.getSolution().col_value, dtype=float)
+    x[col_map] = np.asarray(solution.col_value, dtype=float)
     z = float(h.getInfo().objective_function_value)
-    if interior:
+    if interior and not short:
         # an interior solution is optimal within tolerances only: take the value down by
         # the relative primal-dual objective error HiGHS reports, so a bound may use it
         err = float(getattr(h.getInfo(), "primal_dual_objective_error", 0.0))

@@ -106,3 +106,29 @@ def test_after_a_change_the_bound_never_passes_the_new_lp(small, stored: Plan, c
     lp = jo["per_round"][-1]["lp"]
     assert info["bound"] <= lp + 1e-6 * abs(lp)
     assert warm.summary["bound"] <= warm.summary["objective"] + 1e-6
+
+
+def test_an_interior_point_stopped_short_bounds_by_its_duals(small) -> None:  # type: ignore[no-untyped-def]
+    """A pricing LP by interior point stopped at a loose tolerance (`planner._ipm_tolerance`:
+    1e-2 at a 40 % gap asked) reports a value above the LP's optimum, so that value is no
+    bound; the bound the round reports, the Lagrangian of its duals, stays below the optimum
+    the same LP reaches at HiGHS' own tolerance (every option priced in and one round in
+    both: the bound is L(y) alone, nothing left out to lower it)."""
+    one_lp = dataclasses.replace(
+        ROUND, pricing_solver="ipm", pricing_churn="off", pricing_rounds=1,
+        initial_options_per_job=1000,
+    )  # fmt: skip
+    rounds = {}
+    for gap in (0.4, 0.0):
+        plan = optimize(small, dataclasses.replace(one_lp, mip_rel_gap=gap))
+        validate_plan(small, plan).raise_if_failed()
+        jo = plan.summary["solver"]["job_options"]
+        assert jo["priced_in"] == jo["all"] and jo["rounds"] == 1
+        rounds[gap] = jo["per_round"][0]
+        assert plan.summary["bound"] <= plan.summary["objective"] + 1e-6
+    loose, exact = rounds[0.4], rounds[0.0]
+    assert exact["optimal"] and not loose["optimal"]
+    # the stopped solve's value overstates the optimum: taken as the bound, it would fail
+    assert loose["lp"] > exact["lp"] + 1e-6 * abs(exact["lp"])
+    assert loose["bound"] <= exact["lp"] + 1e-7 * abs(exact["lp"])
+    assert exact["bound"] == pytest.approx(exact["lp"], rel=1e-6)

@@ -167,6 +167,31 @@ def lagrangian(m: LinearModel, y: np.ndarray) -> tuple[float | None, dict[str, A
     return float(on_rows.sum() + on_cols.sum()), info
 
 
+def bound_of(
+    m: LinearModel,
+    sc: Scenario,
+    y: np.ndarray,
+    opts: JobOptions,
+    active: np.ndarray,
+    gang: np.ndarray,
+) -> tuple[float | None, np.ndarray, dict[str, Any]]:
+    """The bound the duals `y` of `m`'s rows (taken as `usable`) give on the MILP whose
+    pricing LP over the options `active` (of `opts`) is `m`: L(y) of `m` plus what the
+    options left out could lower it by (None where L is unbounded); the reduced costs of
+    the options left out at the same y (`pricing.reduced_costs`, inf elsewhere), the ones a
+    pricing round prices in; and the Lagrangian's record."""
+    y = usable(m, y)  # the same y for the LP's rows and the options left out
+    value, info = lagrangian(m, y)
+    alpha, mu = pricing.lp_duals(m, y, sc)
+    out = np.flatnonzero(~active)
+    rc = pricing.reduced_costs(sc, opts, gang, alpha, mu, out)
+    if value is None:
+        return None, rc, info
+    bound = pricing.lagrangian_bound(value, opts.subset(~active), rc[~active], len(sc.jobs))
+    info["left_out_options"] = bound - value
+    return bound, rc, info
+
+
 def warm_bound(
     m: LinearModel,
     sc: Scenario,
@@ -175,18 +200,9 @@ def warm_bound(
     active: np.ndarray,
     gang: np.ndarray,
 ) -> tuple[float | None, dict[str, Any]]:
-    """The bound `table`'s duals give on the MILP whose pricing LP over the options
-    `active` (of `opts`) is `m`: L(y) of `m` plus what the options left out could lower it
-    by; None where L is unbounded. The record says how many rows found a dual."""
+    """The bound `table`'s duals give (`bound_of`); None where L is unbounded. The record
+    says how many rows found a dual."""
     y, found = duals_on(m, sc, table)
-    y = usable(m, y)  # the same y for the LP's rows and the options left out
-    value, info = lagrangian(m, y)
+    bound, _, info = bound_of(m, sc, y, opts, active, gang)
     info |= {"rows": int(m.n_rows), "rows_with_a_dual": found}
-    if value is None:
-        return None, info
-    alpha, mu = pricing.lp_duals(m, y, sc)
-    out = np.flatnonzero(~active)
-    rc = pricing.reduced_costs(sc, opts, gang, alpha, mu, out)
-    bound = pricing.lagrangian_bound(value, opts.subset(~active), rc[~active], len(sc.jobs))
-    info["left_out_options"] = bound - value
     return bound, info
