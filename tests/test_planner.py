@@ -243,6 +243,46 @@ def test_contiguity_is_relaxed_only_for_options_that_have_a_block() -> None:
     assert s["bound"] == pytest.approx(s["objective"]) and s["gap"] == 0.0
 
 
+def test_pattern_costs_by_hand_in_chunks_or_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pricing.pattern_costs`: one site of 4 devices over 6 hours, none in hour 2 and one in
+    hour 4, prices 5, 1, 0, 2, 0.5, 3. A preemptible job takes its cheapest hours with room
+    (gang 1, 2 h: hours 4 and 1, 1.5; gang 2: hour 4 has no room, hours 1 and 3, 3); a
+    contiguous one the cheapest block with room in every hour (gang 1, 2 h: 3-4, 2.5; gang
+    2: only 0-1 is left, 6; 3 h by hour 5: every block crosses hour 2, none; released at
+    hour 4: 4-5, 3.5). The same in chunks of one option at a time."""
+    from tests.micro import at
+
+    sc = scenario(
+        [site("A")],
+        hours=6,
+        fleets={"A": 4},
+        availability=[
+            {"site_id": "A", "accelerator": "G", "timestamp": at(h), "available_fraction": f}
+            for h, f in enumerate([1, 1, 0, 1, 0.25, 1])
+        ],
+        jobs=[
+            job("p", deadline_h=6, work_device_hours=2),
+            job("g", gang=2, deadline_h=6, work_device_hours=4),
+            job("c", deadline_h=6, work_device_hours=2, preemptible=False),
+            job("c2", gang=2, deadline_h=6, work_device_hours=4, preemptible=False),
+            job("c3", deadline_h=5, work_device_hours=3, preemptible=False),
+            job("r", release=at(4), deadline_h=6, work_device_hours=2, preemptible=False),
+        ],
+    )
+    opts = all_job_options(sc)[0]
+    gang = np.array([j.gang for j in sc.jobs])
+    price = np.array([5, 1, 0, 2, 0.5, 3], dtype=float)[None, None, :]
+    expected = [1.5, 3.0, 2.5, 6.0, np.inf, 3.5]
+    assert opts.job.tolist() == list(range(6))  # the premise: one option per job, in order
+    got = pricing.pattern_costs(sc, opts, gang, np.arange(6), price)
+    assert got.tolist() == expected
+    monkeypatch.setattr(pricing, "PATTERN_CHUNK_CELLS", 1)
+    assert (
+        pricing.pattern_costs(sc, opts, gang, np.arange(6)[::-1], price).tolist()
+        == (expected[::-1])
+    )
+
+
 def test_past_a_week_a_large_first_lp_relaxes_contiguity_cold_and_warm() -> None:
     """`pricing_contiguity="auto"` on a horizon over a week with a first LP over its cap
     (`initial_window_hours` set low here): the LP relaxes contiguity, the contiguous jobs

@@ -40,22 +40,76 @@ def allowed_hours(sc: Scenario, opts: JobOptions, gang: np.ndarray, i: int) -> n
     return hours[sc.capacity[opts.site[i], opts.acc[i], hours] >= gang[opts.job[i]]]
 
 
-def _pattern_cost(
-    sc: Scenario, opts: JobOptions, gang: np.ndarray, i: int, price: np.ndarray
-) -> float:
-    """min over run patterns of option i of the sum of `price` over its hours; inf if none."""
-    D = int(opts.run_hours[i])
-    lo, hi = int(opts.window_start[i]), int(opts.window_end[i])
-    p = price[lo:hi].copy()
-    room = sc.capacity[opts.site[i], opts.acc[i], lo:hi] >= gang[opts.job[i]]
-    p[~room] = np.inf
-    if opts.preemptible[i]:
-        ok = p[np.isfinite(p)]
-        return float(np.partition(ok, D - 1)[:D].sum()) if ok.size >= D else np.inf
-    sums = np.convolve(np.where(np.isfinite(p), p, 1e30), np.ones(D), mode="valid")
-    starts = sums[int(opts.start_min[i]) - lo : int(opts.start_max[i]) - lo + 1]
-    best = float(starts.min()) if starts.size else np.inf
-    return best if best < 1e29 else np.inf
+# option-hours per chunk of `pattern_costs` (a few arrays of this many floats at a time)
+PATTERN_CHUNK_CELLS = 500_000
+
+
+def pattern_costs(
+    sc: Scenario, opts: JobOptions, gang: np.ndarray, which: np.ndarray, price: np.ndarray
+) -> np.ndarray:
+    """Per option in `which` (indices into `opts`): the least sum of `price` [site, type,
+    hour] over a run pattern of its (its D run hours within its window where its site has
+    room for the whole gang: any D if preemptible, else a block starting within its
+    starts); inf where it has none. Options in chunks of about `PATTERN_CHUNK_CELLS`
+    option-hours, by window start, each over its chunk's span of hours only."""
+    which = np.asarray(which, dtype=np.int64)
+    out = np.full(which.size, np.inf)
+    order = np.argsort(opts.window_start[which], kind="stable")
+    at = 0
+    while at < order.size:
+        rest = which[order[at:]]
+        first = int(opts.window_start[rest[0]])
+        span = np.maximum.accumulate(opts.window_end[rest]) - first
+        fits = np.arange(1, rest.size + 1) * span <= PATTERN_CHUNK_CELLS
+        k = max(1, int(fits.sum()))  # the product grows with k: the first k fit
+        out[order[at : at + k]] = _chunk_costs(sc, opts, gang, rest[:k], price, first)
+        at += k
+    return out
+
+
+def _chunk_costs(
+    sc: Scenario,
+    opts: JobOptions,
+    gang: np.ndarray,
+    idx: np.ndarray,
+    price: np.ndarray,
+    first: int,
+) -> np.ndarray:
+    """`pattern_costs` of the options `idx`, whose windows start at `first` or later, over
+    the hours from `first` to the last window's end."""
+    last = int(opts.window_end[idx].max())
+    hours = np.arange(first, last)
+    n, width = idx.size, hours.size
+    site, acc = opts.site[idx], opts.acc[idx]
+    room = (
+        (sc.capacity[site, acc, first:last] >= gang[opts.job[idx]][:, None])
+        & (hours >= opts.window_start[idx][:, None])
+        & (hours < opts.window_end[idx][:, None])
+    )
+    p = price[site, acc, first:last]
+    d = opts.run_hours[idx].astype(np.int64)
+    rows = np.arange(n)
+    zero = np.zeros((n, 1))
+    # preemptible: the D cheapest hours with room (inf where fewer than D have room)
+    cheapest = np.sort(np.where(room, p, np.inf), axis=1)
+    any_d = np.concatenate([zero, np.cumsum(cheapest, axis=1)], axis=1)[rows, np.minimum(d, width)]
+    any_d = np.where(d <= width, any_d, np.inf)
+    # contiguous: a block of D hours with room starting at h (sums and counts of hours
+    # without room by prefix sums, so no sentinel enters a sum)
+    sums = np.concatenate([zero, np.cumsum(np.where(room, p, 0.0), axis=1)], axis=1)
+    short = np.concatenate([zero, np.cumsum(~room, axis=1)], axis=1)
+    end = np.minimum(np.arange(width)[None, :] + d[:, None], width)
+    block = np.take_along_axis(sums, end, axis=1) - sums[:, :width]
+    without = np.take_along_axis(short, end, axis=1) - short[:, :width]
+    starts = hours[None, :]
+    ok = (
+        (hours[None, :] + d[:, None] <= last)
+        & (without == 0)
+        & (starts >= opts.start_min[idx][:, None])
+        & (starts <= opts.start_max[idx][:, None])
+    )
+    blocks = np.where(ok, block, np.inf).min(axis=1)
+    return np.where(opts.preemptible[idx], any_d, blocks)
 
 
 def contiguity_relaxed(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> JobOptions:
@@ -64,12 +118,8 @@ def contiguity_relaxed(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> JobO
     constant of work no option can run (`jobs.py`, `fixed_cost`), are the model's own. An
     option with no allowed block stays contiguous: unusable in both, not made usable here."""
     con = np.flatnonzero(~opts.preemptible)
-    zero = np.zeros(sc.hours)
-    runs = np.fromiter(
-        (np.isfinite(_pattern_cost(sc, opts, gang, int(i), zero)) for i in con),
-        dtype=bool,
-        count=con.size,
-    )
+    zero = np.zeros((len(sc.sites), len(sc.accelerators), sc.hours))
+    runs = np.isfinite(pattern_costs(sc, opts, gang, con, zero))
     preemptible = opts.preemptible.copy()
     preemptible[con[runs]] = True
     return dataclasses.replace(opts, preemptible=preemptible)
@@ -78,17 +128,11 @@ def contiguity_relaxed(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> JobO
 def estimated_costs(sc: Scenario, opts: JobOptions, gang: np.ndarray) -> np.ndarray:
     """Cost of each option's cheapest run pattern at grid price (carbon priced), before any
     solve: which options to try first."""
-    price = grid_cost_per_mwh(sc)
-    out = np.empty(opts.size)
-    for i in range(opts.size):
-        s, a = opts.site[i], opts.acc[i]
-        mw = gang[opts.job[i]] * sc.busy_kw[a] / KW_PER_MW * sc.pue[s]
-        out[i] = (
-            mw * _pattern_cost(sc, opts, gang, i, price[s])
-            + opts.migration_cny[i]
-            + opts.transfer_cny[i]
-        )
-    return out
+    price = grid_cost_per_mwh(sc)  # [site, hour]
+    each = np.broadcast_to(price[:, None, :], (len(sc.sites), len(sc.accelerators), sc.hours))
+    mw = gang[opts.job] * sc.busy_kw[opts.acc] / KW_PER_MW * sc.pue[opts.site]
+    pattern = pattern_costs(sc, opts, gang, np.arange(opts.size), each)
+    return mw * pattern + opts.migration_cny + opts.transfer_cny
 
 
 def initial_subset(
@@ -128,16 +172,13 @@ def reduced_costs(
     """rc of the options `which` (indices into `opts`) given job duals `alpha` [job] and
     device duals `mu` [site, type, hour] (HiGHS sign: reduced cost = c - A^T dual)."""
     rc = np.full(opts.size, np.inf)
-    for i in which:
-        s, a = opts.site[i], opts.acc[i]
-        # a run hour adds N_j to v_busy's row with coefficient -N_j: its price is N_j * mu
-        pattern = _pattern_cost(sc, opts, gang, int(i), mu[s, a])
-        rc[i] = (
-            opts.migration_cny[i]
-            + opts.transfer_cny[i]
-            - alpha[opts.job[i]]
-            + gang[opts.job[i]] * pattern
-        )
+    which = np.asarray(which, dtype=np.int64)
+    job = opts.job[which]
+    # a run hour adds N_j to v_busy's row with coefficient -N_j: its price is N_j * mu
+    pattern = pattern_costs(sc, opts, gang, which, mu)
+    rc[which] = (
+        opts.migration_cny[which] + opts.transfer_cny[which] - alpha[job] + gang[job] * pattern
+    )
     return rc
 
 
