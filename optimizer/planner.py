@@ -74,6 +74,7 @@ from optimizer.solve import (
     ProgressFn,
     SolverSettings,
     core_free,
+    interrupt_when,
     lp_workers,
     new_highs,
     resolve_fixed,
@@ -467,6 +468,8 @@ class _Run:
     duals: _Duals = dataclasses.field(default_factory=_Duals)
     # the candidates completed on the previous guard plan's shadow scenario (`_warm_shadow`)
     on_shadow: set[str] = dataclasses.field(default_factory=set)
+    # set where pricing proved the kept plan: the completion beside it stops (`_Stopped`)
+    stop_beside: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def add(self, name: str, jobs: Schedule, m: LinearModel) -> None:
         """Complete job plan `jobs` (inference and energy around it) as candidate `name`."""
@@ -544,18 +547,21 @@ def _solve_rounding(
     started: list[Future[tuple[Schedule | None, str, float]] | None] = []
 
     def start_beside(long_lp: bool) -> None:
-        # one thread beside pricing, its work in turn: the completion first (wanted as
-        # soon as pricing ends, where it does not prove the kept plan), then the caller's
-        # (a warm re-solve's baselines, `Beside`), only beside the long first LP (with the
-        # replica starts): beside a short one the completion fills the thread, and the
-        # baselines ran into the solve's own Python after it (at 10 s, the outage
+        # one thread beside pricing, its work in turn: the caller's (a warm re-solve's
+        # baselines, `Beside`, 1.3 s on the default scenario), only beside the long first
+        # LP (with the replica starts): beside a short one the completion fills the thread,
+        # and the baselines ran into the solve's own Python after it (at 10 s, the outage
         # what-if 12.3 s against 10.3 s, bench/results/warm-2026-12-07-baselines-ungated-10s.md);
-        # none is started where no core is free
+        # then the completion (6-7 s), wanted once pricing ends where it does not prove the
+        # kept plan, and stopped where it does (`_Run.stop_beside`). Completion first, the
+        # price what-if waited 0.8-1.7 s for the baselines after pricing
+        # (bench/results/warm-2026-12-07-patterns-60s.md). None is started where no core is
+        # free
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="beside-pricing")
-        if previous is not None:
-            started.append(_warm_beside_pricing(run, start_sched, pool))
         if at_first_lp is not None and long_lp:
             at_first_lp(pool)
+        if previous is not None:
+            started.append(_warm_beside_pricing(run, start_sched, pool))
         pool.shutdown(wait=False)  # the thread ends with its work
 
     # a warm re-solve stops pricing once its bound proves the kept plan within `enough`
@@ -576,9 +582,12 @@ def _solve_rounding(
         _warm_completed(run, priced.m, start_sched, beside)
         term = "previous plan repaired and completed"
     elif beside is not None:
-        # pricing proved the kept plan: the completion beside it is left out, so the plan is
-        # the one made where no core was free; waited for, so that no solve outlives the call
-        _beside_record(run, beside.result()[2], used=False)
+        # pricing proved the kept plan: the completion beside it is stopped and left out, so
+        # the plan is the one made where no core was free; waited for, so that no solve
+        # outlives the call
+        run.stop_beside.set()
+        _, status, took = beside.result()
+        _beside_record(run, took, used=False, status=status)
     spent = time.perf_counter() - t_all > settings.time_limit_s
     if good() or (previous is not None and spent and run.candidates):
         # the previous plan, repaired (its devices kept, or completed anew), is as close to
@@ -656,10 +665,11 @@ def _warm_completed(
 
 
 def _warm_completion(
-    run: _Run, start_sched: Schedule, settings: SolverSettings
+    run: _Run, start_sched: Schedule, settings: SolverSettings, stop: threading.Event | None = None
 ) -> tuple[Schedule | None, str, float]:
-    """`_warm_completed`'s completion (the plan, `done`/`failed`/`cut`, its seconds); reads
-    `run` and writes nothing to it, so that it can run beside pricing."""
+    """`_warm_completed`'s completion (the plan, `done`/`failed`/`cut`/`stopped`, its
+    seconds); reads `run` and writes nothing to it, so that it can run beside pricing, where
+    `stop` stops it (`_Stopped`)."""
     sc = run.sc
     jobs = _jobs_only(sc, start_sched)
     t = time.perf_counter()
@@ -674,14 +684,23 @@ def _warm_completion(
     shadow, _ = _warm_shadow(run)
     try:
         done = _complete(
-            shadow, compact_pauses(sc, jobs), settings, churn_aware=True, time_limit_s=left_now()
+            shadow,
+            compact_pauses(sc, jobs),
+            settings,
+            churn_aware=True,
+            time_limit_s=left_now(),
+            stop=stop,
         )
         if done is None:
             # compacting pauses checks devices, not power: on the +5 % jobs what-if the first
             # LP around the compacted jobs had no solution (0.2 s), around the jobs as they
             # were it had
-            done = _complete(shadow, jobs, settings, churn_aware=True, time_limit_s=left_now())
+            done = _complete(
+                shadow, jobs, settings, churn_aware=True, time_limit_s=left_now(), stop=stop
+            )
         status = "done" if done else "failed"
+    except _Stopped:
+        done, status = None, "stopped"
     except _OutOfTime:
         done, status = None, "cut"
     return done, status, time.perf_counter() - t
@@ -699,14 +718,16 @@ def _warm_beside_pricing(
     if not _churn_priced(run.sc) or not core_free(run.settings):
         return None
     one = dataclasses.replace(run.settings, lp_workers=1)
-    return pool.submit(_warm_completion, run, start_sched, one)
+    return pool.submit(_warm_completion, run, start_sched, one, run.stop_beside)
 
 
-def _beside_record(run: _Run, seconds: float, *, used: bool) -> None:
+def _beside_record(run: _Run, seconds: float, *, used: bool, status: str | None = None) -> None:
     """`solver.warm.beside_pricing`: the seconds of the completion run beside pricing
-    (`_warm_beside_pricing`), and whether it was used (left out where pricing proved the
-    kept plan)."""
+    (`_warm_beside_pricing`), whether it was used (left out where pricing proved the kept
+    plan) and, left out, how it ended (`stopped` where that stopped it in time)."""
     run.solver["warm"]["beside_pricing"] = {"s": round(seconds, 2), "used": used}
+    if status is not None:
+        run.solver["warm"]["beside_pricing"]["status"] = status
 
 
 def _warm_shadow(run: _Run) -> tuple[Scenario, dict[str, float] | None]:
@@ -1461,6 +1482,18 @@ def _sharing_within(settings: SolverSettings, left: float) -> SolverSettings:
     return dataclasses.replace(settings, replica_share_s=min(settings.replica_share_s, left / 4))
 
 
+class _Stopped(RuntimeError):
+    """A completion beside pricing stopped from outside (`_Run.stop_beside`): pricing proved
+    the kept plan, so nothing will use it. Raised between its steps and where its HiGHS
+    solve was interrupted."""
+
+
+def _check(stop: threading.Event | None) -> None:
+    """`_Stopped` where `stop` is set."""
+    if stop is not None and stop.is_set():
+        raise _Stopped("pricing proved the kept plan")
+
+
 class _OutOfTime(RuntimeError):
     """A time-limited completion (`_complete(time_limit_s=...)`) ran out of its time."""
 
@@ -1592,6 +1625,7 @@ def _complete(
     *,
     churn_aware: bool = False,
     time_limit_s: float | None = None,
+    stop: threading.Event | None = None,
 ) -> Schedule | None:
     """Inference and energy around a fixed job plan: an LP with devices continuous (services
     merged), whole devices from it, then the LP of flows, energy and battery with them fixed.
@@ -1606,6 +1640,8 @@ def _complete(
     `time_limit_s` bounds the relaxed LPs (the slow part when churn-aware): one cut by it
     raises `_OutOfTime`; the second pass is skipped when the first used it up (its rounding
     stands). The LPs with devices fixed always finish.
+
+    `stop`: once set, `_Stopped` between steps, and the relaxed LP interrupted.
     """
     jobs = _jobs_only(sc, jobs)
     every = _no_options(sc)
@@ -1621,6 +1657,7 @@ def _complete(
         left = None if deadline is None else deadline - time.perf_counter()
         if attempt == 1 and left is not None and left <= 0:
             break  # no time for the second pass: the first one's rounding stands
+        _check(stop)
         # the relaxed LP shares a full site's last devices and power among services; the
         # second pass holds back one device per service there, and its power as far as the
         # grid connection has any to spare, the room that rounding each of them up takes
@@ -1634,7 +1671,9 @@ def _complete(
             price_replica_starts=churn_aware,
         )
         try:
-            relaxed = _relaxed_devices(d1, direct, stage, churn_aware=churn_aware, limit=left)
+            relaxed = _relaxed_devices(
+                d1, direct, stage, churn_aware=churn_aware, limit=left, stop=stop
+            )
         except _OutOfTime:
             if attempt == 0:
                 raise
@@ -1643,6 +1682,7 @@ def _complete(
             return None
         m1, x1 = relaxed
         d2 = build_sets(sc, fixed_job_use=job_use, all_options=every, price_replica_starts=False)
+        _check(stop)
         if churn_aware and settings.replica_share_s > 0:
             devices, flows, _ = share_among_services(
                 m1, d1, x1, d2, replica_start_cost_cny(sc), replica_min_up_hours(sc),
@@ -1656,6 +1696,7 @@ def _complete(
         fractional = (devices - np.floor(devices + 1e-6)) > 1e-6
         reserve = np.minimum(fractional.sum(axis=0), sc.capacity - job_use)
         reserve_mw = _reserve_mw(sc, reserve, job_use)
+    _check(stop)
     m2 = build_from_sets(d2)
     tries = _churn_aware_tries(sc, d2, job_use, whole, settings) if churn_aware else [whole]
     for fixed in tries:
@@ -1695,17 +1736,22 @@ def _relaxed_devices(
     *,
     churn_aware: bool,
     limit: float | None,
+    stop: threading.Event | None = None,
 ) -> tuple[LinearModel, np.ndarray] | None:
     """`_complete`'s first LP (devices continuous, the job plan fixed) solved within `limit`
     seconds (None: no limit): the model and its solution, None if it has none;
-    `_OutOfTime` if the limit cut it. Churn-aware, it is time-coupled: interior point."""
+    `_OutOfTime` if the limit cut it, `_Stopped` where `stop` interrupted it. Churn-aware,
+    it is time-coupled: interior point."""
     m1 = build_from_sets(d1)
     m1.vars["v_devices"].integer = False
     h1, cm1 = _hand_over(m1, settings, stage)
     if churn_aware:
         h1.setOptionValue("solver", "ipm")
         h1.setOptionValue("run_crossover", "off")
+    if stop is not None:
+        interrupt_when(h1, stop)
     x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds(), time_limit_s=limit)
+    _check(stop)
     if x1 is None and h1.getModelStatus() == highspy.HighsModelStatus.kTimeLimit:
         raise _OutOfTime(f"the relaxed inference LP took over {max(limit or 0.0, 0.0):.2f} s")
     return None if x1 is None else (m1, x1)

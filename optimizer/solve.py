@@ -240,9 +240,10 @@ _T = TypeVar("_T")
 
 class Beside(Generic[_T]):
     """Work a solve needs only at its end (its baselines), queued from `start` on the
-    thread the solve runs beside pricing (`_solve_rounding`), after the work already there
-    (a warm re-solve's completion): that thread holds the second core while HiGHS holds the
-    first, and lets go of the GIL while it solves. Two tries that ran it otherwise bought
+    thread the solve runs beside pricing (`_solve_rounding`), before a warm re-solve's
+    completion (queued after it, they were waited for behind a completion nothing used):
+    that thread holds the second core while HiGHS holds the first, and lets go of the GIL
+    while it solves. Two tries that ran it otherwise bought
     nothing (bench/results/warm-2026-12-07-baselines-*.md): on a thread of its own from the
     solve's start it took the GIL from the solve's own Python (the outage what-if's start
     0.5 -> 1.8 s); on its own thread from the first LP it made three busy threads on
@@ -462,6 +463,19 @@ def _solutions(
             xe[col_map] = sol
             earlier.append(xe)
     return x, (earlier[-keep_earlier:] if keep_earlier else [])
+
+
+def interrupt_when(h: highspy.Highs, event: threading.Event) -> None:
+    """Interrupt `h`'s solves (simplex, interior point, MIP) at their next look at HiGHS'
+    interrupt callback once `event` is set (the model status then says interrupted)."""
+
+    def on_interrupt(e: Any) -> None:
+        if event.is_set():
+            e.interrupt()
+
+    h.cbSimplexInterrupt.subscribe(on_interrupt)
+    h.cbIpmInterrupt.subscribe(on_interrupt)
+    h.cbMipInterrupt.subscribe(on_interrupt)
 
 
 def resolve_fixed(

@@ -1073,10 +1073,10 @@ def test_a_warm_starts_churn_aware_completion_runs_beside_pricing_where_a_core_i
         seen["priced"] = time.perf_counter()
         return out
 
-    def completed(run: Any, start: Any, settings: SolverSettings) -> Any:
+    def completed(run: Any, start: Any, settings: SolverSettings, stop: Any = None) -> Any:
         seen["completion"] = (time.perf_counter(), threading.current_thread().name)
         seen["workers"] = settings.lp_workers
-        return complete(run, start, settings)
+        return complete(run, start, settings, stop)
 
     def planned(s: Scenario, name: str, **kw: Any) -> Any:
         seen.setdefault("baselines", set()).add(threading.current_thread().name)
@@ -1119,10 +1119,11 @@ def test_a_warm_re_solve_plans_its_baselines_beside_its_long_first_lp_where_a_co
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Nothing needs a warm re-solve's baselines before its plan is chosen: with a second
-    core free (`lp_workers` 2) they are queued on the thread beside pricing, after the
-    warm completion, where the first LP is the long one, with the replica starts (the
-    previous plan's LP with them fitted the budget). With one core they are planned on the
-    solve's thread. The same plan either way, valid and no worse than either baseline."""
+    core free (`lp_workers` 2) they are queued on the thread beside pricing, before the
+    warm completion (which is stopped where pricing proves the kept plan), where the first
+    LP is the long one, with the replica starts (the previous plan's LP with them fitted
+    the budget). With one core they are planned on the solve's thread. The same plan
+    either way, valid and no worse than either baseline."""
     from optimizer.whatif import Overrides, apply_overrides
 
     small = build_scenario("cn-edwc", "2025-07-15T00:00+08:00", 12, 30, 6, seed=3)
@@ -1131,13 +1132,16 @@ def test_a_warm_re_solve_plans_its_baselines_beside_its_long_first_lp_where_a_co
     sc = apply_overrides(small, prices)
     baseline, complete = planner_module.plan_baseline, planner_module._warm_completion
     seen: dict[str, set[str]] = {}
+    order: list[str] = []
 
     def planned(s: Scenario, name: str, **kw: Any) -> Any:
         seen.setdefault("baselines", set()).add(threading.current_thread().name)
+        order.append("baselines")
         return baseline(s, name, **kw)
 
     def completed(*a: Any) -> Any:
         seen.setdefault("completion", set()).add(threading.current_thread().name)
+        order.append("completion")
         return complete(*a)
 
     monkeypatch.setattr(planner_module, "plan_baseline", planned)
@@ -1146,6 +1150,7 @@ def test_a_warm_re_solve_plans_its_baselines_beside_its_long_first_lp_where_a_co
     plans = {}
     for workers in (1, 2):
         seen.clear()
+        order.clear()
         plan = optimize(sc, _rounding(60.0, lp_workers=workers), warm_start=previous)
         validate_plan(sc, plan).raise_if_failed()
         s = plan.summary
@@ -1157,9 +1162,68 @@ def test_a_warm_re_solve_plans_its_baselines_beside_its_long_first_lp_where_a_co
         else:
             (beside,) = seen["baselines"]
             assert beside.startswith("beside-pricing")
-            assert seen["completion"] == {beside}  # one thread, the completion first
+            assert seen["completion"] == {beside}  # one thread, the baselines first
+            assert order[0] == "baselines" and "completion" in order
         plans[workers] = s["objective"]
     assert plans[1] == pytest.approx(plans[2], rel=1e-6)
+
+
+def test_a_set_event_interrupts_a_highs_solve() -> None:
+    """`solve.interrupt_when`: an LP (presolve off, so that it iterates) whose event is set
+    before it runs stops at HiGHS' first look at its interrupt callback, by the simplex and
+    by interior point; with the event unset it solves."""
+    import highspy
+
+    from optimizer.solve import interrupt_when
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.1, 1.0, (30, 40))
+    for solver in ("simplex", "ipm"):
+        for stop in (True, False):
+            h = highspy.Highs()
+            h.setOptionValue("output_flag", False)
+            h.setOptionValue("presolve", "off")
+            h.setOptionValue("solver", solver)
+            h.addVars(40, np.zeros(40), np.full(40, highspy.kHighsInf))
+            h.changeColsCost(40, np.arange(40, dtype=np.int32), rng.uniform(1, 2, 40))
+            for row in a:
+                idx = np.arange(40, dtype=np.int32)
+                h.addRow(1.0, highspy.kHighsInf, 40, idx, row)
+            event = threading.Event()
+            if stop:
+                event.set()
+            interrupt_when(h, event)
+            h.run()
+            status = h.getModelStatus()
+            expected = (
+                highspy.HighsModelStatus.kInterrupt if stop else highspy.HighsModelStatus.kOptimal
+            )
+            assert status == expected, (solver, stop, h.modelStatusToString(status))
+
+
+def test_a_stopped_warm_completion_solves_nothing(
+    small,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where pricing proved the kept plan before the completion beside it began (its stop
+    set), the completion returns `stopped` without solving an LP: nothing would use it."""
+    relaxed = planner_module._relaxed_devices
+    calls: list[int] = []
+
+    def counted(*a: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return relaxed(*a, **kw)
+
+    monkeypatch.setattr(planner_module, "_relaxed_devices", counted)
+    run = planner_module._Run(small, None, ROUND, {}, {}, time.perf_counter())
+    start = plan_baseline(small, "greedy")
+    stop = threading.Event()
+    stop.set()
+    done, status, _ = planner_module._warm_completion(run, start, ROUND, stop)
+    assert (done, status, calls) == (None, "stopped", [])
+    # unset, the same completion is made
+    done, status, _ = planner_module._warm_completion(run, start, ROUND, threading.Event())
+    assert status == "done" and done is not None and calls
 
 
 @pytest.mark.parametrize(
