@@ -29,11 +29,12 @@ import optimizer.planner as planner
 from bench.changes import CHANGES
 from bench.speed import case_scenario, changed_scenario, strategy_settings
 from optimizer import Plan, optimize
-from optimizer.model import dual_bound, matrix_backend, pricing
+from optimizer.model import dual_bound
 from optimizer.model.core import LinearModel
-from optimizer.solve import SolverSettings, new_highs, solve_relaxation
+from optimizer.solve import SolverSettings, solve_relaxation
 
 BUDGET_S = 60.0
+LIMIT_S = 600.0  # each LP's own solve, alone (the planner's share of the budget does not apply)
 
 
 def capture(sc: Any, settings: SolverSettings, warm: Plan | None) -> LinearModel:
@@ -56,17 +57,11 @@ def capture(sc: Any, settings: SolverSettings, warm: Plan | None) -> LinearModel
 
 
 def solve(m: LinearModel, settings: SolverSettings, tolerance: float | None) -> dict[str, Any]:
-    """`m` by interior point without crossover, as the planner's pricing round solves it, at
-    `tolerance` (None: HiGHS' own)."""
-    h = new_highs(settings)
-    h.setOptionValue("solver", "ipm")
-    h.setOptionValue("run_crossover", "off")
-    if tolerance is not None:
-        h.setOptionValue("ipm_optimality_tolerance", tolerance)
-    col_map = matrix_backend.to_highs(m, h)
-    lb, ub = pricing.open_unit_bounds(m)
-    h.changeColsBounds(
-        col_map.size, np.arange(col_map.size, dtype=np.int32), lb[col_map], ub[col_map]
+    """`m` by interior point without crossover, loaded as the planner's pricing round loads
+    it (`planner.pricing_highs`), at `tolerance` (None: HiGHS' own)."""
+    h, col_map = planner.pricing_highs(m, settings, interior=True, time_limit_s=LIMIT_S)
+    h.setOptionValue(
+        "ipm_optimality_tolerance", planner.HIGHS_IPM_TOLERANCE if tolerance is None else tolerance
     )
     load = os.getloadavg()[0]
     t = time.perf_counter()

@@ -548,11 +548,11 @@ def _solve_rounding(
 
     def start_beside(long_lp: bool) -> None:
         # one thread beside pricing, its work in turn: the caller's (a warm re-solve's
-        # baselines, `Beside`, 1.3 s on the default scenario), only beside the long first
+        # baselines, `Beside`, 1.3-1.7 s on the default scenario), only beside the long first
         # LP (with the replica starts): beside a short one the completion fills the thread,
         # and the baselines ran into the solve's own Python after it (at 10 s, the outage
         # what-if 12.3 s against 10.3 s, bench/results/warm-2026-12-07-baselines-ungated-10s.md);
-        # then the completion (6-7 s), wanted once pricing ends where it does not prove the
+        # then the completion (5.2-6.9 s), wanted once pricing ends where it does not prove the
         # kept plan, and stopped where it does (`_Run.stop_beside`). Completion first, the
         # price what-if waited 0.8-1.7 s for the baselines after pricing
         # (bench/results/warm-2026-12-07-patterns-60s.md). None is started where no core is
@@ -858,17 +858,7 @@ def _price(
         interior = settings.pricing_solver == "ipm" or (
             settings.pricing_solver == "auto" and (large or starts or nonzeros > IPM_MIN_NONZEROS)
         )
-        h = new_highs(settings)
-        h.setOptionValue("time_limit", max(1.0, budget))
-        if interior:
-            h.setOptionValue("solver", "ipm")
-            h.setOptionValue("run_crossover", "off")
-            h.setOptionValue("ipm_optimality_tolerance", _ipm_tolerance(settings))
-        col_map = matrix_backend.to_highs(m, h)
-        lb, ub = pricing.open_unit_bounds(m)
-        h.changeColsBounds(
-            col_map.size, np.arange(col_map.size, dtype=np.int32), lb[col_map], ub[col_map]
-        )
+        h, col_map = pricing_highs(m, settings, interior=interior, time_limit_s=budget)
         x_lp, z = solve_relaxation(h, m, col_map, interior=interior, stopped=True)
         rounds += 1
         if x_lp is None or z is None:
@@ -942,6 +932,27 @@ def _price(
         # solution rounds as well; the bound is from every round)
         m, d, x_lp, starts = solved
     return _Priced(m, d, x_lp, bound, active, relaxed, starts)
+
+
+def pricing_highs(
+    m: LinearModel, settings: SolverSettings, *, interior: bool, time_limit_s: float
+) -> tuple[highspy.Highs, np.ndarray]:
+    """A pricing round's LP `m` loaded into HiGHS as the round solves it: by interior point
+    without crossover at `_ipm_tolerance` where `interior`, the job decisions' unit bounds
+    opened (`pricing.open_unit_bounds`), within `time_limit_s` (1 s at least); and its
+    column map."""
+    h = new_highs(settings)
+    h.setOptionValue("time_limit", max(1.0, time_limit_s))
+    if interior:
+        h.setOptionValue("solver", "ipm")
+        h.setOptionValue("run_crossover", "off")
+        h.setOptionValue("ipm_optimality_tolerance", _ipm_tolerance(settings))
+    col_map = matrix_backend.to_highs(m, h)
+    lb, ub = pricing.open_unit_bounds(m)
+    h.changeColsBounds(
+        col_map.size, np.arange(col_map.size, dtype=np.int32), lb[col_map], ub[col_map]
+    )
+    return h, col_map
 
 
 def _ipm_tolerance(settings: SolverSettings) -> float:
@@ -1749,7 +1760,7 @@ def _relaxed_devices(
         h1.setOptionValue("solver", "ipm")
         h1.setOptionValue("run_crossover", "off")
     if stop is not None:
-        interrupt_when(h1, stop)
+        interrupt_when(h1, stop.is_set)
     x1, _, _ = resolve_fixed(h1, m1, cm1, *m1.bounds(), time_limit_s=limit)
     _check(stop)
     if x1 is None and h1.getModelStatus() == highspy.HighsModelStatus.kTimeLimit:

@@ -402,11 +402,10 @@ def _subscribe(
     def on_count(e: Any) -> None:
         n_found[0] += 1
 
-    def on_interrupt(e: Any) -> None:
-        if (cancel is not None and cancel.is_set()) or (
+    def stopping() -> bool:
+        return (cancel is not None and cancel.is_set()) or (
             stop_at is not None and n_found[0] >= stop_at
-        ):
-            e.interrupt()
+        )
 
     if progress is not None:
         h.cbMipImprovingSolution.subscribe(lambda e: on_progress(e, always=True))
@@ -419,9 +418,7 @@ def _subscribe(
         # the LPs' too: a MIP looks at its own callback only between steps (a year on one
         # site: stage 1 stopped at its start in 62.8 s with them, 87.8 s without, once each;
         # bench/results/stage1-stop-2026-12-06.md)
-        h.cbMipInterrupt.subscribe(on_interrupt)
-        h.cbSimplexInterrupt.subscribe(on_interrupt)
-        h.cbIpmInterrupt.subscribe(on_interrupt)
+        interrupt_when(h, stopping)
     return found, n_found
 
 
@@ -465,12 +462,12 @@ def _solutions(
     return x, (earlier[-keep_earlier:] if keep_earlier else [])
 
 
-def interrupt_when(h: highspy.Highs, event: threading.Event) -> None:
+def interrupt_when(h: highspy.Highs, should: Callable[[], bool]) -> None:
     """Interrupt `h`'s solves (simplex, interior point, MIP) at their next look at HiGHS'
-    interrupt callback once `event` is set (the model status then says interrupted)."""
+    interrupt callback once `should()` is true (the model status then says interrupted)."""
 
     def on_interrupt(e: Any) -> None:
-        if event.is_set():
+        if should():
             e.interrupt()
 
     h.cbSimplexInterrupt.subscribe(on_interrupt)

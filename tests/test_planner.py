@@ -1192,7 +1192,7 @@ def test_a_set_event_interrupts_a_highs_solve() -> None:
             event = threading.Event()
             if stop:
                 event.set()
-            interrupt_when(h, event)
+            interrupt_when(h, event.is_set)
             h.run()
             status = h.getModelStatus()
             expected = (

@@ -34,12 +34,6 @@ from optimizer.scenario.types import Scenario
 RC_TOL = 1e-6
 
 
-def allowed_hours(sc: Scenario, opts: JobOptions, gang: np.ndarray, i: int) -> np.ndarray:
-    """Window hours of option i where its site has room for the whole gang (as jobs.py)."""
-    hours = np.arange(opts.window_start[i], opts.window_end[i])
-    return hours[sc.capacity[opts.site[i], opts.acc[i], hours] >= gang[opts.job[i]]]
-
-
 # option-hours per chunk of `pattern_costs` (a few arrays of this many floats at a time)
 PATTERN_CHUNK_CELLS = 500_000
 
@@ -103,7 +97,7 @@ def _chunk_costs(
     without = np.take_along_axis(short, end, axis=1) - short[:, :width]
     starts = hours[None, :]
     ok = (
-        (hours[None, :] + d[:, None] <= last)
+        (starts + d[:, None] <= last)
         & (without == 0)
         & (starts >= opts.start_min[idx][:, None])
         & (starts <= opts.start_max[idx][:, None])
