@@ -185,7 +185,7 @@ def replica_min_up_hours(sc: Scenario) -> int:
 def pauses_of(hours: np.ndarray) -> int:
     """Pauses of a job running in `hours`: its blocks of consecutive hours, less one."""
     h = np.sort(np.asarray(hours, dtype=np.int64))
-    return int(np.count_nonzero(np.diff(h) > 1)) if h.size else 0
+    return int(np.count_nonzero(h[1:] - h[:-1] > 1))  # not np.diff: called per job, per plan
 
 
 def replica_changes(devices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -130,6 +130,8 @@ def site_energy(sc: Scenario, sched: Schedule) -> Energy:
 
 
 def _allowed_sites(sc: Scenario, job: Job) -> str:
+    """The sites `job` may run at (its residency regions, a type with room for its gang),
+    ';'-joined."""
     allowed = {
         sc.site_ids[s]
         for s, site in enumerate(sc.sites)
@@ -153,7 +155,11 @@ def job_rows(
     migration = np.zeros(J)
     transfer = np.zeros(J)
     rows = []
+    allowed: dict[tuple[Any, ...], str] = {}  # by what decides it: jobs share a few answers
     for j, job in enumerate(sc.jobs):
+        key = (job.allowed_regions, tuple(job.accelerators), job.gang)
+        if key not in allowed:
+            allowed[key] = _allowed_sites(sc, job)
         js = int(sched.job_site[j])
         placed = js >= 0
         site_id = sc.site_ids[js] if placed else ""
@@ -175,7 +181,7 @@ def job_rows(
                 "deadline": sc.timestamp(job.deadline).isoformat(),
                 "preemptible": bool(job.preemptible),
                 "current_site": job.current_site or "",
-                "allowed_sites": _allowed_sites(sc, job),
+                "allowed_sites": allowed[key],
                 "status": job_status(sc, job, placed),
                 "site_id": site_id,
                 "moved": bool(
