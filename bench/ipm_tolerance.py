@@ -1,11 +1,12 @@
-"""`python -m bench.ipm_tolerance OUT_STEM [--cold PLAN.pkl] [--repeat N]`: what the
-pricing LPs' interior-point tolerance (`planner._ipm_tolerance`) buys and costs.
+"""`python -m bench.ipm_tolerance OUT_STEM [--cold PLAN.pkl] [--repeat N] [--factors F,..]`:
+what the pricing LPs' interior-point tolerance (`planner._ipm_tolerance`) buys and costs.
 
 It captures the default scenario's last pricing LP with replica starts, cold (a 60 s solve,
 or the plan `--cold`'s scenario re-solved to capture it) and warm from that cold plan after
 each change of `bench.changes` (the LP a warm re-solve builds, solved or not), and solves
 each on its own by interior point without crossover (one thread, bounds as the planner sets
-them), at HiGHS' own tolerance and at the planner's, N times each in turn. It reports the
+them), at HiGHS' own tolerance and at the planner's (or at each `--factors` F in place of
+`planner.IPM_STOP_OF_CLOSE`), N times each in turn. It reports the
 time, the iterations, HiGHS' status, the value HiGHS reports and the Lagrangian bound of the
 row duals (`dual_bound.lagrangian`, what a round's bound is made of): the bound given up is
 the exact solve's bound less the stopped one's. Writes OUT_STEM.jsonl and OUT_STEM.md. No
@@ -85,9 +86,17 @@ def main(argv: list[str]) -> int:
     ap.add_argument("out", type=Path, help="results stem")
     ap.add_argument("--cold", type=Path, help="the default scenario's cold plan, pickled")
     ap.add_argument("--repeat", type=int, default=2, help="solves per tolerance, in turn")
+    ap.add_argument(
+        "--factors",
+        help="comma-separated stand-ins for planner.IPM_STOP_OF_CLOSE (default: the planner's)",
+    )
     args = ap.parse_args(argv)
     settings = strategy_settings("new", BUDGET_S)
     loose = planner._ipm_tolerance(settings)
+    tolerances: list[float | None] = [None, loose]
+    if args.factors:
+        close = planner.PRICING_CLOSE * settings.mip_rel_gap
+        tolerances = [None, *(float(f) * close for f in args.factors.split(","))]
     base = case_scenario("default")
     cold: Plan = pickle.loads(args.cold.read_bytes()) if args.cold else optimize(base, settings)
     lps = {"cold": capture(base, settings, None)}
@@ -96,7 +105,7 @@ def main(argv: list[str]) -> int:
     rows: list[dict[str, Any]] = []
     for name, m in lps.items():
         for _ in range(args.repeat):
-            for tol in (None, loose):
+            for tol in tolerances:
                 row = {"lp": name, "nonzeros": m.size()["nonzeros"], **solve(m, settings, tol)}
                 rows.append(row)
                 print(json.dumps(row), file=sys.stderr, flush=True)
