@@ -24,8 +24,7 @@ that does, around the chosen plan's jobs:
   up to `OTHERS` plans the planner passed over (the solver's, the cost-only optimiser's, the
   start: the cheapest by objective doing at least the chosen plan's work), since a job plan
   can be cleaner than the chosen one's in a way no inference around it makes up for (one
-  such plan that dominates as it is comes back as it is); where a criterion proved hopeless
-  around the jobs before, the first try around the next ones is already `PROBE`'s on it.
+  such plan that dominates as it is comes back as it is).
 
 The weights are a Lagrangian search over the emission caps "no more than any baseline" in
 both accountings, with whole devices decided inside each step, so the caps are checked on the
@@ -39,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -212,7 +211,6 @@ def repair(
     record: dict[str, Any] = {"needed": False, "tries": [], "seed": seed}
     found: choose.Candidate | None = None
     clock = _Clock(round_s)
-    hopeless: set[str] = set()  # criteria no weight got right around a job plan searched
     for k, source in enumerate(sources):
         share = None if deadline is None else t + (deadline - t) * (k + 1) / len(sources)
         v = verdict(sc, source, baselines)
@@ -227,11 +225,10 @@ def repair(
         record["needed"] = True
         found = _search(
             sc, source, baselines, complete, rounds, share, dirty, record["tries"], clock, seed,
-            made=source if k == 0 and seed_made else None, hopeless=hopeless,
+            made=source if k == 0 and seed_made else None,
         )  # fmt: skip
         if found is not None:
             break
-        hopeless |= set(record["tries"][-1].get("hopeless", ())) if record["tries"] else set()
     record["found"] = found is not None
     if clock.out_of_time:
         record["out_of_time"] = (
@@ -253,25 +250,18 @@ def _search(
     clock: _Clock,
     seed: dict[str, float] | None = None,
     made: choose.Candidate | None = None,
-    hopeless: Collection[str] = (),
 ) -> choose.Candidate | None:
     """At most `rounds` completions of `source`'s jobs, the weights searched (`Search`) from
     `seed` if given; the cheapest valid one that dominates every baseline, each try appended
     to `tries`. A seed whose completion dominates ends the search (`seed_kept`); a first try
     a baseline still beats is followed by `PROBE`'s, and where that one is beaten on what it
     weighed more, the search ends (`hopeless`). `made`: the first try's completion, made
-    before the guard (at `seed`), taken as it is. `hopeless`: criteria found so around
-    another job plan; where `source` fails on one of them too, its first try is already
-    `PROBE`'s (the lighter weights left it failing there), so one completion tells whether
-    it is hopeless here too (on the +5 % jobs what-if of the default scenario the second
-    job plan's two tries had both missed on curtailment)."""
+    before the guard (at `seed`), taken as it is."""
     unit = unit_weights(sc)
     search = Search.start(dirty, None if seed is None else {k: seed[k] / unit[k] for k in WEIGHED})
     found: choose.Candidate | None = None
     last: dict[str, float] | None = None
-    # the criteria the try being made weighs `PROBE` times more
-    probing: set[str] = set(dirty) if made is None and set(hopeless) & dirty else set()
-    search.probe(probing)
+    probing: set[str] = set()  # the criteria the try being made weighs `PROBE` times more
     for i in range(rounds):
         first = made if i == 0 else None
         if first is None and not clock.may_start(i, deadline):
@@ -316,7 +306,7 @@ def _search(
         if "hopeless" in tries[-1] or "unchanged" in tries[-1]:
             break
         last = now
-        if i == 0 and valid and dirty and found is None and not probing:
+        if i == 0 and valid and dirty and found is None:
             search.probe(dirty)
             probing = dirty
             continue

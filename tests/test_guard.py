@@ -205,13 +205,6 @@ def _dirty_dip_world() -> Scenario:
     return _world(prices=(100, 10, 90), carbon=[40.0, 400.0, 40.0])
 
 
-def _passed_over(sc: Scenario) -> Candidate:
-    """The job in hour 2, the spare device kept warm: a plan the planner passed over."""
-    warm = _restarting(sc, job_hour=2)
-    warm.schedule.svc_devices[0, 0, 0, :] = [2, 2, 2]
-    return Candidate("start", warm.schedule, assemble_plan(sc, warm.schedule, status="baseline"))
-
-
 def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_dominate() -> None:
     # the baseline runs the job in hour 0 and restarts: 200 + 10 + 180 + 15 + 100 = 505 CNY,
     # 0.56 + 0.04 = 0.60 t. Around the optimum's job (hour 1, 0.4 t on its own) no inference
@@ -224,7 +217,9 @@ def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_domin
     assert _kpis(best) == pytest.approx((415.0, 0.96, 0.96))
     base = _restarting(sc, job_hour=0)
     assert _kpis(base) == pytest.approx((505.0, 0.60, 0.60))
-    warm = _passed_over(sc)
+    warm = _restarting(sc, job_hour=2)
+    warm.schedule.svc_devices[0, 0, 0, :] = [2, 2, 2]
+    warm = Candidate("start", warm.schedule, assemble_plan(sc, warm.schedule, status="baseline"))
     assert _kpis(warm) == pytest.approx((490.0, 1.00, 1.00))
 
     # around the optimum's job `PROBE`'s weight makes it cleaner only by leaving demand
@@ -250,30 +245,6 @@ def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_domin
     assert _kpis(found) == pytest.approx((495.0, 0.60, 0.60))
     assert {t["from"] for t in record["tries"]} == {"improved", "start"}
     assert record["tries"][-1]["from"] == "start"
-
-
-def test_what_proved_hopeless_around_one_job_plan_is_probed_first_around_the_next() -> None:
-    # the world above where demand cannot be dropped: around the optimum's job the probe
-    # (256,000 CNY/t) leaves emissions over the baseline's, hopeless. Around the passed-over
-    # plan's job the first try is then already the probe's, not 1,000 CNY/t again: it
-    # restarts the spare device (495 CNY, 0.60 t, as the lighter weight did above) and
-    # dominates; the next tries bisect between the two weights for a cheaper one
-    sc = _dirty_dip_world()
-    sc = dataclasses.replace(
-        sc, policy=dataclasses.replace(sc.policy, unmet_penalty_cny_per_mtoken=1e9)
-    )
-    base = {"b": _restarting(sc, job_hour=0)}
-    found, record = guard.repair(
-        sc, _optimum(sc), base, _complete, rounds=3, others=[_passed_over(sc)]
-    )
-    tries, both = record["tries"], ["emissions_location_t", "emissions_t"]
-    assert [t["from"] for t in tries[:2]] == ["improved", "improved"]
-    assert tries[1]["hopeless"] == both
-    assert tries[2]["from"] == "start" and tries[2]["probe"] == both
-    assert tries[2]["weights"]["emissions_t"] == pytest.approx(tries[1]["weights"]["emissions_t"])
-    assert found is not None and found.origin == guard.GUARD
-    validate_plan(sc, found.plan).raise_if_failed()
-    assert _kpis(found) == pytest.approx((495.0, 0.60, 0.60))
 
 
 def test_a_warm_guard_starts_where_the_previous_search_ended() -> None:
