@@ -95,8 +95,8 @@ def main(argv: list[str]) -> int:
     loose = planner._ipm_tolerance(settings)
     tolerances: list[float | None] = [None, loose]
     if args.factors:
-        close = planner.PRICING_CLOSE * settings.mip_rel_gap
-        tolerances = [None, *(float(f) * close for f in args.factors.split(","))]
+        factors = (float(f) for f in args.factors.split(","))
+        tolerances = [None, *(planner._ipm_tolerance(settings, f) for f in factors)]
     base = case_scenario("default")
     cold: Plan = pickle.loads(args.cold.read_bytes()) if args.cold else optimize(base, settings)
     lps = {"cold": capture(base, settings, None)}

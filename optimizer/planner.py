@@ -955,9 +955,12 @@ def pricing_highs(
     return h, col_map
 
 
-def _ipm_tolerance(settings: SolverSettings) -> float:
-    """The pricing LPs' interior-point optimality tolerance (`IPM_STOP_OF_CLOSE`)."""
-    return max(HIGHS_IPM_TOLERANCE, IPM_STOP_OF_CLOSE * PRICING_CLOSE * settings.mip_rel_gap)
+def _ipm_tolerance(settings: SolverSettings, stop_of_close: float | None = None) -> float:
+    """The pricing LPs' interior-point optimality tolerance: `stop_of_close` (None:
+    `IPM_STOP_OF_CLOSE`) of the close pricing resolves (`PRICING_CLOSE` x the gap asked
+    for), HiGHS' own at least."""
+    of_close = IPM_STOP_OF_CLOSE if stop_of_close is None else stop_of_close
+    return max(HIGHS_IPM_TOLERANCE, of_close * PRICING_CLOSE * settings.mip_rel_gap)
 
 
 def _pricing_lp(

@@ -308,3 +308,12 @@ def check_kubernetes(plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
     assert kinds[("Deployment", "patch")] == (t["action"] == "scale").sum()
     job_patches = t["kind"].isin(JOB_KINDS) & (t["action"] != "finish")
     assert kinds[("Job", "patch")] == job_patches.sum() + (t["action"] == "move").sum()
+
+
+def test_the_columns_job_actions_read_are_workloads_columns() -> None:
+    # `_JOB_ACTION_COLUMNS` names what `_job_actions` reads; a workloads column renamed in
+    # the contract must not leave a job's actions reading a column that is gone
+    from optimizer.actions import _JOB_ACTION_COLUMNS
+    from optimizer.contract import WORKLOADS
+
+    assert set(_JOB_ACTION_COLUMNS) <= set(WORKLOADS.names)

@@ -243,7 +243,7 @@ class Scenario:
     def timestamp(self, hour: int) -> pd.Timestamp:
         """Start of `hour` (may lie beyond the horizon, e.g. a deadline), remembered: a
         plan's tables ask for every job's release and deadline, 15,000 times for a default
-        plan's five candidates, at 13 us a conversion."""
+        warm what-if's five plans (0.2 s of conversions under cProfile)."""
         known = self._timestamp_of
         ts = known.get(hour)
         if ts is None:
