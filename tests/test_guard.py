@@ -247,6 +247,44 @@ def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_domin
     assert record["tries"][-1]["from"] == "start"
 
 
+def test_the_guard_re_plans_what_runs_around_a_baselines_own_jobs() -> None:
+    """A baseline's own plan ties itself, so it is never dirtier than every baseline nor
+    dominating: the guard searched around it never. Its dispatch is a heuristic's, and the
+    completion around its jobs can make it cheaper for no more carbon.
+
+    `_dirty_dip_world` with demand firm (1e9 CNY/Mtoken): around the optimum's job (hour 1,
+    415 CNY, 0.96 t) no inference gets below 0.96 t, so that search ends `hopeless`. The
+    baseline runs the job in hour 0 and restarts, but keeps a third, idle device in hour 0:
+    505 + 100 = 605 CNY, 0.60 + 0.04 = 0.64 t. Around its job the guard drops that device:
+    505 CNY, 0.60 t, cheaper and cleaner than the baseline."""
+    sc = _dirty_dip_world()
+    sc = dataclasses.replace(
+        sc, policy=dataclasses.replace(sc.policy, unmet_penalty_cny_per_mtoken=1e9)
+    )
+    best = _optimum(sc)
+    assert list(best.schedule.job_hours[0]) == [1]  # the premise
+    assert _kpis(best) == pytest.approx((415.0, 0.96, 0.96))
+    spare = _restarting(sc, job_hour=0).schedule
+    spare.svc_devices[0, 0, 0, 0] = 3
+    base = Candidate("baseline:spare", spare, assemble_plan(sc, spare, status="baseline"))
+    validate_plan(sc, base.plan).raise_if_failed()
+    assert _kpis(base) == pytest.approx((605.0, 0.64, 0.64))
+
+    found, record = guard.repair(sc, best, {"spare": base}, _complete, rounds=3, others=[base])
+    assert found is not None and found.origin == guard.GUARD
+    validate_plan(sc, found.plan).raise_if_failed()
+    assert list(found.schedule.job_hours[0]) == [0]  # the baseline's job, kept
+    assert list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
+    assert _kpis(found) == pytest.approx((505.0, 0.60, 0.60))
+    froms = [t["from"] for t in record["tries"]]
+    assert froms[:2] == ["improved", "improved"] and record["tries"][1]["hopeless"]
+    assert froms[2] == "baseline:spare" and record["tries"][2]["dominates"] == {"spare": True}
+    # weighed at `FIRST_SCALE` on every criterion: what it ties on is what it must keep
+    assert record["tries"][2]["weights"] == pytest.approx(
+        {k: guard.FIRST_SCALE * w for k, w in guard.unit_weights(sc).items()}
+    )
+
+
 def test_a_warm_guard_starts_where_the_previous_search_ended() -> None:
     """A warm re-solve's guard tries the weights that made the previous plan dominate first
     (`seed`). Where they still dominate, the search ends there: one completion. Where they
