@@ -188,6 +188,7 @@ def repair(
     seed: dict[str, float] | None = None,
     *,
     seed_made: bool = False,
+    expected_s: float | None = None,
 ) -> tuple[choose.Candidate | None, dict[str, Any]]:
     """A plan that dominates every baseline at equal work, the cheapest found (None if none
     did), and the record of the search (`solver.guard`: each weight tried, from which job
@@ -201,7 +202,11 @@ def repair(
     the first completion no other starts past a job plan's share. With `round_s` (the
     expected time of one completion, s) none starts, the first included, unless it is
     expected to end by then; each one measured replaces the expectation (the planner's
-    `finish_by_limit`: the whole call within its budget).
+    `finish_by_limit`: the whole call within its budget). Without it, `expected_s` (what one
+    completion is expected to take, s: the planner's own churn-aware pass) keeps any
+    completion from starting that is expected to end past `deadline` itself, the whole
+    search's: the first of each job plan otherwise starts whatever its share (on L a single
+    try took 136 s on the guard's 60 s clock, 2026-12-08).
 
     `seed` (the weights, CNY per unit of each criterion of `WEIGHED`, that made a previous
     plan of this scenario dominate: a warm re-solve's) is tried first, and where its
@@ -216,7 +221,7 @@ def repair(
     sources = [best, *others]
     record: dict[str, Any] = {"needed": False, "tries": [], "seed": seed}
     found: choose.Candidate | None = None
-    clock = _Clock(round_s)
+    clock = _Clock(round_s, expected_s, deadline)
     for k, source in enumerate(sources):
         share = None if deadline is None else t + (deadline - t) * (k + 1) / len(sources)
         v = verdict(sc, source, baselines)
@@ -243,9 +248,8 @@ def repair(
             break
     record["found"] = found is not None
     if clock.out_of_time:
-        record["out_of_time"] = (
-            f"a completion was expected to take {clock.round_s:.1f} s, past the deadline"
-        )
+        took = clock.round_s if clock.round_s is not None else clock.expected_s
+        record["out_of_time"] = f"a completion was expected to take {took:.1f} s, past the deadline"
     record["wall_s"] = time.perf_counter() - t
     return found, record
 
@@ -344,10 +348,14 @@ def _try_record(
 @dataclasses.dataclass
 class _Clock:
     """When a completion may start: without an expected time (`round_s` None) the first of
-    each job plan always, the others before the deadline; with one, only if expected to
-    end by the deadline, the expectation being the last completion measured."""
+    each job plan always, the others before the deadline (a job plan's share), and none
+    expected (`expected_s`) to end past `end`, the whole search's deadline; with `round_s`,
+    only if expected to end by the job plan's deadline. The expectation is the last
+    completion measured."""
 
     round_s: float | None
+    expected_s: float | None = None
+    end: float | None = None
     out_of_time: bool = False
 
     def may_start(self, i: int, deadline: float | None) -> bool:
@@ -355,6 +363,10 @@ class _Clock:
             return True
         now = time.perf_counter()
         if self.round_s is None:
+            end, took = self.end, self.expected_s
+            if end is not None and took is not None and now + took > end:
+                self.out_of_time = True
+                return False
             return i == 0 or now <= deadline
         if now + self.round_s <= deadline:
             return True
@@ -364,3 +376,5 @@ class _Clock:
     def measured(self, seconds: float) -> None:
         if self.round_s is not None:
             self.round_s = seconds
+        if self.expected_s is not None:
+            self.expected_s = seconds

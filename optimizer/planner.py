@@ -320,9 +320,11 @@ def _guarded(
     if `best` does not dominate every baseline at equal work and one does: around its jobs
     first, then around those of the cheapest candidates `passed_over` doing its work.
 
-    After the budget, on a clock of its own; with `finish_by_limit`, within the budget
-    (`deadline`): a completion starts only where it is expected to end by then, expected to
-    take as long as the churn-aware pass did (the same LPs), or a plain completion."""
+    After the budget, on a clock of its own, none of its completions started where it is
+    expected to end past that clock; with `finish_by_limit`, within the budget (`deadline`),
+    each job plan's completions only where expected to end within its share. A completion is
+    expected to take as long as the churn-aware pass did (the same LPs), or a plain
+    completion."""
     if settings.dominance_guard_rounds <= 0 or not baselines:
         return best
     churn = _churn_priced(sc)
@@ -330,14 +332,17 @@ def _guarded(
     def complete(shadow: Scenario, jobs: Schedule) -> Schedule | None:
         return _complete(shadow, jobs, settings, churn_aware=churn)
 
-    round_s = None
+    round_s = expected = None
+    took = solver.get("completion_s", {})
+    measured = took.get("churn_aware" if churn else "plain")
     if settings.finish_by_limit:
         t_end = deadline
-        took = solver.get("completion_s", {})
-        round_s = took.get("churn_aware" if churn else "plain") or took.get("estimate", 0.0)
+        round_s = measured or took.get("estimate", 0.0)
     else:
-        # at most as long again as the solve's own budget: a short what-if stays short
+        # at most as long again as the solve's own budget: a short what-if stays short; no
+        # completion starts that is expected to take longer than what is left of that
         t_end = time.perf_counter() + min(settings.dominance_guard_s, settings.time_limit_s)
+        expected = measured
     others = sorted(
         (
             c
@@ -353,7 +358,7 @@ def _guarded(
     made = made and solver.get("plan_weights") == seed
     found, record = guard.repair(
         sc, best, baselines, complete, settings.dominance_guard_rounds, t_end, others, round_s,
-        seed, seed_made=made,
+        seed, seed_made=made, expected_s=expected,
     )  # fmt: skip
     record["from"] = best.origin
     solver["guard"] = record

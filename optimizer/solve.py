@@ -139,9 +139,10 @@ class SolverSettings:
     # most this many completions of its jobs with carbon and curtailment weighed more; the
     # cheapest that dominates them all is returned instead. 0: off
     dominance_guard_rounds: int = 8
-    # ... after the time limit: the first completion always runs, the others while the
-    # guard has spent less than this and less than `time_limit_s` (measured: 2 completions
-    # took 88 s under load 8; 76 s for all at load 3 after a 240 s solve)
+    # ... after the time limit: the first completion runs unless expected (as long as the
+    # churn-aware pass took) to end past that clock, the others while the guard has spent
+    # less than this and less than `time_limit_s` (measured: 2 completions took 88 s under
+    # load 8; 76 s for all at load 3 after a 240 s solve)
     dominance_guard_s: float = 180.0
     # the whole call within `time_limit_s` (issue 17: the 20,000-job week planned with a
     # bound within 300 s): stage 1 gets what the budget leaves after the churn-aware pass

@@ -113,6 +113,22 @@ def test_with_an_expected_time_no_completion_starts_that_would_end_past_the_dead
     assert "out_of_time" not in record
 
 
+def test_no_completion_starts_that_is_expected_to_end_past_the_guards_clock() -> None:
+    """Without `finish_by_limit` each job plan's first completion starts whatever its share
+    of the guard's clock, but not one expected (`expected_s`: the planner's churn-aware
+    pass) to end past the whole clock: expected to take 1,000 s with 100 s left, none runs
+    and the record says why; expected to take 1 s, the search runs as without it."""
+    sc = _world()
+    best, base = _optimum(sc), {"restarts": _restarting(sc, job_hour=0)}
+    deadline = time.perf_counter() + 100.0
+    found, record = guard.repair(sc, best, base, _complete, 3, deadline, expected_s=1000.0)
+    assert found is None and record["needed"] and record["tries"] == []
+    assert "1000.0 s" in record["out_of_time"]
+    found, record = guard.repair(sc, best, base, _complete, 3, deadline, expected_s=1.0)
+    assert found is not None and list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
+    assert "out_of_time" not in record and len(record["tries"]) > 1
+
+
 def test_the_search_ends_where_nothing_around_the_jobs_answers_to_the_weights() -> None:
     # no inference: around a fixed job nothing is left to decide, so every weight completes
     # to the same plan. The optimum runs the job in the cheap dirty hour (10 + 0.4 x 97 CNY),
