@@ -197,14 +197,14 @@ def repair(
     The search starts from `best`'s jobs; where none of its `rounds` completions dominates,
     from each of `others` in turn (plans the planner passed over, by objective: their jobs
     may be cleaner where `best`'s cannot be made so; one that ties a baseline, as a
-    baseline's own plan does, is searched with every criterion weighed). The time to `deadline` (a
-    `time.perf_counter()` value) is shared out equally among the job plans searched; after
-    the first completion no other starts past a job plan's share. With `round_s` (the
-    expected time of one completion, s) none starts, the first included, unless it is
-    expected to end by then; each one measured replaces the expectation (the planner's
-    `finish_by_limit`: the whole call within its budget). Without it, `expected_s` (what one
-    completion is expected to take, s: the planner's own churn-aware pass) keeps any
-    completion from starting that is expected to end past `deadline` itself, the whole
+    baseline's own plan does, is searched with every criterion weighed). The time to
+    `deadline` (a `time.perf_counter()` value) is shared out equally among the job plans
+    searched; after the first completion no other starts past a job plan's share. With
+    `round_s` (the expected time of one completion, s) none starts, the first included,
+    unless it is expected to end by then; each one measured replaces the expectation (the
+    planner's `finish_by_limit`: the whole call within its budget). Without it, `expected_s`
+    (what one completion is expected to take, s: the planner's own churn-aware pass) keeps
+    any completion from starting that is expected to end past `deadline` itself, the whole
     search's: the first of each job plan otherwise starts whatever its share (on L a single
     try took 136 s on the guard's 60 s clock, 2026-12-08).
 

@@ -97,34 +97,24 @@ def test_the_guard_stops_the_warm_device_and_dominates_a_cleaner_baseline() -> N
     assert record["tries"][0]["weights"]["emissions_t"] == pytest.approx(1000.0)
 
 
-def test_with_an_expected_time_no_completion_starts_that_would_end_past_the_deadline() -> None:
-    """`finish_by_limit`: the guard starts a completion (the first too) only where one is
-    expected to end by the deadline. Expected to take 1,000 s with 100 s left, none runs
-    and the record says why; expected to take 0 s, the search runs as without one and finds
-    the plan of the test above, each completion measured then replacing the expectation."""
+@pytest.mark.parametrize("expectation", ["round_s", "expected_s"])
+def test_with_an_expected_time_no_completion_starts_that_would_end_past_the_deadline(
+    expectation: str,
+) -> None:
+    """A completion (the first too) starts only where it is expected to end in time:
+    `round_s` (`finish_by_limit`) by the job plan's share of the deadline, `expected_s` (the
+    guard on its own clock, expected to take what the planner's churn-aware pass took) by
+    the deadline itself, where otherwise each job plan's first completion starts whatever
+    its share. Expected to take 1,000 s with 100 s left, none runs and the record says why;
+    expected to take 0 s, the search runs as without one and finds the plan of the test
+    above, each completion measured then replacing the expectation."""
     sc = _world()
     best, base = _optimum(sc), {"restarts": _restarting(sc, job_hour=0)}
     deadline = time.perf_counter() + 100.0
-    found, record = guard.repair(sc, best, base, _complete, 3, deadline, round_s=1000.0)
+    found, record = guard.repair(sc, best, base, _complete, 3, deadline, **{expectation: 1e3})
     assert found is None and record["needed"] and record["tries"] == []
     assert "1000.0 s" in record["out_of_time"]
-    found, record = guard.repair(sc, best, base, _complete, 3, deadline, round_s=0.0)
-    assert found is not None and list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
-    assert "out_of_time" not in record
-
-
-def test_no_completion_starts_that_is_expected_to_end_past_the_guards_clock() -> None:
-    """Without `finish_by_limit` each job plan's first completion starts whatever its share
-    of the guard's clock, but not one expected (`expected_s`: the planner's churn-aware
-    pass) to end past the whole clock: expected to take 1,000 s with 100 s left, none runs
-    and the record says why; expected to take 1 s, the search runs as without it."""
-    sc = _world()
-    best, base = _optimum(sc), {"restarts": _restarting(sc, job_hour=0)}
-    deadline = time.perf_counter() + 100.0
-    found, record = guard.repair(sc, best, base, _complete, 3, deadline, expected_s=1000.0)
-    assert found is None and record["needed"] and record["tries"] == []
-    assert "1000.0 s" in record["out_of_time"]
-    found, record = guard.repair(sc, best, base, _complete, 3, deadline, expected_s=1.0)
+    found, record = guard.repair(sc, best, base, _complete, 3, deadline, **{expectation: 0.0})
     assert found is not None and list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
     assert "out_of_time" not in record and len(record["tries"]) > 1
 
@@ -264,9 +254,9 @@ def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_domin
 
 
 def test_the_guard_re_plans_what_runs_around_a_baselines_own_jobs() -> None:
-    """A baseline's own plan ties itself, so it is never dirtier than every baseline nor
-    dominating: the guard searched around it never. Its dispatch is a heuristic's, and the
-    completion around its jobs can make it cheaper for no more carbon.
+    """A baseline's own plan ties itself: no baseline is better on anything, yet it does
+    not dominate, so the guard never searched around it. Its dispatch is a heuristic's, and
+    the completion around its jobs can make it cheaper for no more carbon.
 
     `_dirty_dip_world` with demand firm (1e9 CNY/Mtoken): around the optimum's job (hour 1,
     415 CNY, 0.96 t) no inference gets below 0.96 t, so that search ends `hopeless`. The
