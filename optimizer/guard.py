@@ -192,7 +192,8 @@ def repair(
 ) -> tuple[choose.Candidate | None, dict[str, Any]]:
     """A plan that dominates every baseline at equal work, the cheapest found (None if none
     did), and the record of the search (`solver.guard`: each weight tried, from which job
-    plan, its cost, emissions, and what still failed).
+    plan, its cost, emissions, and what still failed; `jobs_from`, the origin of the job
+    plan the plan found runs).
 
     The search starts from `best`'s jobs; where none of its `rounds` completions dominates,
     from each of `others` in turn (plans the planner passed over, by objective: their jobs
@@ -247,6 +248,10 @@ def repair(
         if found is not None:
             break
     record["found"] = found is not None
+    if found is not None:
+        # whose jobs the plan found runs: the chosen plan's, or those of one passed over (a
+        # baseline's, say: its jobs with their inference and energy planned anew)
+        record["jobs_from"] = source.origin
     if clock.out_of_time:
         took = clock.round_s if clock.round_s is not None else clock.expected_s
         record["out_of_time"] = f"a completion was expected to take {took:.1f} s, past the deadline"

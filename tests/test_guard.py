@@ -92,6 +92,7 @@ def test_the_guard_stops_the_warm_device_and_dominates_a_cleaner_baseline() -> N
     validate_plan(sc, found.plan).raise_if_failed()
     assert list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
     assert list(found.schedule.job_hours[0]) == [1]  # the optimum's job, kept
+    assert record["jobs_from"] == "improved"
     assert _kpis(found) == pytest.approx((435.0, 0.24, 0.24))
     # the first weight dominated; the lighter ones tried after it keep the device warm
     assert record["tries"][0]["weights"]["emissions_t"] == pytest.approx(1000.0)
@@ -250,7 +251,7 @@ def test_the_guard_searches_a_passed_over_plan_when_the_chosen_jobs_cannot_domin
     assert list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
     assert _kpis(found) == pytest.approx((495.0, 0.60, 0.60))
     assert {t["from"] for t in record["tries"]} == {"improved", "start"}
-    assert record["tries"][-1]["from"] == "start"
+    assert record["tries"][-1]["from"] == "start" and record["jobs_from"] == "start"
 
 
 def test_the_guard_re_plans_what_runs_around_a_baselines_own_jobs() -> None:
@@ -280,6 +281,7 @@ def test_the_guard_re_plans_what_runs_around_a_baselines_own_jobs() -> None:
     assert found is not None and found.origin == guard.GUARD
     validate_plan(sc, found.plan).raise_if_failed()
     assert list(found.schedule.job_hours[0]) == [0]  # the baseline's job, kept
+    assert record["jobs_from"] == "baseline:spare"
     assert list(found.schedule.svc_devices[0, 0, 0]) == [2, 1, 2]
     assert _kpis(found) == pytest.approx((505.0, 0.60, 0.60))
     froms = [t["from"] for t in record["tries"]]
