@@ -222,7 +222,8 @@ def repair(
     sources = [best, *others]
     record: dict[str, Any] = {"needed": False, "tries": [], "seed": seed}
     found: choose.Candidate | None = None
-    clock = _Clock(round_s, expected_s, deadline)
+    by_share = round_s is not None
+    clock = _Clock(round_s if by_share else expected_s, deadline, by_share)
     for k, source in enumerate(sources):
         share = None if deadline is None else t + (deadline - t) * (k + 1) / len(sources)
         v = verdict(sc, source, baselines)
@@ -230,6 +231,7 @@ def repair(
             break  # the plan chosen stands
         if dominates_all(v) and validate_plan(sc, source.plan).ok:
             found = source  # passed over for its objective, yet dominating as it is
+            record["jobs_from"] = source.origin
             break
         dirty, dear = failing(v)
         if not dirty and not dear:
@@ -246,15 +248,15 @@ def repair(
             made=source if k == 0 and seed_made else None,
         )  # fmt: skip
         if found is not None:
+            # whose jobs the plan found runs: the chosen plan's, or those of one passed over
+            # (a baseline's, say: its jobs with their inference and energy planned anew)
+            record["jobs_from"] = source.origin
             break
     record["found"] = found is not None
-    if found is not None:
-        # whose jobs the plan found runs: the chosen plan's, or those of one passed over (a
-        # baseline's, say: its jobs with their inference and energy planned anew)
-        record["jobs_from"] = source.origin
     if clock.out_of_time:
-        took = clock.round_s if clock.round_s is not None else clock.expected_s
-        record["out_of_time"] = f"a completion was expected to take {took:.1f} s, past the deadline"
+        record["out_of_time"] = (
+            f"a completion was expected to take {clock.expected_s:.1f} s, past the deadline"
+        )
     record["wall_s"] = time.perf_counter() - t
     return found, record
 
@@ -352,34 +354,27 @@ def _try_record(
 
 @dataclasses.dataclass
 class _Clock:
-    """When a completion may start: without an expected time (`round_s` None) the first of
-    each job plan always, the others before the deadline (a job plan's share), and none
-    expected (`expected_s`) to end past `end`, the whole search's deadline; with `round_s`,
-    only if expected to end by the job plan's deadline. The expectation is the last
-    completion measured."""
+    """When a completion may start. `expected_s` is what one is expected to take (None: not
+    known), the last completion measured from then on. `by_share` (`finish_by_limit`): each,
+    the first too, only where expected to end within its job plan's share of the time;
+    otherwise the first of each job plan whatever its share and the others before the share
+    ends, none of them expected to end past `end`, the whole search's deadline."""
 
-    round_s: float | None
-    expected_s: float | None = None
-    end: float | None = None
+    expected_s: float | None
+    end: float | None
+    by_share: bool
     out_of_time: bool = False
 
     def may_start(self, i: int, deadline: float | None) -> bool:
         if deadline is None:
             return True
         now = time.perf_counter()
-        if self.round_s is None:
-            end, took = self.end, self.expected_s
-            if end is not None and took is not None and now + took > end:
-                self.out_of_time = True
-                return False
-            return i == 0 or now <= deadline
-        if now + self.round_s <= deadline:
-            return True
-        self.out_of_time = True
-        return False
+        limit = deadline if self.by_share else self.end
+        if self.expected_s is not None and limit is not None and now + self.expected_s > limit:
+            self.out_of_time = True
+            return False
+        return self.by_share or i == 0 or now <= deadline
 
     def measured(self, seconds: float) -> None:
-        if self.round_s is not None:
-            self.round_s = seconds
         if self.expected_s is not None:
             self.expected_s = seconds
